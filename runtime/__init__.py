@@ -1,0 +1,1 @@
+"""wexec: scripts as HTTP endpoints, each run inside a WebAssembly sandbox."""
