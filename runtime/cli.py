@@ -1,0 +1,105 @@
+"""``wexec serve | run | build``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from runtime.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wexec", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a script once and print its response")
+    run.add_argument("file", type=Path)
+    run.add_argument("--method", "-X", default="GET")
+    run.add_argument("--path", help="request path (default: the script's route)")
+    run.add_argument("--query", "-q", default="", help="query string, e.g. 'a=1&b=2'")
+    run.add_argument("--header", "-H", action="append", default=[], help="'Name: value'")
+    run.add_argument("--param", "-p", action="append", default=[], help="route parameter k=v")
+    run.add_argument("--data", "-d", help="request body ('@file' reads a file)")
+    run.add_argument("--timeout", type=int, help="override @timeout, ms")
+    run.set_defaults(fn=_cmd_run)
+
+    build = sub.add_parser("build", help="build the guest and compile its machine code")
+    build.set_defaults(fn=_cmd_build)
+
+    try:
+        from runtime.server import add_serve_command
+    except ImportError:
+        pass
+    else:
+        add_serve_command(sub)
+
+    args = parser.parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from runtime.sandbox import Sandbox
+
+    started = time.perf_counter()
+    sandbox = Sandbox(Settings())
+    print(f"guest {sandbox.engine.guest_hash[:16]} ready in {time.perf_counter() - started:.2f} s")
+    sandbox.close()
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from runtime.compiler import CompileError
+    from runtime.sandbox import Invocation, Sandbox, ScriptError
+
+    file: Path = args.file.resolve()
+    if not file.is_file():
+        print(f"wexec: no such script: {args.file}", file=sys.stderr)
+        return 2
+    headers = {}
+    for h in args.header:
+        name, _, value = h.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = b""
+    if args.data is not None:
+        body = Path(args.data[1:]).read_bytes() if args.data.startswith("@") else args.data.encode()
+        headers.setdefault("content-type", _guess_type(body))
+    path = args.path or "/" + file.stem
+    query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(args.query).items()}
+    params = dict(p.split("=", 1) for p in args.param)
+    url = f"http://localhost{path}" + (f"?{args.query}" if args.query else "")
+
+    sandbox = Sandbox(Settings())
+    try:
+        artefact = sandbox.compiler.compile_file(file.parent, file.name)
+        inv = Invocation(args.method.upper(), path, url, headers, query, params, body, "127.0.0.1")
+        kw = {} if args.timeout is None else {"timeout_ms": args.timeout}
+        result = sandbox.run(artefact, inv, **kw)
+    except (CompileError, ScriptError) as exc:
+        print(f"wexec: {exc}", file=sys.stderr)
+        if isinstance(exc, ScriptError) and exc.stack:
+            print(exc.stack, file=sys.stderr)
+        return 1
+    finally:
+        sandbox.close()
+    for log in result.logs:
+        print(f"[{log.level}] {log.message}", file=sys.stderr)
+    print(result.status)
+    for name, value in result.headers:
+        print(f"{name}: {value}")
+    print()
+    sys.stdout.flush()
+    sys.stdout.buffer.write(result.body)
+    if result.body and not result.body.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    return 0
+
+
+def _guess_type(body: bytes) -> str:
+    return "application/json" if body.lstrip()[:1] in (b"{", b"[") else "text/plain"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

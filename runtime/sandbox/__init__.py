@@ -1,0 +1,190 @@
+"""The sandbox: compiled scripts in, responses out, every run inside its own wasm store.
+
+Worker scripts keep one instance (globals persist, requests interleave at ``await``); serverless
+scripts get a fresh store from the snapshot for every request and it is dropped afterwards.
+Guest code runs on a small thread pool (ctypes releases the GIL while wasm runs), so a busy script
+costs a thread, not the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from runtime.config import Settings
+from runtime.host import Capabilities, default_capabilities
+from runtime.sandbox.driver import Driver
+from runtime.sandbox.engine import GuestEngine
+from runtime.sandbox.errors import ScriptError, ScriptMemoryError, ScriptTimeout, SandboxError
+from runtime.sandbox.instance import GuestInstance
+from runtime.sandbox.types import Invocation, LogRecord, Result
+
+if TYPE_CHECKING:
+    from runtime.compiler import Artefact, Compiler
+
+T = TypeVar("T")
+_SCRIPT_DEFAULT: Any = object()
+
+__all__ = [
+    "Invocation",
+    "LogRecord",
+    "Result",
+    "Sandbox",
+    "SandboxError",
+    "ScriptError",
+    "ScriptMemoryError",
+    "ScriptTimeout",
+]
+
+
+class Sandbox:
+    """One per process: the guest engine, the compiler bound to it, and the worker instances."""
+
+    def __init__(self, settings: Settings, caps: Capabilities | None = None) -> None:
+        self.settings = settings
+        self.caps = caps or default_capabilities(settings)
+        self.engine = GuestEngine(settings, self.caps)
+        self._workers: dict[str, Driver] = {}
+        self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
+        self._compile_lock = threading.Lock()
+        self._compile_instance: GuestInstance | None = None
+        self._compiler: Compiler | None = None
+
+    @property
+    def compiler(self) -> Compiler:
+        if self._compiler is None:
+            from runtime.compiler import Compiler
+
+            self._compiler = Compiler(
+                self.settings.cache_dir, self.engine.guest_hash, self.to_bytecode
+            )
+        return self._compiler
+
+    def to_bytecode(self, js: str, filename: str) -> bytes:
+        """Compile JS text to QuickJS bytecode inside the guest (thread-safe)."""
+        from runtime.compiler import CompileError
+
+        with self._compile_lock:
+            if self._compile_instance is None:
+                self._compile_instance = GuestInstance(self.engine, self.settings.memory_limit)
+            head, blob = self._compile_instance.cross(
+                b"wx_compile", orjson.dumps({"filename": filename}), js.encode(), 10_000
+            )
+        out = orjson.loads(head)
+        if "error" in out:
+            e = out["error"]
+            raise CompileError(
+                f"{e.get('name', 'SyntaxError')}: {e.get('message', '')}",
+                filename,
+                e.get("line"),
+                e.get("col"),
+            )
+        ref = out["bytecode"]
+        return blob[ref["off"] : ref["off"] + ref["len"]]
+
+    def timeout_for(self, artefact: Artefact) -> int | None:
+        """The script's ``@timeout`` (or the default), capped by settings; None is unlimited."""
+        wanted = artefact.magic.timeout
+        ms = self.settings.timeout_ms if wanted is None else int(wanted)
+        cap = self.settings.max_timeout_ms
+        if cap and (ms == 0 or ms > cap):
+            ms = cap
+        return ms or None
+
+    async def invoke(
+        self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT
+    ) -> Result:
+        """Run ``artefact`` for one request, in its worker instance or a fresh one."""
+        if timeout_ms is _SCRIPT_DEFAULT:
+            timeout_ms = self.timeout_for(artefact)
+        if _mode(artefact) == "worker":
+            driver = await self._worker(artefact)
+            try:
+                return await driver.request(inv, timeout_ms, self._offload)
+            finally:
+                if driver.broken is not None:
+                    self._discard(artefact.key, driver)
+        driver = self._driver(artefact)
+        try:
+            req, ops = await self._offload(lambda: self._start_fresh(driver, artefact, inv, timeout_ms))
+            await driver.finish(req, ops, self._offload)
+            return driver.outcome(req)
+        finally:
+            driver.close()
+
+    def run(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
+        """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
+        if timeout_ms is _SCRIPT_DEFAULT:
+            timeout_ms = self.timeout_for(artefact)
+        if _mode(artefact) == "worker":
+            driver = self._workers.get(artefact.key)
+            if driver is None or driver.broken is not None:
+                driver = self._workers[artefact.key] = self._driver(artefact)
+                driver.load(artefact.bytecode, dict(artefact.env))
+            try:
+                return driver.run(inv, timeout_ms)
+            finally:
+                if driver.broken is not None:
+                    self._discard(artefact.key, driver)
+        driver = self._driver(artefact)
+        try:
+            driver.load(artefact.bytecode, dict(artefact.env))
+            return driver.run(inv, timeout_ms)
+        finally:
+            driver.close()
+
+    def evict(self, key: str) -> None:
+        """Drop a worker instance (its script changed or was deleted)."""
+        driver = self._workers.pop(key, None)
+        if driver is not None and driver.idle:
+            driver.close()
+
+    def close(self) -> None:
+        for driver in self._workers.values():
+            driver.close()
+        self._workers.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _driver(self, artefact: Artefact) -> Driver:
+        instance = GuestInstance(self.engine, self.settings.memory_limit)
+        return Driver(instance, path=artefact.path, caps=self.caps, locate=artefact.locate)
+
+    @staticmethod
+    def _start_fresh(driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None) -> Any:
+        driver.load(artefact.bytecode, dict(artefact.env))
+        return driver.begin(inv, timeout_ms)
+
+    async def _worker(self, artefact: Artefact) -> Driver:
+        driver = self._workers.get(artefact.key)
+        if driver is not None and driver.broken is None:
+            return driver
+        driver = self._driver(artefact)
+        self._workers[artefact.key] = driver
+        try:
+            async with driver.lock:  # taken before any await: requests queue behind the load
+                await self._offload(lambda: driver.load(artefact.bytecode, dict(artefact.env)))
+        except BaseException:
+            self._discard(artefact.key, driver)
+            raise
+        return driver
+
+    def _discard(self, key: str, driver: Driver) -> None:
+        if self._workers.get(key) is driver:
+            del self._workers[key]
+        driver.close()
+
+    async def _offload(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+
+def _mode(artefact: Artefact) -> str:
+    mode = artefact.magic.mode
+    return str(getattr(mode, "value", mode))

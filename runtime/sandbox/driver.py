@@ -1,0 +1,301 @@
+"""Drives requests through one guest instance: crossings, async operations, and who waits.
+
+A worker instance may have several requests in flight, interleaved at their ``await`` points
+just as in any JS runtime. Every crossing returns an envelope listing finished requests, failed
+ones, new host operations and log lines, each tagged with its request id; the driver routes them,
+runs the operations on the event loop, and resumes the guest as they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+
+from runtime.host import Capabilities, OpContext
+from runtime.sandbox import _capi
+from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, ScriptTimeout
+from runtime.sandbox.instance import GuestInstance
+from runtime.sandbox.types import Invocation, LogRecord, Result
+
+T = TypeVar("T")
+Offload = Callable[[Callable[[], T]], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class _Request:
+    rid: int
+    limit_ms: int | None
+    deadline: float | None
+    logs: list[LogRecord] = field(default_factory=list)
+    outcome: Result | BaseException | None = None
+    future: asyncio.Future[None] | None = None
+
+    def remaining_ms(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
+
+    def settle(self, outcome: Result | BaseException) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            if self.future is not None and not self.future.done():
+                self.future.set_result(None)
+
+
+class Driver:
+    """Owns one ``GuestInstance`` and everything in flight on it."""
+
+    def __init__(
+        self,
+        instance: GuestInstance,
+        *,
+        path: str,
+        caps: Capabilities,
+        locate: Locate | None = None,
+        tenant: str = "default/1",
+    ) -> None:
+        self.instance = instance
+        self.path = path
+        self.caps = caps
+        self.locate = locate
+        self.op_context = OpContext(script=path, tenant=tenant)
+        self.broken: BaseException | None = None
+        self.loaded = False
+        self.stray_logs: list[LogRecord] = []
+        self._requests: dict[int, _Request] = {}
+        self._ops: dict[int, tuple[int, asyncio.Task[None]]] = {}
+        self._results: list[dict[str, Any]] = []
+        self._result_blob = bytearray()
+        self._resuming = False
+        self._next_rid = 1
+        self.lock = asyncio.Lock()
+        self._offload: Offload | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._requests
+
+    # -- synchronous entry points (CLI, benches, the first crossing of a request) -----------
+
+    def load(self, bytecode: bytes, env: dict[str, str]) -> None:
+        """Evaluate the script's bytecode once in this instance (``wx_load``)."""
+        header = orjson.dumps(
+            {"filename": self.path, "env": env, "mem_limit": self.instance.memory_limit}
+        )
+        head, _ = self._cross(b"wx_load", header, bytecode, None, None)
+        out = orjson.loads(head)
+        self._collect_logs(out)
+        if "error" in out:
+            raise ScriptError.from_guest(out["error"], self.path, self.locate)
+        self.loaded = True
+
+    def begin(self, inv: Invocation, timeout_ms: int | None) -> tuple[_Request, list[dict]]:
+        """Start a request with its first crossing; returns it and the operations it started."""
+        rid = self._next_rid
+        self._next_rid += 1
+        deadline = None if not timeout_ms else time.monotonic() + timeout_ms / 1000.0
+        req = self._requests[rid] = _Request(rid, timeout_ms or None, deadline)
+        header = orjson.dumps(
+            {
+                "rid": rid,
+                "budget_ms": timeout_ms or None,
+                "method": inv.method,
+                "url": inv.url,
+                "path": inv.path,
+                "headers": inv.headers,
+                "query": inv.query,
+                "params": inv.params,
+                "script": self.path,
+                "ip": inv.ip,
+            }
+        )
+        head, blob = self._cross(b"wx_run", header, inv.body, req.remaining_ms(), req)
+        return req, self._dispatch(head, blob)
+
+    def run(self, inv: Invocation, timeout_ms: int | None = None) -> Result:
+        """Run one request to completion from synchronous code."""
+        req, ops = self.begin(inv, timeout_ms)
+        if req.outcome is None:
+            asyncio.run(self.finish(req, ops))
+        return self.outcome(req)
+
+    # -- asynchronous completion ------------------------------------------------------------
+
+    async def request(self, inv: Invocation, timeout_ms: int | None, offload: Offload) -> Result:
+        """Run one request on a shared (worker) instance, interleaving with others in flight."""
+        async with self.lock:
+            req, ops = await offload(lambda: self.begin(inv, timeout_ms))
+        await self.finish(req, ops, offload)
+        return self.outcome(req)
+
+    async def finish(self, req: _Request, ops: list[dict], offload: Offload | None = None) -> None:
+        """Run the request's operations and resumes until it settles or its time is up."""
+        self._offload = offload
+        self._start_ops(ops)
+        if req.outcome is not None:
+            return
+        req.future = asyncio.get_running_loop().create_future()
+        remaining = req.remaining_ms()
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(req.future), None if remaining is None else remaining / 1000.0
+            )
+        except TimeoutError:
+            req.settle(ScriptTimeout.after(req.limit_ms, self.path))
+            self._forget(req.rid)
+
+    def outcome(self, req: _Request) -> Result:
+        """The request's result (or raise its error); forgets the request."""
+        self._forget(req.rid)
+        out = req.outcome
+        if isinstance(out, BaseException):
+            raise out
+        assert out is not None
+        out.logs = req.logs + out.logs
+        return out
+
+    def close(self) -> None:
+        for _, task in self._ops.values():
+            task.cancel()
+        self._ops.clear()
+        self.instance.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _cross(
+        self, export: bytes, header: bytes, blob: bytes, budget: float | None, req: _Request | None
+    ) -> tuple[bytes, bytes]:
+        if self.broken is not None:
+            raise ScriptError(
+                "the script's instance was stopped by an earlier failure", path=self.path
+            )
+        try:
+            return self.instance.cross(export, header, blob, budget)
+        except (_capi.GuestTrap, MemoryError) as exc:
+            err = self._trap_error(exc, req)
+            self.broken = err
+            for other in list(self._requests.values()):
+                other.settle(err)
+            raise err from exc
+
+    def _trap_error(self, exc: BaseException, req: _Request | None) -> ScriptError:
+        if isinstance(exc, MemoryError):
+            return ScriptMemoryError(str(exc), name="MemoryError", path=self.path)
+        assert isinstance(exc, _capi.GuestTrap)
+        if exc.interrupted:
+            return ScriptTimeout.after(req.limit_ms if req else None, self.path)
+        message = str(exc)
+        if "call stack exhausted" in message or "stack overflow" in message:
+            return ScriptError(
+                "Maximum call stack size exceeded", name="RangeError", path=self.path
+            )
+        return ScriptError(f"the sandbox stopped the script: {message}", name="Trap", path=self.path)
+
+    def _dispatch(self, head: bytes, blob: bytes) -> list[dict]:
+        out = orjson.loads(head)
+        self._collect_logs(out)
+        for done in out.get("done", ()):
+            req = self._requests.get(done["rid"])
+            if req is None:
+                continue
+            body = done.get("body")
+            payload = blob[body["off"] : body["off"] + body["len"]] if body else b""
+            headers = [(k, v) for k, v in done.get("headers", ())]
+            req.settle(Result(int(done.get("status", 200)), headers, payload))
+            self._cancel_ops_of(req.rid)
+        for failed in out.get("failed", ()):
+            req = self._requests.get(failed["rid"])
+            if req is None:
+                continue
+            err = ScriptError.from_guest(failed.get("error") or {}, self.path, self.locate)
+            if isinstance(err, ScriptTimeout):
+                err = ScriptTimeout.after(req.limit_ms, self.path)
+            req.settle(err)
+            self._cancel_ops_of(req.rid)
+        for op_id in out.get("cancel", ()):
+            entry = self._ops.pop(op_id, None)
+            if entry:
+                entry[1].cancel()
+        return list(out.get("ops", ()))
+
+    def _collect_logs(self, out: dict) -> None:
+        for log in out.get("logs", ()):
+            rec = LogRecord(log.get("level", "log"), log.get("msg", ""))
+            req = self._requests.get(log.get("rid", 0))
+            (req.logs if req else self.stray_logs).append(rec)
+
+    def _start_ops(self, ops: list[dict]) -> None:
+        for op in ops:
+            rid = op.get("rid", 0)
+            if rid not in self._requests:
+                continue
+            task = asyncio.ensure_future(self._run_op(op))
+            self._ops[op["id"]] = (rid, task)
+
+    async def _run_op(self, op: dict) -> None:
+        op_id = op["id"]
+        fn = self.caps.ops.get(op.get("op", ""))
+        try:
+            if fn is None:
+                raise ValueError(f"unknown host operation {op.get('op')!r}")
+            value = await fn(op.get("args") or {}, self.op_context)
+            result: dict[str, Any] = {"id": op_id, "ok": True}
+            if isinstance(value, (bytes, bytearray)):
+                result["value"] = {"off": len(self._result_blob), "len": len(value)}
+                result["bytes"] = True
+                self._result_blob += value
+            else:
+                result["value"] = value
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the script sees a rejected promise, with the reason
+            result = {"id": op_id, "ok": False, "error": str(exc) or type(exc).__name__}
+        if self._ops.pop(op_id, None) is None:
+            return
+        self._results.append(result)
+        if not self._resuming:
+            self._resuming = True
+            asyncio.ensure_future(self._resume())
+
+    async def _resume(self) -> None:
+        try:
+            async with self.lock:
+                while self._results and self.broken is None:
+                    results, blob = self._results, bytes(self._result_blob)
+                    self._results, self._result_blob = [], bytearray()
+                    budgets = [r.remaining_ms() for r in self._requests.values()]
+                    budget = None if (not budgets or None in budgets) else max(budgets)  # type: ignore[type-var]
+                    header = orjson.dumps({"budget_ms": budget, "results": results})
+
+                    def cross(h: bytes = header, b: bytes = blob, t: Any = budget) -> tuple[bytes, bytes]:
+                        return self._cross(b"wx_resume", h, b, t, None)
+
+                    try:
+                        head, out_blob = await (self._offload(cross) if self._offload else _now(cross))
+                    except ScriptError:
+                        return
+                    self._start_ops(self._dispatch(head, out_blob))
+        finally:
+            self._resuming = False
+            if self._results and self.broken is None:
+                self._resuming = True
+                asyncio.ensure_future(self._resume())
+
+    def _cancel_ops_of(self, rid: int) -> None:
+        for op_id, (owner, task) in list(self._ops.items()):
+            if owner == rid:
+                task.cancel()
+                del self._ops[op_id]
+
+    def _forget(self, rid: int) -> None:
+        self._requests.pop(rid, None)
+        self._cancel_ops_of(rid)
+
+
+async def _now(fn: Callable[[], T]) -> T:
+    return fn()

@@ -1,0 +1,128 @@
+"""The one wasmtime engine of a process: the guest module, its linker, and the epoch ticker.
+
+Start-up goes build → snapshot → compile, each step cached on disk by content: the guest build
+by the hash of its sources, the Wizer-style snapshot beside it, and Cranelift's machine code as a
+``.cwasm`` loaded with ``Module.deserialize_file`` (mmap'd, so instances get copy-on-write
+memory). Only the first start on a machine pays for compiling.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import wasmtime
+
+from runtime.buildtools import load_build_module
+from runtime.config import Settings
+from runtime.host import Capabilities
+from runtime.sandbox import _capi
+
+_I32 = wasmtime.ValType.i32()
+HOST_CALL_TYPE = wasmtime.FuncType([_I32] * 6, [_I32])
+
+
+class GuestEngine:
+    """Owns everything shared by all stores: Engine → Module → InstancePre."""
+
+    def __init__(self, settings: Settings, caps: Capabilities) -> None:
+        self.settings = settings
+        self.caps = caps
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        config.cranelift_opt_level = "speed"
+        self.engine = wasmtime.Engine(config)
+        cwasm, self.guest_hash = self._prepare()
+        self.module = wasmtime.Module.deserialize_file(self.engine, str(cwasm))
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        self._host_call_handle = _capi.define_unchecked(
+            linker, "wexec", "host_call", HOST_CALL_TYPE, self._host_call
+        )
+        self.pre = linker.instantiate_pre(self.module)
+        self.io_addr: int | None = None  # same in every instance of the snapshot; read once
+        self._ticker = _EpochTicker(self.engine, settings.epoch_tick_ms / 1000.0)
+
+    def deadline_ticks(self, budget_ms: float | None) -> int:
+        """Epoch ticks for a crossing: the guest's own interrupt should fire first."""
+        if budget_ms is None:
+            return 1 << 62
+        return int(budget_ms / self.settings.epoch_tick_ms) + 3
+
+    def close(self) -> None:
+        self._ticker.stop()
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def _prepare(self) -> tuple[Path, str]:
+        guest = load_build_module("guest")
+        cache = self.settings.cache_dir
+        wasm = Path(guest.build_guest(cache))
+        ghash = str(guest.guest_hash())
+        snap = wasm.with_name("engine.snap.wasm")
+        if not snap.exists():
+            snapshot = load_build_module("snapshot")
+            snapshot.snapshot_file(wasm, snap, linker_setup=_refuse_host_calls)
+        cwasm = wasm.with_name(f"engine.snap.wasmtime-{wasmtime.__version__}.cwasm")
+        if not cwasm.exists():
+            module = wasmtime.Module(self.engine, snap.read_bytes())
+            _atomic_write(cwasm, module.serialize())
+        return cwasm, ghash
+
+    def _host_call(self, base: int, args: _capi.ctypes.Array[_capi.ValRaw]) -> None:
+        m = 0xFFFFFFFF
+        read = _capi.string_at
+        name = read(base + (args[0].i32 & m), args[1].i32).decode()
+        data = read(base + (args[2].i32 & m), args[3].i32)
+        out, cap = base + (args[4].i32 & m), args[5].i32
+        fn = self.caps.calls.get(name)
+        try:
+            if fn is None:
+                raise ValueError(f"unknown host call {name!r}")
+            result = fn(data)
+            if len(result) > cap:
+                raise ValueError(f"{name}: result of {len(result)} bytes exceeds {cap}")
+        except ValueError as exc:
+            msg = str(exc).encode()[:cap]
+            _capi.memmove(out, msg, len(msg))
+            args[0].i32 = -len(msg)
+            return
+        _capi.memmove(out, result, len(result))
+        args[0].i32 = len(result)
+
+
+def _refuse_host_calls(linker: wasmtime.Linker) -> None:
+    """Snapshot-time linker: the guest must not reach the host while it initialises."""
+
+    def refuse(*_args: object) -> int:
+        raise RuntimeError("wexec.host_call was called during guest initialisation")
+
+    linker.define_func("wexec", "host_call", HOST_CALL_TYPE, refuse)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+class _EpochTicker:
+    """Advances the engine's epoch so every store's deadline is checked at this granularity."""
+
+    def __init__(self, engine: wasmtime.Engine, period_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(engine, period_s), name="wexec-epoch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, engine: wasmtime.Engine, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()

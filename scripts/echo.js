@@ -1,0 +1,2 @@
+// @description Echoes the request body back as JSON.
+module.exports = (req, res) => res.json({ ok: true, body: req.body });
