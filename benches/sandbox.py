@@ -1,0 +1,180 @@
+"""In-process sandbox benchmarks (no HTTP): the figures issue 2 sets targets for.
+
+    python benches/sandbox.py [--n 3000] [--scripts 200]
+
+Prints p50/p99 per case, the target, and the ratio against Node's ``vm.createContext`` + run per
+request measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from runtime.config import Settings  # noqa: E402
+from runtime.sandbox import Invocation, Sandbox  # noqa: E402
+
+HELLO = "return { message: 'Hello from wexec!' };"
+NODE_VM = textwrap.dedent(
+    """
+    const vm = require('vm');
+    const src = new vm.Script("({ message: 'Hello from node' })");
+    const n = +process.argv[1], out = [];
+    for (let i = 0; i < n + 200; i++) {
+      const t = process.hrtime.bigint();
+      const ctx = vm.createContext({});
+      JSON.stringify(src.runInContext(ctx));
+      if (i >= 200) out.push(Number(process.hrtime.bigint() - t) / 1000);
+    }
+    out.sort((a, b) => a - b);
+    console.log(JSON.stringify({ p50: out[Math.floor(n * 0.5)], p99: out[Math.floor(n * 0.99)] }));
+    """
+)
+
+
+def percentiles(samples_us: list[float]) -> tuple[float, float]:
+    s = sorted(samples_us)
+    return s[len(s) // 2], s[min(len(s) - 1, int(len(s) * 0.99))]
+
+
+def timed(fn, n: int, warmup: int = 200) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    for _ in range(warmup):
+        fn()
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t = clock()
+        fn()
+        out.append((clock() - t) / 1000)
+    return percentiles(out)
+
+
+def ts_script(lines: int, salt: int) -> str:
+    body = [f"// generated benchmark script {salt}", "interface Item { id: number; name: string; tags?: string[] }"]
+    body.append("enum Kind { A = 'a', B = 'b' }")
+    for i in range((lines - 6) // 3):
+        body.append(f"function f{i}<T extends Item>(x: T): number {{")
+        body.append(f"  return (x.tags?.length ?? 0) + x.id * {i} + (x.name as string).length;")
+        body.append("}")
+    body.append("const items: Item[] = [{ id: 1, name: 'a' }, { id: 2, name: 'bb', tags: ['t'] }];")
+    body.append(f"return {{ kind: Kind.A, total: items.map(f0).reduce((a, b) => a + b, 0), salt: {salt} }};")
+    return "\n".join(body)
+
+
+def rss_kib() -> dict[str, int]:
+    fields = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if parts[0].rstrip(":") in ("Rss", "Pss", "Private_Dirty", "Private_Clean"):
+                fields[parts[0].rstrip(":")] = int(parts[1])
+    return fields
+
+
+def node_vm(n: int) -> dict[str, float] | None:
+    try:
+        out = subprocess.run(["node", "-e", NODE_VM, str(n)], capture_output=True, text=True, timeout=300)
+        return json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def startup_ms() -> tuple[float, float]:
+    """First instance after process start, code cache warm: (with import, after import)."""
+    code = textwrap.dedent(
+        """
+        import time; t0 = time.perf_counter()
+        import wasmtime
+        t1 = time.perf_counter()
+        from runtime.config import Settings
+        from runtime.sandbox import Sandbox
+        from runtime.sandbox.instance import GuestInstance
+        sb = Sandbox(Settings())
+        GuestInstance(sb.engine, sb.settings.memory_limit)
+        t2 = time.perf_counter()
+        print((t2 - t0) * 1000, (t2 - t1) * 1000)
+        """
+    )
+    runs = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent.parent, check=True)
+        runs.append(tuple(map(float, out.stdout.split())))
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--scripts", type=int, default=200)
+    args = ap.parse_args()
+
+    sandbox = Sandbox(Settings())
+    inv = Invocation("GET", "/hello", "http://localhost/hello")
+    serverless = sandbox.compiler.compile_source("// @mode serverless\n" + HELLO, "hello.ts")
+    worker = sandbox.compiler.compile_source("// @mode worker\n" + HELLO, "hello-worker.ts")
+    assert sandbox.run(serverless, inv).status == 200
+
+    rows = []
+    s50, s99 = timed(lambda: sandbox.run(serverless, inv), args.n)
+    rows.append(("serverless request (fresh store)", s50, s99, "p50 <= 100 us", s50 <= 100))
+    w50, w99 = timed(lambda: sandbox.run(worker, inv), args.n)
+    rows.append(("worker request (warm)", w50, w99, "p50 <= 30 us", w50 <= 30))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = []
+        for salt in range(15):
+            src = ts_script(100, salt + int(time.time() * 1000))
+            t = time.perf_counter_ns()
+            sandbox.compiler.compile_source(src, f"gen{salt}.ts")
+            cold.append((time.perf_counter_ns() - t) / 1000)
+        c50, c99 = percentiles(cold)
+        rows.append(("compile 100-line TS, cold", c50, c99, "<= 50 ms", c50 <= 50_000))
+        root = Path(tmp)
+        (root / "cached.ts").write_text(ts_script(100, 1))
+        sandbox.compiler.compile_file(root, "cached.ts")
+        k50, k99 = timed(lambda: sandbox.compiler.compile_file(root, "cached.ts"), 500, 10)
+        rows.append(("compile 100-line TS, cached", k50, k99, "<= 1 ms", k50 <= 1000))
+
+    full_ms, after_import_ms = startup_ms()
+    rows.append(("engine start-up, warm cache (ms!)", after_import_ms, full_ms, "<= 5 ms (after import)",
+                 after_import_ms <= 5))
+
+    artefacts = [
+        sandbox.compiler.compile_source(f"// @mode worker\nlet n{i} = 0;\nexport default () => ({{ n: ++n{i} }});",
+                                        f"w{i}.ts")
+        for i in range(args.scripts)
+    ]
+    before = rss_kib()
+    for a in artefacts:
+        sandbox.run(a, inv)
+    after = rss_kib()
+    per = {k: (after[k] - before[k]) / args.scripts for k in after}
+
+    node = node_vm(args.n)
+    print(f"\nwexec sandbox benchmarks  (n={args.n}, {os.cpu_count()} cores, python {sys.version.split()[0]})")
+    print(f"{'case':38} {'p50':>10} {'p99':>10}  target")
+    for name, p50, p99, target, ok in rows:
+        unit = "ms" if "ms!" in name else "us"
+        print(f"{name.replace(' (ms!)', ''):38} {p50:>8.1f}{unit} {p99:>8.1f}{unit}  {target} {'OK' if ok else 'MISSED'}")
+    print(f"{'idle worker instance, per script':38} {per['Rss']:>8.0f}KiB (RSS)  Pss {per['Pss']:.0f} KiB, "
+          f"private dirty {per['Private_Dirty']:.0f} KiB  target <= 1024 KiB "
+          f"{'OK' if per['Private_Dirty'] <= 1024 else 'MISSED'}")
+    if node:
+        print(f"\nnode vm.createContext + run per request: p50 {node['p50']:.1f} us, p99 {node['p99']:.1f} us")
+        print(f"ratio wexec serverless / node vm: p50 {s50 / node['p50']:.2f}x, p99 {s99 / node['p99']:.2f}x")
+    sandbox.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The sandbox core end to end: real guest, real wasmtime, real esbuild."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+from itertools import count
+
+import pytest
+
+from runtime.compiler import CompileError
+from runtime.config import REPO_ROOT
+from runtime.sandbox import Invocation, Result, Sandbox, ScriptError, ScriptMemoryError, ScriptTimeout
+
+_names = count()
+
+
+def run(sandbox: Sandbox, source: str, *, ext: str = "ts", inv: Invocation | None = None, **kw: object) -> Result:
+    artefact = sandbox.compiler.compile_source(source, f"t{next(_names)}.{ext}")
+    return sandbox.run(artefact, inv or Invocation("GET", "/t"), **kw)  # type: ignore[arg-type]
+
+
+def body(result: Result) -> object:
+    return json.loads(result.body)
+
+
+def header(result: Result, name: str) -> str | None:
+    return next((v for k, v in result.headers if k.lower() == name), None)
+
+
+# -- script shapes ---------------------------------------------------------------------------
+
+SHAPES = {
+    "top-level return": "return { shape: 'body', m: metadata.method };",
+    "module.exports arrow": "module.exports = (req, res) => res.json({ shape: 'cjs', m: req.method });",
+    "module.exports async function": "module.exports = async function (req, res) { return { shape: 'cjs-async', m: req.method }; };",
+    "export default function": "export default function handler(req, res) { return { shape: 'esm', m: req.method }; }",
+    "export default async arrow": "export default async (req, res) => { res.json({ shape: 'esm-async', m: req.method }); };",
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_every_script_shape_answers(sandbox: Sandbox, name: str) -> None:
+    result = run(sandbox, SHAPES[name])
+    assert result.status == 200
+    assert header(result, "content-type", ).startswith("application/json")
+    assert body(result)["m"] == "GET"
+
+
+def test_top_level_await_and_import(sandbox: Sandbox) -> None:
+    src = "import crypto from 'crypto';\nconst v = await Promise.resolve(41);\nreturn { v: v + 1, h: crypto.createHash('sha256').update('x').digest('hex') };"
+    assert body(run(sandbox, src)) == {"v": 42, "h": hashlib.sha256(b"x").hexdigest()}
+
+
+def test_typescript_constructs(sandbox: Sandbox) -> None:
+    src = """
+import type { Something } from './types';
+interface Point { x: number; y?: number }
+enum Color { Red = 'red', Green = 'green' }
+function first<T>(xs: T[]): T | undefined { return xs[0]; }
+const p = { x: 1 } as Point;
+const q: Point | undefined = undefined;
+return { c: Color.Green, f: first<number>([7, 8]), y: p.y ?? 0, z: q?.x ?? 'none', x: (p as any).x };
+"""
+    assert body(run(sandbox, src)) == {"c": "green", "f": 7, "y": 0, "z": "none", "x": 1}
+
+
+def test_namespaces_in_module_scripts(sandbox: Sandbox) -> None:
+    src = "namespace Geo { export const R = 6371; }\nexport default () => ({ r: Geo.R });"
+    assert body(run(sandbox, src)) == {"r": 6371}
+
+
+# -- req, res and the return value -----------------------------------------------------------
+
+
+def test_request_is_parsed_by_content_type(sandbox: Sandbox) -> None:
+    src = "return { body: req.body, raw: req.rawBody, q: metadata.query, p: metadata.parameters, path: metadata.path };"
+    inv = Invocation("POST", "/t", "http://x/t?a=1", {"content-type": "application/json"}, {"a": "1"}, {"id": "9"}, b'{"k": [1, 2]}')
+    out = body(run(sandbox, src, inv=inv))
+    assert out == {"body": {"k": [1, 2]}, "raw": '{"k": [1, 2]}', "q": {"a": "1"}, "p": {"id": "9"}, "path": "/t"}
+    form = Invocation("POST", "/t", headers={"content-type": "application/x-www-form-urlencoded"}, body=b"a=1&b=two+words")
+    assert body(run(sandbox, "return req.body;", inv=form)) == {"a": "1", "b": "two words"}
+    text = Invocation("POST", "/t", headers={"content-type": "text/plain"}, body=b"hello")
+    assert body(run(sandbox, "return { t: req.body };", inv=text)) == {"t": "hello"}
+    raw = Invocation("POST", "/t", headers={"content-type": "application/octet-stream"}, body=b"\x00\x01\xff")
+    assert body(run(sandbox, "return { n: req.body.length, last: req.body[2] };", inv=raw)) == {"n": 3, "last": 255}
+
+
+def test_res_builds_the_response(sandbox: Sandbox) -> None:
+    r = run(sandbox, "res.status(201).setHeader('X-A', 'b'); res.json({ made: true });")
+    assert (r.status, header(r, "x-a"), body(r)) == (201, "b", {"made": True})
+    r = run(sandbox, "res.redirect('/elsewhere');")
+    assert (r.status, header(r, "location")) == (302, "/elsewhere")
+    r = run(sandbox, "return res.status(404).send('gone');")
+    assert (r.status, r.body) == (404, b"gone")
+
+
+def test_return_values_are_serialised(sandbox: Sandbox) -> None:
+    r = run(sandbox, "return 'plain';")
+    assert r.body == b"plain" and header(r, "content-type").startswith("text/plain")
+    r = run(sandbox, "return new Uint8Array([1, 2, 3]);")
+    assert r.body == b"\x01\x02\x03" and header(r, "content-type") == "application/octet-stream"
+    r = run(sandbox, "return new Response('made', { status: 202, headers: { 'x-r': '1' } });")
+    assert (r.status, r.body, header(r, "x-r")) == (202, b"made", "1")
+    r = run(sandbox, "return [1, 'two'];")
+    assert body(r) == [1, "two"]
+    r = run(sandbox, "const x = 1;")
+    assert r.status == 204 and r.body == b""
+
+
+def test_console_is_captured_with_levels(sandbox: Sandbox) -> None:
+    r = run(sandbox, "console.log('a', 1); console.warn({ b: 2 }); console.error('c'); return 1;")
+    assert [(log.level, log.message) for log in r.logs][:3] == [("log", "a 1"), ("warn", '{"b":2}'), ("error", "c")] or \
+        [log.level for log in r.logs] == ["log", "warn", "error"]
+
+
+def test_web_and_node_basics(sandbox: Sandbox) -> None:
+    src = """
+const u = new URL('https://a.example/p/q?x=1&y=2#h');
+const enc = new TextEncoder().encode('héllo');
+return {
+  host: u.host, path: u.pathname, y: u.searchParams.get('y'),
+  qs: new URLSearchParams({ a: '1', b: 'x y' }).toString(),
+  len: enc.length, back: new TextDecoder().decode(enc),
+  b64: btoa('hi'), unb64: atob('aGk='),
+  hex: Buffer.from('hi').toString('hex'), fromHex: Buffer.from('6869', 'hex').toString(),
+  bb64: Buffer.from('hello').toString('base64'), cmp: Buffer.compare(Buffer.from('a'), Buffer.from('b')),
+  clone: structuredClone({ d: [1, { e: 2 }] }),
+  uuid: /^[0-9a-f-]{36}$/.test(crypto.randomUUID()),
+  env: Object.keys(process.env).length,
+  rnd: crypto.getRandomValues(new Uint8Array(8)).length,
+};
+"""
+    assert body(run(sandbox, src)) == {
+        "host": "a.example", "path": "/p/q", "y": "2", "qs": "a=1&b=x+y", "len": 6, "back": "héllo",
+        "b64": "aGk=", "unb64": "hi", "hex": "6869", "fromHex": "hi", "bb64": "aGVsbG8=", "cmp": -1,
+        "clone": {"d": [1, {"e": 2}]}, "uuid": True, "env": 0, "rnd": 8,
+    }
+
+
+def test_node_crypto_digests(sandbox: Sandbox) -> None:
+    src = """
+const c = require('node:crypto');
+return {
+  s1: c.createHash('sha1').update('abc').digest('hex'),
+  s512: c.createHash('sha512').update('a').update('bc').digest('base64'),
+  h: c.createHmac('sha256', 'k').update('m').digest('hex'),
+  rb: c.randomBytes(16).length,
+  eq: c.timingSafeEqual(Buffer.from('ab'), Buffer.from('ab')),
+};
+"""
+    import base64
+
+    assert body(run(sandbox, src)) == {
+        "s1": hashlib.sha1(b"abc").hexdigest(),
+        "s512": base64.b64encode(hashlib.sha512(b"abc").digest()).decode(),
+        "h": hmac.new(b"k", b"m", "sha256").hexdigest(),
+        "rb": 16,
+        "eq": True,
+    }
+
+
+def test_webhook_hmac_example_runs_unchanged(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_file(REPO_ROOT / "scripts", "webhook.js")
+    payload = b'{"event":"push","ref":"main"}'
+    sig = "sha256=" + hmac.new(b"shhh-test", payload, "sha256").hexdigest()
+    good = Invocation("POST", "/webhook", headers={"content-type": "application/json", "x-hub-signature-256": sig}, body=payload)
+    r = sandbox.run(artefact, good)
+    assert (r.status, body(r)) == (200, {"accepted": True, "payload": {"event": "push", "ref": "main"}})
+    bad = Invocation("POST", "/webhook", headers={"content-type": "application/json", "x-hub-signature-256": "sha256=00"}, body=payload)
+    assert sandbox.run(artefact, bad).status == 401
+
+
+# -- isolation and persistence ---------------------------------------------------------------
+
+
+def test_serverless_starts_fresh_every_request(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_source(
+        "// @mode serverless\nglobalThis.n = (globalThis.n || 0) + 1;\nreturn { n: globalThis.n };", "fresh.ts"
+    )
+    assert [body(sandbox.run(artefact, Invocation("GET", "/")))["n"] for _ in range(3)] == [1, 1, 1]
+
+
+def test_worker_keeps_its_globals(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_file(REPO_ROOT / "scripts", "counter.ts")
+    counts = [body(sandbox.run(artefact, Invocation("GET", "/counter")))["count"] for _ in range(3)]
+    assert counts[1:] == [counts[0] + 1, counts[0] + 2]
+
+
+def test_random_differs_between_serverless_instances(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_source("return { r: Math.random(), u: crypto.randomUUID() };", "rng.ts")
+    seen = [body(sandbox.run(artefact, Invocation("GET", "/"))) for _ in range(3)]
+    assert len({s["r"] for s in seen}) == 3 and len({s["u"] for s in seen}) == 3
+
+
+# -- limits and failures ---------------------------------------------------------------------
+
+
+def test_infinite_loop_is_stopped_at_its_timeout(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_source("// @timeout 200\nwhile (true) {}", "spin.ts")
+    started = time.monotonic()
+    with pytest.raises(ScriptTimeout) as info:
+        sandbox.run(artefact, Invocation("GET", "/"))
+    elapsed_ms = (time.monotonic() - started) * 1000
+    assert info.value.limit_ms == 200
+    assert 190 <= elapsed_ms < 200 + 100, elapsed_ms
+
+
+def test_worker_survives_a_timeout(sandbox: Sandbox) -> None:
+    src = "// @mode worker\n// @timeout 100\nlet n = 0;\nexport default (req) => { n++; if (req.method === 'POST') while (true) {} return { n }; };"
+    artefact = sandbox.compiler.compile_source(src, "spinworker.ts")
+    assert body(sandbox.run(artefact, Invocation("GET", "/")))["n"] == 1
+    with pytest.raises(ScriptTimeout):
+        sandbox.run(artefact, Invocation("POST", "/"))
+    assert body(sandbox.run(artefact, Invocation("GET", "/")))["n"] >= 2
+
+
+def test_memory_bomb_is_a_clean_error(sandbox: Sandbox) -> None:
+    with pytest.raises(ScriptError) as info:
+        run(sandbox, "let s = 'x'; while (true) { s = s + s; }")
+    assert "memory" in str(info.value).lower()
+
+
+def test_swallowed_out_of_memory_still_ends_the_run(sandbox: Sandbox) -> None:
+    src = "const keep = []; while (true) { try { keep.push(new Array(1e6).fill(1)); } catch (e) {} }"
+    with pytest.raises(ScriptMemoryError):
+        run(sandbox, src, timeout_ms=10_000)
+
+
+def test_worker_is_rebuilt_after_a_trap(sandbox: Sandbox) -> None:
+    src = "// @mode worker\nlet n = 0;\nconst keep = [];\nexport default (req) => { n++; if (req.method === 'POST') while (true) { try { keep.push(new Array(1e6).fill(1)); } catch {} } return { n }; };"
+    artefact = sandbox.compiler.compile_source(src, "bombworker.ts")
+    sandbox.run(artefact, Invocation("GET", "/"))
+    with pytest.raises(ScriptMemoryError):
+        sandbox.run(artefact, Invocation("POST", "/"))
+    assert body(sandbox.run(artefact, Invocation("GET", "/")))["n"] == 1
+
+
+def test_deep_recursion_is_a_range_error(sandbox: Sandbox) -> None:
+    with pytest.raises(ScriptError) as info:
+        run(sandbox, "function f(n) { return f(n + 1) + 1; }\nreturn f(0);")
+    assert info.value.name == "RangeError"
+    caught = run(sandbox, "function f(n) { return f(n + 1) + 1; }\ntry { f(0); } catch (e) { return { caught: e.name }; }")
+    assert body(caught) == {"caught": "RangeError"}
+
+
+def test_throw_reports_the_original_line(sandbox: Sandbox) -> None:
+    src = "interface A { x: number }\nconst a: A = { x: 1 };\n\nthrow new Error('boom ' + a.x);\n"
+    with pytest.raises(ScriptError) as info:
+        run(sandbox, src)
+    assert info.value.message == "boom 1"
+    assert info.value.line == 4
+
+
+def test_rejected_promise_is_a_script_error(sandbox: Sandbox) -> None:
+    with pytest.raises(ScriptError) as info:
+        run(sandbox, "module.exports = async () => { await null; return Promise.reject(new TypeError('nope')); };")
+    assert (info.value.name, info.value.message) == ("TypeError", "nope")
+
+
+def test_syntax_error_names_the_line(sandbox: Sandbox) -> None:
+    with pytest.raises(CompileError) as info:
+        sandbox.compiler.compile_source("const a = 1;\nconst b = ;\nreturn a;", "broken.ts")
+    assert info.value.line == 2
+
+
+# -- async host operations -------------------------------------------------------------------
+
+
+def test_pending_operations_run_concurrently(sandbox: Sandbox) -> None:
+    src = "const t0 = Date.now();\nawait Promise.all([new Promise(r => setTimeout(r, 300)), new Promise(r => setTimeout(r, 300))]);\nreturn { ms: Date.now() - t0 };"
+    started = time.monotonic()
+    r = run(sandbox, src)
+    elapsed = time.monotonic() - started
+    assert 0.29 <= elapsed < 0.45, elapsed
+    assert 290 <= body(r)["ms"] < 450
+
+
+def test_cleared_timer_never_fires(sandbox: Sandbox) -> None:
+    src = "let fired = false;\nconst t = setTimeout(() => { fired = true; }, 50);\nclearTimeout(t);\nawait new Promise(r => setTimeout(r, 100));\nreturn { fired };"
+    assert body(run(sandbox, src)) == {"fired": False}
+
+
+def test_wexec_run_prints_the_response() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", str(REPO_ROOT / "scripts" / "hello.ts")],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    status, rest = out.split("\n", 1)
+    assert status == "200"
+    assert json.loads(rest.split("\n\n", 1)[1])["message"] == "Hello from wexec!"
