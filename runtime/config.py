@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,9 +33,34 @@ class Settings(BaseSettings):
     epoch_tick_ms: int = Field(10, description="Epoch ticker period: how finely deadlines are checked.")
     guest_threads: int = Field(2, description="Threads that run guest code off the event loop.")
     inline_budget_ms: float = Field(
-        2.0,
-        description="Guest calls that recently finished under this run on the event loop; "
-        "slower scripts go to the guest threads.",
+        5.0,
+        description="Slice a serverless request may run on the event loop before it is rerun "
+        "on the guest threads (and its script is treated as slow from then on).",
+    )
+
+    # HTTP server (`wexec serve`).
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, description="Port to listen on.")
+    server: Literal["uvicorn", "granian", "hypercorn"] = Field(
+        "uvicorn", description="ASGI server; hypercorn for HTTP/2 and HTTP/3."
+    )
+    workers: int = Field(1, ge=1, description="Server processes, each with its own sandbox.")
+    max_body_bytes: int = Field(10 * MiB, description="Largest request body; 413 past it.")
+    max_inflight: int = Field(1024, description="Requests in progress per process; 503 past it.")
+    max_queue: int = Field(256, description="Requests waiting on one script's @concurrent; 503 past it.")
+    tenants_root: Path | None = Field(
+        None,
+        description="Multi-tenant layout {root}/{subdomain}/{execId}/; the default tenant is "
+        "default/1 in it. Unset: one tenant, default/1, whose scripts are `scripts`.",
+    )
+    tenant_host_pattern: str = Field(
+        r"^(?P<subdomain>[a-z0-9][a-z0-9-]*?)-(?P<exec_id>[0-9]+)\.",
+        description="Regex on the Host header naming the tenant (groups subdomain, exec_id); "
+        "a request that matches no known tenant goes to default/1.",
+    )
+    reload_interval_ms: int = Field(
+        200, description="How often scripts are re-scanned; a file must be unchanged for one "
+        "interval before its new version is compiled and served.",
     )
 
     @cached_property

@@ -2,8 +2,12 @@
 
 Worker scripts keep one instance (globals persist, requests interleave at ``await``); serverless
 scripts get a fresh store from the snapshot for every request and it is dropped afterwards.
-Guest code runs on a small thread pool (ctypes releases the GIL while wasm runs), so a busy script
-costs a thread, not the event loop.
+Guest code that may run long goes to a small thread pool (ctypes releases the GIL while wasm runs),
+so a busy script costs a thread, not the event loop. A hop to the pool costs ~90 µs here, more
+than a whole serverless request, so a serverless request first runs on the event loop within a
+short slice (``inline_budget_ms``); if it outruns the slice it is discarded and rerun from scratch
+on the pool — safe, since a fresh instance has done nothing visible yet — and the script is
+remembered as slow.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import orjson
 
 from runtime.config import Settings
 from runtime.host import Capabilities, default_capabilities
-from runtime.sandbox.driver import Driver
+from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.errors import ScriptError, ScriptMemoryError, ScriptTimeout, SandboxError
 from runtime.sandbox.instance import GuestInstance
@@ -50,6 +54,7 @@ class Sandbox:
         self.caps = caps or default_capabilities(settings)
         self.engine = GuestEngine(settings, self.caps)
         self._workers: dict[str, Driver] = {}
+        self._slow: set[str] = set()  # serverless scripts that outran the inline slice once
         self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
@@ -111,7 +116,20 @@ class Sandbox:
                     self._discard(artefact.key, driver)
         driver = self._driver(artefact)
         try:
-            req, ops = await self._offload(lambda: self._start_fresh(driver, artefact, inv, timeout_ms))
+            if artefact.key in self._slow:
+                req, ops = await self._offload(lambda: self._start_fresh(driver, artefact, inv, timeout_ms))
+            else:
+                try:
+                    req, ops = self._start_fresh(
+                        driver, artefact, inv, timeout_ms, self.settings.inline_budget_ms
+                    )
+                except SliceExceeded:
+                    self._slow.add(artefact.key)
+                    driver.close()
+                    driver = self._driver(artefact)
+                    req, ops = await self._offload(
+                        lambda: self._start_fresh(driver, artefact, inv, timeout_ms)
+                    )
             await driver.finish(req, ops, self._offload)
             return driver.outcome(req)
         finally:
@@ -125,7 +143,7 @@ class Sandbox:
             driver = self._workers.get(artefact.key)
             if driver is None or driver.broken is not None:
                 driver = self._workers[artefact.key] = self._driver(artefact)
-                driver.load(artefact.bytecode, dict(artefact.env))
+                driver.load(artefact.bytecode, dict(artefact.env), timeout_ms)
             try:
                 return driver.run(inv, timeout_ms)
             finally:
@@ -133,7 +151,7 @@ class Sandbox:
                     self._discard(artefact.key, driver)
         driver = self._driver(artefact)
         try:
-            driver.load(artefact.bytecode, dict(artefact.env))
+            driver.load(artefact.bytecode, dict(artefact.env), timeout_ms)
             return driver.run(inv, timeout_ms)
         finally:
             driver.close()
@@ -158,9 +176,23 @@ class Sandbox:
         return Driver(instance, path=artefact.path, caps=self.caps, locate=artefact.locate)
 
     @staticmethod
-    def _start_fresh(driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None) -> Any:
-        driver.load(artefact.bytecode, dict(artefact.env))
-        return driver.begin(inv, timeout_ms)
+    def _start_fresh(
+        driver: Driver,
+        artefact: Artefact,
+        inv: Invocation,
+        timeout_ms: int | None,
+        slice_ms: float | None = None,
+    ) -> Any:
+        """Load and start a serverless request; with ``slice_ms`` both must fit in the slice."""
+        budget = timeout_ms or None
+        if slice_ms is not None:
+            try:
+                driver.load(artefact.bytecode, dict(artefact.env), slice_ms)
+            except ScriptTimeout as exc:
+                raise SliceExceeded from exc
+        else:
+            driver.load(artefact.bytecode, dict(artefact.env), budget)
+        return driver.begin(inv, timeout_ms, slice_ms)
 
     async def _worker(self, artefact: Artefact) -> Driver:
         driver = self._workers.get(artefact.key)
@@ -170,7 +202,9 @@ class Sandbox:
         self._workers[artefact.key] = driver
         try:
             async with driver.lock:  # taken before any await: requests queue behind the load
-                await self._offload(lambda: driver.load(artefact.bytecode, dict(artefact.env)))
+                await self._offload(
+                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact))
+                )
         except BaseException:
             self._discard(artefact.key, driver)
             raise

@@ -47,6 +47,10 @@ class _Request:
                 self.future.set_result(None)
 
 
+class SliceExceeded(Exception):
+    """A crossing ran past the slice it was given on the event loop."""
+
+
 class Driver:
     """Owns one ``GuestInstance`` and everything in flight on it."""
 
@@ -82,28 +86,40 @@ class Driver:
 
     # -- synchronous entry points (CLI, benches, the first crossing of a request) -----------
 
-    def load(self, bytecode: bytes, env: dict[str, str]) -> None:
+    def load(self, bytecode: bytes, env: dict[str, str], budget_ms: float | None) -> None:
         """Evaluate the script's bytecode once in this instance (``wx_load``)."""
         header = orjson.dumps(
-            {"filename": self.path, "env": env, "mem_limit": self.instance.memory_limit}
+            {"filename": self.path, "env": env, "mem_limit": self.instance.memory_limit,
+             "budget_ms": budget_ms}
         )
-        head, _ = self._cross(b"wx_load", header, bytecode, None, None)
+        head, _ = self._cross(b"wx_load", header, bytecode, budget_ms, None)
         out = orjson.loads(head)
         self._collect_logs(out)
         if "error" in out:
             raise ScriptError.from_guest(out["error"], self.path, self.locate)
         self.loaded = True
 
-    def begin(self, inv: Invocation, timeout_ms: int | None) -> tuple[_Request, list[dict]]:
-        """Start a request with its first crossing; returns it and the operations it started."""
+    def begin(
+        self, inv: Invocation, timeout_ms: int | None, slice_ms: float | None = None
+    ) -> tuple[_Request, list[dict]]:
+        """Start a request with its first crossing; returns it and the operations it started.
+
+        ``slice_ms`` bounds this crossing below the request's own timeout; running past it
+        raises ``SliceExceeded`` (the caller retries elsewhere with a fresh instance).
+        """
         rid = self._next_rid
         self._next_rid += 1
         deadline = None if not timeout_ms else time.monotonic() + timeout_ms / 1000.0
         req = self._requests[rid] = _Request(rid, timeout_ms or None, deadline)
+        budget = timeout_ms or None
+        if slice_ms is not None and (budget is None or slice_ms < budget):
+            budget = slice_ms
+        else:
+            slice_ms = None
         header = orjson.dumps(
             {
                 "rid": rid,
-                "budget_ms": timeout_ms or None,
+                "budget_ms": budget,
                 "method": inv.method,
                 "url": inv.url,
                 "path": inv.path,
@@ -114,8 +130,16 @@ class Driver:
                 "ip": inv.ip,
             }
         )
-        head, blob = self._cross(b"wx_run", header, inv.body, req.remaining_ms(), req)
-        return req, self._dispatch(head, blob)
+        try:
+            head, blob = self._cross(b"wx_run", header, inv.body, budget, req)
+        except ScriptTimeout as exc:
+            if slice_ms is not None:
+                raise SliceExceeded from exc
+            raise
+        ops = self._dispatch(head, blob)
+        if slice_ms is not None and isinstance(req.outcome, ScriptTimeout):
+            raise SliceExceeded
+        return req, ops
 
     def run(self, inv: Invocation, timeout_ms: int | None = None) -> Result:
         """Run one request to completion from synchronous code."""
