@@ -1,0 +1,169 @@
+"""The live view of every tenant's scripts: routes and compiled artefacts, kept in step with disk.
+
+`refresh()` runs off the event loop: it scans each tenant's folder, compiles what changed and
+builds new immutable tables, then swaps them in with one assignment, so a request sees either the
+old view or the new one, never a mix. A changed file is compiled only once it has been left alone
+for `reload_interval_ms`, and its new artefact replaces the old only if it compiles: a script
+being rewritten is never served half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runtime.catalog.routes import Params, Route, RouteError, RouteTable, route_for, scan
+from runtime.catalog.tenants import Tenant, TenantResolver, discover
+from runtime.compiler import CompileError
+from runtime.config import Settings
+
+if TYPE_CHECKING:
+    from runtime.compiler import Artefact
+
+log = logging.getLogger("wexec.catalog")
+
+Stat = tuple[int, int]  # (mtime_ns, size)
+
+
+@dataclass(slots=True)
+class Script:
+    """One route's current version: an artefact ready to run, or the error that stops it."""
+
+    route: Route
+    stat: Stat
+    artefact: Artefact | None = None
+    error: Exception | None = None  # compile or magic-comment error, answered as a 500
+    policy: Any = None  # what `prepare` derived from the artefact, once per version
+
+
+@dataclass(slots=True)
+class TenantScripts:
+    tenant: Tenant
+    table: RouteTable
+    scripts: dict[str, Script]  # by path relative to the tenant root
+    tried: dict[str, Stat] = field(default_factory=dict)  # last version that failed to compile
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    resolver: TenantResolver
+    tenants: dict[str, TenantScripts]  # by tenant name
+
+
+class Catalog:
+    """Resolves (Host, path) to a script and keeps every tenant's scripts current."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        compile_file: Callable[[Path, str], Artefact],
+        prepare: Callable[[str, Artefact], Any],
+    ) -> None:
+        self._settings = settings
+        self._compile = compile_file
+        self._prepare = prepare
+        self._settle_ns = settings.reload_interval_ms * 1_000_000
+        self._view = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
+
+    @property
+    def view(self) -> View:
+        return self._view
+
+    def lookup(self, host: str, path: str) -> tuple[Tenant, Script | None, Params]:
+        view = self._view
+        tenant = view.resolver.resolve(host)
+        scripts = view.tenants.get(tenant.name)
+        if scripts is not None:
+            hit = scripts.table.match(path)
+            if hit is not None:
+                route, params = hit
+                return tenant, scripts.scripts[route.rel], params
+        return tenant, None, {}
+
+    def refresh(self, *, initial: bool = False) -> set[str]:
+        """Bring the view up to date with disk; returns artefact keys nobody serves any more.
+
+        `initial` compiles every file at once instead of waiting for it to settle: at start-up
+        nobody is expected to be writing.
+        """
+        old = self._view
+        now = time.time_ns()
+        tenants = discover(self._settings)
+        fresh: dict[str, TenantScripts] = {}
+        for tenant in tenants:
+            prev = old.tenants.get(tenant.name)
+            fresh[tenant.name] = self._refresh_tenant(tenant, prev, now, initial)
+        resolver = old.resolver
+        if {t.name for t in resolver.tenants} != {t.name for t in tenants}:
+            resolver = TenantResolver(self._settings.tenant_host_pattern, tenants)
+        self._view = View(resolver, fresh)
+        return _keys(old) - _keys(self._view)
+
+    def _refresh_tenant(
+        self, tenant: Tenant, prev: TenantScripts | None, now: int, initial: bool
+    ) -> TenantScripts:
+        on_disk = scan(tenant.root)
+        before = prev.scripts if prev is not None else {}
+        tried = dict(prev.tried) if prev is not None else {}
+        scripts: dict[str, Script] = {}
+        changed = False
+        for rel, stat in on_disk.items():
+            current = before.get(rel)
+            if current is not None and current.stat == stat:
+                scripts[rel] = current
+                continue
+            settled = initial or now - stat[0] >= self._settle_ns
+            if not settled or tried.get(rel) == stat:
+                if current is not None:
+                    scripts[rel] = current  # keep serving the last good version meanwhile
+                continue
+            script = self._load(tenant, rel, stat)
+            if script is None:
+                continue
+            if script.artefact is None and current is not None and current.artefact is not None:
+                tried[rel] = stat
+                log.warning("%s/%s: keeping the previous version: %s", tenant.name, rel, script.error)
+                scripts[rel] = current
+                continue
+            tried.pop(rel, None)
+            scripts[rel] = script
+            changed = True
+        if prev is not None and not changed and scripts.keys() == before.keys():
+            return prev
+        tried = {rel: stat for rel, stat in tried.items() if rel in on_disk}
+        table = RouteTable([s.route for s in scripts.values()])
+        return TenantScripts(tenant, table, scripts, tried)
+
+    def _load(self, tenant: Tenant, rel: str, stat: Stat) -> Script | None:
+        try:
+            route = route_for(rel)
+        except RouteError as exc:
+            log.warning("%s: not routed: %s", tenant.name, exc)
+            return None
+        try:
+            compiled = self._compile(tenant.root, rel)
+            # The compiler keys artefacts by content, and the sandbox keeps one worker instance
+            # per key: scoping the key to tenant and file keeps identical scripts apart.
+            artefact = replace(compiled, key=f"{tenant.name}/{rel}@{compiled.key}")
+            policy = self._prepare(rel, artefact)
+        except FileNotFoundError:
+            return None  # deleted since the scan: the next scan drops its route
+        except CompileError as exc:
+            return Script(route, stat, error=exc)
+        except Exception as exc:  # one unexpected failure must not block every other script
+            log.exception("%s/%s: compiling failed", tenant.name, rel)
+            return Script(route, stat, error=exc)
+        return Script(route, stat, artefact, policy=policy)
+
+
+def _keys(view: View) -> set[str]:
+    return {
+        s.artefact.key
+        for t in view.tenants.values()
+        for s in t.scripts.values()
+        if s.artefact is not None
+    }

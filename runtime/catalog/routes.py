@@ -1,0 +1,164 @@
+"""File-based routing: which script answers a URL path.
+
+`a/b.ts` serves `/a/b`, `index.ts` its folder, `[id]` one segment, `[...slug]` one or more,
+`[[...slug]]` zero or more. When several routes match, the one whose segments rank first wins,
+segment by segment: static before dynamic before catch-all, so a deeper static prefix wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+SCRIPT_SUFFIXES = (".ts", ".js")
+"""Only these are ever executed; `.d.ts` declares types and is never a route."""
+
+STATIC, DYNAMIC, CATCH_ALL, OPTIONAL_CATCH_ALL = range(4)
+
+_DYNAMIC = re.compile(r"^\[([A-Za-z_$][\w$]*)\]$")
+_CATCH_ALL = re.compile(r"^\[\.\.\.([A-Za-z_$][\w$]*)\]$")
+_OPTIONAL_CATCH_ALL = re.compile(r"^\[\[\.\.\.([A-Za-z_$][\w$]*)\]\]$")
+
+Params = dict[str, str | list[str]]
+
+
+def is_script(name: str) -> bool:
+    """A file name the router serves: `.ts`/`.js`, not `.d.ts`, not hidden or private."""
+    return (
+        name.endswith(SCRIPT_SUFFIXES)
+        and not name.endswith(".d.ts")
+        and not name.startswith((".", "_"))
+    )
+
+
+def scan(root: Path) -> dict[str, tuple[int, int]]:
+    """Every routable script under `root` as relative POSIX path → (mtime_ns, size).
+
+    Hidden and `_private` folders and `node_modules` are skipped: they hold helpers and
+    dependencies, not endpoints.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(root / rel_dir if rel_dir else root))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_dir():
+                    if not entry.name.startswith((".", "_")) and entry.name != "node_modules":
+                        stack.append(rel)
+                elif entry.is_file() and is_script(entry.name):
+                    st = entry.stat()
+                    found[rel] = (st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                continue
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    kind: int
+    value: str  # the literal for STATIC, the parameter name otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One script's URL pattern."""
+
+    rel: str  # the script, relative to its tenant root
+    segments: tuple[Segment, ...]
+
+    @property
+    def rank(self) -> tuple[int, ...]:
+        return tuple(s.kind for s in self.segments)
+
+    @property
+    def pattern(self) -> str:
+        """The route as a person writes it, e.g. `/api/users/[id]`."""
+        shown = {STATIC: "{}", DYNAMIC: "[{}]", CATCH_ALL: "[...{}]", OPTIONAL_CATCH_ALL: "[[...{}]]"}
+        return "/" + "/".join(shown[s.kind].format(s.value) for s in self.segments)
+
+    def match(self, parts: list[str]) -> Params | None:
+        params: Params = {}
+        for i, seg in enumerate(self.segments):
+            if seg.kind == STATIC:
+                if i >= len(parts) or parts[i] != seg.value:
+                    return None
+            elif seg.kind == DYNAMIC:
+                if i >= len(parts):
+                    return None
+                params[seg.value] = parts[i]
+            else:  # a catch-all is always the last segment
+                rest = parts[i:]
+                if seg.kind == CATCH_ALL and not rest:
+                    return None
+                params[seg.value] = rest
+                return params
+        return params if len(parts) == len(self.segments) else None
+
+
+class RouteError(ValueError):
+    """A file name that cannot be a route (e.g. a catch-all that is not last)."""
+
+
+def route_for(rel: str) -> Route:
+    """The route a script file serves."""
+    stem = rel.rsplit(".", 1)[0]
+    names = stem.split("/")
+    if names[-1] == "index":
+        names.pop()
+    segments: list[Segment] = []
+    for i, name in enumerate(names):
+        if m := _OPTIONAL_CATCH_ALL.match(name):
+            seg = Segment(OPTIONAL_CATCH_ALL, m.group(1))
+        elif m := _CATCH_ALL.match(name):
+            seg = Segment(CATCH_ALL, m.group(1))
+        elif m := _DYNAMIC.match(name):
+            seg = Segment(DYNAMIC, m.group(1))
+        elif "[" in name or "]" in name:
+            raise RouteError(f"{rel}: {name!r} is not a route segment; use [name], [...name] or [[...name]]")
+        else:
+            seg = Segment(STATIC, name)
+        if seg.kind in (CATCH_ALL, OPTIONAL_CATCH_ALL) and i != len(names) - 1:
+            raise RouteError(f"{rel}: a catch-all segment must be the last one")
+        segments.append(seg)
+    return Route(rel, tuple(segments))
+
+
+def split_path(path: str) -> list[str]:
+    """URL path → decoded segments; empty segments (`//`, trailing `/`) are dropped."""
+    return [unquote(p) for p in path.split("/") if p]
+
+
+class RouteTable:
+    """An immutable set of routes; rebuilt, never mutated, when scripts change."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        ordered = sorted(routes, key=lambda r: (r.rank, r.rel.endswith(".js"), r.rel))
+        self._static: dict[str, Route] = {}
+        self._patterns: list[Route] = []
+        for route in ordered:
+            if all(s.kind == STATIC for s in route.segments):
+                key = "/" + "/".join(s.value for s in route.segments)
+                self._static.setdefault(key, route)  # `a.ts` before `a/index.ts`, `.ts` before `.js`
+            else:
+                self._patterns.append(route)
+        self.routes = ordered
+
+    def match(self, path: str) -> tuple[Route, Params] | None:
+        parts = split_path(path)
+        route = self._static.get("/" + "/".join(parts))
+        if route is not None:
+            return route, {}
+        for route in self._patterns:
+            params = route.match(parts)
+            if params is not None:
+                return route, params
+        return None

@@ -1,0 +1,90 @@
+"""Tenants: who owns a request, and which folder of scripts answers it.
+
+Scripts live under `{tenants_root}/{subdomain}/{execId}/`, as in the reference product. Without
+`tenants_root` there is a single tenant, `default/1`, whose folder is `scripts` — so `wexec serve
+--scripts DIR` serves one folder and `--tenants-root DIR` serves many. A request's tenant comes
+from its Host header through `tenant_host_pattern`; a Host naming no known tenant gets the
+default one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.config import Settings
+
+DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID = "default", "1"
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    subdomain: str
+    exec_id: str
+    root: Path
+
+    @property
+    def name(self) -> str:
+        """`default/1`: how the tenant appears in messages and host capabilities."""
+        return f"{self.subdomain}/{self.exec_id}"
+
+    @property
+    def slug(self) -> str:
+        """`default-1`: the tenant in file names (its request log is `logs/default-1.log`)."""
+        return f"{self.subdomain}-{self.exec_id}"
+
+
+def discover(settings: Settings) -> list[Tenant]:
+    """Every tenant on disk; the default tenant always exists, even with no folder yet."""
+    if settings.tenants_root is None:
+        return [Tenant(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, settings.scripts)]
+    root = settings.tenants_root
+    tenants = {(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID): Tenant(
+        DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, root / DEFAULT_SUBDOMAIN / DEFAULT_EXEC_ID
+    )}
+    for sub in _subdirs(root):
+        for exec_id in _subdirs(root / sub):
+            tenants[(sub, exec_id)] = Tenant(sub, exec_id, root / sub / exec_id)
+    return list(tenants.values())
+
+
+def _subdirs(path: Path) -> list[str]:
+    """Child folders whose names are safe tenant names (lower-case letters, digits, `-`)."""
+    try:
+        return [e.name for e in os.scandir(path) if e.is_dir() and _SAFE_NAME.match(e.name)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+class TenantResolver:
+    """Host header → tenant, among the tenants currently known."""
+
+    def __init__(self, pattern: str, tenants: list[Tenant]) -> None:
+        self._pattern = re.compile(pattern, re.IGNORECASE)
+        self._tenants = {(t.subdomain, t.exec_id): t for t in tenants}
+        self.default = self._tenants[(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID)]
+        self._by_host: dict[str, Tenant] = {}
+
+    @property
+    def tenants(self) -> list[Tenant]:
+        return list(self._tenants.values())
+
+    def resolve(self, host: str) -> Tenant:
+        tenant = self._by_host.get(host)
+        if tenant is None:
+            tenant = self._lookup(host)
+            if len(self._by_host) < 4096:  # bound the memo: Host is client-controlled
+                self._by_host[host] = tenant
+        return tenant
+
+    def _lookup(self, host: str) -> Tenant:
+        m = self._pattern.match(host)
+        if m is None:
+            return self.default
+        groups = m.groupdict()
+        sub = (groups.get("subdomain") or DEFAULT_SUBDOMAIN).lower()
+        exec_id = (groups.get("exec_id") or DEFAULT_EXEC_ID).lower()
+        return self._tenants.get((sub, exec_id), self.default)
