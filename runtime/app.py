@@ -1,0 +1,101 @@
+"""The ASGI application: scripts at bare paths, the management API under `/api/v1/exec/`.
+
+Server-agnostic: uvicorn, granian and hypercorn all run it. The lifespan owns the process's
+resources — the sandbox, the live catalog of scripts and its reload loop, the request logs — and
+releases them in reverse order at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from runtime.api.health import health
+from runtime.catalog.live import Catalog
+from runtime.config import Settings
+from runtime.http.gateway import Gateway
+from runtime.http.limits import LoadShedder
+from runtime.http.policy import prepare
+from runtime.observe.access_log import AccessLog
+from runtime.sandbox import Sandbox
+
+API_PREFIX = "/api/v1/exec/"
+"""Reserved for wexec itself: no script is ever served under it."""
+
+log = logging.getLogger("wexec")
+
+
+class App:
+    """Dispatches each request to the script gateway or the management API.
+
+    Scripts bypass Starlette's router and middleware: their path is the hot one, and the gateway
+    already answers every error itself.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.api = Starlette(
+            routes=[Route(API_PREFIX + "health", health, methods=["GET"])],
+            lifespan=self._lifespan,
+        )
+        self._gateway: Gateway | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(API_PREFIX):
+            if self._gateway is None:
+                raise RuntimeError("wexec needs an ASGI server that runs the lifespan protocol")
+            await self._gateway(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        sandbox = Sandbox(settings)
+        access_log = AccessLog(settings.data_dir / "logs")
+        shedder = LoadShedder(settings.max_inflight)
+        catalog = Catalog(
+            settings,
+            sandbox.compiler.compile_file,
+            lambda rel, artefact: prepare(rel, artefact, settings),
+        )
+        await asyncio.to_thread(catalog.refresh, initial=True)
+        self._gateway = Gateway(catalog, sandbox, access_log, settings.max_body_bytes, shedder)
+        self.api.state.catalog, self.api.state.shedder = catalog, shedder
+        reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
+        try:
+            yield
+        finally:
+            reloader.cancel()
+            await asyncio.gather(reloader, return_exceptions=True)
+            self._gateway = None
+            access_log.close()
+            sandbox.close()
+
+
+async def _keep_current(catalog: Catalog, sandbox: Sandbox, interval_ms: int) -> None:
+    """Re-scan scripts forever; drop the worker instances of versions nobody serves any more."""
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        try:
+            retired = await asyncio.to_thread(catalog.refresh)
+        except Exception:  # a failed scan must not stop hot reload for good
+            log.exception("re-scanning scripts failed")
+            continue
+        for key in retired:
+            sandbox.evict(key)
+
+
+def create_app(settings: Settings | None = None) -> App:
+    """The application for `settings` (default: read from `WEXEC_*` environment variables).
+
+    Servers that start worker processes import this factory by name, so each process builds
+    its own app from the environment `wexec serve` exported.
+    """
+    return App(settings if settings is not None else Settings())

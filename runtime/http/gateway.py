@@ -1,0 +1,204 @@
+"""The request path for scripts, top to bottom, as one ASGI application.
+
+tenant and route (catalog) → script enabled? → CORS preflight → @token → body within limit →
+@concurrent slot → sandbox.invoke under @timeout → response with CORS headers → request log.
+Any step may stop the request with an `HTTPError`, answered as JSON; no script failure escapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
+
+from starlette.types import Receive, Scope, Send
+
+from runtime.catalog.live import Catalog, Script
+from runtime.catalog.magic import MagicCommentError
+from runtime.catalog.tenants import Tenant
+from runtime.compiler import CompileError
+from runtime.http import auth, cors
+from runtime.http.errors import HTTPError, not_found, script_failed, timed_out, unauthorized
+from runtime.http.limits import LoadShedder, read_body
+from runtime.http.policy import Policy
+from runtime.observe.access_log import AccessLog, Entry, render
+from runtime.sandbox import Invocation, Result, ScriptError, ScriptMemoryError, ScriptTimeout
+
+if TYPE_CHECKING:
+    from runtime.sandbox import Sandbox
+
+log = logging.getLogger("wexec.http")
+
+_DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+@dataclass(slots=True)
+class Request:
+    """The parts of an ASGI request the path needs, decoded once."""
+
+    method: str
+    path: str  # decoded, as the script sees it
+    route_path: str  # still percent-encoded: the router splits it before decoding segments
+    url: str
+    headers: dict[str, str]
+    query: dict[str, str | list[str]]
+    ip: str
+
+
+def decode(scope: Scope) -> Request:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    qs = scope.get("query_string", b"").decode("latin-1")
+    query: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(qs, keep_blank_values=True):
+        seen = query.get(key)
+        if seen is None:
+            query[key] = value
+        elif isinstance(seen, list):
+            seen.append(value)
+        else:
+            query[key] = [seen, value]
+    raw_path = scope.get("raw_path")
+    route_path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    host = headers.get("host", "")
+    url = f"{scope.get('scheme', 'http')}://{host}{route_path}" + (f"?{qs}" if qs else "")
+    client = scope.get("client")
+    return Request(
+        scope["method"], scope["path"], route_path, url, headers, query,
+        client[0] if client else "",
+    )
+
+
+class Gateway:
+    """Runs the script a request routes to; one instance serves every tenant of the process."""
+
+    def __init__(
+        self, catalog: Catalog, sandbox: Sandbox, access_log: AccessLog, max_body: int,
+        shedder: LoadShedder,
+    ) -> None:
+        self.catalog = catalog
+        self.sandbox = sandbox
+        self.access_log = access_log
+        self.max_body = max_body
+        self.shedder = shedder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started, t0 = time.time(), time.perf_counter()
+        req = decode(scope)
+        tenant, script, params = self.catalog.lookup(req.headers.get("host", ""), req.route_path)
+        policy: Policy | None = script.policy if script is not None else None
+        entry = Entry(script.route.rel if script else "", req.method, req.path, 0, started, 0.0,
+                      req.query, req.ip, req.headers)
+        extra: list[tuple[str, str]] = []
+        if policy is not None:
+            extra = cors.allow_headers(policy.cors, req.headers.get("origin"))
+        try:
+            self.shedder.enter()
+        except HTTPError as err:
+            await _send_error(send, err, extra)
+            return
+        try:
+            result = await self._run(tenant, script, policy, params, req, receive, entry)
+            status, headers, body = result.status, result.headers, result.body
+            entry.console = result.logs
+        except HTTPError as err:
+            status, headers, body = err.status, err.headers, err.body()
+            if policy is not None:
+                body = auth.Redactor([*policy.secrets, *_request_secrets(req)])(
+                    body.decode()
+                ).encode()
+            entry.error = err.message
+        except Exception as exc:  # a bug on the path must still answer, and keep the process up
+            log.exception("internal error serving %s %s", req.method, req.path)
+            err = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
+            status, headers, body = err.status, err.headers, err.body()
+        finally:
+            self.shedder.leave()
+        await _send(send, status, [*headers, *extra], body)
+        if policy is not None and policy.log_level != "none":
+            entry.status, entry.duration_ms = status, (time.perf_counter() - t0) * 1000
+            entry.response_headers, entry.response_size = headers, len(body)
+            record = render(entry, policy.log_level, policy.log_request_body)
+            if record is not None:
+                redact = auth.Redactor([*policy.secrets, *_request_secrets(req)])
+                self.access_log.write(tenant.slug, record, redact)
+
+    async def _run(
+        self, tenant: Tenant, script: Script | None, policy: Policy | None,
+        params: dict[str, Any], req: Request, receive: Receive, entry: Entry,
+    ) -> Result:
+        if script is None:
+            raise not_found(tenant.name, req.path)
+        if script.artefact is None or policy is None:
+            raise _compile_failed(script.route.rel, script.error)
+        if not policy.enabled:
+            raise HTTPError(
+                404, "not_found",
+                f"{policy.script} is disabled by its // @enabled false; remove that line to serve it",
+                path=req.path, script=policy.script,
+            )
+        if policy.cors != "none" and cors.is_preflight(req.method, req.headers):
+            return Result(204, cors.preflight_headers(policy.cors, req.headers), b"")
+        headers, query, url = req.headers, req.query, req.url
+        if policy.token_digest is not None:
+            if not auth.check(policy.token_digest, headers, query):
+                raise unauthorized(policy.script)
+            headers, query, url = auth.strip_credentials(headers, query, url)
+        body = await read_body(receive, headers.get("content-length"), self.max_body)
+        entry.body = body
+        invocation = Invocation(req.method, req.path, url, headers, query, params, body, req.ip)
+        if policy.limiter is None:
+            return await self._invoke(script, policy, invocation)
+        async with policy.limiter.hold():
+            return await self._invoke(script, policy, invocation)
+
+    async def _invoke(self, script: Script, policy: Policy, invocation: Invocation) -> Result:
+        assert script.artefact is not None
+        try:
+            return await self.sandbox.invoke(
+                script.artefact, invocation, timeout_ms=policy.timeout_ms
+            )
+        except ScriptTimeout as exc:
+            raise timed_out(policy.script, exc.limit_ms or policy.timeout_ms) from None
+        except ScriptMemoryError as exc:
+            raise script_failed("memory_limit", exc.name, exc.message, policy.script,
+                                exc.line, exc.col) from None
+        except ScriptError as exc:
+            raise script_failed("script_error", exc.name, exc.message, policy.script,
+                                exc.line, exc.col, exc.stack) from None
+
+
+def _request_secrets(req: Request) -> list[str]:
+    return auth.request_secrets(req.headers, req.query)
+
+
+def _compile_failed(rel: str, error: Exception | None) -> HTTPError:
+    magic = error.__cause__ if error is not None else None
+    if isinstance(magic, MagicCommentError):
+        problems = [{"line": line, "message": message} for line, message in magic.problems]
+        return HTTPError(
+            500, "invalid_magic_comments", f"{rel}: {magic}", script=rel,
+            line=problems[0]["line"] if problems else None, problems=problems,
+        )
+    if isinstance(error, CompileError):
+        return script_failed("compile_error", "CompileError", error.message, rel,
+                             error.line, error.col)
+    return script_failed("compile_error", type(error).__name__, str(error), rel, None, None)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    raw = [
+        (k.lower().encode("latin-1", "replace"), v.encode("latin-1", "replace"))
+        for k, v in headers if k.lower() not in _DROPPED_RESPONSE_HEADERS
+    ]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, err: HTTPError, extra: list[tuple[str, str]]) -> None:
+    await _send(send, err.status, [*err.headers, *extra], err.body())

@@ -1,0 +1,65 @@
+"""A script's magic comments turned, once per compiled version, into what each request enforces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runtime.config import Settings
+from runtime.http.auth import digest
+from runtime.http.limits import FifoLimiter
+
+if TYPE_CHECKING:
+    from runtime.compiler import Artefact
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    script: str
+    cors: str
+    token_digest: bytes | None
+    secrets: tuple[str, ...]  # never written out: a request's log and errors redact them
+    timeout_ms: int | None  # None: no limit
+    limiter: FifoLimiter | None  # None: unlimited concurrency
+    log_level: str
+    log_request_body: bool
+    enabled: bool
+
+
+def effective_timeout(requested: int | None, settings: Settings) -> int | None:
+    """`@timeout` (None: the settings default; 0: unlimited), capped by `max_timeout_ms`."""
+    timeout = settings.timeout_ms if requested is None else requested
+    cap = settings.max_timeout_ms
+    if timeout == 0:
+        return cap or None
+    return min(timeout, cap) if cap else timeout
+
+
+def secret_forms(secret: str) -> list[str]:
+    """A secret as it may appear in text: raw, and escaped inside a JSON string."""
+    return [secret, json.dumps(secret)[1:-1]]
+
+
+def prepare(script: str, artefact: Artefact, settings: Settings) -> Policy:
+    """`script` is the path relative to its tenant root, as errors and logs name it."""
+    magic = artefact.magic
+    secrets: list[str] = []
+    for secret in (magic.token, magic.ai_key):
+        if secret is not None:
+            secrets.extend(secret_forms(secret.get_secret_value()))
+    token = magic.token.get_secret_value() if magic.token is not None else None
+    return Policy(
+        script=script,
+        cors=magic.cors,
+        token_digest=digest(token) if token is not None else None,
+        secrets=tuple(secrets),
+        timeout_ms=effective_timeout(magic.timeout_ms, settings),
+        limiter=(
+            FifoLimiter(magic.concurrent, settings.max_queue, script)
+            if magic.concurrent is not None else None
+        ),
+        log_level=magic.log_level,
+        log_request_body=magic.log_request_body,
+        enabled=magic.enabled,
+    )

@@ -1,0 +1,87 @@
+"""`wexec serve`: run the app under an ASGI server, in one or more processes.
+
+Each server process builds its own app — and so its own sandbox — from `WEXEC_*` environment
+variables, which `serve` exports from the resolved settings: one path for every server and for
+any number of workers. uvicorn (httptools, uvloop) is the default: it was the fastest of the
+three that pass the whole suite (see benches/). hypercorn stays supported for HTTP/2 and HTTP/3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from runtime.config import Settings
+
+APP_FACTORY = "runtime.app:create_app"
+
+
+def export(settings: Settings) -> None:
+    """Put every setting into the environment, where worker processes read them back."""
+    for name, value in settings.model_dump(exclude_none=True).items():
+        os.environ[f"WEXEC_{name.upper()}"] = str(value)
+
+
+def serve(settings: Settings) -> None:
+    """Serve until interrupted."""
+    export(settings)
+    if settings.server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            APP_FACTORY, factory=True, host=settings.host, port=settings.port,
+            workers=settings.workers, loop="uvloop", http="httptools", lifespan="on",
+            access_log=False, log_level="warning",
+        )
+    elif settings.server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        Granian(
+            APP_FACTORY, factory=True, address=settings.host, port=settings.port,
+            interface=Interfaces.ASGI, workers=settings.workers, loop=Loops.uvloop,
+            log_access=False,
+        ).serve()
+    else:
+        from hypercorn.config import Config
+        from hypercorn.run import run
+
+        config = Config()
+        config.application_path = APP_FACTORY + "()"
+        config.bind = [f"{settings.host}:{settings.port}"]
+        config.workers = 0 if settings.workers == 1 else settings.workers  # 0: this process
+        config.worker_class = "uvloop"
+        config.accesslog = None
+        run(config)
+
+
+def add_serve_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `wexec serve` on the CLI's subcommands."""
+    p = sub.add_parser("serve", help="serve a folder of scripts over HTTP")
+    p.add_argument("--scripts", type=Path, help="scripts of the default tenant (default: scripts/)")
+    p.add_argument("--tenants-root", type=Path,
+                   help="serve many tenants from {DIR}/{subdomain}/{execId}/ instead")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--data", type=Path, help="state and logs (default .wexec/ beside the scripts)")
+    p.add_argument("--workers", type=int, help="server processes (default 1)")
+    p.add_argument("--server", choices=["uvicorn", "granian", "hypercorn"],
+                   help="ASGI server (default uvicorn)")
+    p.set_defaults(fn=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    flags = {
+        name: getattr(args, name)
+        for name in ("scripts", "tenants_root", "host", "port", "data", "workers", "server")
+        if getattr(args, name) is not None
+    }
+    flags = {k: v.resolve() if isinstance(v, Path) else v for k, v in flags.items()}
+    settings = Settings(**flags)
+    root = settings.tenants_root or settings.scripts
+    print(f"wexec: serving {root} on http://{settings.host}:{settings.port} "
+          f"({settings.server}, {settings.workers} worker(s)); logs in {settings.data_dir / 'logs'}",
+          flush=True)
+    serve(settings)
+    return 0

@@ -1,0 +1,166 @@
+"""Per-request policy pieces without a server: tokens, CORS, limits, timeouts, log records."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from runtime.config import Settings
+from runtime.http import auth, cors
+from runtime.http.errors import HTTPError
+from runtime.http.limits import FifoLimiter, LoadShedder, read_body
+from runtime.http.policy import effective_timeout
+from runtime.observe.access_log import Entry, render
+from runtime.sandbox.types import LogRecord
+
+TOKEN = "s3cr3t-Tok"
+
+
+@pytest.mark.parametrize(("headers", "query"), [
+    ({"authorization": f"Bearer {TOKEN}"}, {}),
+    ({"authorization": "Basic " + base64.b64encode(f"any:{TOKEN}".encode()).decode()}, {}),
+    ({"x-token": TOKEN}, {}),
+    ({}, {"token": TOKEN}),
+    ({"x-token": "wrong"}, {"token": TOKEN}),
+])
+def test_token_accepted_from_each_place(headers: dict, query: dict) -> None:
+    assert auth.check(auth.digest(TOKEN), headers, query)
+
+
+@pytest.mark.parametrize(("headers", "query"), [
+    ({}, {}),
+    ({"authorization": "Bearer nope"}, {}),
+    ({"authorization": "Basic !!!"}, {}),
+    ({"authorization": TOKEN}, {}),
+    ({}, {"token": TOKEN + "x"}),
+])
+def test_token_refused(headers: dict, query: dict) -> None:
+    assert not auth.check(auth.digest(TOKEN), headers, query)
+
+
+def test_credentials_are_stripped_before_the_script_sees_them() -> None:
+    headers, query, url = auth.strip_credentials(
+        {"authorization": "Bearer x", "x-token": "x", "accept": "*/*"},
+        {"token": "x", "a": "1"}, "http://h/p?a=1&token=x",
+    )
+    assert headers == {"accept": "*/*"}
+    assert query == {"a": "1"}
+    assert url == "http://h/p?a=1"
+
+
+def test_redactor_replaces_longest_secret_first() -> None:
+    redact = auth.Redactor(["abc", "abcdef", ""])
+    assert redact("x abcdef y abc") == "x [REDACTED] y [REDACTED]"
+
+
+def test_cors_headers_per_policy() -> None:
+    assert cors.allow_headers("none", "https://a.test") == []
+    assert cors.allow_headers("*", "https://a.test") == [("access-control-allow-origin", "*")]
+    assert ("access-control-allow-origin", "https://a.test") in cors.allow_headers(
+        "reflective", "https://a.test")
+    assert cors.allow_headers("https://b.test", "https://a.test")[0] == (
+        "access-control-allow-origin", "https://b.test")
+
+
+def test_preflight_for_other_origin_gets_no_grant() -> None:
+    req = {"origin": "https://evil.test", "access-control-request-method": "PUT"}
+    assert cors.preflight_headers("https://good.test", req) == []
+    granted = dict(cors.preflight_headers("reflective", req))
+    assert granted["access-control-allow-origin"] == "https://evil.test"
+    assert granted["access-control-allow-methods"] == "PUT"
+
+
+def test_timeout_default_unlimited_and_cap() -> None:
+    s = Settings(timeout_ms=500, max_timeout_ms=1000)
+    assert effective_timeout(None, s) == 500
+    assert effective_timeout(200, s) == 200
+    assert effective_timeout(5000, s) == 1000
+    assert effective_timeout(0, s) == 1000  # unlimited, but capped
+    assert effective_timeout(0, Settings(max_timeout_ms=0)) is None
+
+
+async def test_fifo_limiter_admits_in_arrival_order() -> None:
+    limiter = FifoLimiter(1, max_queue=10, script="x.ts")
+    order: list[int] = []
+
+    async def run(i: int) -> None:
+        async with limiter.hold():
+            order.append(i)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(run(i) for i in range(6)))
+    assert order == list(range(6))
+
+
+async def test_fifo_limiter_caps_parallelism_and_sheds() -> None:
+    limiter = FifoLimiter(2, max_queue=1, script="x.ts")
+    active = peak = 0
+
+    async def run() -> None:
+        nonlocal active, peak
+        async with limiter.hold():
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.02)
+            active -= 1
+
+    results = await asyncio.gather(*(run() for _ in range(5)), return_exceptions=True)
+    shed = [r for r in results if isinstance(r, HTTPError)]
+    assert peak == 2
+    assert len(shed) == 2 and all(e.status == 503 for e in shed)
+
+
+async def test_cancelled_waiter_gives_its_turn_away() -> None:
+    limiter = FifoLimiter(1, max_queue=10, script="x.ts")
+    async with limiter.hold():
+        waiter = asyncio.create_task(limiter.hold().__aenter__())
+        await asyncio.sleep(0)
+        waiter.cancel()
+    async with limiter.hold():
+        pass  # would hang if the cancelled waiter kept the slot
+
+
+def test_load_shedder() -> None:
+    shedder = LoadShedder(1)
+    shedder.enter()
+    with pytest.raises(HTTPError) as err:
+        shedder.enter()
+    assert err.value.status == 503
+    shedder.leave()
+    shedder.enter()
+
+
+async def test_body_limit_refuses_declared_length_without_reading() -> None:
+    async def receive() -> dict:
+        raise AssertionError("read although Content-Length was over the limit")
+
+    with pytest.raises(HTTPError) as err:
+        await read_body(receive, "11", 10)
+    assert err.value.status == 413
+
+
+async def test_body_limit_counts_streamed_chunks() -> None:
+    chunks = [{"type": "http.request", "body": b"x" * 6, "more_body": True}] * 2
+
+    async def receive() -> dict:
+        return chunks.pop()
+
+    with pytest.raises(HTTPError):
+        await read_body(receive, None, 10)
+
+
+def test_log_levels_grow() -> None:
+    entry = Entry("a.ts", "POST", "/a", 200, 0.0, 1.0, {"q": "1"}, "1.2.3.4",
+                  {"authorization": "Bearer x", "accept": "*/*"}, b"payload",
+                  console=[LogRecord("debug", "d"), LogRecord("log", "l"), LogRecord("error", "e")])
+    assert render(entry, "none", True) is None
+    minimal = render(entry, "minimal", False)
+    assert minimal is not None and "console" not in minimal and "query" not in minimal
+    assert [c["msg"] for c in render(entry, "standard", False)["console"]] == ["e"]
+    full = render(entry, "full", False)
+    assert [c["msg"] for c in full["console"]] == ["l", "e"]
+    assert full["headers"]["authorization"] == auth.REDACTED
+    assert [c["msg"] for c in render(entry, "debug", False)["console"]] == ["d", "l", "e"]
+    assert render(entry, "minimal", True)["body"] == "payload"
