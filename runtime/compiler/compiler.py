@@ -1,0 +1,135 @@
+"""Source file → artefact: magic comments, shape, esbuild, guest bytecode, behind two caches."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path, PurePosixPath
+
+from ..buildtools import load_build_module
+from ..catalog.magic import MagicCommentError, parse_magic_comments
+from .artefact import Artefact, locate
+from .bytecode import FACTORY_OPEN, ToBytecode, wrap_factory
+from .cache import ArtefactStore, Compiled, StatLRU, cache_key
+from .errors import CompileError
+from .shape import prepare
+from .sourcemap import SourceMap
+from .transpile import esbuild_args, loader_for, transpile
+
+COMPILER_VERSION = "1"
+"""Bump when this package's output changes for the same input: it is part of every cache key."""
+
+_STRIPES = 64
+
+
+class Compiler:
+    """Compiles scripts for one engine build; safe to share between threads.
+
+    Concurrent compiles of the same source wait for one another instead of duplicating work;
+    different sources compile in parallel.
+    """
+
+    def __init__(self, cache_dir: Path, engine_hash: str, to_bytecode: ToBytecode, *,
+                 esbuild: Path | None = None, memory_entries: int = 1024) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.engine_hash = engine_hash
+        self.to_bytecode = to_bytecode
+        self.store = ArtefactStore(self.cache_dir)
+        self._esbuild = esbuild
+        self._esbuild_version: str = load_build_module("esbuild").ESBUILD_VERSION
+        self._files = StatLRU(memory_entries)
+        self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self._esbuild_lock = threading.Lock()
+
+    def compile_source(self, source: str, path: str) -> Artefact:
+        """Compile ``source`` as the script at ``path`` (relative to its tenant root)."""
+        try:
+            magic = parse_magic_comments(source)
+        except MagicCommentError as exc:
+            raise CompileError(str(exc), path, exc.problems[0][0], None) from exc
+        loader = loader_for(path)
+        options = {"esbuild": self._esbuild_version, "args": esbuild_args(loader, path),
+                   "factory": FACTORY_OPEN}
+        key = cache_key(self.engine_hash, COMPILER_VERSION, source.encode("utf-8"), options)
+        with self._stripes[int(key[:8], 16) % _STRIPES]:
+            compiled = self.store.load(key)
+            if compiled is None:
+                compiled = self._build(source, path, loader)
+                self.store.save(key, compiled)
+        return Artefact(key, path, compiled.bytecode, magic, compiled.shape, compiled.mappings,
+                        compiled.origin, dict(magic.env))
+
+    def compile_file(self, root: Path, rel: str) -> Artefact:
+        """Compile ``root/rel``; an unchanged file (same mtime and size) costs one stat.
+
+        Failures are remembered too, so a broken script is not recompiled on every request.
+        """
+        rel = _relative(rel)
+        file = Path(root) / rel
+        stat = file.stat()
+        entry = (str(root), rel)
+        hit: Artefact | CompileError | None = self._files.get(entry, stat.st_mtime_ns, stat.st_size)
+        if isinstance(hit, CompileError):
+            raise hit.located(rel)
+        if hit is not None:
+            return hit
+        try:
+            source = file.read_bytes().decode("utf-8")
+            artefact = self.compile_source(source, rel)
+        except UnicodeDecodeError as exc:
+            error = CompileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", rel)
+            self._files.put(entry, stat.st_mtime_ns, stat.st_size, error)
+            raise error from None
+        except CompileError as exc:
+            self._files.put(entry, stat.st_mtime_ns, stat.st_size, exc)
+            raise
+        self._files.put(entry, stat.st_mtime_ns, stat.st_size, artefact)
+        return artefact
+
+    def invalidate(self, root: Path | None = None, rel: str | None = None) -> None:
+        """Forget remembered files (one, one root's, or all) so the next call re-stats them."""
+        self._files.invalidate(None if root is None else str(root),
+                               None if rel is None else _relative(rel))
+
+    def clear(self) -> None:
+        """Forget everything, on disk too: the next compile of every script runs esbuild."""
+        self._files.invalidate()
+        self.store.clear()
+
+    def _esbuild_path(self) -> Path:
+        with self._esbuild_lock:
+            if self._esbuild is None:
+                self._esbuild = load_build_module("esbuild").ensure_esbuild(self.cache_dir)
+            return self._esbuild
+
+    def _build(self, source: str, path: str, loader: str) -> Compiled:
+        try:
+            prepared = prepare(source)
+        except CompileError as exc:
+            raise exc.located(path) from None
+        try:
+            out = transpile(self._esbuild_path(), prepared.text, loader, path)
+        except CompileError as exc:
+            line, col = exc.line, exc.col
+            if line is not None and col is not None:
+                line, col0 = prepared.origin.original(line, col - 1)
+                col = col0 + 1
+            raise CompileError(exc.message, path, line, col) from None
+        mappings = json.loads(out.sourcemap)["mappings"]
+        try:
+            bytecode = self.to_bytecode(wrap_factory(out.js), path)
+        except CompileError as exc:
+            where = None
+            if exc.line is not None:
+                where = locate(SourceMap(mappings), prepared.origin, exc.line, exc.col or 1)
+            line, col = where if where is not None else (None, None)
+            raise CompileError(exc.message, path, line, col) from None
+        return Compiled(bytecode, prepared.shape, mappings, prepared.origin)
+
+
+def _relative(rel: str) -> str:
+    """``rel`` as a clean POSIX path inside its root; anything escaping the root is refused."""
+    pure = PurePosixPath(rel.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise ValueError(f"script path must be relative to its root, got {rel!r}")
+    return pure.as_posix()
