@@ -1,0 +1,1 @@
+"""Scripts on disk: magic comments, routes and tenants."""
