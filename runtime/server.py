@@ -23,14 +23,15 @@ def export(settings: Settings) -> None:
         os.environ[f"WEXEC_{name.upper()}"] = str(value)
 
 
-def serve(settings: Settings) -> None:
-    """Serve until interrupted."""
+def serve(settings: Settings, app: str = APP_FACTORY) -> None:
+    """Serve until interrupted. `app` names an ASGI app factory: benches serve a bare app
+    through exactly the same server configuration."""
     export(settings)
     if settings.server == "uvicorn":
         import uvicorn
 
         uvicorn.run(
-            APP_FACTORY, factory=True, host=settings.host, port=settings.port,
+            app, factory=True, host=settings.host, port=settings.port,
             workers=settings.workers, loop="uvloop", http="httptools", lifespan="on",
             access_log=False, log_level="warning",
         )
@@ -39,7 +40,7 @@ def serve(settings: Settings) -> None:
         from granian.constants import Interfaces, Loops
 
         Granian(
-            APP_FACTORY, factory=True, address=settings.host, port=settings.port,
+            app, factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, loop=Loops.uvloop,
             log_access=False,
         ).serve()
@@ -48,7 +49,7 @@ def serve(settings: Settings) -> None:
         from hypercorn.run import run
 
         config = Config()
-        config.application_path = APP_FACTORY + "()"
+        config.application_path = app + "()"
         config.bind = [f"{settings.host}:{settings.port}"]
         config.workers = 0 if settings.workers == 1 else settings.workers  # 0: this process
         config.worker_class = "uvloop"
@@ -78,6 +79,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     flags = {k: v.resolve() if isinstance(v, Path) else v for k, v in flags.items()}
+    if "tenants_root" in flags and "data" not in flags:
+        flags["data"] = flags["tenants_root"].parent / ".wexec"  # beside the scripts, as for --scripts
     settings = Settings(**flags)
     root = settings.tenants_root or settings.scripts
     print(f"wexec: serving {root} on http://{settings.host}:{settings.port} "

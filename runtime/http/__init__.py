@@ -1,0 +1,1 @@
+"""The HTTP request path for scripts: gateway, CORS, tokens, limits, errors."""
