@@ -114,8 +114,8 @@ class Gateway:
             entry.error = err.message
         except Exception as exc:  # a bug on the path must still answer, and keep the process up
             log.exception("internal error serving %s %s", req.method, req.path)
-            err = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
-            status, headers, body = err.status, err.headers, err.body()
+            internal = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
+            status, headers, body = internal.status, internal.headers, internal.body()
         finally:
             self.shedder.leave()
         await _send(send, status, [*headers, *extra], body)

@@ -1,0 +1,89 @@
+"""Start the real `wexec serve` in a subprocess on a free port, and write scripts for it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_scripts(root: Path, files: dict[str, str]) -> None:
+    for rel, source in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+
+
+def write_atomically(path: Path, source: str) -> None:
+    """Replace a script the way editors and the management API do: write aside, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(source)
+    tmp.replace(path)
+
+
+@contextmanager
+def running_server(
+    args: list[str], env: dict[str, str] | None = None, startup_s: float = 180.0
+) -> Iterator[str]:
+    """`wexec serve ARGS` on a free port; yields its base URL, stops it afterwards."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # Output goes to a file: a pipe nobody reads could fill up and stall the server.
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "serve", "--port", str(port), *args],
+            cwd=REPO, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_healthy(proc, base, output, startup_s)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_healthy(proc: subprocess.Popen, base: str, output: IO[bytes], startup_s: float) -> None:
+    deadline = time.monotonic() + startup_s
+    while True:
+        if proc.poll() is not None:
+            output.seek(0)
+            raise RuntimeError(f"wexec serve exited with {proc.returncode}:\n{output.read().decode()}")
+        try:
+            if httpx.get(base + "/api/v1/exec/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("wexec serve did not become healthy in time")
+        time.sleep(0.1)
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait until `check()` holds (hot reload is asynchronous by design)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

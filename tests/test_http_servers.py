@@ -1,0 +1,59 @@
+"""`wexec serve` with no arguments serves the repository's examples, under each ASGI server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _server import running_server
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "hypercorn", "granian"])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[httpx.Client]:
+    data: Path = tmp_path_factory.mktemp("data")
+    with running_server(["--server", request.param, "--data", str(data)]) as base, \
+            httpx.Client(base_url=base, timeout=10) as c:
+        yield c
+
+
+def test_hello(client: httpx.Client) -> None:
+    r = client.get("/hello")
+    assert r.status_code == 200 and r.json()["message"] == "Hello from wexec!"
+
+
+def test_echo(client: httpx.Client) -> None:
+    assert client.post("/echo", json={"hello": "world"}).json() == {
+        "ok": True, "body": {"hello": "world"}}
+
+
+def test_webhook_hmac(client: httpx.Client) -> None:
+    body = '{"event":"push","ref":"main"}'
+    sig = "sha256=" + hmac.new(b"shhh-test", body.encode(), hashlib.sha256).hexdigest()
+    r = client.post("/webhook", content=body, headers={
+        "content-type": "application/json", "x-hub-signature-256": sig})
+    assert r.json() == {"accepted": True, "payload": json.loads(body)}
+    assert client.post("/webhook", json={}).status_code == 401
+
+
+def test_dynamic_route(client: httpx.Client) -> None:
+    r = client.get("/api/users/42")
+    assert r.json()["user"] == {"id": "42", "name": "user-42"}
+
+
+def test_worker_counter(client: httpx.Client) -> None:
+    first = client.get("/counter").json()["count"]
+    assert client.get("/counter").json()["count"] == first + 1
+
+
+def test_errors_are_json(client: httpx.Client) -> None:
+    r = client.get("/no/such/script")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    assert r.json()["path"] == "/no/such/script"
+    r = client.post("/echo", content=b"x" * (10 * 1024 * 1024 + 1))
+    assert r.status_code == 413
