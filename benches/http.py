@@ -331,7 +331,9 @@ def run_table(args: argparse.Namespace, bench: Bench) -> list[Row]:
                 if wexec_dirs is None:
                     continue
                 if cfg.wexec_server is None:
-                    bench.notes.append(f"{cfg.name} × {app}: skipped, {cfg.why_no_wexec}")
+                    note = f"{cfg.name}: no wexec rows, {cfg.why_no_wexec}"
+                    if note not in bench.notes:
+                        bench.notes.append(note)
                     continue
                 scripts, data = wexec_dirs
                 port = free_port()
@@ -475,7 +477,8 @@ def main() -> int:
     version = subprocess.run(["wrk", "--version"], check=False, capture_output=True, text=True)
     wrk_version = version.stdout.split("\n")[0].split(" [")[0]
     print(f"wexec HTTP benchmarks  {datetime.datetime.now().isoformat(timespec='seconds')}  "
-          f"{platform.node()}, {os.cpu_count()} cores, python {platform.python_version()}")
+          f"{platform.node()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every row)")
     print(f"method: server on core {SERVER_CORE}, `{wrk_version}` on core {LOAD_CORE}: "
           f"-t1 -c{args.connections} -d{args.duration:g}s --latency, after {args.warmup:g} s of warm-up")
     print(f"command: {' '.join(['python', 'benches/http.py', *sys.argv[1:]])}\n")
