@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     # HTTP server (`wexec serve`).
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, description="Port to listen on.")
-    server: Literal["uvicorn", "granian", "hypercorn"] = Field(
-        "uvicorn", description="ASGI server; hypercorn for HTTP/2 and HTTP/3."
+    server: Literal["granian", "uvicorn", "hypercorn"] = Field(
+        "granian", description="ASGI server (granian measured fastest, benches/http.py); "
+        "hypercorn for HTTP/2 and HTTP/3."
     )
     workers: int = Field(1, ge=1, description="Server processes, each with its own sandbox.")
     max_body_bytes: int = Field(10 * MiB, description="Largest request body; 413 past it.")

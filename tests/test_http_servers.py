@@ -55,5 +55,3 @@ def test_errors_are_json(client: httpx.Client) -> None:
     r = client.get("/no/such/script")
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
     assert r.json()["path"] == "/no/such/script"
-    r = client.post("/echo", content=b"x" * (10 * 1024 * 1024 + 1))
-    assert r.status_code == 413
