@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -42,6 +45,7 @@ class App:
         self.settings = settings
         self.api = Starlette(
             routes=[Route(API_PREFIX + "health", health, methods=["GET"])],
+            exception_handlers={HTTPException: _api_error},
             lifespan=self._lifespan,
         )
         self._gateway: Gateway | None = None
@@ -77,6 +81,19 @@ class App:
             self._gateway = None
             access_log.close()
             sandbox.close()
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    """The management API's own 404/405s, as JSON like every other error."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    if exc.status_code == 404:
+        message = f"no management endpoint at {request.url.path}; see GET {API_PREFIX}health"
+    return JSONResponse(
+        {"error": code, "message": message, "path": request.url.path},
+        exc.status_code, headers=exc.headers,
+    )
 
 
 async def _keep_current(catalog: Catalog, sandbox: Sandbox, interval_ms: int) -> None:

@@ -153,6 +153,10 @@ def test_health(client: httpx.Client) -> None:
     r = client.get("/api/v1/exec/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"
     assert r.json()["tenants"] == 3
+    for method, path, status in (("GET", "/api/v1/exec/nope", 404),
+                                 ("POST", "/api/v1/exec/health", 405)):
+        r = client.request(method, path)
+        assert r.status_code == status and r.json()["path"] == path  # JSON like every error
 
 
 # -- routing ----------------------------------------------------------------------------------
