@@ -442,6 +442,13 @@ def run_scaling(args: argparse.Namespace, bench: Bench) -> None:
             print(f"{app:8} {n:>7} {res.rps:>9.0f} {res.p50_ms:>8.2f} {res.p99_ms:>8.2f} {_ratio(scale):>8}  {target}")
 
 
+def default_server() -> str:
+    """What `wexec serve` runs without --server, asked of the checkout's settings."""
+    code = "from runtime.config import Settings; print(Settings.model_fields['server'].default)"
+    out = subprocess.run(_py("-c", code), cwd=ROOT, check=False, capture_output=True, text=True)
+    return out.stdout.strip() or "uvicorn"
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
@@ -460,11 +467,13 @@ def main() -> int:
     ap.add_argument("--apps", default="bare,worker,serverless,workerd", help="comma list (default: all)")
     ap.add_argument("--no-install", action="store_true", help="do not npm-install workerd")
     ap.add_argument("--workers-scaling", action="store_true", help="wexec --workers 1 vs 2 instead")
-    ap.add_argument("--server", default="uvicorn", choices=[s.wexec_server for s in SERVERS if s.wexec_server],
-                    help="server for --workers-scaling (default uvicorn)")
+    ap.add_argument("--server", choices=[s.wexec_server for s in SERVERS if s.wexec_server],
+                    help="server for --workers-scaling (default: wexec serve's own default)")
     args = ap.parse_args()
     if args.quick:
         args.duration = 3
+    if args.server is None:
+        args.server = default_server()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             print(f"benches/http.py needs `{tool}` on PATH", file=sys.stderr)
