@@ -1,0 +1,1711 @@
+/*
+ * The wexec prelude: the JavaScript half of the guest (see guest/ABI.md).
+ *
+ * wx_init evaluates this file once, before the snapshot is taken, and calls the
+ * function it evaluates to with the shim's native bindings. It installs the
+ * globals scripts expect (console, timers, Buffer, URL, require, ...) and
+ * returns the entry functions the shim's exports call. Work done here is paid
+ * at build time; work done per request must stay small.
+ *
+ * Native bindings (W):
+ *   blob(x)            append a string (UTF-8) or bytes to the output blob; returns its length
+ *   encode(s, enc)     string -> ArrayBuffer          decode(bytes, enc) -> string
+ *   random(view)       fill from WASI random_get      hostCall(name, parts) -> ArrayBuffer
+ */
+(function (W) {
+  'use strict';
+
+  const G = globalThis;
+  const UTF8 = 0, LATIN1 = 1, HEX = 2, BASE64 = 3, BASE64URL = 4, UTF8_FATAL = 5, UTF16LE = 6;
+  const LOG_BYTES_PER_CROSSING = 1 << 20;
+  const LOG_MESSAGE_MAX = 64 * 1024;
+  const UNSET = Symbol('unset');
+
+  const define = (obj, props) => {
+    for (const k of Object.keys(props)) {
+      Object.defineProperty(obj, k, { value: props[k], writable: true, configurable: true });
+    }
+  };
+
+  // ---- Crossing state ------------------------------------------------------
+  // What a crossing reports; each list exists only once something was added.
+
+  let done = null, failed = null, ops = null, cancel = null, logs = null;
+  let blobEnd = 0;
+  let logBytes = 0, logsDropped = 0;
+
+  const blob = (x) => {
+    const off = blobEnd;
+    if (Array.isArray(x)) {
+      for (const part of x) blobEnd = W.blob(part);
+    } else if (x !== undefined) {
+      blobEnd = W.blob(x);
+    }
+    return { off, len: blobEnd - off };
+  };
+
+  // ---- Requests in flight --------------------------------------------------
+
+  let handler = null;
+  const shared = {};
+  const waiting = []; // flights whose handler returned nothing while work is pending
+  let cur = 0; // rid whose code runs now; 0 outside requests
+  let curFlight = null;
+
+  class Flight {
+    constructor(rid) {
+      this.rid = rid;
+      this.pending = 0; // ops listed and not yet settled
+      this.finished = false;
+      this.res = null;
+      this.meta = null;
+    }
+  }
+
+  // Code that runs next belongs to flight f (null: outside any request).
+  const enter = (f) => {
+    curFlight = f;
+    cur = f ? f.rid : 0;
+    if (f) G.metadata = f.meta;
+  };
+
+  // The host cancels what a finished request still had listed; forget it here too.
+  const finish = (f) => {
+    f.finished = true;
+    if (f.res) f.res.headersSent = true;
+    if (f.pending > 0) {
+      for (const [id, rec] of opsById) if (rec.flight === f) opsById.delete(id);
+      for (const [id, t] of timers) if (t._flight === f) timers.delete(id);
+      if (ops) ops = ops.filter((o) => o.rid !== f.rid);
+    }
+  };
+
+  const respond = (f, status, headers, body) => {
+    if (f.finished) return;
+    (done || (done = [])).push({ rid: f.rid, status, headers, body: blob(body) });
+    finish(f);
+  };
+
+  // Frames of the prelude and of native functions say nothing to a script author.
+  const scriptFrames = (stack) =>
+    typeof stack === 'string'
+      ? stack.split('\n').filter((l) => l && !l.includes('prelude.js:') && !l.endsWith('(native)')).join('\n')
+      : '';
+
+  const errorInfo = (e) => {
+    if (e !== null && typeof e === 'object' && 'message' in e) {
+      return { name: String(e.name || 'Error'), message: String(e.message), stack: scriptFrames(e.stack) };
+    }
+    return { name: 'Error', message: typeof e === 'string' ? e : inspect(e), stack: '' };
+  };
+
+  const fail = (f, e) => {
+    if (f.finished) {
+      log('error', ['Uncaught error after the response was sent:', e], f.rid);
+      return;
+    }
+    (failed || (failed = [])).push({ rid: f.rid, error: errorInfo(e) });
+    finish(f);
+  };
+
+  // ---- Operations ------------------------------------------------------------
+
+  const opsById = new Map(); // id -> {flight, resolve, reject} or {flight, timer}
+  let nextId = 1;
+
+  // Requests list their operations for the host; code outside a request (a
+  // script's top level) has no host to wait on, so its operations never settle.
+  const listOp = (rec, name, args) => {
+    const id = nextId++;
+    rec.flight = curFlight;
+    if (!curFlight || curFlight.finished) return id;
+    opsById.set(id, rec);
+    curFlight.pending++;
+    (ops || (ops = [])).push({ id, rid: cur, op: name, args });
+    return id;
+  };
+
+  const dropOp = (id) => {
+    const rec = opsById.get(id);
+    if (!rec) return;
+    opsById.delete(id);
+    rec.flight.pending--;
+    const i = ops ? ops.findIndex((o) => o.id === id) : -1;
+    if (i >= 0) ops.splice(i, 1);
+    else (cancel || (cancel = [])).push(id);
+  };
+
+  const op = (name, args) =>
+    new Promise((resolve, reject) => {
+      listOp({ resolve, reject }, name, args === undefined ? {} : args);
+    });
+
+  const opError = (err) => {
+    if (err !== null && typeof err === 'object') {
+      const e = new Error(String(err.message || 'operation failed'));
+      if (err.name) e.name = String(err.name);
+      return e;
+    }
+    return new Error(String(err));
+  };
+
+  const settle = (r, blobBuf) => {
+    const rec = opsById.get(r.id);
+    if (!rec) return;
+    opsById.delete(r.id);
+    rec.flight.pending--;
+    enter(rec.flight);
+    if (rec.timer) {
+      fireTimer(rec.timer);
+    } else if (r.ok) {
+      let v = r.value;
+      if (r.bytes && v) v = new Uint8Array(blobBuf || new ArrayBuffer(0), v.off, v.len);
+      rec.resolve(v);
+    } else {
+      rec.reject(opError(r.error));
+    }
+  };
+
+  // ---- Timers ------------------------------------------------------------------
+
+  const timers = new Map(); // handle id -> Timer
+  let zero = [];
+
+  class Timeout {
+    constructor(fn, ms, args, repeat) {
+      this._fn = fn;
+      this._ms = ms;
+      this._args = args;
+      this._repeat = repeat;
+      this._op = 0;
+      this._flight = curFlight;
+      this._id = 0;
+      this._cleared = false;
+    }
+    ref() { return this; }
+    unref() { return this; }
+    hasRef() { return true; }
+    refresh() { return this; }
+    [Symbol.toPrimitive]() { return this._id; }
+  }
+
+  const armTimer = (t) => {
+    if (t._ms <= 0) {
+      t._op = 0;
+      zero.push(t);
+    } else {
+      t._op = listOp({ timer: t }, 'timer', { ms: t._ms });
+    }
+    if (!t._id) t._id = t._op || nextId++;
+  };
+
+  const fireTimer = (t) => {
+    if (t._cleared) return;
+    if (t._repeat) armTimer(t);
+    else timers.delete(t._id);
+    try {
+      t._fn.apply(undefined, t._args);
+    } catch (e) {
+      uncaught(e);
+    }
+  };
+
+  const toMs = (ms) => {
+    ms = Number(ms);
+    return ms > 0 ? Math.min(ms, 2147483647) : 0;
+  };
+
+  const setTimeout = (fn, ms, ...args) => {
+    if (typeof fn !== 'function') throw new TypeError('The "callback" argument must be of type function');
+    const t = new Timeout(fn, toMs(ms), args, false);
+    armTimer(t);
+    timers.set(t._id, t);
+    return t;
+  };
+
+  const setInterval = (fn, ms, ...args) => {
+    if (typeof fn !== 'function') throw new TypeError('The "callback" argument must be of type function');
+    // An interval always goes through the host: a 0 ms one would spin in here.
+    const t = new Timeout(fn, Math.max(1, toMs(ms)), args, true);
+    armTimer(t);
+    timers.set(t._id, t);
+    return t;
+  };
+
+  const clearTimer = (h) => {
+    const t = h instanceof Timeout ? h : timers.get(Number(h));
+    if (!t || t._cleared) return;
+    t._cleared = true;
+    timers.delete(t._id);
+    if (t._op) dropOp(t._op);
+  };
+
+  const setImmediate = (fn, ...args) => setTimeout(fn, 0, ...args);
+
+  // Runs the next due 0 ms timer; the shim drains microtasks between calls.
+  const tick = () => {
+    while (zero.length) {
+      const t = zero.shift();
+      if (t._cleared || (t._flight && t._flight.finished)) {
+        timers.delete(t._id);
+        continue;
+      }
+      enter(t._flight);
+      fireTimer(t);
+      return true;
+    }
+    return false;
+  };
+
+  // ---- Console -------------------------------------------------------------------
+
+  const inspect = (v, opts) => {
+    const depth = opts && typeof opts.depth === 'number' ? opts.depth : 2;
+    return fmt(v, depth, [], true);
+  };
+
+  const quote = (s) => "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n') + "'";
+  const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+  const fmtKey = (k) => (typeof k === 'symbol' ? '[' + k.toString() + ']' : IDENT.test(k) ? k : quote(k));
+
+  const fmtList = (open, items, close, more) => {
+    if (more > 0) items.push('... ' + more + ' more item' + (more > 1 ? 's' : ''));
+    return items.length ? open + ' ' + items.join(', ') + ' ' + close : open + close;
+  };
+
+  const fmt = (v, depth, seen, top) => {
+    switch (typeof v) {
+      case 'string': return top ? v : quote(v);
+      case 'number': return Object.is(v, -0) ? '-0' : String(v);
+      case 'bigint': return v + 'n';
+      case 'symbol': return v.toString();
+      case 'undefined': return 'undefined';
+      case 'boolean': return String(v);
+      case 'function': {
+        const src = Function.prototype.toString.call(v);
+        const kind = /^class[\s{]/.test(src) ? 'class' : 'Function';
+        return '[' + kind + (v.name ? ': ' + v.name : kind === 'class' ? ' (anonymous)' : ' (anonymous)') + ']';
+      }
+    }
+    if (v === null) return 'null';
+    if (seen.includes(v)) return '[Circular]';
+    if (v instanceof Error) {
+      const head = (v.name || 'Error') + (v.message ? ': ' + v.message : '');
+      const stack = scriptFrames(v.stack);
+      return stack ? head + '\n' + stack : head;
+    }
+    if (v instanceof Date) return isNaN(v) ? 'Invalid Date' : v.toISOString();
+    if (v instanceof RegExp) return String(v);
+    if (v instanceof Promise) return 'Promise {}';
+    if (v instanceof Buffer) {
+      const n = Math.min(v.length, 50);
+      let s = '<Buffer';
+      for (let i = 0; i < n; i++) s += ' ' + (v[i] < 16 ? '0' : '') + v[i].toString(16);
+      return s + (v.length > n ? ' ... ' + (v.length - n) + ' more bytes>' : '>');
+    }
+    if (v instanceof ArrayBuffer) return 'ArrayBuffer { byteLength: ' + v.byteLength + ' }';
+    const nested = depth < 0;
+    seen.push(v);
+    try {
+      if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView))) {
+        const name = Array.isArray(v) ? '' : v.constructor.name + '(' + v.length + ') ';
+        if (nested) return Array.isArray(v) ? '[Array]' : '[' + v.constructor.name + ']';
+        const n = Math.min(v.length, 100);
+        const items = [];
+        for (let i = 0; i < n; i++) items.push(fmt(v[i], depth - 1, seen, false));
+        return name + fmtList('[', items, ']', v.length - n);
+      }
+      if (v instanceof Map) {
+        if (nested) return '[Map]';
+        const items = [];
+        for (const [k, x] of v) items.push(fmt(k, depth - 1, seen, false) + ' => ' + fmt(x, depth - 1, seen, false));
+        return 'Map(' + v.size + ') ' + fmtList('{', items, '}', 0);
+      }
+      if (v instanceof Set) {
+        if (nested) return '[Set]';
+        const items = [];
+        for (const x of v) items.push(fmt(x, depth - 1, seen, false));
+        return 'Set(' + v.size + ') ' + fmtList('{', items, '}', 0);
+      }
+      const proto = Object.getPrototypeOf(v);
+      const ctor = proto === null ? '[Object: null prototype]'
+        : proto === Object.prototype || !proto.constructor ? '' : proto.constructor.name;
+      if (nested) return ctor && ctor !== 'Object' ? '[' + ctor + ']' : '[Object]';
+      const items = [];
+      for (const k of Reflect.ownKeys(v)) {
+        const d = Object.getOwnPropertyDescriptor(v, k);
+        if (!d || !d.enumerable) continue;
+        const val = 'value' in d ? fmt(d.value, depth - 1, seen, false) : d.set ? '[Getter/Setter]' : '[Getter]';
+        items.push(fmtKey(k) + ': ' + val);
+      }
+      return (ctor ? ctor + ' ' : '') + fmtList('{', items, '}', 0);
+    } finally {
+      seen.pop();
+    }
+  };
+
+  const format = (args) => {
+    let i = 0;
+    let head = '';
+    if (typeof args[0] === 'string' && args.length > 1 && args[0].includes('%')) {
+      i = 1;
+      head = args[0].replace(/%[sdifjoOc%]/g, (m) => {
+        if (m === '%%') return '%';
+        if (i >= args.length) return m;
+        const a = args[i++];
+        switch (m) {
+          case '%s': return typeof a === 'string' ? a : fmt(a, 1, [], true);
+          case '%d': case '%i': return typeof a === 'bigint' ? a + 'n' : String(m === '%i' ? parseInt(a) : Number(a));
+          case '%f': return String(parseFloat(a));
+          case '%j': try { return JSON.stringify(a); } catch { return '[Circular]'; }
+          case '%c': return '';
+          default: return fmt(a, 4, [], false);
+        }
+      });
+    }
+    let s = head;
+    for (; i < args.length; i++) {
+      const a = args[i];
+      s += (s || i > 0 ? ' ' : '') + (typeof a === 'string' ? a : fmt(a, 2, [], true));
+    }
+    return s;
+  };
+
+  const log = (level, args, rid) => {
+    let msg = args.length === 1 && typeof args[0] === 'string' ? args[0] : format(args);
+    if (logBytes >= LOG_BYTES_PER_CROSSING) {
+      logsDropped++;
+      return;
+    }
+    if (msg.length > LOG_MESSAGE_MAX) msg = msg.slice(0, LOG_MESSAGE_MAX) + '... (truncated)';
+    logBytes += msg.length;
+    (logs || (logs = [])).push({ rid: rid === undefined ? cur : rid, level, msg });
+  };
+
+  const counts = new Map();
+  const marks = new Map();
+  const console = {
+    log: (...a) => log('log', a),
+    info: (...a) => log('info', a),
+    warn: (...a) => log('warn', a),
+    error: (...a) => log('error', a),
+    debug: (...a) => log('debug', a),
+    trace: (...a) => log('debug', [format(a) + '\n' + String(new Error().stack || '')]),
+    dir: (v, o) => log('log', [inspect(v, o)]),
+    table: (v) => log('log', [v]),
+    assert: (ok, ...a) => { if (!ok) log('error', ['Assertion failed' + (a.length ? ':' : ''), ...a]); },
+    count: (label = 'default') => {
+      const n = (counts.get(label) || 0) + 1;
+      counts.set(label, n);
+      log('info', [label + ': ' + n]);
+    },
+    countReset: (label = 'default') => counts.delete(label),
+    time: (label = 'default') => marks.set(label, performance.now()),
+    timeLog: (label = 'default', ...a) => {
+      if (marks.has(label)) log('info', [label + ': ' + (performance.now() - marks.get(label)).toFixed(3) + 'ms', ...a]);
+    },
+    timeEnd: (label = 'default') => {
+      if (!marks.has(label)) return;
+      log('info', [label + ': ' + (performance.now() - marks.get(label)).toFixed(3) + 'ms']);
+      marks.delete(label);
+    },
+    group: () => {},
+    groupEnd: () => {},
+  };
+
+  // ---- Encodings and Buffer ----------------------------------------------------
+
+  const encodingCode = (enc) => {
+    if (enc === undefined || enc === null) return UTF8;
+    switch (String(enc).toLowerCase()) {
+      case 'utf8': case 'utf-8': return UTF8;
+      case 'latin1': case 'binary': case 'ascii': return LATIN1;
+      case 'hex': return HEX;
+      case 'base64': return BASE64;
+      case 'base64url': return BASE64URL;
+      case 'ucs2': case 'ucs-2': case 'utf16le': case 'utf-16le': return UTF16LE;
+    }
+    const e = new TypeError('Unknown encoding: ' + enc);
+    e.code = 'ERR_UNKNOWN_ENCODING';
+    throw e;
+  };
+
+  const encode = (s, code) => {
+    if (code !== UTF16LE) return W.encode(s, code);
+    const out = new Uint8Array(s.length * 2);
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      out[2 * i] = c & 255;
+      out[2 * i + 1] = c >> 8;
+    }
+    return out.buffer;
+  };
+
+  const decode = (bytes, code) => {
+    if (code !== UTF16LE) return W.decode(bytes, code);
+    let s = '';
+    for (let i = 0; i + 1 < bytes.length; i += 2) s += String.fromCharCode(bytes[i] | (bytes[i + 1] << 8));
+    return s;
+  };
+
+  const viewOf = (x) => {
+    if (x instanceof Uint8Array) return x;
+    if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    if (x instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && x instanceof SharedArrayBuffer)) return new Uint8Array(x);
+    return null;
+  };
+
+  class Buffer extends Uint8Array {
+    constructor(a, b, c) {
+      if (typeof a === 'string' || Array.isArray(a)) return Buffer.from(a, b);
+      super(a, b, c);
+    }
+
+    static from(v, encOrOffset, length) {
+      if (typeof v === 'string') return new Buffer(encode(v, encodingCode(encOrOffset)));
+      if (v instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && v instanceof SharedArrayBuffer)) {
+        const off = encOrOffset === undefined ? 0 : Number(encOrOffset) | 0;
+        return new Buffer(v, off, length === undefined ? v.byteLength - off : Number(length) | 0);
+      }
+      if (ArrayBuffer.isView(v)) {
+        if (v instanceof Uint8Array) {
+          const b = new Buffer(v.length);
+          b.set(v);
+          return b;
+        }
+        if (v instanceof DataView) return Buffer.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+        return new Buffer(Uint8Array.from(v, (x) => Number(x) & 255).buffer);
+      }
+      if (v !== null && typeof v === 'object') {
+        if (v.type === 'Buffer' && Array.isArray(v.data)) return Buffer.from(v.data);
+        if (typeof v.length === 'number' || Array.isArray(v)) {
+          const b = new Buffer(v.length >>> 0);
+          for (let i = 0; i < b.length; i++) b[i] = Number(v[i]) & 255;
+          return b;
+        }
+        const prim = v.valueOf();
+        if (prim !== v && prim !== null && prim !== undefined) return Buffer.from(prim, encOrOffset, length);
+      }
+      throw new TypeError('The first argument must be of type string or an instance of Buffer, '
+        + 'ArrayBuffer, or Array or an Array-like Object.');
+    }
+
+    static alloc(n, fill, enc) {
+      const b = new Buffer(n);
+      if (fill !== undefined && fill !== 0) b.fill(fill, 0, b.length, enc);
+      return b;
+    }
+
+    static allocUnsafe(n) { return new Buffer(n); }
+    static allocUnsafeSlow(n) { return new Buffer(n); }
+    static isBuffer(b) { return b instanceof Buffer; }
+
+    static isEncoding(enc) {
+      try { encodingCode(enc); return typeof enc === 'string'; } catch { return false; }
+    }
+
+    static byteLength(v, enc) {
+      if (typeof v === 'string') return encode(v, encodingCode(enc)).byteLength;
+      if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return v.byteLength;
+      throw new TypeError('The "string" argument must be of type string or an instance of Buffer or ArrayBuffer.');
+    }
+
+    static concat(list, total) {
+      if (total === undefined) {
+        total = 0;
+        for (const b of list) total += b.length;
+      }
+      const out = new Buffer(total);
+      let off = 0;
+      for (const b of list) {
+        if (off >= total) break;
+        const v = viewOf(b);
+        const n = Math.min(v.length, total - off);
+        out.set(n === v.length ? v : v.subarray(0, n), off);
+        off += n;
+      }
+      return out;
+    }
+
+    static compare(a, b) {
+      const n = Math.min(a.length, b.length);
+      for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+      return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
+    }
+
+    toString(enc, start, end) {
+      const code = encodingCode(enc);
+      const v = start === undefined && end === undefined ? this : this.subarray(start || 0, end === undefined ? this.length : end);
+      return decode(v, code);
+    }
+
+    toLocaleString(enc, start, end) { return this.toString(enc, start, end); }
+    equals(o) { return Buffer.compare(this, o) === 0; }
+    compare(o) { return Buffer.compare(this, o); }
+    slice(start, end) { return this.subarray(start, end); }
+    toJSON() { return { type: 'Buffer', data: Array.from(this) }; }
+
+    write(s, offset, length, enc) {
+      if (typeof offset === 'string') { enc = offset; offset = 0; length = undefined; }
+      else if (typeof length === 'string') { enc = length; length = undefined; }
+      offset = offset >>> 0;
+      const bytes = new Uint8Array(encode(String(s), encodingCode(enc)));
+      const n = Math.min(bytes.length, this.length - offset, length === undefined ? Infinity : length >>> 0);
+      this.set(n === bytes.length ? bytes : bytes.subarray(0, n), offset);
+      return n;
+    }
+
+    fill(v, start, end, enc) {
+      if (typeof start === 'string') { enc = start; start = 0; end = this.length; }
+      start = start === undefined ? 0 : start;
+      end = end === undefined ? this.length : end;
+      if (typeof v === 'number' || typeof v === 'boolean') return super.fill(Number(v) & 255, start, end);
+      const pat = typeof v === 'string' ? new Uint8Array(encode(v, encodingCode(enc))) : viewOf(v);
+      if (!pat || pat.length === 0) return super.fill(0, start, end);
+      for (let i = start, j = 0; i < end; i++, j = (j + 1) % pat.length) this[i] = pat[j];
+      return this;
+    }
+
+    indexOf(v, from, enc) {
+      if (typeof v === 'number') return super.indexOf(v & 255, from);
+      const pat = typeof v === 'string' ? new Uint8Array(encode(v, encodingCode(enc))) : viewOf(v);
+      let i = from === undefined ? 0 : from < 0 ? Math.max(0, this.length + from) : from;
+      outer: for (; i <= this.length - pat.length; i++) {
+        for (let j = 0; j < pat.length; j++) if (this[i + j] !== pat[j]) continue outer;
+        return i;
+      }
+      return -1;
+    }
+
+    includes(v, from, enc) { return this.indexOf(v, from, enc) !== -1; }
+
+    _dv() { return new DataView(this.buffer, this.byteOffset, this.byteLength); }
+    readUInt8(o = 0) { return this._dv().getUint8(o); }
+    readInt8(o = 0) { return this._dv().getInt8(o); }
+    readUInt16LE(o = 0) { return this._dv().getUint16(o, true); }
+    readUInt16BE(o = 0) { return this._dv().getUint16(o, false); }
+    readInt16LE(o = 0) { return this._dv().getInt16(o, true); }
+    readInt16BE(o = 0) { return this._dv().getInt16(o, false); }
+    readUInt32LE(o = 0) { return this._dv().getUint32(o, true); }
+    readUInt32BE(o = 0) { return this._dv().getUint32(o, false); }
+    readInt32LE(o = 0) { return this._dv().getInt32(o, true); }
+    readInt32BE(o = 0) { return this._dv().getInt32(o, false); }
+    readBigUInt64LE(o = 0) { return this._dv().getBigUint64(o, true); }
+    readBigUInt64BE(o = 0) { return this._dv().getBigUint64(o, false); }
+    readFloatLE(o = 0) { return this._dv().getFloat32(o, true); }
+    readFloatBE(o = 0) { return this._dv().getFloat32(o, false); }
+    readDoubleLE(o = 0) { return this._dv().getFloat64(o, true); }
+    readDoubleBE(o = 0) { return this._dv().getFloat64(o, false); }
+    writeUInt8(v, o = 0) { this._dv().setUint8(o, v); return o + 1; }
+    writeInt8(v, o = 0) { this._dv().setInt8(o, v); return o + 1; }
+    writeUInt16LE(v, o = 0) { this._dv().setUint16(o, v, true); return o + 2; }
+    writeUInt16BE(v, o = 0) { this._dv().setUint16(o, v, false); return o + 2; }
+    writeUInt32LE(v, o = 0) { this._dv().setUint32(o, v, true); return o + 4; }
+    writeUInt32BE(v, o = 0) { this._dv().setUint32(o, v, false); return o + 4; }
+    writeInt32LE(v, o = 0) { this._dv().setInt32(o, v, true); return o + 4; }
+    writeInt32BE(v, o = 0) { this._dv().setInt32(o, v, false); return o + 4; }
+    writeDoubleLE(v, o = 0) { this._dv().setFloat64(o, v, true); return o + 8; }
+    writeDoubleBE(v, o = 0) { this._dv().setFloat64(o, v, false); return o + 8; }
+  }
+  Buffer.poolSize = 8192;
+  for (const name of Object.getOwnPropertyNames(Buffer.prototype)) {
+    if (/^(read|write)U/.test(name)) Buffer.prototype[name.replace('UInt', 'Uint')] = Buffer.prototype[name];
+  }
+
+  class TextEncoder {
+    get encoding() { return 'utf-8'; }
+    encode(s = '') { return new Uint8Array(W.encode(String(s), UTF8)); }
+    encodeInto(s, dest) {
+      s = String(s);
+      const all = new Uint8Array(W.encode(s, UTF8));
+      if (all.length <= dest.length) {
+        dest.set(all);
+        return { read: s.length, written: all.length };
+      }
+      let read = 0, written = 0;
+      for (const ch of s) {
+        const b = new Uint8Array(W.encode(ch, UTF8));
+        if (written + b.length > dest.length) break;
+        dest.set(b, written);
+        written += b.length;
+        read += ch.length;
+      }
+      return { read, written };
+    }
+  }
+
+  const DECODERS = {
+    'utf-8': UTF8, utf8: UTF8, 'unicode-1-1-utf-8': UTF8,
+    latin1: LATIN1, 'iso-8859-1': LATIN1, ascii: LATIN1, 'us-ascii': LATIN1, 'windows-1252': LATIN1,
+    'utf-16le': UTF16LE, 'utf-16': UTF16LE,
+  };
+
+  class TextDecoder {
+    constructor(label = 'utf-8', options = {}) {
+      const key = String(label).trim().toLowerCase();
+      if (!(key in DECODERS)) throw new RangeError('The "' + label + '" encoding is not supported');
+      this._code = DECODERS[key];
+      this._name = this._code === UTF8 ? 'utf-8' : this._code === UTF16LE ? 'utf-16le' : 'windows-1252';
+      this.fatal = !!options.fatal;
+      this.ignoreBOM = !!options.ignoreBOM;
+    }
+    get encoding() { return this._name; }
+    decode(input) {
+      if (input === undefined) return '';
+      const v = viewOf(input);
+      if (!v) throw new TypeError('The "input" argument must be an ArrayBuffer or ArrayBufferView');
+      let s = decode(v, this._code === UTF8 && this.fatal ? UTF8_FATAL : this._code);
+      if (!this.ignoreBOM && s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+      return s;
+    }
+  }
+
+  // ---- Web crypto, Node crypto --------------------------------------------------
+
+  const randomFill = (view) => W.random(view);
+
+  const getRandomValues = (ta) => {
+    if (!ArrayBuffer.isView(ta) || ta instanceof Float32Array || ta instanceof Float64Array || ta instanceof DataView) {
+      throw new TypeError('The data argument must be an integer-type TypedArray');
+    }
+    if (ta.byteLength > 65536) {
+      throw new DOMException('The ArrayBufferView byte length exceeds 65536', 'QuotaExceededError');
+    }
+    return randomFill(ta);
+  };
+
+  const HEXBYTE = [];
+  for (let i = 0; i < 256; i++) HEXBYTE.push((i < 16 ? '0' : '') + i.toString(16));
+
+  const randomUUID = () => {
+    const b = randomFill(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = (i) => HEXBYTE[b[i]];
+    return h(0) + h(1) + h(2) + h(3) + '-' + h(4) + h(5) + '-' + h(6) + h(7) + '-'
+      + h(8) + h(9) + '-' + h(10) + h(11) + h(12) + h(13) + h(14) + h(15);
+  };
+
+  const DIGESTS = { sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512', md5: 'md5' };
+
+  const digestName = (alg) => {
+    const name = DIGESTS[String(alg).toLowerCase().replace('-', '')];
+    if (!name) throw new Error('Digest method not supported: ' + alg);
+    return name;
+  };
+
+  // Bytes for the host: strings pass as UTF-8 unless another encoding is named.
+  const dataPart = (data, enc) => {
+    if (typeof data === 'string') return enc === undefined || encodingCode(enc) === UTF8 ? data : encode(data, encodingCode(enc));
+    const v = viewOf(data);
+    if (!v) throw new TypeError('The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView.');
+    return v;
+  };
+
+  const keyBytes = (key) => (typeof key === 'string' ? new Uint8Array(W.encode(key, UTF8)) : dataPart(key));
+
+  const outputAs = (ab, enc) => {
+    const buf = new Buffer(ab);
+    return enc === undefined || enc === 'buffer' ? buf : buf.toString(enc);
+  };
+
+  class Hash {
+    constructor(alg, key) {
+      this._alg = digestName(alg);
+      this._parts = [];
+      if (key !== undefined) {
+        const k = keyBytes(key);
+        const len = new Uint8Array(4);
+        new DataView(len.buffer).setUint32(0, k.length, true);
+        this._parts.push(len, k);
+      }
+      this._hmac = key !== undefined;
+      this._done = false;
+    }
+    update(data, enc) {
+      if (this._done) throw new Error('Digest already called');
+      this._parts.push(dataPart(data, enc));
+      return this;
+    }
+    digest(enc) {
+      if (this._done) throw new Error('Digest already called');
+      this._done = true;
+      const ab = W.hostCall(this._hmac ? 'crypto.hmac' : 'crypto.hash', [this._alg + '\n', ...this._parts]);
+      return outputAs(ab, enc);
+    }
+    copy() {
+      const h = Object.create(Hash.prototype);
+      Object.assign(h, this, { _parts: this._parts.slice() });
+      return h;
+    }
+  }
+
+  const timingSafeEqual = (a, b) => {
+    const x = viewOf(a), y = viewOf(b);
+    if (!x || !y) throw new TypeError('The "buf1" and "buf2" arguments must be Buffers, TypedArrays or DataViews');
+    if (x.length !== y.length) {
+      const e = new RangeError('Input buffers must have the same byte length');
+      e.code = 'ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH';
+      throw e;
+    }
+    let diff = 0;
+    for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+    return diff === 0;
+  };
+
+  const randomBytes = (n, cb) => {
+    const b = randomFill(new Buffer(n >>> 0));
+    if (typeof cb === 'function') {
+      queueMicrotask(() => cb(null, b));
+      return undefined;
+    }
+    return b;
+  };
+
+  const randomInt = (min, max, cb) => {
+    if (max === undefined || typeof max === 'function') { cb = max; max = min; min = 0; }
+    const range = max - min;
+    if (!(range > 0) || range > 2 ** 48) throw new RangeError('The value of "max" is out of range.');
+    const b = randomFill(new Uint32Array(2));
+    const r = min + Math.floor(((b[0] * 2 ** 21 + (b[1] >>> 11)) / 2 ** 53) * range);
+    if (typeof cb === 'function') { queueMicrotask(() => cb(null, r)); return undefined; }
+    return r;
+  };
+
+  const subtle = {
+    digest: (alg, data) => new Promise((resolve) => {
+      const name = digestName(typeof alg === 'object' && alg ? alg.name : alg);
+      resolve(W.hostCall('crypto.hash', [name + '\n', dataPart(data)]));
+    }),
+  };
+
+  const webcrypto = { getRandomValues, randomUUID, subtle };
+
+  const cryptoModule = {
+    createHash: (alg) => new Hash(alg),
+    createHmac: (alg, key) => new Hash(alg, key),
+    hash: (alg, data, enc = 'hex') => new Hash(alg).update(data).digest(enc),
+    randomBytes,
+    randomUUID,
+    randomInt,
+    randomFillSync: (view) => randomFill(view),
+    getRandomValues,
+    timingSafeEqual,
+    getHashes: () => Object.keys(DIGESTS),
+    webcrypto,
+    subtle,
+  };
+
+  // ---- URL ----------------------------------------------------------------------
+
+  const SPECIAL = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443', 'ftp:': '21', 'file:': '' };
+
+  const pctEncode = (s, keep) => {
+    let out = '';
+    for (const ch of s) {
+      const c = ch.codePointAt(0);
+      if (c > 0x20 && c < 0x7f && !keep.includes(ch)) out += ch;
+      else if (c <= 0x7f) out += '%' + HEXBYTE[c].toUpperCase();
+      else for (const byte of new Uint8Array(W.encode(ch, UTF8))) out += '%' + HEXBYTE[byte].toUpperCase();
+    }
+    return out;
+  };
+
+  const PATH_ESC = ' "#<>?`{}';
+  const QUERY_ESC = ' "#<>';
+  const FRAG_ESC = ' "<>`';
+  const USER_ESC = ' "#<>?`{}/:;=@[\\]^|';
+
+  const removeDots = (path) => {
+    const out = [];
+    const segs = path.split('/');
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i];
+      const last = i === segs.length - 1;
+      if (s === '..' || s.toLowerCase() === '%2e%2e') {
+        if (out.length > 1) out.pop();
+        if (last) out.push('');
+      } else if (s === '.' || s.toLowerCase() === '%2e') {
+        if (last) out.push('');
+      } else {
+        out.push(s);
+      }
+    }
+    const p = out.join('/');
+    return p.startsWith('/') ? p : '/' + p;
+  };
+
+  const invalidURL = (input) => {
+    const e = new TypeError('Invalid URL');
+    e.code = 'ERR_INVALID_URL';
+    e.input = input;
+    return e;
+  };
+
+  const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.\-]*):/;
+
+  class URL {
+    constructor(input, base) {
+      input = String(input).replace(/[\t\n\r]/g, '').replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '');
+      const m = SCHEME.exec(input);
+      if (m) {
+        this._parse(m[1].toLowerCase() + ':', input.slice(m[0].length), input);
+        return;
+      }
+      if (base === undefined) throw invalidURL(input);
+      const b = base instanceof URL ? base : new URL(base);
+      this._parse(b.protocol, this._relative(b, input), input);
+    }
+
+    _relative(b, input) {
+      const special = b.protocol in SPECIAL;
+      if (special) input = input.replace(/\\/g, '/');
+      if (b._opaque) {
+        if (input.startsWith('#')) return b._opaquePath + b.search + input;
+        throw invalidURL(input);
+      }
+      const auth = '//' + b._authority();
+      if (input.startsWith('//')) return input;
+      if (input.startsWith('/')) return auth + input;
+      if (input === '') return auth + b.pathname + b.search;
+      if (input.startsWith('?')) return auth + b.pathname + input;
+      if (input.startsWith('#')) return auth + b.pathname + b.search + input;
+      const dir = b.pathname.slice(0, b.pathname.lastIndexOf('/') + 1);
+      return auth + (dir || '/') + input;
+    }
+
+    _parse(scheme, rest, input) {
+      const special = scheme in SPECIAL;
+      if (special) rest = rest.replace(/\\/g, '/');
+      this._protocol = scheme;
+      this._username = '';
+      this._password = '';
+      this._hostname = '';
+      this._port = '';
+      this._opaque = false;
+      this._params = null;
+      let hash = '', search = '';
+      const h = rest.indexOf('#');
+      if (h >= 0) { hash = rest.slice(h); rest = rest.slice(0, h); }
+      const q = rest.indexOf('?');
+      if (q >= 0) { search = rest.slice(q); rest = rest.slice(0, q); }
+      if (special || rest.startsWith('//')) {
+        rest = special ? rest.replace(/^\/*/, '') : rest.slice(2);
+        const slash = rest.indexOf('/');
+        let auth = slash >= 0 ? rest.slice(0, slash) : rest;
+        rest = slash >= 0 ? rest.slice(slash) : '';
+        const at = auth.lastIndexOf('@');
+        if (at >= 0) {
+          const cred = auth.slice(0, at);
+          auth = auth.slice(at + 1);
+          const colon = cred.indexOf(':');
+          this._username = pctEncode(colon >= 0 ? cred.slice(0, colon) : cred, USER_ESC);
+          this._password = colon >= 0 ? pctEncode(cred.slice(colon + 1), USER_ESC) : '';
+        }
+        let host = auth, port = '';
+        const pm = /:(\d*)$/.exec(auth);
+        if (pm && !auth.endsWith(']')) { host = auth.slice(0, pm.index); port = pm[1]; }
+        if (/[\s#%/:<>?@[\\\]^|]/.test(host.replace(/^\[[0-9a-fA-F:.]+\]$/, 'x'))) throw invalidURL(input);
+        if (special && scheme !== 'file:' && host === '') throw invalidURL(input);
+        this._hostname = host.toLowerCase();
+        if (port !== '') {
+          const n = Number(port);
+          if (n > 65535) throw invalidURL(input);
+          this._port = SPECIAL[scheme] === String(n) ? '' : String(n);
+        }
+        this._pathname = rest === '' && special ? '/' : special || rest ? removeDots(pctEncode(rest, PATH_ESC)) : '';
+      } else {
+        this._opaque = !rest.startsWith('/');
+        this._pathname = this._opaque ? pctEncode(rest, '') : removeDots(pctEncode(rest, PATH_ESC));
+        this._opaquePath = this._pathname;
+      }
+      this._search = search.length > 1 ? pctEncode(search, QUERY_ESC) : '';
+      this._hash = hash.length > 1 ? pctEncode(hash, FRAG_ESC) : '';
+    }
+
+    _authority() {
+      const cred = this._username || this._password
+        ? this._username + (this._password ? ':' + this._password : '') + '@' : '';
+      return cred + this.host;
+    }
+
+    get protocol() { return this._protocol; }
+    set protocol(v) {
+      const m = /^([a-zA-Z][a-zA-Z0-9+.\-]*):?/.exec(String(v));
+      if (m && (m[1].toLowerCase() + ':' in SPECIAL) === (this._protocol in SPECIAL)) this._protocol = m[1].toLowerCase() + ':';
+    }
+    get username() { return this._username; }
+    set username(v) { this._username = pctEncode(String(v), USER_ESC); }
+    get password() { return this._password; }
+    set password(v) { this._password = pctEncode(String(v), USER_ESC); }
+    get hostname() { return this._hostname; }
+    set hostname(v) { this._hostname = String(v).toLowerCase(); }
+    get port() { return this._port; }
+    set port(v) {
+      const s = String(v);
+      if (s === '') { this._port = ''; return; }
+      const n = parseInt(s, 10);
+      if (n >= 0 && n <= 65535) this._port = SPECIAL[this._protocol] === String(n) ? '' : String(n);
+    }
+    get host() { return this._hostname + (this._port ? ':' + this._port : ''); }
+    set host(v) {
+      const s = String(v);
+      const m = /^(.*?)(?::(\d*))?$/.exec(s);
+      this.hostname = m[1];
+      if (m[2] !== undefined) this.port = m[2];
+    }
+    get origin() {
+      return this._protocol in SPECIAL && this._protocol !== 'file:' ? this._protocol + '//' + this.host : 'null';
+    }
+    get pathname() { return this._pathname; }
+    set pathname(v) {
+      if (this._opaque) return;
+      const s = String(v);
+      this._pathname = removeDots(pctEncode(s.startsWith('/') ? s : '/' + s, PATH_ESC));
+    }
+    get search() { return this._search; }
+    set search(v) {
+      const s = String(v);
+      this._search = s === '' || s === '?' ? '' : pctEncode(s.startsWith('?') ? s : '?' + s, QUERY_ESC);
+      if (this._params) this._params._list = parseQuery(this._search);
+    }
+    get searchParams() {
+      if (!this._params) {
+        this._params = new URLSearchParams(this._search);
+        this._params._url = this;
+      }
+      return this._params;
+    }
+    get hash() { return this._hash; }
+    set hash(v) {
+      const s = String(v);
+      this._hash = s === '' || s === '#' ? '' : pctEncode(s.startsWith('#') ? s : '#' + s, FRAG_ESC);
+    }
+    get href() {
+      const auth = this._protocol in SPECIAL || this._hostname || !this._opaque && this._pathname.startsWith('//')
+        ? '//' + this._authority() : '';
+      return this._protocol + auth + this._pathname + this._search + this._hash;
+    }
+    set href(v) {
+      const u = new URL(v);
+      Object.assign(this, u);
+    }
+    toString() { return this.href; }
+    toJSON() { return this.href; }
+    static canParse(input, base) {
+      try { new URL(input, base); return true; } catch { return false; }
+    }
+    static parse(input, base) {
+      try { return new URL(input, base); } catch { return null; }
+    }
+  }
+
+  const formDecode = (s) => {
+    if (!/[%+]/.test(s)) return s;
+    s = s.replace(/\+/g, ' ');
+    if (!s.includes('%')) return s;
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      const bytes = [];
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c === 37 && /^[0-9a-fA-F]{2}$/.test(s.substr(i + 1, 2))) {
+          bytes.push(parseInt(s.substr(i + 1, 2), 16));
+          i += 2;
+        } else if (c < 128) {
+          bytes.push(c);
+        } else {
+          for (const b of new Uint8Array(W.encode(s[i], UTF8))) bytes.push(b);
+        }
+      }
+      return W.decode(new Uint8Array(bytes), UTF8);
+    }
+  };
+
+  const formEncode = (s) =>
+    encodeURIComponent(s).replace(/[!'()~]|%20/g, (c) => (c === '%20' ? '+' : '%' + HEXBYTE[c.charCodeAt(0)].toUpperCase()));
+
+  const parseQuery = (s) => {
+    const list = [];
+    if (s.startsWith('?')) s = s.slice(1);
+    if (!s) return list;
+    for (const part of s.split('&')) {
+      if (!part) continue;
+      const eq = part.indexOf('=');
+      list.push(eq >= 0 ? [formDecode(part.slice(0, eq)), formDecode(part.slice(eq + 1))] : [formDecode(part), '']);
+    }
+    return list;
+  };
+
+  class URLSearchParams {
+    constructor(init) {
+      this._url = null;
+      if (init === undefined || init === null) {
+        this._list = [];
+      } else if (typeof init === 'string') {
+        this._list = parseQuery(init);
+      } else if (init instanceof URLSearchParams) {
+        this._list = init._list.map((p) => p.slice());
+      } else if (typeof init === 'object' && typeof init[Symbol.iterator] === 'function') {
+        this._list = [];
+        for (const pair of init) {
+          const p = Array.from(pair);
+          if (p.length !== 2) throw new TypeError('Each query pair must be an iterable [name, value] tuple');
+          this._list.push([String(p[0]), String(p[1])]);
+        }
+      } else if (typeof init === 'object') {
+        this._list = Object.keys(init).map((k) => [k, String(init[k])]);
+      } else {
+        this._list = parseQuery(String(init));
+      }
+    }
+    _update() {
+      if (this._url) {
+        const s = this.toString();
+        this._url._search = s ? '?' + s : '';
+      }
+    }
+    get size() { return this._list.length; }
+    append(k, v) { this._list.push([String(k), String(v)]); this._update(); }
+    delete(k, v) {
+      k = String(k);
+      this._list = this._list.filter((p) => p[0] !== k || (v !== undefined && p[1] !== String(v)));
+      this._update();
+    }
+    get(k) {
+      k = String(k);
+      for (const p of this._list) if (p[0] === k) return p[1];
+      return null;
+    }
+    getAll(k) {
+      k = String(k);
+      return this._list.filter((p) => p[0] === k).map((p) => p[1]);
+    }
+    has(k, v) {
+      k = String(k);
+      return this._list.some((p) => p[0] === k && (v === undefined || p[1] === String(v)));
+    }
+    set(k, v) {
+      k = String(k);
+      v = String(v);
+      const i = this._list.findIndex((p) => p[0] === k);
+      if (i < 0) this._list.push([k, v]);
+      else {
+        this._list[i][1] = v;
+        this._list = this._list.filter((p, j) => j <= i || p[0] !== k);
+      }
+      this._update();
+    }
+    sort() {
+      this._list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      this._update();
+    }
+    forEach(fn, thisArg) {
+      for (const [k, v] of this._list) fn.call(thisArg, v, k, this);
+    }
+    keys() { return this._list.map((p) => p[0])[Symbol.iterator](); }
+    values() { return this._list.map((p) => p[1])[Symbol.iterator](); }
+    entries() { return this._list.map((p) => [p[0], p[1]])[Symbol.iterator](); }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() { return this._list.map((p) => formEncode(p[0]) + '=' + formEncode(p[1])).join('&'); }
+  }
+
+  // ---- structuredClone ----------------------------------------------------------
+
+  const cloneError = (what) => new DOMException(what + ' could not be cloned.', 'DataCloneError');
+
+  const clone = (v, seen) => {
+    if (v === null || typeof v !== 'object') {
+      if (typeof v === 'function' || typeof v === 'symbol') throw cloneError(String(v));
+      return v;
+    }
+    if (seen.has(v)) return seen.get(v);
+    let out;
+    if (Array.isArray(v)) {
+      out = new Array(v.length);
+      seen.set(v, out);
+      for (let i = 0; i < v.length; i++) if (i in v) out[i] = clone(v[i], seen);
+      return out;
+    }
+    if (v instanceof Date) out = new Date(v.getTime());
+    else if (v instanceof RegExp) out = new RegExp(v.source, v.flags);
+    else if (v instanceof ArrayBuffer) out = v.slice(0);
+    else if (ArrayBuffer.isView(v)) {
+      const buf = clone(v.buffer, seen);
+      const Ctor = v instanceof Buffer ? Uint8Array : v.constructor;
+      out = v instanceof DataView ? new DataView(buf, v.byteOffset, v.byteLength)
+        : new Ctor(buf, v.byteOffset, v.length);
+    } else if (v instanceof Map) {
+      out = new Map();
+      seen.set(v, out);
+      for (const [k, x] of v) out.set(clone(k, seen), clone(x, seen));
+      return out;
+    } else if (v instanceof Set) {
+      out = new Set();
+      seen.set(v, out);
+      for (const x of v) out.add(clone(x, seen));
+      return out;
+    } else if (v instanceof Error) {
+      out = new (G[v.name] && G[v.name].prototype instanceof Error ? G[v.name] : Error)(v.message);
+      if (v.stack !== undefined) out.stack = v.stack;
+    } else if (v instanceof Boolean || v instanceof Number || v instanceof String) {
+      out = Object(v.valueOf());
+    } else if (v instanceof Promise || v instanceof WeakMap || v instanceof WeakSet) {
+      throw cloneError(Object.prototype.toString.call(v));
+    } else {
+      out = {};
+      seen.set(v, out);
+      for (const k of Object.keys(v)) out[k] = clone(v[k], seen);
+      return out;
+    }
+    seen.set(v, out);
+    return out;
+  };
+
+  const structuredClone = (v) => clone(v, new Map());
+
+  // ---- Headers, Response -----------------------------------------------------------
+
+  class Headers {
+    constructor(init) {
+      this._map = new Map();
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) {
+        for (const [k, v] of init._map) this._map.set(k, v);
+      } else if (typeof init[Symbol.iterator] === 'function') {
+        for (const [k, v] of init) this.append(k, v);
+      } else {
+        for (const k of Object.keys(init)) this.append(k, init[k]);
+      }
+    }
+    append(k, v) {
+      k = String(k).toLowerCase();
+      v = String(v);
+      const old = this._map.get(k);
+      this._map.set(k, old === undefined ? v : old + ', ' + v);
+    }
+    set(k, v) { this._map.set(String(k).toLowerCase(), String(v)); }
+    get(k) {
+      const v = this._map.get(String(k).toLowerCase());
+      return v === undefined ? null : v;
+    }
+    has(k) { return this._map.has(String(k).toLowerCase()); }
+    delete(k) { this._map.delete(String(k).toLowerCase()); }
+    forEach(fn, thisArg) { for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this); }
+    getSetCookie() { const v = this._map.get('set-cookie'); return v === undefined ? [] : [v]; }
+    entries() { return [...this._map.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))[Symbol.iterator](); }
+    keys() { return [...this.entries()].map((p) => p[0])[Symbol.iterator](); }
+    values() { return [...this.entries()].map((p) => p[1])[Symbol.iterator](); }
+    [Symbol.iterator]() { return this.entries(); }
+  }
+
+  // A body as the output blob takes it (string or bytes) and its default type.
+  const bodyOf = (body) => {
+    if (body === undefined || body === null) return [undefined, null];
+    if (typeof body === 'string') return [body, 'text/plain;charset=UTF-8'];
+    if (body instanceof URLSearchParams) return [body.toString(), 'application/x-www-form-urlencoded;charset=UTF-8'];
+    const v = viewOf(body);
+    if (v) return [v, null];
+    return [String(body), 'text/plain;charset=UTF-8'];
+  };
+
+  class Response {
+    constructor(body, init = {}) {
+      const [data, type] = bodyOf(body);
+      this._body = data;
+      this.status = init.status === undefined ? 200 : Number(init.status) | 0;
+      if (this.status < 200 || this.status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
+      this.statusText = init.statusText === undefined ? '' : String(init.statusText);
+      this.headers = new Headers(init.headers);
+      if (type && !this.headers.has('content-type')) this.headers.set('content-type', type);
+      this.bodyUsed = false;
+      this.type = 'default';
+      this.url = '';
+      this.redirected = false;
+    }
+    get ok() { return this.status >= 200 && this.status < 300; }
+    get body() { return this._body === undefined ? null : this._body; }
+    _bytes() {
+      if (this.bodyUsed) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+      this.bodyUsed = true;
+      const b = this._body;
+      return Promise.resolve(b === undefined ? new Uint8Array(0) : typeof b === 'string' ? new Uint8Array(W.encode(b, UTF8)) : b);
+    }
+    text() { return this._bytes().then((b) => W.decode(b, UTF8)); }
+    json() { return this.text().then(JSON.parse); }
+    bytes() { return this._bytes().then((b) => new Uint8Array(b)); }
+    arrayBuffer() { return this._bytes().then((b) => b.slice().buffer); }
+    clone() {
+      const r = new Response(null, this);
+      r._body = this._body;
+      r.headers = new Headers(this.headers);
+      return r;
+    }
+    static json(data, init = {}) {
+      const r = new Response(JSON.stringify(data), init);
+      if (!new Headers(init.headers).has('content-type')) r.headers.set('content-type', 'application/json');
+      return r;
+    }
+    static redirect(url, status = 302) {
+      return new Response(null, { status, headers: { location: String(url) } });
+    }
+    static error() {
+      const r = new Response(null, { status: 200 });
+      r.status = 0;
+      r.type = 'error';
+      return r;
+    }
+  }
+
+  // ---- req, res, metadata -------------------------------------------------------------
+
+  const parseForm = (text) => {
+    const out = {};
+    for (const [k, v] of parseQuery(text)) {
+      const old = out[k];
+      out[k] = old === undefined ? v : Array.isArray(old) ? (old.push(v), old) : [old, v];
+    }
+    return out;
+  };
+
+  const parseBody = (type, raw) => {
+    if (!raw || raw.length === 0) return undefined;
+    const t = type ? String(type).toLowerCase() : '';
+    if (t.startsWith('application/json') || /^[^;]*\+json/.test(t)) {
+      const text = W.decode(raw, UTF8);
+      try {
+        return JSON.parse(text);
+      } catch {
+        return text;
+      }
+    }
+    if (t.startsWith('application/x-www-form-urlencoded')) return parseForm(W.decode(raw, UTF8));
+    if (t.startsWith('text/')) return W.decode(raw, UTF8);
+    return new Buffer(raw.buffer, raw.byteOffset, raw.length);
+  };
+
+  class Request {
+    constructor(h, raw) {
+      this.method = h.method;
+      this.url = h.url;
+      this.path = h.path;
+      this.headers = h.headers || {};
+      this.query = h.query || {};
+      this.params = h.params || {};
+      this.ip = h.ip;
+      this._raw = raw;
+      this._body = UNSET;
+      this._text = UNSET;
+    }
+    get body() {
+      if (this._body === UNSET) this._body = parseBody(this.headers['content-type'], this._raw);
+      return this._body;
+    }
+    set body(v) { this._body = v; }
+    get rawBody() {
+      if (this._text === UNSET) this._text = this._raw ? W.decode(this._raw, UTF8) : '';
+      return this._text;
+    }
+    get(name) { return this.headers[String(name).toLowerCase()]; }
+    header(name) { return this.get(name); }
+    text() { return Promise.resolve(this.rawBody); }
+    json() { return new Promise((resolve) => resolve(JSON.parse(this.rawBody))); }
+    arrayBuffer() { return Promise.resolve(this._raw ? this._raw.slice().buffer : new ArrayBuffer(0)); }
+    bytes() { return Promise.resolve(this._raw ? this._raw.slice() : new Uint8Array(0)); }
+  }
+
+  const TYPES = {
+    json: 'application/json; charset=utf-8',
+    html: 'text/html; charset=utf-8',
+    text: 'text/plain; charset=utf-8',
+    txt: 'text/plain; charset=utf-8',
+    xml: 'application/xml',
+    js: 'text/javascript; charset=utf-8',
+    css: 'text/css; charset=utf-8',
+    bin: 'application/octet-stream',
+    form: 'application/x-www-form-urlencoded',
+  };
+
+  class Res {
+    constructor(flight) {
+      this._flight = flight;
+      this.statusCode = 200;
+      this.headersSent = false;
+      this._headers = null; // lower-case name -> string | string[]
+      this._chunks = null;
+      this._touched = false;
+    }
+    status(code) {
+      this.statusCode = Number(code) | 0;
+      this._touched = true;
+      return this;
+    }
+    setHeader(name, value) {
+      if (typeof name === 'object' && name !== null) {
+        for (const k of Object.keys(name)) this.setHeader(k, name[k]);
+        return this;
+      }
+      (this._headers || (this._headers = Object.create(null)))[String(name).toLowerCase()] =
+        Array.isArray(value) ? value.map(String) : String(value);
+      this._touched = true;
+      return this;
+    }
+    set(name, value) { return this.setHeader(name, value); }
+    header(name, value) { return this.setHeader(name, value); }
+    append(name, value) {
+      const k = String(name).toLowerCase();
+      const old = this._headers && this._headers[k];
+      const add = Array.isArray(value) ? value.map(String) : [String(value)];
+      return this.setHeader(k, old === undefined ? (add.length === 1 ? add[0] : add) : [].concat(old, add));
+    }
+    getHeader(name) { return this._headers ? this._headers[String(name).toLowerCase()] : undefined; }
+    get(name) { return this.getHeader(name); }
+    hasHeader(name) { return this.getHeader(name) !== undefined; }
+    removeHeader(name) {
+      if (this._headers) delete this._headers[String(name).toLowerCase()];
+      return this;
+    }
+    getHeaders() { return Object.assign({}, this._headers); }
+    type(t) {
+      t = String(t);
+      return this.setHeader('content-type', TYPES[t.replace(/^\./, '')] || (t.includes('/') ? t : 'application/octet-stream'));
+    }
+    contentType(t) { return this.type(t); }
+    location(url) { return this.setHeader('location', url); }
+    cookie(name, value, opts = {}) {
+      let c = name + '=' + encodeURIComponent(String(value));
+      if (opts.maxAge !== undefined) c += '; Max-Age=' + Math.floor(opts.maxAge / 1000);
+      if (opts.domain) c += '; Domain=' + opts.domain;
+      c += '; Path=' + (opts.path || '/');
+      if (opts.expires) c += '; Expires=' + new Date(opts.expires).toUTCString();
+      if (opts.httpOnly) c += '; HttpOnly';
+      if (opts.secure) c += '; Secure';
+      if (opts.sameSite) c += '; SameSite=' + (opts.sameSite === true ? 'Strict' : opts.sameSite);
+      return this.append('set-cookie', c);
+    }
+    write(chunk, enc) {
+      if (this._flight.finished) return false;
+      const part = typeof chunk === 'string' && enc !== undefined ? Buffer.from(chunk, enc) : chunk;
+      (this._chunks || (this._chunks = [])).push(typeof part === 'string' ? part : viewOf(part));
+      this._touched = true;
+      return true;
+    }
+    end(chunk, enc) {
+      if (typeof chunk === 'function') chunk = undefined;
+      if (chunk !== undefined && chunk !== null) this.write(chunk, enc);
+      this._send(this._chunks || undefined);
+      return this;
+    }
+    json(v) {
+      if (!this.hasHeader('content-type')) this.setHeader('content-type', TYPES.json);
+      const s = JSON.stringify(v);
+      this._send(s === undefined ? '' : s);
+      return this;
+    }
+    send(v) {
+      if (v === undefined || v === null) {
+        this._send(undefined);
+      } else if (typeof v === 'string') {
+        if (!this.hasHeader('content-type')) this.setHeader('content-type', TYPES.html);
+        this._send(v);
+      } else if (viewOf(v)) {
+        if (!this.hasHeader('content-type')) this.setHeader('content-type', 'application/octet-stream');
+        this._send(viewOf(v));
+      } else {
+        this.json(v);
+      }
+      return this;
+    }
+    sendStatus(code) {
+      this.status(code);
+      if (!this.hasHeader('content-type')) this.setHeader('content-type', TYPES.text);
+      this._send(String(code));
+      return this;
+    }
+    redirect(a, b) {
+      const [status, url] = typeof a === 'number' ? [a, b] : [b === undefined ? 302 : b, a];
+      this.status(status).location(url);
+      this._send(undefined);
+      return this;
+    }
+    _headerList() {
+      const list = [];
+      const h = this._headers;
+      if (h) {
+        for (const k in h) {
+          const v = h[k];
+          if (Array.isArray(v)) for (const x of v) list.push([k, x]);
+          else list.push([k, v]);
+        }
+      }
+      return list;
+    }
+    _send(body) {
+      const f = this._flight;
+      if (f.finished) return;
+      respond(f, this.statusCode, this._headerList(), body);
+    }
+  }
+
+  // The return value of a handler, turned into a response (see ABI.md).
+  const respondWith = (f, v) => {
+    const res = f.res;
+    if (v === undefined || v === res) {
+      if (res._touched) res._send(res._chunks || undefined);
+      else if (f.pending > 0) waiting.push(f);
+      else respond(f, 204, [], undefined);
+      return;
+    }
+    if (v instanceof Response) {
+      const headers = [];
+      for (const [k, x] of v.headers._map) headers.push([k, x]);
+      respond(f, v.status, headers, v._body);
+      return;
+    }
+    let body, type;
+    if (typeof v === 'string') {
+      body = v;
+      type = TYPES.text;
+    } else if (viewOf(v)) {
+      body = viewOf(v);
+      type = 'application/octet-stream';
+    } else {
+      body = JSON.stringify(v);
+      type = TYPES.json;
+      if (body === undefined) {
+        respond(f, res.statusCode === 200 ? 204 : res.statusCode, res._headerList(), undefined);
+        return;
+      }
+    }
+    if (!res.hasHeader('content-type')) res.setHeader('content-type', type);
+    respond(f, res.statusCode, res._headerList(), body);
+  };
+
+  const onSettled = (f, v) => {
+    if (f.finished) return;
+    enter(f);
+    try {
+      respondWith(f, v);
+    } catch (e) {
+      fail(f, e);
+    }
+  };
+
+  const onRejected = (f, e) => {
+    enter(f);
+    fail(f, e);
+  };
+
+  const run = (h, raw) => {
+    const rid = h.rid;
+    const f = new Flight(rid);
+    const req = new Request(h, raw);
+    const res = new Res(f);
+    f.res = res;
+    f.meta = {
+      method: h.method,
+      path: h.path,
+      query: req.query,
+      parameters: req.params,
+      headers: req.headers,
+      scriptPath: h.script,
+    };
+    enter(f);
+    if (!handler) {
+      fail(f, new Error('no script is loaded in this instance'));
+      return;
+    }
+    let v;
+    try {
+      v = handler(req, res, f.meta, shared);
+    } catch (e) {
+      fail(f, e);
+      return;
+    }
+    if (v !== null && typeof v === 'object' && typeof v.then === 'function') {
+      v.then((x) => onSettled(f, x), (e) => onRejected(f, e));
+    } else {
+      onSettled(f, v);
+    }
+  };
+
+  // An exception thrown outside any promise (a timer callback, a microtask).
+  const uncaught = (e) => {
+    if (curFlight && !curFlight.finished) fail(curFlight, e);
+    else log('error', ['Uncaught', e]);
+  };
+
+  const timeout = (ms) => {
+    const e = { name: 'TimeoutError', message: 'the script ran longer than its budget of ' + ms + ' ms', stack: '' };
+    if (curFlight && !curFlight.finished) fail(curFlight, e);
+  };
+
+  const flush = () => {
+    if (waiting.length) {
+      for (let i = waiting.length - 1; i >= 0; i--) {
+        const f = waiting[i];
+        if (f.finished || f.pending === 0) {
+          waiting.splice(i, 1);
+          if (!f.finished) {
+            enter(f);
+            respondWith(f, undefined);
+          }
+        }
+      }
+    }
+    if (logsDropped) {
+      (logs || (logs = [])).push({ rid: cur, level: 'warn', msg: '[wexec] ' + logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
+    }
+    const out = {};
+    if (done) out.done = done;
+    if (failed) out.failed = failed;
+    if (ops) out.ops = ops;
+    if (cancel) out.cancel = cancel;
+    if (logs) out.logs = logs;
+    done = failed = ops = cancel = logs = null;
+    blobEnd = 0;
+    logBytes = logsDropped = 0;
+    return JSON.stringify(out);
+  };
+
+  // ---- Loading a script ----------------------------------------------------------------
+
+  const errorJSON = (e) => {
+    const info = errorInfo(e);
+    const at = /:(\d+):(\d+)\)?\s*$/m.exec(info.stack);
+    if (at) {
+      info.line = Number(at[1]);
+      info.col = Number(at[2]);
+    }
+    const out = { error: info };
+    if (logs) out.logs = logs;
+    logs = null;
+    return JSON.stringify(out);
+  };
+
+  const load = (h, factory) => {
+    enter(null);
+    handler = null;
+    process.env = Object.assign({}, h.env);
+    try {
+      if (typeof factory !== 'function') throw new TypeError('the compiled script is not a module factory');
+      const module = { exports: {}, id: h.filename, filename: h.filename, loaded: false, require };
+      factory.call(module.exports, module, module.exports, require);
+      module.loaded = true;
+      const ex = module.exports;
+      const fn = ex === null || ex === undefined ? ex : ex.default ?? ex;
+      if (typeof fn !== 'function') {
+        throw new TypeError((h.filename || 'the script') + ' does not export a handler function (module.exports is '
+          + (fn === null ? 'null' : typeof fn) + ')');
+      }
+      handler = fn;
+      const out = logs ? JSON.stringify({ logs }) : '{}';
+      logs = null;
+      return out;
+    } catch (e) {
+      return errorJSON(e);
+    }
+  };
+
+  // ---- Node-ish globals and modules -------------------------------------------------------
+
+  const hrtime = (prev) => {
+    const now = performance.now();
+    let s = Math.floor(now / 1000), ns = Math.round((now % 1000) * 1e6);
+    if (prev) {
+      s -= prev[0];
+      ns -= prev[1];
+      if (ns < 0) { s--; ns += 1e9; }
+    }
+    return [s, ns];
+  };
+  hrtime.bigint = () => BigInt(Math.round(performance.now() * 1e6));
+
+  const process = {
+    env: {},
+    version: 'v20.0.0',
+    versions: { node: '20.0.0', wexec: '0.1.0' },
+    platform: 'linux',
+    arch: 'wasm32',
+    pid: 1,
+    argv: ['wexec'],
+    execArgv: [],
+    exitCode: undefined,
+    release: { name: 'node' },
+    hrtime,
+    uptime: () => performance.now() / 1000,
+    cwd: () => '/',
+    nextTick: (fn, ...args) => queueMicrotask(() => fn(...args)),
+    memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 }),
+    emitWarning: (w) => log('warn', [w]),
+    exit: (code) => { throw new Error('process.exit(' + (code === undefined ? '' : code) + ') is not available in wexec scripts'); },
+    on() { return process; },
+    once() { return process; },
+    off() { return process; },
+  };
+
+  const util = {
+    inspect,
+    format: (...a) => format(a),
+    TextEncoder,
+    TextDecoder,
+    isDeepStrictEqual: (a, b) => JSON.stringify(a) === JSON.stringify(b),
+    promisify: (fn) => (...args) => new Promise((resolve, reject) =>
+      fn(...args, (err, v) => (err ? reject(err) : resolve(v)))),
+    types: {
+      isDate: (v) => v instanceof Date,
+      isRegExp: (v) => v instanceof RegExp,
+      isPromise: (v) => v instanceof Promise,
+      isUint8Array: (v) => v instanceof Uint8Array,
+    },
+  };
+
+  const builtins = {
+    crypto: cryptoModule,
+    buffer: { Buffer, constants: { MAX_LENGTH: 2 ** 31 - 1 }, kMaxLength: 2 ** 31 - 1 },
+    url: { URL, URLSearchParams },
+    util,
+    timers: { setTimeout, clearTimeout: clearTimer, setInterval, clearInterval: clearTimer, setImmediate, clearImmediate: clearTimer },
+    process,
+  };
+
+  function require(name) {
+    let key = String(name);
+    if (key.startsWith('node:')) key = key.slice(5);
+    if (Object.prototype.hasOwnProperty.call(builtins, key)) return builtins[key];
+    const e = new Error("Cannot find module '" + name + "'");
+    e.code = 'MODULE_NOT_FOUND';
+    throw e;
+  }
+
+  define(G, {
+    global: G,
+    console,
+    setTimeout,
+    clearTimeout: clearTimer,
+    setInterval,
+    clearInterval: clearTimer,
+    setImmediate,
+    clearImmediate: clearTimer,
+    TextEncoder,
+    TextDecoder,
+    URL,
+    URLSearchParams,
+    structuredClone,
+    Headers,
+    Response,
+    Buffer,
+    process,
+    require,
+    shared,
+    metadata: undefined,
+    __wexec: { op, bytes: (x) => blob(viewOf(x) || x) },
+  });
+  Object.defineProperty(G, 'crypto', {
+    value: webcrypto, writable: true, configurable: true, enumerable: false,
+  });
+
+  return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught };
+})

@@ -1,0 +1,320 @@
+"""The guest engine honours guest/ABI.md, driven through wasmtime-py's public API.
+
+These tests build the engine with build/guest.py (cached in $WEXEC_CACHE or ~/.cache/wexec)
+and talk to it the way the host does: envelopes in the input buffer, one export per crossing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("WEXEC_CACHE") or Path.home() / ".cache" / "wexec")
+
+
+def _load_build_module():
+    spec = importlib.util.spec_from_file_location("wexec_build_guest", REPO / "build" / "guest.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build_module()
+
+
+def host_call(name: str, data: bytes) -> bytes:
+    alg, _, rest = data.partition(b"\n")
+    if name == "crypto.hash":
+        return hashlib.new(alg.decode(), rest).digest()
+    if name == "crypto.hmac":
+        (key_len,) = struct.unpack("<I", rest[:4])
+        return hmac.new(rest[4 : 4 + key_len], rest[4 + key_len :], alg.decode()).digest()
+    raise KeyError(f"no host capability {name!r}")
+
+
+class Engine:
+    """One compiled engine module and a linker providing WASI and wexec.host_call."""
+
+    def __init__(self, path: Path) -> None:
+        self.engine = wasmtime.Engine()
+        self.module = wasmtime.Module.from_file(self.engine, str(path))
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.define_wasi()
+        i32 = wasmtime.ValType.i32()
+        self.linker.define_func(
+            "wexec", "host_call", wasmtime.FuncType([i32] * 6, [i32]), self._host_call, access_caller=True
+        )
+
+    @staticmethod
+    def _host_call(caller, name_ptr, name_len, in_ptr, in_len, out_ptr, out_cap):
+        mem = caller.get("memory")
+        name = bytes(mem.read(caller, name_ptr, name_ptr + name_len)).decode()
+        data = bytes(mem.read(caller, in_ptr, in_ptr + in_len))
+        try:
+            out, sign = host_call(name, data), 1
+        except Exception as e:  # the guest turns the message into a JS Error
+            out, sign = str(e).encode(), -1
+        out = out[:out_cap]
+        mem.write(caller, out, out_ptr)
+        return sign * len(out)
+
+
+class Instance:
+    """A guest instance; `memory` lets a test start it from another's memory (a snapshot)."""
+
+    def __init__(self, engine: Engine, memory: bytes | None = None) -> None:
+        self.store = wasmtime.Store(engine.engine)
+        self.store.set_wasi(wasmtime.WasiConfig())
+        self.exports = engine.linker.instantiate(self.store, engine.module).exports(self.store)
+        self.mem = self.exports["memory"]
+        if memory is None:
+            self.exports["_initialize"](self.store)
+        else:
+            missing = len(memory) - self.mem.data_len(self.store)
+            if missing > 0:
+                self.mem.grow(self.store, missing // 65536)
+            self.mem.write(self.store, memory, 0)
+        self.io = self.exports["wx_io"](self.store)
+
+    def init(self) -> Instance:
+        assert self.exports["wx_init"](self.store) == 0, self.output()
+        return self
+
+    def io_block(self) -> tuple[int, ...]:
+        return struct.unpack("<5I", bytes(self.mem.read(self.store, self.io, self.io + 20)))
+
+    def output(self) -> tuple[dict, bytes]:
+        _, _, ptr, json_len, blob_len = self.io_block()
+        raw = bytes(self.mem.read(self.store, ptr, ptr + json_len + blob_len))
+        return json.loads(raw[:json_len]), raw[json_len:]
+
+    def call(self, export: str, header: dict, blob: bytes = b"") -> tuple[int, dict, bytes]:
+        js = json.dumps(header).encode()
+        in_ptr, in_cap = self.io_block()[:2]
+        if len(js) + len(blob) > in_cap:
+            assert self.exports["wx_reserve"](self.store, len(js) + len(blob)) == 0
+            in_ptr = self.io_block()[0]
+        self.mem.write(self.store, js + blob, in_ptr)
+        rc = self.exports[export](self.store, len(js), len(blob))
+        return (rc, *self.output())
+
+    def compile(self, source: str, filename: str = "api/t.js") -> dict | bytes:
+        rc, out, blob = self.call("wx_compile", {"filename": filename}, source.encode())
+        assert rc == 0, out
+        if "error" in out:
+            return out
+        ref = out["bytecode"]
+        return blob[ref["off"] : ref["off"] + ref["len"]]
+
+    def load(self, source: str, env: dict | None = None, mem_limit: int = 0) -> dict:
+        bytecode = self.compile(source)
+        assert isinstance(bytecode, bytes), bytecode
+        header = {"filename": "api/t.js", "env": env or {}, "mem_limit": mem_limit}
+        rc, out, _ = self.call("wx_load", header, bytecode)
+        assert rc == 0, out
+        return out
+
+    def run(self, rid: int = 1, body: bytes = b"", budget_ms: int = 5000, **fields) -> tuple[dict, bytes]:
+        request = {"rid": rid, "budget_ms": budget_ms, "method": "GET", "url": "http://host/t", "path": "/t",
+                   "headers": {}, "query": {}, "params": {}, "script": "api/t.js", "ip": "127.0.0.1"}
+        request.update(fields)
+        rc, out, blob = self.call("wx_run", request, body)
+        assert rc == 0, out
+        return out, blob
+
+    def resume(self, results: list[dict], blob: bytes = b"", budget_ms: int = 5000) -> tuple[dict, bytes]:
+        rc, out, out_blob = self.call("wx_resume", {"budget_ms": budget_ms, "results": results}, blob)
+        assert rc == 0, out
+        return out, out_blob
+
+
+def factory(body: str) -> str:
+    """What the compiler makes of a script."""
+    return "(function (module, exports, require) {" + body + "\n})"
+
+
+def top_level(body: str) -> str:
+    """What the compiler makes of a top-level-return script."""
+    return factory("module.exports = async function (req, res, metadata, shared) {" + body + "\n};")
+
+
+def response_body(out: dict, blob: bytes, index: int = 0) -> bytes:
+    ref = out["done"][index]["body"]
+    return blob[ref["off"] : ref["off"] + ref["len"]]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(build.build_guest(CACHE))
+
+
+@pytest.fixture()
+def guest(engine: Engine) -> Instance:
+    return Instance(engine).init()
+
+
+def test_build_is_cached_and_named_by_hash():
+    path = build.build_guest(CACHE)
+    start = time.perf_counter()
+    again = build.build_guest(CACHE)
+    assert time.perf_counter() - start < 0.05
+    assert again == path and path.parent.name == build.guest_hash()
+
+
+def test_hello_round_trip(guest: Instance):
+    assert guest.load(top_level("return {message: 'hi'}")) == {}
+    out, blob = guest.run(rid=7)
+    assert out["done"][0]["rid"] == 7
+    assert out["done"][0]["status"] == 200
+    assert ["content-type", "application/json; charset=utf-8"] in out["done"][0]["headers"]
+    assert json.loads(response_body(out, blob)) == {"message": "hi"}
+
+
+def test_timer_goes_through_the_host(guest: Instance):
+    guest.load(top_level("console.info('waiting'); await new Promise(r => setTimeout(r, 250)); return 'late'"))
+    out, _ = guest.run(rid=3)
+    assert "done" not in out
+    assert out["logs"] == [{"rid": 3, "level": "info", "msg": "waiting"}]
+    [op] = out["ops"]
+    assert op["rid"] == 3 and op["op"] == "timer" and op["args"] == {"ms": 250}
+    out, blob = guest.resume([{"id": op["id"], "ok": True, "value": None}])
+    assert out["done"][0]["rid"] == 3
+    assert response_body(out, blob) == b"late"
+
+
+def test_cleared_timer_is_cancelled(guest: Instance):
+    guest.load(top_level("""
+        const t = setTimeout(() => {}, 1000);
+        await new Promise(r => setTimeout(r, 5));
+        clearTimeout(t);
+        return 'ok'"""))
+    out, _ = guest.run()
+    timer, short = out["ops"]
+    out, _ = guest.resume([{"id": short["id"], "ok": True, "value": None}])
+    assert out["cancel"] == [timer["id"]]
+    assert out["done"][0]["status"] == 200
+
+
+def test_two_requests_in_flight_are_kept_apart(guest: Instance):
+    guest.load(top_level("""
+        console.log('start', metadata.path);
+        await new Promise(r => setTimeout(r, 10));
+        console.log('end', metadata.path);
+        return metadata.path"""))
+    first, _ = guest.run(rid=1, path="/a")
+    second, _ = guest.run(rid=2, path="/b")
+    out, blob = guest.resume([
+        {"id": second["ops"][0]["id"], "ok": True, "value": None},
+        {"id": first["ops"][0]["id"], "ok": True, "value": None},
+    ])
+    assert [(d["rid"], response_body(out, blob, i)) for i, d in enumerate(out["done"])] == [(2, b"/b"), (1, b"/a")]
+    assert [(log["rid"], log["msg"]) for log in out["logs"]] == [(2, "end /b"), (1, "end /a")]
+
+
+def test_script_error_is_a_failure_and_the_instance_survives(guest: Instance):
+    guest.load(top_level("null.x"))
+    out, _ = guest.run(rid=4)
+    [failure] = out["failed"]
+    assert failure["rid"] == 4
+    assert failure["error"]["name"] == "TypeError"
+    assert "api/t.js" in failure["error"]["stack"]
+    guest.load(top_level("return 1"))
+    out, blob = guest.run(rid=5)
+    assert response_body(out, blob) == b"1"
+
+
+def test_syntax_error_reports_line_and_column(guest: Instance):
+    out = guest.compile(factory("\nlet x = ;"))
+    assert isinstance(out, dict)
+    assert out["error"]["name"] == "SyntaxError"
+    assert (out["error"]["line"], out["error"]["col"]) == (2, 9)
+
+
+def test_load_error_when_nothing_callable_is_exported(guest: Instance):
+    out = guest.load(factory("module.exports = {answer: 42}"))
+    assert out["error"]["name"] == "TypeError"
+
+
+def test_hmac_example_matches_python(guest: Instance):
+    guest.load(factory("""
+const crypto = require('crypto');
+const SECRET = process.env.WEBHOOK_SECRET || 'shhh-test';
+module.exports = async (req, res) => {
+  const sig = req.headers['x-hub-signature-256'] || '';
+  const body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body || {});
+  const expect = 'sha256=' + crypto.createHmac('sha256', SECRET).update(body).digest('hex');
+  let ok = false;
+  try { ok = sig.length === expect.length && crypto.timingSafeEqual(Buffer.from(sig), Buffer.from(expect)); } catch {}
+  if (!ok) return res.status(401).json({ error: 'bad sig' });
+  res.json({ accepted: true, payload: req.body });
+};"""), env={"WEBHOOK_SECRET": "s3cret"})
+    payload = '{"event":"push","ünïcode":true}'
+    good = "sha256=" + hmac.new(b"s3cret", payload.encode(), hashlib.sha256).hexdigest()
+    request = {"method": "POST", "body": payload.encode()}
+    out, blob = guest.run(headers={"content-type": "application/json", "x-hub-signature-256": good}, **request)
+    assert out["done"][0]["status"] == 200
+    assert json.loads(response_body(out, blob)) == {"accepted": True, "payload": json.loads(payload)}
+    out, blob = guest.run(headers={"content-type": "application/json", "x-hub-signature-256": "sha256=00"}, **request)
+    assert out["done"][0]["status"] == 401
+
+
+def test_math_random_is_reseeded_in_every_snapshot_copy(engine: Engine):
+    template = Instance(engine).init()
+    template.load(top_level("return [Math.random(), Math.random()]"))
+    snapshot = bytes(template.mem.read(template.store, 0, template.mem.data_len(template.store)))
+    values = []
+    for _ in range(2):
+        copy = Instance(engine, memory=snapshot)
+        out, blob = copy.run()
+        values.append(json.loads(response_body(out, blob)))
+    assert values[0] != values[1]
+
+
+def test_runaway_loop_is_a_timeout_and_the_instance_survives(guest: Instance):
+    guest.load(top_level("try { for (;;) {} } catch (e) { return 'swallowed' }"))
+    out, _ = guest.run(budget_ms=50)
+    assert out["failed"][0]["error"]["name"] == "TimeoutError"
+    guest.load(top_level("return 2"))
+    out, blob = guest.run()
+    assert response_body(out, blob) == b"2"
+
+
+def test_deep_recursion_is_a_range_error(guest: Instance):
+    guest.load(top_level("const f = (n) => f(n + 1) + 1; try { f(0) } catch (e) { return e.name }"))
+    out, blob = guest.run()
+    assert response_body(out, blob) == b"RangeError"
+
+
+def test_memory_cap_first_throws_then_traps(guest: Instance):
+    hog = "const a = []; try { for (;;) a.push(new Array(1e5).fill(1)) } catch (e) { %s }"
+    guest.load(top_level(hog % "a.length = 0; return e.message"), mem_limit=32 << 20)
+    out, blob = guest.run()
+    assert response_body(out, blob) == b"out of memory"
+    guest.load(top_level(hog % "for (;;) a.push(new Array(1e5).fill(2))"), mem_limit=32 << 20)
+    with pytest.raises(wasmtime.Trap):
+        guest.run()
+    assert guest.io_block()[3] == 0xFFFFFFFF  # out_json marks a memory-cap trap
+
+
+def test_large_request_body_grows_the_input_buffer(guest: Instance):
+    guest.load(top_level("return {n: req.body.length, last: req.body[req.body.length - 1]}"))
+    body = bytes(range(256)) * 1024
+    out, blob = guest.run(method="POST", headers={"content-type": "application/octet-stream"}, body=body)
+    assert json.loads(response_body(out, blob)) == {"n": len(body), "last": 255}
+
+
+def test_malformed_call_is_an_abi_error(guest: Instance):
+    rc = guest.exports["wx_run"](guest.store, 1 << 30, 0)
+    assert rc < 0
+    assert "abi_error" in guest.output()[0]
