@@ -11,6 +11,7 @@
  *   blob(x)            append a string (UTF-8) or bytes to the output blob; returns its length
  *   encode(s, enc)     string -> ArrayBuffer          decode(bytes, enc) -> string
  *   random(view)       fill from WASI random_get      hostCall(name, parts) -> ArrayBuffer
+ *   parseJSON(x)       JSON.parse of a string or UTF-8 bytes, safe against deep nesting
  */
 (function (W) {
   'use strict';
@@ -80,9 +81,13 @@
     }
   };
 
+  // Finished responses are kept as JSON text: stringifying generic objects is the
+  // single biggest cost of a small request. `headers` is JSON text too.
   const respond = (f, status, headers, body) => {
     if (f.finished) return;
-    (done || (done = [])).push({ rid: f.rid, status, headers, body: blob(body) });
+    const ref = blob(body);
+    (done || (done = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers
+      + ',"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
     finish(f);
   };
 
@@ -1274,11 +1279,10 @@
     if (!raw || raw.length === 0) return undefined;
     const t = type ? String(type).toLowerCase() : '';
     if (t.startsWith('application/json') || /^[^;]*\+json/.test(t)) {
-      const text = W.decode(raw, UTF8);
       try {
-        return JSON.parse(text);
+        return W.parseJSON(raw);
       } catch {
-        return text;
+        return W.decode(raw, UTF8);
       }
     }
     if (t.startsWith('application/x-www-form-urlencoded')) return parseForm(W.decode(raw, UTF8));
@@ -1327,6 +1331,8 @@
     bin: 'application/octet-stream',
     form: 'application/x-www-form-urlencoded',
   };
+  const TYPE_HEADERS = {};
+  for (const k of Object.keys(TYPES)) TYPE_HEADERS[k] = JSON.stringify([['content-type', TYPES[k]]]);
 
   class Res {
     constructor(flight) {
@@ -1430,22 +1436,21 @@
       this._send(undefined);
       return this;
     }
-    _headerList() {
-      const list = [];
+    _headersJSON() {
       const h = this._headers;
-      if (h) {
-        for (const k in h) {
-          const v = h[k];
-          if (Array.isArray(v)) for (const x of v) list.push([k, x]);
-          else list.push([k, v]);
-        }
+      if (!h) return '[]';
+      const list = [];
+      for (const k in h) {
+        const v = h[k];
+        if (Array.isArray(v)) for (const x of v) list.push([k, x]);
+        else list.push([k, v]);
       }
-      return list;
+      return JSON.stringify(list);
     }
     _send(body) {
       const f = this._flight;
       if (f.finished) return;
-      respond(f, this.statusCode, this._headerList(), body);
+      respond(f, this.statusCode, this._headersJSON(), body);
     }
   }
 
@@ -1455,32 +1460,34 @@
     if (v === undefined || v === res) {
       if (res._touched) res._send(res._chunks || undefined);
       else if (f.pending > 0) waiting.push(f);
-      else respond(f, 204, [], undefined);
+      else respond(f, 204, '[]', undefined);
       return;
     }
     if (v instanceof Response) {
-      const headers = [];
-      for (const [k, x] of v.headers._map) headers.push([k, x]);
-      respond(f, v.status, headers, v._body);
+      respond(f, v.status, JSON.stringify([...v.headers._map]), v._body);
       return;
     }
-    let body, type;
+    let body, kind;
     if (typeof v === 'string') {
       body = v;
-      type = TYPES.text;
+      kind = 'text';
     } else if (viewOf(v)) {
       body = viewOf(v);
-      type = 'application/octet-stream';
+      kind = 'bin';
     } else {
       body = JSON.stringify(v);
-      type = TYPES.json;
+      kind = 'json';
       if (body === undefined) {
-        respond(f, res.statusCode === 200 ? 204 : res.statusCode, res._headerList(), undefined);
+        respond(f, res.statusCode === 200 ? 204 : res.statusCode, res._headersJSON(), undefined);
         return;
       }
     }
-    if (!res.hasHeader('content-type')) res.setHeader('content-type', type);
-    respond(f, res.statusCode, res._headerList(), body);
+    if (!res._headers) {
+      respond(f, res.statusCode, TYPE_HEADERS[kind], body);
+      return;
+    }
+    if (!res.hasHeader('content-type')) res.setHeader('content-type', TYPES[kind]);
+    respond(f, res.statusCode, res._headersJSON(), body);
   };
 
   const onSettled = (f, v) => {
@@ -1558,16 +1565,16 @@
     if (logsDropped) {
       (logs || (logs = [])).push({ rid: cur, level: 'warn', msg: '[wexec] ' + logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
     }
-    const out = {};
-    if (done) out.done = done;
-    if (failed) out.failed = failed;
-    if (ops) out.ops = ops;
-    if (cancel) out.cancel = cancel;
-    if (logs) out.logs = logs;
+    let s = '';
+    if (done) s += ',"done":[' + done.join(',') + ']';
+    if (failed) s += ',"failed":' + JSON.stringify(failed);
+    if (ops) s += ',"ops":' + JSON.stringify(ops);
+    if (cancel) s += ',"cancel":' + JSON.stringify(cancel);
+    if (logs) s += ',"logs":' + JSON.stringify(logs);
     done = failed = ops = cancel = logs = null;
     blobEnd = 0;
     logBytes = logsDropped = 0;
-    return JSON.stringify(out);
+    return s ? '{' + s.slice(1) + '}' : '{}';
   };
 
   // ---- Loading a script ----------------------------------------------------------------
@@ -1679,6 +1686,16 @@
     e.code = 'MODULE_NOT_FOUND';
     throw e;
   }
+
+  // JSON.parse without a reviver goes through the stack-safe native parser.
+  const jsonParse = JSON.parse;
+  define(JSON, {
+    parse: {
+      parse(text, reviver) {
+        return reviver === undefined ? W.parseJSON(String(text)) : jsonParse(text, reviver);
+      },
+    }.parse,
+  });
 
   define(G, {
     global: G,

@@ -28,6 +28,10 @@ enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
 #define OUT_HEADROOM (16 * 1024)   /* room for the JSON header in front of the blob */
 #define OUT_KEEP_CAP (4 << 20)     /* a bigger output buffer is released after use */
 #define JS_STACK_LIMIT (128 * 1024)
+/* JSON nesting recurses in C with little shadow stack per level but a lot of
+ * native stack, so JSON.parse gets its own, tighter budget (about 1000 levels). */
+#define JSON_STACK_BUDGET (16 * 1024)
+#define COMPILE_STACK_LIMIT (32 * 1024) /* the parser recurses the same way */
 #define HOST_OUT_CAP (64 * 1024)
 
 static uint32_t io[5];
@@ -44,49 +48,61 @@ static struct entries {
 } E;
 
 /* ---- Memory cap -----------------------------------------------------------
- * Every allocation QuickJS makes is counted here. Crossing the soft limit (a
- * little below the cap) fails one allocation, which scripts see as a catchable
- * "out of memory"; going past the cap traps, so a script that swallows that
- * error and keeps allocating still ends. */
+ * Every allocation QuickJS makes is counted here. The first allocation past
+ * the soft limit (a little below the cap) fails, which scripts see as a
+ * catchable "out of memory"; after that, going past the cap or running out of
+ * linear memory (the host's store limit, reached early when the heap is
+ * fragmented) traps, so a script that swallows the error still ends. */
 
 static size_t heap_used, heap_cap, heap_soft;
 static bool soft_tripped;
 
-/* 0: go ahead; -1: fail this allocation. Never returns past the cap. */
-static inline int heap_check(size_t grow)
+static void heap_trap(void)
+{
+    io[IO_OUT_JSON] = 0xFFFFFFFFu; /* tells the host this trap is the memory cap */
+    __builtin_trap();
+}
+
+/* One catchable failure, then traps; without a cap, failures stay catchable. */
+static void *heap_refuse(void)
+{
+    if (heap_cap && soft_tripped)
+        heap_trap();
+    soft_tripped = true;
+    return NULL;
+}
+
+/* Whether growing the heap by `grow` bytes may go ahead. */
+static inline bool heap_allows(size_t grow)
 {
     if (!heap_cap)
-        return 0;
-    if (heap_used + grow > heap_cap) {
-        io[IO_OUT_JSON] = 0xFFFFFFFFu; /* tells the host this trap is the memory cap */
-        __builtin_trap();
-    }
-    if (heap_used + grow > heap_soft && !soft_tripped) {
-        soft_tripped = true;
-        return -1;
-    }
-    return 0;
+        return true;
+    if (heap_used + grow > heap_cap)
+        heap_trap();
+    return heap_used + grow <= heap_soft || soft_tripped;
 }
 
 static void *wx_js_calloc(void *opaque, size_t count, size_t size)
 {
     (void)opaque;
-    if (heap_check(count * size))
-        return NULL;
+    if (!heap_allows(count * size))
+        return heap_refuse();
     void *p = calloc(count, size);
-    if (p)
-        heap_used += malloc_usable_size(p);
+    if (!p)
+        return heap_refuse();
+    heap_used += malloc_usable_size(p);
     return p;
 }
 
 static void *wx_js_malloc(void *opaque, size_t size)
 {
     (void)opaque;
-    if (heap_check(size))
-        return NULL;
+    if (!heap_allows(size))
+        return heap_refuse();
     void *p = malloc(size);
-    if (p)
-        heap_used += malloc_usable_size(p);
+    if (!p)
+        return heap_refuse();
+    heap_used += malloc_usable_size(p);
     return p;
 }
 
@@ -103,11 +119,12 @@ static void *wx_js_realloc(void *opaque, void *ptr, size_t size)
 {
     (void)opaque;
     size_t old = ptr ? malloc_usable_size(ptr) : 0;
-    if (size > old && heap_check(size - old))
-        return NULL;
+    if (size > old && !heap_allows(size - old))
+        return heap_refuse();
     void *p = realloc(ptr, size);
-    if (p || size == 0)
-        heap_used = heap_used - old + (p ? malloc_usable_size(p) : 0);
+    if (!p && size)
+        return heap_refuse();
+    heap_used = heap_used - old + (p ? malloc_usable_size(p) : 0);
     return p;
 }
 
@@ -562,12 +579,43 @@ done:
     return r;
 }
 
+/* parseJSON(text or bytes) is JSON.parse without a reviver, on a stack budget
+ * small enough that deep nesting is a RangeError rather than a native trap. */
+static JSValue w_parse_json(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    Bytes b;
+    if (bytes_get(argv[0], &b))
+        return JS_EXCEPTION;
+    const char *text = b.cstr;
+    char *copy = NULL;
+    if (!text) { /* bytes: JS_ParseJSON wants a NUL after the input */
+        copy = js_malloc(c, b.n + 1);
+        if (!copy) {
+            bytes_put(&b);
+            return JS_EXCEPTION;
+        }
+        memcpy(copy, b.p, b.n);
+        copy[b.n] = 0;
+        text = copy;
+    }
+    uintptr_t saved = rt->stack_limit;
+    uintptr_t budget = js_get_stack_pointer() - JSON_STACK_BUDGET;
+    if (budget > saved)
+        rt->stack_limit = budget;
+    JSValue v = JS_ParseJSON(c, text, b.n, "<json>");
+    rt->stack_limit = saved;
+    js_free(c, copy);
+    bytes_put(&b);
+    return v;
+}
+
 static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("blob", 1, w_blob),
     JS_CFUNC_DEF("encode", 2, w_encode),
     JS_CFUNC_DEF("decode", 2, w_decode),
     JS_CFUNC_DEF("random", 1, w_random),
     JS_CFUNC_DEF("hostCall", 2, w_host_call),
+    JS_CFUNC_DEF("parseJSON", 1, w_parse_json),
 };
 
 /* ---- Running JS ----------------------------------------------------------- */
@@ -785,9 +833,11 @@ EXPORT("wx_compile") int32_t wx_compile(int32_t json_len, int32_t blob_len)
     uint8_t *src = in_ptr() + json_len;
     uint8_t saved = src[blob_len];
     src[blob_len] = 0;
+    JS_SetMaxStackSize(rt, COMPILE_STACK_LIMIT);
     JSValue fn = JS_Eval(ctx, (const char *)src, (size_t)blob_len,
                          filename ? filename : "script.js",
                          JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
+    JS_SetMaxStackSize(rt, JS_STACK_LIMIT);
     src[blob_len] = saved;
     if (filename)
         JS_FreeCString(ctx, filename);

@@ -318,3 +318,22 @@ def test_malformed_call_is_an_abi_error(guest: Instance):
     rc = guest.exports["wx_run"](guest.store, 1 << 30, 0)
     assert rc < 0
     assert "abi_error" in guest.output()[0]
+
+
+def test_deeply_nested_json_body_is_not_a_trap(guest: Instance):
+    guest.load(top_level("""
+        let parsed; try { JSON.parse(req.rawBody); parsed = 'yes' } catch (e) { parsed = e.name }
+        return {body: typeof req.body, parsed}"""))
+    nested = b"[" * 100_000 + b"]" * 100_000
+    out, blob = guest.run(method="POST", headers={"content-type": "application/json"}, body=nested)
+    assert json.loads(response_body(out, blob)) == {"body": "string", "parsed": "RangeError"}
+
+
+def test_memory_cap_also_holds_when_linear_memory_runs_out_first(engine: Engine):
+    small = Instance(engine).init()
+    small.store.set_limits(memory_size=48 << 20)
+    small.load(top_level("const keep = []; for (;;) { try { keep.push(new Array(1e6).fill(1)) } catch {} }"),
+               mem_limit=64 << 20)
+    with pytest.raises(wasmtime.Trap):
+        small.run()
+    assert small.io_block()[3] == 0xFFFFFFFF
