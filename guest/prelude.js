@@ -32,17 +32,19 @@
   // What a crossing reports; each list exists only once something was added.
 
   let done = null, failed = null, ops = null, cancel = null, logs = null;
-  let blobEnd = 0;
   let logBytes = 0, logsDropped = 0;
 
+  // Appends x (a string, bytes, or a list of them) to the output blob. The blob's
+  // length lives in the shim only, so a reference is always right.
   const blob = (x) => {
-    const off = blobEnd;
+    const off = W.blob('');
+    let end = off;
     if (Array.isArray(x)) {
-      for (const part of x) blobEnd = W.blob(part);
+      for (const part of x) end = W.blob(part);
     } else if (x !== undefined) {
-      blobEnd = W.blob(x);
+      end = W.blob(x);
     }
-    return { off, len: blobEnd - off };
+    return { off, len: end - off };
   };
 
   // ---- Requests in flight --------------------------------------------------
@@ -246,6 +248,23 @@
   };
 
   const setImmediate = (fn, ...args) => setTimeout(fn, 0, ...args);
+
+  // ---- Unhandled rejections ------------------------------------------------------
+  // A rejection still unhandled when the crossing ends is logged, like Node's warning.
+
+  const unhandled = new Map(); // promise -> [reason, flight]
+
+  const rejection = (promise, reason, handled) => {
+    if (handled) unhandled.delete(promise);
+    else unhandled.set(promise, [reason, curFlight]);
+  };
+
+  const reportUnhandled = () => {
+    for (const [reason, f] of unhandled.values()) {
+      log('error', ['Unhandled promise rejection:', reason], f ? f.rid : 0);
+    }
+    unhandled.clear();
+  };
 
   // Runs the next due 0 ms timer; the shim drains microtasks between calls.
   const tick = () => {
@@ -1455,12 +1474,12 @@
   }
 
   // The return value of a handler, turned into a response (see ABI.md).
-  const respondWith = (f, v) => {
+  const respondWith = (f, v, atFlush) => {
     const res = f.res;
     if (v === undefined || v === res) {
       if (res._touched) res._send(res._chunks || undefined);
-      else if (f.pending > 0) waiting.push(f);
-      else respond(f, 204, '[]', undefined);
+      else if (atFlush && f.pending === 0) respond(f, 204, '[]', undefined);
+      else waiting.push(f); // queued work may still use res; decided when the crossing ends
       return;
     }
     if (v instanceof Response) {
@@ -1557,22 +1576,22 @@
           waiting.splice(i, 1);
           if (!f.finished) {
             enter(f);
-            respondWith(f, undefined);
+            respondWith(f, undefined, true);
           }
         }
       }
     }
+    if (unhandled.size) reportUnhandled();
     if (logsDropped) {
       (logs || (logs = [])).push({ rid: cur, level: 'warn', msg: '[wexec] ' + logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
     }
     let s = '';
     if (done) s += ',"done":[' + done.join(',') + ']';
     if (failed) s += ',"failed":' + JSON.stringify(failed);
-    if (ops) s += ',"ops":' + JSON.stringify(ops);
+    if (ops && ops.length) s += ',"ops":' + JSON.stringify(ops);
     if (cancel) s += ',"cancel":' + JSON.stringify(cancel);
     if (logs) s += ',"logs":' + JSON.stringify(logs);
     done = failed = ops = cancel = logs = null;
-    blobEnd = 0;
     logBytes = logsDropped = 0;
     return s ? '{' + s.slice(1) + '}' : '{}';
   };
@@ -1724,5 +1743,5 @@
     value: webcrypto, writable: true, configurable: true, enumerable: false,
   });
 
-  return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught };
+  return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught, rejection };
 })

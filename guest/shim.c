@@ -44,7 +44,7 @@ static JSContext *ctx;
 
 /* The prelude's entry points; see the end of prelude.js. */
 static struct entries {
-    JSValue load, error, run, settle, tick, flush, timeout, uncaught;
+    JSValue load, error, run, settle, tick, flush, timeout, uncaught, rejection;
 } E;
 
 /* ---- Memory cap -----------------------------------------------------------
@@ -641,6 +641,18 @@ static void on_escape(void)
     JS_FreeValue(ctx, exc);
 }
 
+/* Rejections nobody handles by the end of a crossing are logged by the prelude. */
+static void on_rejection(JSContext *c, JSValueConst promise, JSValueConst reason,
+                         bool is_handled, void *opaque)
+{
+    (void)opaque;
+    JSValueConst argv[3] = { promise, reason, JS_NewBool(c, is_handled) };
+    JSValue r = JS_Call(c, E.rejection, JS_UNDEFINED, 3, argv);
+    if (JS_IsException(r))
+        JS_FreeValue(c, JS_GetException(c));
+    JS_FreeValue(c, r);
+}
+
 static JSValue call(JSValueConst fn, int argc, JSValueConst *argv)
 {
     JSValue r = JS_Call(ctx, fn, JS_UNDEFINED, argc, argv);
@@ -802,7 +814,7 @@ EXPORT("wx_init") int32_t wx_init(void)
     if (JS_IsException(entries))
         return init_failed("prelude.js");
     static const char *const names[] = {
-        "load", "error", "run", "settle", "tick", "flush", "timeout", "uncaught",
+        "load", "error", "run", "settle", "tick", "flush", "timeout", "uncaught", "rejection",
     };
     JSValue *slots = (JSValue *)&E;
     for (size_t i = 0; i < countof(names); i++) {
@@ -813,6 +825,7 @@ EXPORT("wx_init") int32_t wx_init(void)
         }
     }
     JS_FreeValue(ctx, entries);
+    JS_SetHostPromiseRejectionTracker(rt, on_rejection, NULL);
     JS_RunGC(rt);
     return out_finish("{}", 2, 0);
 }
@@ -901,7 +914,6 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
     }
     JS_FreeValue(ctx, h);
     deadline_ns = 0;
-    drain();
     return out_value(s);
 }
 

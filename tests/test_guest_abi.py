@@ -337,3 +337,19 @@ def test_memory_cap_also_holds_when_linear_memory_runs_out_first(engine: Engine)
     with pytest.raises(wasmtime.Trap):
         small.run()
     assert small.io_block()[3] == 0xFFFFFFFF
+
+
+def test_handler_result_waits_for_queued_work_before_204(guest: Instance):
+    guest.load(factory("module.exports = (req, res) => { Promise.resolve().then(() => res.send('later')) }"))
+    out, blob = guest.run()
+    assert response_body(out, blob) == b"later"
+    guest.load(factory("module.exports = () => {}"))
+    out, _ = guest.run()
+    assert out["done"][0]["status"] == 204
+
+
+def test_unhandled_rejection_is_logged(guest: Instance):
+    guest.load(top_level("Promise.reject(new Error('lost')); return 'ok'"))
+    out, _ = guest.run(rid=9)
+    [log] = out["logs"]
+    assert log["rid"] == 9 and log["level"] == "error" and "lost" in log["msg"]
