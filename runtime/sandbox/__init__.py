@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _SCRIPT_DEFAULT: Any = object()
+WORKER_PROBATION = 8
+"""Quick requests a worker script runs on the guest threads before it may run inline."""
 
 __all__ = [
     "Invocation",
@@ -54,7 +56,8 @@ class Sandbox:
         self.caps = caps or default_capabilities(settings)
         self.engine = GuestEngine(settings, self.caps)
         self._workers: dict[str, Driver] = {}
-        self._slow: set[str] = set()  # serverless scripts that outran the inline slice once
+        self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
+        self._quick: dict[str, int] = {}  # worker scripts: quick crossings seen on probation
         self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
@@ -108,12 +111,7 @@ class Sandbox:
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact)
         if _mode(artefact) == "worker":
-            driver = await self._worker(artefact)
-            try:
-                return await driver.request(inv, timeout_ms, self._offload)
-            finally:
-                if driver.broken is not None:
-                    self._discard(artefact.key, driver)
+            return await self._invoke_worker(artefact, inv, timeout_ms)
         driver = self._driver(artefact)
         try:
             if artefact.key in self._slow:
@@ -193,6 +191,43 @@ class Sandbox:
         else:
             driver.load(artefact.bytecode, dict(artefact.env), budget)
         return driver.begin(inv, timeout_ms, slice_ms)
+
+    async def _invoke_worker(
+        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None
+    ) -> Result:
+        """A worker request: on the event loop once the script has proven itself quick.
+
+        A worker's first requests run on the guest threads while their crossings are timed;
+        after ``WORKER_PROBATION`` quick ones (each under a fifth of the slice) they run inline,
+        bounded by the slice. A crossing that outruns the slice is stopped (the instance
+        survives, like any timeout), that request fails, and the script goes back to the
+        threads for good. The event loop is never held longer than one slice.
+        """
+        key = artefact.key
+        driver = await self._worker(artefact)
+        slice_ms = self.settings.inline_budget_ms
+        quick = self._quick.get(key, 0)
+        inline = key not in self._slow and quick >= WORKER_PROBATION
+        try:
+            return await driver.request(
+                inv, timeout_ms, self._offload, slice_ms if inline else None
+            )
+        except SliceExceeded:
+            self._slow.add(key)
+            raise ScriptError(
+                f"the script ran longer than {slice_ms} ms without yielding, so this request was "
+                "stopped; from now on it runs on the guest threads. Retry the request.",
+                name="Rescheduled",
+                path=artefact.path,
+            ) from None
+        finally:
+            if not inline and key not in self._slow:
+                if driver.last_crossing_ms < slice_ms / 5:
+                    self._quick[key] = quick + 1
+                else:
+                    self._slow.add(key)
+            if driver.broken is not None:
+                self._discard(key, driver)
 
     async def _worker(self, artefact: Artefact) -> Driver:
         driver = self._workers.get(artefact.key)

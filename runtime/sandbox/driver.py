@@ -70,6 +70,7 @@ class Driver:
         self.op_context = OpContext(script=path, tenant=tenant)
         self.broken: BaseException | None = None
         self.loaded = False
+        self.last_crossing_ms = 0.0
         self.stray_logs: list[LogRecord] = []
         self._requests: dict[int, _Request] = {}
         self._ops: dict[int, tuple[int, asyncio.Task[None]]] = {}
@@ -150,12 +151,29 @@ class Driver:
 
     # -- asynchronous completion ------------------------------------------------------------
 
-    async def request(self, inv: Invocation, timeout_ms: int | None, offload: Offload) -> Result:
-        """Run one request on a shared (worker) instance, interleaving with others in flight."""
+    async def request(
+        self, inv: Invocation, timeout_ms: int | None, offload: Offload, slice_ms: float | None
+    ) -> Result:
+        """Run one request on a shared (worker) instance, interleaving with others in flight.
+
+        With ``slice_ms`` the first crossing runs right here on the event loop, bounded by the
+        slice; otherwise it runs through ``offload`` and its duration is recorded in
+        ``last_crossing_ms``.
+        """
         async with self.lock:
-            req, ops = await offload(lambda: self.begin(inv, timeout_ms))
+            if slice_ms is not None:
+                req, ops = self.begin(inv, timeout_ms, slice_ms)
+            else:
+                req, ops = await offload(lambda: self._timed_begin(inv, timeout_ms))
         await self.finish(req, ops, offload)
         return self.outcome(req)
+
+    def _timed_begin(self, inv: Invocation, timeout_ms: int | None) -> tuple[_Request, list[dict]]:
+        started = time.perf_counter()
+        try:
+            return self.begin(inv, timeout_ms)
+        finally:
+            self.last_crossing_ms = (time.perf_counter() - started) * 1000.0
 
     async def finish(self, req: _Request, ops: list[dict], offload: Offload | None = None) -> None:
         """Run the request's operations and resumes until it settles or its time is up."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 import wasmtime
@@ -20,8 +21,12 @@ from runtime.config import Settings
 from runtime.host import Capabilities
 from runtime.sandbox import _capi
 
-_I32 = wasmtime.ValType.i32()
-HOST_CALL_TYPE = wasmtime.FuncType([_I32] * 6, [_I32])
+
+
+def _host_call_type() -> wasmtime.FuncType:
+    """``host_call``'s signature; made per engine, since wasmtime ties types to one engine."""
+    i32 = wasmtime.ValType.i32()
+    return wasmtime.FuncType([i32] * 6, [i32])
 
 
 class GuestEngine:
@@ -39,7 +44,7 @@ class GuestEngine:
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
         self._host_call_handle = _capi.define_unchecked(
-            linker, "wexec", "host_call", HOST_CALL_TYPE, self._host_call
+            linker, "wexec", "host_call", _host_call_type(), self._host_call
         )
         self.pre = linker.instantiate_pre(self.module)
         self.io_addr: int | None = None  # same in every instance of the snapshot; read once
@@ -65,7 +70,7 @@ class GuestEngine:
         if not snap.exists():
             snapshot = load_build_module("snapshot")
             snapshot.snapshot_file(wasm, snap, linker_setup=_refuse_host_calls)
-        cwasm = wasm.with_name(f"engine.snap.wasmtime-{wasmtime.__version__}.cwasm")
+        cwasm = wasm.with_name(f"engine.snap.wasmtime-{version('wasmtime')}.cwasm")
         if not cwasm.exists():
             module = wasmtime.Module(self.engine, snap.read_bytes())
             _atomic_write(cwasm, module.serialize())
@@ -99,7 +104,7 @@ def _refuse_host_calls(linker: wasmtime.Linker) -> None:
     def refuse(*_args: object) -> int:
         raise RuntimeError("wexec.host_call was called during guest initialisation")
 
-    linker.define_func("wexec", "host_call", HOST_CALL_TYPE, refuse)
+    linker.define_func("wexec", "host_call", _host_call_type(), refuse)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
