@@ -29,7 +29,7 @@ enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
 #define OUT_KEEP_CAP (4 << 20)     /* a bigger output buffer is released after use */
 #define JS_STACK_LIMIT (128 * 1024)
 /* JSON nesting recurses in C with little shadow stack per level but a lot of
- * native stack, so JSON.parse gets its own, tighter budget (about 1000 levels). */
+ * native stack, so JSON.parse gets its own, tighter budget (some 500 levels). */
 #define JSON_STACK_BUDGET (16 * 1024)
 #define COMPILE_STACK_LIMIT (32 * 1024) /* the parser recurses the same way */
 #define HOST_OUT_CAP (64 * 1024)
@@ -165,7 +165,8 @@ static bool timed_out;
 static uint64_t now_ns(void)
 {
     __wasi_timestamp_t t = 0;
-    __wasi_clock_time_get(__WASI_CLOCKID_MONOTONIC, 1000, &t);
+    if (__wasi_clock_time_get(__WASI_CLOCKID_MONOTONIC, 1000, &t) != 0)
+        return 0;
     return t;
 }
 
@@ -195,7 +196,8 @@ static bool seeded;
 static void reseed(void)
 {
     uint64_t seed = 0;
-    __wasi_random_get((uint8_t *)&seed, sizeof seed);
+    if (__wasi_random_get((uint8_t *)&seed, sizeof seed) != 0)
+        seed = js__gettimeofday_us();
     ctx->random_state = seed ? seed : 1;
     ctx->time_origin = js__now_ms();
     seeded = true;
