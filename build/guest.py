@@ -36,7 +36,14 @@ ENGINE_NAME = "engine.wasm"
 def guest_hash() -> str:
     """Hash of everything that determines the engine's bytes: sources, pins and flags."""
     h = hashlib.sha256()
-    pins = (QUICKJS_NG_VERSION, QUICKJS_NG_SDIST_SHA256, ZIGLANG_VERSION, *QUICKJS_SOURCES, *CFLAGS, *LDFLAGS)
+    pins = (
+        QUICKJS_NG_VERSION,
+        QUICKJS_NG_SDIST_SHA256,
+        ZIGLANG_VERSION,
+        *QUICKJS_SOURCES,
+        *CFLAGS,
+        *LDFLAGS,
+    )
     h.update("\0".join(pins).encode())
     for name in GUEST_FILES:
         data = (GUEST_DIR / name).read_bytes()
@@ -69,8 +76,16 @@ def build_guest(cache_dir: Path) -> Path:
         wasm = work / ENGINE_NAME
         _zig_cc(
             cache_dir,
-            [*CFLAGS, *LDFLAGS, f"-I{src}", f"-I{work}", str(work / "shim.c"),
-             *(str(src / name) for name in QUICKJS_SOURCES), "-o", str(wasm)],
+            [
+                *CFLAGS,
+                *LDFLAGS,
+                f"-I{src}",
+                f"-I{work}",
+                str(work / "shim.c"),
+                *(str(src / name) for name in QUICKJS_SOURCES),
+                "-o",
+                str(wasm),
+            ],
             cwd=work,
         )
         os.replace(wasm, out)
@@ -82,10 +97,16 @@ def _zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
     env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(zig_cache), ZIG_LOCAL_CACHE_DIR=str(zig_cache))
     proc = subprocess.run(
         [sys.executable, "-m", "ziglang", "cc", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"compiling the guest failed (zig cc exit {proc.returncode}):\n{proc.stderr[-8000:]}")
+        raise RuntimeError(
+            f"compiling the guest failed (zig cc exit {proc.returncode}):\n{proc.stderr[-8000:]}"
+        )
 
 
 def _prelude_header(js: bytes) -> str:
@@ -108,23 +129,42 @@ def _quickjs_sources(cache_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
         work = Path(tmp)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-             "--disable-pip-version-check", "-q", f"quickjs-ng=={QUICKJS_NG_VERSION}", "-d", str(work)],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                f"quickjs-ng=={QUICKJS_NG_VERSION}",
+                "-d",
+                str(work),
+            ],
+            check=True,
+            capture_output=True,
         )
         sdist = next(work.glob("quickjs_ng-*.tar.gz"))
         digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
         if digest != QUICKJS_NG_SDIST_SHA256:
-            raise RuntimeError(f"{sdist.name} has sha256 {digest}, expected {QUICKJS_NG_SDIST_SHA256}")
+            raise RuntimeError(
+                f"{sdist.name} has sha256 {digest}, expected {QUICKJS_NG_SDIST_SHA256}"
+            )
         unpacked = work / "upstream-quickjs"
         unpacked.mkdir()
         prefix = f"quickjs_ng-{QUICKJS_NG_VERSION}/upstream-quickjs/"
         with tarfile.open(sdist) as tar:
             for member in tar.getmembers():
-                if member.isfile() and member.name.startswith(prefix) and "/" not in member.name[len(prefix):]:
+                if (
+                    member.isfile()
+                    and member.name.startswith(prefix)
+                    and "/" not in member.name[len(prefix) :]
+                ):
                     data = tar.extractfile(member)
                     assert data is not None
-                    (unpacked / member.name[len(prefix):]).write_bytes(data.read())
+                    (unpacked / member.name[len(prefix) :]).write_bytes(data.read())
         try:
             os.replace(unpacked, dest)
         except OSError:

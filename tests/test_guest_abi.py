@@ -53,7 +53,11 @@ class Engine:
         self.linker.define_wasi()
         i32 = wasmtime.ValType.i32()
         self.linker.define_func(
-            "wexec", "host_call", wasmtime.FuncType([i32] * 6, [i32]), self._host_call, access_caller=True
+            "wexec",
+            "host_call",
+            wasmtime.FuncType([i32] * 6, [i32]),
+            self._host_call,
+            access_caller=True,
         )
 
     @staticmethod
@@ -63,7 +67,7 @@ class Engine:
         data = bytes(mem.read(caller, in_ptr, in_ptr + in_len))
         try:
             out, sign = host_call(name, data), 1
-        except Exception as e:  # the guest turns the message into a JS Error
+        except (KeyError, ValueError) as e:  # the guest turns the message into a JS Error
             out, sign = str(e).encode(), -1
         out = out[:out_cap]
         mem.write(caller, out, out_ptr)
@@ -125,16 +129,32 @@ class Instance:
         assert rc == 0, out
         return out
 
-    def run(self, rid: int = 1, body: bytes = b"", budget_ms: int = 5000, **fields) -> tuple[dict, bytes]:
-        request = {"rid": rid, "budget_ms": budget_ms, "method": "GET", "url": "http://host/t", "path": "/t",
-                   "headers": {}, "query": {}, "params": {}, "script": "api/t.js", "ip": "127.0.0.1"}
+    def run(
+        self, rid: int = 1, body: bytes = b"", budget_ms: int = 5000, **fields
+    ) -> tuple[dict, bytes]:
+        request = {
+            "rid": rid,
+            "budget_ms": budget_ms,
+            "method": "GET",
+            "url": "http://host/t",
+            "path": "/t",
+            "headers": {},
+            "query": {},
+            "params": {},
+            "script": "api/t.js",
+            "ip": "127.0.0.1",
+        }
         request.update(fields)
         rc, out, blob = self.call("wx_run", request, body)
         assert rc == 0, out
         return out, blob
 
-    def resume(self, results: list[dict], blob: bytes = b"", budget_ms: int = 5000) -> tuple[dict, bytes]:
-        rc, out, out_blob = self.call("wx_resume", {"budget_ms": budget_ms, "results": results}, blob)
+    def resume(
+        self, results: list[dict], blob: bytes = b"", budget_ms: int = 5000
+    ) -> tuple[dict, bytes]:
+        rc, out, out_blob = self.call(
+            "wx_resume", {"budget_ms": budget_ms, "results": results}, blob
+        )
         assert rc == 0, out
         return out, out_blob
 
@@ -182,7 +202,11 @@ def test_hello_round_trip(guest: Instance):
 
 
 def test_timer_goes_through_the_host(guest: Instance):
-    guest.load(top_level("console.info('waiting'); await new Promise(r => setTimeout(r, 250)); return 'late'"))
+    guest.load(
+        top_level(
+            "console.info('waiting'); await new Promise(r => setTimeout(r, 250)); return 'late'"
+        )
+    )
     out, _ = guest.run(rid=3)
     assert "done" not in out
     assert out["logs"] == [{"rid": 3, "level": "info", "msg": "waiting"}]
@@ -194,11 +218,13 @@ def test_timer_goes_through_the_host(guest: Instance):
 
 
 def test_cleared_timer_is_cancelled(guest: Instance):
-    guest.load(top_level("""
+    guest.load(
+        top_level("""
         const t = setTimeout(() => {}, 1000);
         await new Promise(r => setTimeout(r, 5));
         clearTimeout(t);
-        return 'ok'"""))
+        return 'ok'""")
+    )
     out, _ = guest.run()
     timer, short = out["ops"]
     out, _ = guest.resume([{"id": short["id"], "ok": True, "value": None}])
@@ -207,18 +233,25 @@ def test_cleared_timer_is_cancelled(guest: Instance):
 
 
 def test_two_requests_in_flight_are_kept_apart(guest: Instance):
-    guest.load(top_level("""
+    guest.load(
+        top_level("""
         console.log('start', metadata.path);
         await new Promise(r => setTimeout(r, 10));
         console.log('end', metadata.path);
-        return metadata.path"""))
+        return metadata.path""")
+    )
     first, _ = guest.run(rid=1, path="/a")
     second, _ = guest.run(rid=2, path="/b")
-    out, blob = guest.resume([
-        {"id": second["ops"][0]["id"], "ok": True, "value": None},
-        {"id": first["ops"][0]["id"], "ok": True, "value": None},
-    ])
-    assert [(d["rid"], response_body(out, blob, i)) for i, d in enumerate(out["done"])] == [(2, b"/b"), (1, b"/a")]
+    out, blob = guest.resume(
+        [
+            {"id": second["ops"][0]["id"], "ok": True, "value": None},
+            {"id": first["ops"][0]["id"], "ok": True, "value": None},
+        ]
+    )
+    assert [(d["rid"], response_body(out, blob, i)) for i, d in enumerate(out["done"])] == [
+        (2, b"/b"),
+        (1, b"/a"),
+    ]
     assert [(log["rid"], log["msg"]) for log in out["logs"]] == [(2, "end /b"), (1, "end /a")]
 
 
@@ -247,7 +280,8 @@ def test_load_error_when_nothing_callable_is_exported(guest: Instance):
 
 
 def test_hmac_example_matches_python(guest: Instance):
-    guest.load(factory("""
+    guest.load(
+        factory("""
 const crypto = require('crypto');
 const SECRET = process.env.WEBHOOK_SECRET || 'shhh-test';
 module.exports = async (req, res) => {
@@ -258,14 +292,23 @@ module.exports = async (req, res) => {
   try { ok = sig.length === expect.length && crypto.timingSafeEqual(Buffer.from(sig), Buffer.from(expect)); } catch {}
   if (!ok) return res.status(401).json({ error: 'bad sig' });
   res.json({ accepted: true, payload: req.body });
-};"""), env={"WEBHOOK_SECRET": "s3cret"})
+};"""),
+        env={"WEBHOOK_SECRET": "s3cret"},
+    )
     payload = '{"event":"push","ünïcode":true}'
     good = "sha256=" + hmac.new(b"s3cret", payload.encode(), hashlib.sha256).hexdigest()
     request = {"method": "POST", "body": payload.encode()}
-    out, blob = guest.run(headers={"content-type": "application/json", "x-hub-signature-256": good}, **request)
+    out, blob = guest.run(
+        headers={"content-type": "application/json", "x-hub-signature-256": good}, **request
+    )
     assert out["done"][0]["status"] == 200
-    assert json.loads(response_body(out, blob)) == {"accepted": True, "payload": json.loads(payload)}
-    out, blob = guest.run(headers={"content-type": "application/json", "x-hub-signature-256": "sha256=00"}, **request)
+    assert json.loads(response_body(out, blob)) == {
+        "accepted": True,
+        "payload": json.loads(payload),
+    }
+    out, blob = guest.run(
+        headers={"content-type": "application/json", "x-hub-signature-256": "sha256=00"}, **request
+    )
     assert out["done"][0]["status"] == 401
 
 
@@ -310,7 +353,9 @@ def test_memory_cap_first_throws_then_traps(guest: Instance):
 def test_large_request_body_grows_the_input_buffer(guest: Instance):
     guest.load(top_level("return {n: req.body.length, last: req.body[req.body.length - 1]}"))
     body = bytes(range(256)) * 1024
-    out, blob = guest.run(method="POST", headers={"content-type": "application/octet-stream"}, body=body)
+    out, blob = guest.run(
+        method="POST", headers={"content-type": "application/octet-stream"}, body=body
+    )
     assert json.loads(response_body(out, blob)) == {"n": len(body), "last": 255}
 
 
@@ -321,9 +366,11 @@ def test_malformed_call_is_an_abi_error(guest: Instance):
 
 
 def test_deeply_nested_json_body_is_not_a_trap(guest: Instance):
-    guest.load(top_level("""
+    guest.load(
+        top_level("""
         let parsed; try { JSON.parse(req.rawBody); parsed = 'yes' } catch (e) { parsed = e.name }
-        return {body: typeof req.body, parsed}"""))
+        return {body: typeof req.body, parsed}""")
+    )
     nested = b"[" * 100_000 + b"]" * 100_000
     out, blob = guest.run(method="POST", headers={"content-type": "application/json"}, body=nested)
     assert json.loads(response_body(out, blob)) == {"body": "string", "parsed": "RangeError"}
@@ -332,15 +379,23 @@ def test_deeply_nested_json_body_is_not_a_trap(guest: Instance):
 def test_memory_cap_also_holds_when_linear_memory_runs_out_first(engine: Engine):
     small = Instance(engine).init()
     small.store.set_limits(memory_size=48 << 20)
-    small.load(top_level("const keep = []; for (;;) { try { keep.push(new Array(1e6).fill(1)) } catch {} }"),
-               mem_limit=64 << 20)
+    small.load(
+        top_level(
+            "const keep = []; for (;;) { try { keep.push(new Array(1e6).fill(1)) } catch {} }"
+        ),
+        mem_limit=64 << 20,
+    )
     with pytest.raises(wasmtime.Trap):
         small.run()
     assert small.io_block()[3] == 0xFFFFFFFF
 
 
 def test_handler_result_waits_for_queued_work_before_204(guest: Instance):
-    guest.load(factory("module.exports = (req, res) => { Promise.resolve().then(() => res.send('later')) }"))
+    guest.load(
+        factory(
+            "module.exports = (req, res) => { Promise.resolve().then(() => res.send('later')) }"
+        )
+    )
     out, blob = guest.run()
     assert response_body(out, blob) == b"later"
     guest.load(factory("module.exports = () => {}"))
