@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime.config import Settings  # noqa: E402
-from runtime.sandbox import Invocation, Sandbox  # noqa: E402
+from runtime.config import Settings
+from runtime.sandbox import Invocation, Sandbox
 
 HELLO = "return { message: 'Hello from wexec!' };"
 NODE_VM = textwrap.dedent(
@@ -83,7 +83,9 @@ def rss_kib() -> dict[str, int]:
 
 def node_vm(n: int) -> dict[str, float] | None:
     try:
-        out = subprocess.run(["node", "-e", NODE_VM, str(n)], capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            ["node", "-e", NODE_VM, str(n)], capture_output=True, text=True, timeout=300, check=False
+        )
         return json.loads(out.stdout)
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         "interval before its new version is compiled and served.",
     )
 
+    def effective_timeout(self, requested: int | None) -> int | None:
+        """A script's ``@timeout`` (None: the default; 0: unlimited), capped; None = no limit."""
+        timeout = self.timeout_ms if requested is None else requested
+        cap = self.max_timeout_ms
+        if timeout == 0:
+            return cap or None
+        return min(timeout, cap) if cap else timeout
+
     @cached_property
     def data_dir(self) -> Path:
         return self.data if self.data is not None else self.scripts.parent / ".wexec"

@@ -11,7 +11,6 @@ from runtime.config import Settings
 from runtime.http import auth, cors
 from runtime.http.errors import HTTPError
 from runtime.http.limits import FifoLimiter, LoadShedder, read_body
-from runtime.http.policy import effective_timeout
 from runtime.observe.access_log import Entry, render
 from runtime.sandbox.types import LogRecord
 
@@ -74,11 +73,11 @@ def test_preflight_for_other_origin_gets_no_grant() -> None:
 
 def test_timeout_default_unlimited_and_cap() -> None:
     s = Settings(timeout_ms=500, max_timeout_ms=1000)
-    assert effective_timeout(None, s) == 500
-    assert effective_timeout(200, s) == 200
-    assert effective_timeout(5000, s) == 1000
-    assert effective_timeout(0, s) == 1000  # unlimited, but capped
-    assert effective_timeout(0, Settings(max_timeout_ms=0)) is None
+    assert s.effective_timeout(None) == 500
+    assert s.effective_timeout(200) == 200
+    assert s.effective_timeout(5000) == 1000
+    assert s.effective_timeout(0) == 1000  # unlimited, but capped
+    assert Settings(max_timeout_ms=0).effective_timeout(0) is None
 
 
 async def test_fifo_limiter_admits_in_arrival_order() -> None:

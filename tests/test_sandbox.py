@@ -14,7 +14,14 @@ import pytest
 
 from runtime.compiler import CompileError
 from runtime.config import REPO_ROOT
-from runtime.sandbox import Invocation, Result, Sandbox, ScriptError, ScriptMemoryError, ScriptTimeout
+from runtime.sandbox import (
+    Invocation,
+    Result,
+    Sandbox,
+    ScriptError,
+    ScriptMemoryError,
+    ScriptTimeout,
+)
 
 _names = count()
 

@@ -86,11 +86,6 @@ class MagicComments(BaseModel):
     enabled: bool = True
     env: dict[str, str] = Field(default_factory=dict, repr=False)
 
-    @property
-    def timeout_ms(self) -> int | None:
-        """Alias of ``timeout`` (milliseconds) for callers that spell the unit out."""
-        return self.timeout
-
     @field_validator("cors")
     @classmethod
     def _cors(cls, value: str) -> str:

@@ -27,15 +27,6 @@ class Policy:
     enabled: bool
 
 
-def effective_timeout(requested: int | None, settings: Settings) -> int | None:
-    """`@timeout` (None: the settings default; 0: unlimited), capped by `max_timeout_ms`."""
-    timeout = settings.timeout_ms if requested is None else requested
-    cap = settings.max_timeout_ms
-    if timeout == 0:
-        return cap or None
-    return min(timeout, cap) if cap else timeout
-
-
 def secret_forms(secret: str) -> list[str]:
     """A secret as it may appear in text: raw, and escaped inside a JSON string."""
     return [secret, json.dumps(secret)[1:-1]]
@@ -54,7 +45,7 @@ def prepare(script: str, artefact: Artefact, settings: Settings) -> Policy:
         cors=magic.cors,
         token_digest=digest(token) if token is not None else None,
         secrets=tuple(secrets),
-        timeout_ms=effective_timeout(magic.timeout_ms, settings),
+        timeout_ms=settings.effective_timeout(magic.timeout),
         limiter=(
             FifoLimiter(magic.concurrent, settings.max_queue, script)
             if magic.concurrent is not None else None

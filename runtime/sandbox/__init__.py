@@ -24,7 +24,7 @@ from runtime.config import Settings
 from runtime.host import Capabilities, default_capabilities
 from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
-from runtime.sandbox.errors import ScriptError, ScriptMemoryError, ScriptTimeout, SandboxError
+from runtime.sandbox.errors import SandboxError, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.types import Invocation, LogRecord, Result
 
@@ -97,12 +97,7 @@ class Sandbox:
 
     def timeout_for(self, artefact: Artefact) -> int | None:
         """The script's ``@timeout`` (or the default), capped by settings; None is unlimited."""
-        wanted = artefact.magic.timeout
-        ms = self.settings.timeout_ms if wanted is None else int(wanted)
-        cap = self.settings.max_timeout_ms
-        if cap and (ms == 0 or ms > cap):
-            ms = cap
-        return ms or None
+        return self.settings.effective_timeout(artefact.magic.timeout)
 
     async def invoke(
         self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT

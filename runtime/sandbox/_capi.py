@@ -131,7 +131,7 @@ def define_unchecked(
             base = memory_base(_caller_context(caller), item.of.memory)
             fn(base, args)
             return 0
-        except BaseException as exc:  # a host bug must become a guest trap, never a crash
+        except BaseException as exc:  # noqa: BLE001 - a host bug must trap the guest, never crash
             msg = f"host function {module}.{name} failed: {exc!r}".encode()
             return ctypes.cast(_trap_new(msg, len(msg)), c_void_p).value or 0
 

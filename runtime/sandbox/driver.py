@@ -295,7 +295,7 @@ class Driver:
                 result["value"] = value
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the script sees a rejected promise, with the reason
+        except Exception as exc:  # noqa: BLE001 - the script sees a rejected promise
             result = {"id": op_id, "ok": False, "error": str(exc) or type(exc).__name__}
         if self._ops.pop(op_id, None) is None:
             return

@@ -22,7 +22,6 @@ from runtime.host import Capabilities
 from runtime.sandbox import _capi
 
 
-
 def _host_call_type() -> wasmtime.FuncType:
     """``host_call``'s signature; made per engine, since wasmtime ties types to one engine."""
     i32 = wasmtime.ValType.i32()

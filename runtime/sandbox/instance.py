@@ -22,7 +22,7 @@ STORE_SLACK = 16 * 1024 * 1024
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = ("engine", "_store", "_ctx", "_mem", "_funcs", "_args", "_instance", "memory_limit")
+    __slots__ = ("_args", "_ctx", "_funcs", "_instance", "_mem", "_store", "engine", "memory_limit")
 
     def __init__(self, engine: GuestEngine, memory_limit: int) -> None:
         self.engine = engine
