@@ -11,7 +11,7 @@ import pytest
 from runtime.config import Settings
 
 
-def test_settings(**overrides: object) -> Settings:
+def settings_for_tests(**overrides: object) -> Settings:
     """Settings for tests: the machine's shared build cache, unless WEXEC_CACHE says otherwise."""
     cache = os.environ.get("WEXEC_CACHE")
     if cache:
@@ -23,6 +23,6 @@ def test_settings(**overrides: object) -> Settings:
 def sandbox() -> Iterator[object]:
     from runtime.sandbox import Sandbox
 
-    sb = Sandbox(test_settings(memory_limit=32 * 1024 * 1024))
+    sb = Sandbox(settings_for_tests(memory_limit=32 * 1024 * 1024))
     yield sb
     sb.close()

@@ -8,39 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
-import os
 import struct
 import time
 from pathlib import Path
 
 import pytest
 import wasmtime
+from conftest import settings_for_tests
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WEXEC_CACHE") or Path.home() / ".cache" / "wexec")
+from runtime.buildtools import load_build_module
+from runtime.config import REPO_ROOT
+from runtime.host import crypto
 
-
-def _load_build_module():
-    spec = importlib.util.spec_from_file_location("wexec_build_guest", REPO / "build" / "guest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build_module()
+REPO = REPO_ROOT
+CACHE = settings_for_tests().cache_dir
+build = load_build_module("guest")
+HOST_CALLS = {"crypto.hash": crypto.digest, "crypto.hmac": crypto.hmac_digest}
 
 
 def host_call(name: str, data: bytes) -> bytes:
-    alg, _, rest = data.partition(b"\n")
-    if name == "crypto.hash":
-        return hashlib.new(alg.decode(), rest).digest()
-    if name == "crypto.hmac":
-        (key_len,) = struct.unpack("<I", rest[:4])
-        return hmac.new(rest[4 : 4 + key_len], rest[4 + key_len :], alg.decode()).digest()
-    raise KeyError(f"no host capability {name!r}")
+    return HOST_CALLS[name](data)
 
 
 class Engine:
@@ -281,18 +269,7 @@ def test_load_error_when_nothing_callable_is_exported(guest: Instance):
 
 def test_hmac_example_matches_python(guest: Instance):
     guest.load(
-        factory("""
-const crypto = require('crypto');
-const SECRET = process.env.WEBHOOK_SECRET || 'shhh-test';
-module.exports = async (req, res) => {
-  const sig = req.headers['x-hub-signature-256'] || '';
-  const body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body || {});
-  const expect = 'sha256=' + crypto.createHmac('sha256', SECRET).update(body).digest('hex');
-  let ok = false;
-  try { ok = sig.length === expect.length && crypto.timingSafeEqual(Buffer.from(sig), Buffer.from(expect)); } catch {}
-  if (!ok) return res.status(401).json({ error: 'bad sig' });
-  res.json({ accepted: true, payload: req.body });
-};"""),
+        factory((REPO / "scripts" / "webhook.js").read_text()),
         env={"WEBHOOK_SECRET": "s3cret"},
     )
     payload = '{"event":"push","ünïcode":true}'
