@@ -300,3 +300,9 @@ def test_wexec_run_prints_the_response() -> None:
     status, rest = out.split("\n", 1)
     assert status == "200"
     assert json.loads(rest.split("\n\n", 1)[1])["message"] == "Hello from wexec!"
+
+
+def test_a_failed_run_keeps_what_it_logged(sandbox: Sandbox) -> None:
+    with pytest.raises(ScriptError) as info:
+        run(sandbox, "console.warn('about to fail');\nthrow new Error('failed');")
+    assert [(log.level, log.message) for log in info.value.logs] == [("warn", "about to fail")]

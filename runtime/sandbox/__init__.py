@@ -100,14 +100,23 @@ class Sandbox:
         return self.settings.effective_timeout(artefact.magic.timeout)
 
     async def invoke(
-        self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT
+        self,
+        artefact: Artefact,
+        inv: Invocation,
+        *,
+        timeout_ms: int | None = _SCRIPT_DEFAULT,
+        tenant: str = "default/1",
     ) -> Result:
-        """Run ``artefact`` for one request, in its worker instance or a fresh one."""
+        """Run ``artefact`` for one request, in its worker instance or a fresh one.
+
+        ``tenant`` is who the host capabilities act for. Worker instances are cached by
+        ``artefact.key``, so a key must be unique per tenant and script (the catalog's are).
+        """
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact)
         if _mode(artefact) == "worker":
-            return await self._invoke_worker(artefact, inv, timeout_ms)
-        driver = self._driver(artefact)
+            return await self._invoke_worker(artefact, inv, timeout_ms, tenant)
+        driver = self._driver(artefact, tenant)
         try:
             if artefact.key in self._slow:
                 req, ops = await self._offload(lambda: self._start_fresh(driver, artefact, inv, timeout_ms))
@@ -119,7 +128,7 @@ class Sandbox:
                 except SliceExceeded:
                     self._slow.add(artefact.key)
                     driver.close()
-                    driver = self._driver(artefact)
+                    driver = self._driver(artefact, tenant)
                     req, ops = await self._offload(
                         lambda: self._start_fresh(driver, artefact, inv, timeout_ms)
                     )
@@ -164,9 +173,11 @@ class Sandbox:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _driver(self, artefact: Artefact) -> Driver:
+    def _driver(self, artefact: Artefact, tenant: str = "default/1") -> Driver:
         instance = GuestInstance(self.engine, self.settings.memory_limit)
-        return Driver(instance, path=artefact.path, caps=self.caps, locate=artefact.locate)
+        return Driver(
+            instance, path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant
+        )
 
     @staticmethod
     def _start_fresh(
@@ -188,7 +199,7 @@ class Sandbox:
         return driver.begin(inv, timeout_ms, slice_ms)
 
     async def _invoke_worker(
-        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None
+        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
     ) -> Result:
         """A worker request: on the event loop once the script has proven itself quick.
 
@@ -199,7 +210,7 @@ class Sandbox:
         threads for good. The event loop is never held longer than one slice.
         """
         key = artefact.key
-        driver = await self._worker(artefact)
+        driver = await self._worker(artefact, tenant)
         slice_ms = self.settings.inline_budget_ms
         quick = self._quick.get(key, 0)
         inline = key not in self._slow and quick >= WORKER_PROBATION
@@ -224,11 +235,11 @@ class Sandbox:
             if driver.broken is not None:
                 self._discard(key, driver)
 
-    async def _worker(self, artefact: Artefact) -> Driver:
+    async def _worker(self, artefact: Artefact, tenant: str) -> Driver:
         driver = self._workers.get(artefact.key)
         if driver is not None and driver.broken is None:
             return driver
-        driver = self._driver(artefact)
+        driver = self._driver(artefact, tenant)
         self._workers[artefact.key] = driver
         try:
             async with driver.lock:  # taken before any await: requests queue behind the load

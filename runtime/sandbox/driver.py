@@ -196,6 +196,8 @@ class Driver:
         self._forget(req.rid)
         out = req.outcome
         if isinstance(out, BaseException):
+            if isinstance(out, ScriptError):
+                out.logs = req.logs + out.logs
             raise out
         assert out is not None
         out.logs = req.logs + out.logs

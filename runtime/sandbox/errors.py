@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from runtime.sandbox.types import LogRecord
+
 Locate = Callable[[int, int], "tuple[int, int] | None"]
 
 _FRAME = re.compile(r"\(([^()]*?):(\d+):(\d+)\)|at ([^\s()]+):(\d+):(\d+)")
@@ -28,6 +30,7 @@ class ScriptError(Exception):
         col: int | None = None,
     ) -> None:
         super().__init__(message)
+        self.logs: list[LogRecord] = []  # what the script logged before it failed
         self.name = name
         self.message = message
         self.stack = stack
