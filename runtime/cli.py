@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from runtime.config import Settings
+from runtime.server import add_serve_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build the guest and compile its machine code")
     build.set_defaults(fn=_cmd_build)
 
-    try:
-        from runtime.server import add_serve_command
-    except ImportError:
-        pass
-    else:
-        add_serve_command(sub)
+    add_serve_command(sub)
 
     args = parser.parse_args(argv)
     return int(args.fn(args) or 0)

@@ -8,6 +8,7 @@ memory). Only the first start on a machine pays for compiling.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -20,6 +21,10 @@ from runtime.buildtools import load_build_module
 from runtime.config import Settings
 from runtime.host import Capabilities
 from runtime.sandbox import _capi
+
+ENGINE_CONFIG = {"epoch_interruption": True, "cranelift_opt_level": "speed"}
+"""wasmtime settings; machine code compiled under one set is invalid under another, so they
+name the cached ``.cwasm``."""
 
 
 def _host_call_type() -> wasmtime.FuncType:
@@ -35,8 +40,8 @@ class GuestEngine:
         self.settings = settings
         self.caps = caps
         config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.cranelift_opt_level = "speed"
+        for name, value in ENGINE_CONFIG.items():
+            setattr(config, name, value)
         self.engine = wasmtime.Engine(config)
         cwasm, self.guest_hash = self._prepare()
         self.module = wasmtime.Module.deserialize_file(self.engine, str(cwasm))
@@ -69,7 +74,8 @@ class GuestEngine:
         if not snap.exists():
             snapshot = load_build_module("snapshot")
             snapshot.snapshot_file(wasm, snap, linker_setup=_refuse_host_calls)
-        cwasm = wasm.with_name(f"engine.snap.wasmtime-{version('wasmtime')}.cwasm")
+        tag = hashlib.sha256(repr(sorted(ENGINE_CONFIG.items())).encode()).hexdigest()[:8]
+        cwasm = wasm.with_name(f"engine.snap.wasmtime-{version('wasmtime')}-{tag}.cwasm")
         if not cwasm.exists():
             module = wasmtime.Module(self.engine, snap.read_bytes())
             _atomic_write(cwasm, module.serialize())
