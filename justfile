@@ -14,7 +14,7 @@ bench:
 
 # HTTP load benchmarks (wrk): bare app vs worker vs serverless per server, plus workerd.
 bench-http:
-    python benches/http.py
+    python benches/http_load.py
 
 lint:
     ruff check runtime tests benches

@@ -1,7 +1,7 @@
 """The baseline: the smallest Starlette app that answers like the wexec hello script.
 
 Served by the same server configuration as wexec, it is the denominator of every ratio that
-benches/http.py prints: whatever the ASGI server and Starlette cost, wexec pays too.
+benches/http_load.py prints: whatever the ASGI server and Starlette cost, wexec pays too.
 """
 
 from starlette.applications import Starlette

@@ -1,4 +1,4 @@
-# workerd serving worker.js. benches/http.py overrides the listening address with
+# workerd serving worker.js. benches/http_load.py overrides the listening address with
 # `--socket-addr http=127.0.0.1:PORT`, so the address below is only a default.
 using Workerd = import "/workerd/workerd.capnp";
 

@@ -1,7 +1,7 @@
 """HTTP load benchmarks: what a hello endpoint costs behind a real server, the figures of issue 3.
 
-    python benches/http.py [--duration 10 | --quick] [--servers uvicorn,granian] [--apps bare,worker]
-    python benches/http.py --workers-scaling [--server uvicorn]
+    python benches/http_load.py [--duration 10 | --quick] [--servers uvicorn,granian] [--apps bare,worker]
+    python benches/http_load.py --workers-scaling [--server uvicorn]
 
 Each row is one server configuration serving one app: a bare Starlette hello (the baseline),
 wexec serving a hello script in worker and in serverless mode, and Cloudflare's workerd serving a
@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -111,20 +113,12 @@ def free_port() -> int:
 
 
 def get_status(port: int) -> tuple[int, bytes]:
-    """One GET of the hello path over a raw socket.
-
-    (This file is named http.py, so it shadows the standard library's `http` package for itself.)
-    """
-    with socket.create_connection((HOST, port), timeout=2) as s:
-        s.sendall(f"GET {PATH} HTTP/1.0\r\nHost: {HOST}:{port}\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = head.split(b" ", 2)
-    if len(status) < 2 or not status[1].isdigit():
-        raise OSError(f"not an HTTP answer: {data[:80]!r}")
-    return int(status[1]), body
+    """One GET of the hello path: (status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{PATH}", timeout=2) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
@@ -476,10 +470,10 @@ def main() -> int:
         args.server = default_server()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
-            print(f"benches/http.py needs `{tool}` on PATH", file=sys.stderr)
+            print(f"benches/http_load.py needs `{tool}` on PATH", file=sys.stderr)
             return 2
     if (os.cpu_count() or 1) < 2:
-        print("benches/http.py needs two cores: one for the server, one for wrk", file=sys.stderr)
+        print("benches/http_load.py needs two cores: one for the server, one for wrk", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -490,7 +484,7 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every row)")
     print(f"method: server on core {SERVER_CORE}, `{wrk_version}` on core {LOAD_CORE}: "
           f"-t1 -c{args.connections} -d{args.duration:g}s --latency, after {args.warmup:g} s of warm-up")
-    print(f"command: {' '.join(['python', 'benches/http.py', *sys.argv[1:]])}\n")
+    print(f"command: {' '.join(['python', 'benches/http_load.py', *sys.argv[1:]])}\n")
     with tempfile.TemporaryDirectory(prefix="wexec-bench-") as tmp:
         bench = Bench(args.duration, args.warmup, args.connections, Path(tmp))
         try:
