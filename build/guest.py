@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,27 @@ ZIGLANG_VERSION = "0.17.1"
 QUICKJS_SOURCES = ("libregexp.c", "libunicode.c", "dtoa.c")  # quickjs.c is included by the shim
 CFLAGS = ("--target=wasm32-wasi", "-O2", "-std=gnu11", "-D_GNU_SOURCE", "-DNDEBUG")
 LDFLAGS = ("-mexec-model=reactor", "-Wl,-z,stack-size=1048576", "-s")
+
+# Edits to quickjs.c, applied at build time: (anchor, replacement, how many times it occurs).
+# Refcounts live in each allocation's 8-byte header here; a count at or above JS_RC_IMMORTAL
+# marks a block of the snapshot (see freeze_heap in guest/shim.c), whose count is then never
+# written again: every instance shares those pages copy-on-write, and a refcount store would
+# copy a page per object touched. Only stores that initialise a count write it directly.
+IMMORTAL_REF_COUNT = """\
+#define JS_RC_IMMORTAL (1 << 30)
+static int js_rc_sink; /* where counts of immortal blocks go */
+static inline int *js_rc_slot(JSMallocBlockHeader *b)
+{
+    if (unlikely(b->ref_count >= JS_RC_IMMORTAL)) {
+        js_rc_sink = JS_RC_IMMORTAL;
+        return &js_rc_sink;
+    }
+    return &b->ref_count;
+}
+#define JS_REF_COUNT(p) (*js_rc_slot(js_rc(p)))
+"""
+QUICKJS_PATCHES = (("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),)
+QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
 GUEST_FILES = ("shim.c", "prelude.js")
@@ -45,6 +67,7 @@ def guest_hash() -> str:
         *LDFLAGS,
     )
     h.update("\0".join(pins).encode())
+    h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
     for name in GUEST_FILES:
         data = (GUEST_DIR / name).read_bytes()
         h.update(f"\0{name}\0{len(data)}\0".encode())
@@ -73,6 +96,7 @@ def build_guest(cache_dir: Path) -> Path:
         work = Path(tmp)
         (work / "prelude.h").write_text(_prelude_header((GUEST_DIR / "prelude.js").read_bytes()))
         shutil.copyfile(GUEST_DIR / "shim.c", work / "shim.c")
+        (work / "quickjs.c").write_text(_patched_quickjs((src / "quickjs.c").read_text()))
         wasm = work / ENGINE_NAME
         _zig_cc(
             cache_dir,
@@ -107,6 +131,19 @@ def _zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
         raise RuntimeError(
             f"compiling the guest failed (zig cc exit {proc.returncode}):\n{proc.stderr[-8000:]}"
         )
+
+
+def _patched_quickjs(text: str) -> str:
+    """quickjs.c with QUICKJS_PATCHES applied; the shim includes it from the build folder."""
+    for old, new, count in QUICKJS_PATCHES:
+        found = text.count(old)
+        if found != count:
+            raise RuntimeError(
+                f"quickjs.c: expected {count} occurrence(s) of {old.splitlines()[0]!r}, found "
+                f"{found}; update QUICKJS_PATCHES for QuickJS-NG {QUICKJS_NG_VERSION}"
+            )
+        text = text.replace(old, new)
+    return QUICKJS_RC_INIT.sub(r"js_rc(\1)->ref_count = ", text)
 
 
 def _prelude_header(js: bytes) -> str:

@@ -203,6 +203,105 @@ static void reseed(void)
     seeded = true;
 }
 
+/* ---- Freezing the heap for the snapshot -------------------------------------
+ * Every instance starts from the snapshot's memory, mapped copy-on-write, so
+ * the first store to any page of it costs a page fault and a copy. Left as it
+ * is, a request stores to some hundred pages: reference counts of the
+ * prelude's functions, shapes and atoms it merely uses, the links of the GC
+ * object list, and the free blocks of whatever partly used arena heads each
+ * size class. freeze_heap() runs last in wx_init and leaves a heap that a
+ * request can run on while writing to a few pages only. */
+
+/* Blocks per size class in the arenas new allocations are taken from: the
+ * blocks a small request has alive at once. A class that runs out continues
+ * in older arenas, as before. */
+#define HOT_ARENA_BYTES 640
+#define HOT_ARENA_MIN_BLOCKS 3
+#define HOT_SHAPES 128 /* free room in the shape hash table */
+#define HOT_ATOMS 256  /* and in the atom hash table */
+
+/* Marks a block's count immortal (see QUICKJS_PATCHES in build/guest.py):
+ * it is never counted, so never freed, and never written again. */
+static void immortalize(void *p)
+{
+    js_rc(p)->ref_count = JS_RC_IMMORTAL;
+}
+
+/* An arena of `n` blocks at the head of its class's free list. Its first
+ * block stays allocated, so the arena is never released and reallocated
+ * somewhere else once a request has freed what it took from it. */
+static bool hot_arena(int idx, int n)
+{
+    int size = arena_block_sizes[idx];
+    JSArena *ar = rt->mf.js_malloc(rt->malloc_state.opaque, sizeof(JSArena) + (size_t)n * size);
+    if (!ar)
+        return false;
+    ar->block_size_idx = idx;
+    ar->n_blocks = n;
+    ar->n_used_blocks = 1;
+    ar->first_free_block = 1;
+    for (int i = 0; i < n; i++) {
+        JSMallocBlockHeader *b = arena_get_block(ar, i, size);
+        b->u.free_next = i + 1 < n ? i + 1 : JS_ARENA_FREE_NIL;
+        b->block_size_idx = idx;
+    }
+    ((JSMallocBlockHeader *)arena_get_block(ar, 0, size))->u.block_idx = 0;
+    list_add(&ar->link, &rt->arena_state.arena_list[idx]);
+    list_add(&ar->free_link, &rt->arena_state.free_arena_list[idx]);
+    return true;
+}
+
+static void freeze_heap(void)
+{
+    JS_RunGC(rt);
+    /* Everything alive now lives as long as the instance. Small blocks are
+     * found through their arenas (allocated ones hold their own index), the
+     * rest through the GC object list and the atom table; a block missed
+     * here only keeps being counted. */
+    JSArenaState *as = &rt->arena_state;
+    for (int idx = 0; idx < JS_ARENA_BLOCK_SIZE_COUNT; idx++) {
+        struct list_head *el;
+        list_for_each(el, &as->arena_list[idx]) {
+            JSArena *ar = list_entry(el, JSArena, link);
+            for (int i = 0; i < ar->n_blocks; i++) {
+                JSMallocBlockHeader *b = arena_get_block(ar, i, arena_block_sizes[idx]);
+                if (b->u.block_idx == i)
+                    b->ref_count = JS_RC_IMMORTAL;
+            }
+        }
+    }
+    for (int i = 1; i < rt->atom_size; i++) {
+        JSAtomStruct *p = rt->atom_array[i];
+        if (!atom_is_free(p))
+            immortalize(p);
+    }
+    /* Immortal objects leave the GC object list: the cycle collector never
+     * frees them, and a request adding or removing an object no longer writes
+     * to a neighbour in the snapshot. A self-linked node can still be unlinked
+     * (a shape resized in place moves to a new block). */
+    struct list_head *el, *next;
+    list_for_each_safe(el, next, &rt->gc_obj_list) {
+        immortalize(el);
+        init_list_head(el);
+    }
+    init_list_head(&rt->gc_obj_list);
+
+    /* Room for what a request adds, so it does not rehash the snapshot's
+     * shapes or atoms. */
+    while (2 * (rt->shape_hash_count + HOT_SHAPES) > rt->shape_hash_size)
+        if (resize_shape_hash(rt, rt->shape_hash_bits + 1))
+            break;
+    while (rt->atom_count + HOT_ATOMS >= rt->atom_count_resize)
+        if (JS_ResizeAtomHash(rt, rt->atom_hash_size * 2))
+            break;
+
+    for (int idx = JS_ARENA_BLOCK_SIZE_COUNT - 1; idx >= 0; idx--) {
+        int n = HOT_ARENA_BYTES / arena_block_sizes[idx];
+        if (!hot_arena(idx, n > HOT_ARENA_MIN_BLOCKS ? n : HOT_ARENA_MIN_BLOCKS))
+            break;
+    }
+}
+
 /* ---- Output envelope -----------------------------------------------------
  * The blob is staged right after a headroom, so the JSON header, known only
  * at the end, is usually written in front of it without moving the blob. */
@@ -828,7 +927,7 @@ EXPORT("wx_init") int32_t wx_init(void)
     }
     JS_FreeValue(ctx, entries);
     JS_SetHostPromiseRejectionTracker(rt, on_rejection, NULL);
-    JS_RunGC(rt);
+    freeze_heap();
     return out_finish("{}", 2, 0);
 }
 
