@@ -212,11 +212,17 @@ static void reseed(void)
  * size class. freeze_heap() runs last in wx_init and leaves a heap that a
  * request can run on while writing to a few pages only. */
 
-/* Blocks per size class in the arenas new allocations are taken from: the
- * blocks a small request has alive at once. A class that runs out continues
- * in older arenas, as before. */
-#define HOT_ARENA_BYTES 640
-#define HOT_ARENA_MIN_BLOCKS 3
+/* Blocks per size class (16, 24, ... 512 bytes) of the arenas that new
+ * allocations are taken from: somewhat more than a small request (hello world:
+ * load, run, response) has alive at once, measured. A class that runs out
+ * continues in older arenas, as without them. They are carved side by side
+ * from one allocation, so such a request writes to two or three pages for all
+ * it allocates. */
+static const uint8_t hot_blocks[JS_ARENA_BLOCK_SIZE_COUNT] = {
+    16, 32, 24, 16, 40, 8, 4, 4, 14, 4, 4, 3, 4, 4, 8,
+    4, 5, 2, 4, 3, 4, 2, 2,
+    2, 2, 3, 2, 2, 2, 2, 3,
+};
 #define HOT_SHAPES 128 /* free room in the shape hash table */
 #define HOT_ATOMS 256  /* and in the atom hash table */
 
@@ -227,28 +233,34 @@ static void immortalize(void *p)
     js_rc(p)->ref_count = JS_RC_IMMORTAL;
 }
 
-/* An arena of `n` blocks at the head of its class's free list. Its first
- * block stays allocated, so the arena is never released and reallocated
- * somewhere else once a request has freed what it took from it. */
-static bool hot_arena(int idx, int n)
+/* Puts the arenas of hot_blocks at the head of their free lists. Each keeps
+ * its first block allocated, so it is never released: it is not a block of
+ * its own for the allocator underneath. */
+static void hot_arenas(void)
 {
-    int size = arena_block_sizes[idx];
-    JSArena *ar = rt->mf.js_malloc(rt->malloc_state.opaque, sizeof(JSArena) + (size_t)n * size);
-    if (!ar)
-        return false;
-    ar->block_size_idx = idx;
-    ar->n_blocks = n;
-    ar->n_used_blocks = 1;
-    ar->first_free_block = 1;
-    for (int i = 0; i < n; i++) {
-        JSMallocBlockHeader *b = arena_get_block(ar, i, size);
-        b->u.free_next = i + 1 < n ? i + 1 : JS_ARENA_FREE_NIL;
-        b->block_size_idx = idx;
+    size_t total = 0;
+    for (int idx = 0; idx < JS_ARENA_BLOCK_SIZE_COUNT; idx++)
+        total += sizeof(JSArena) + (size_t)hot_blocks[idx] * arena_block_sizes[idx];
+    uint8_t *at = rt->mf.js_malloc(rt->malloc_state.opaque, total);
+    if (!at)
+        return;
+    for (int idx = 0; idx < JS_ARENA_BLOCK_SIZE_COUNT; idx++) {
+        int n = hot_blocks[idx], size = arena_block_sizes[idx];
+        JSArena *ar = (JSArena *)at;
+        at += sizeof(JSArena) + (size_t)n * size;
+        ar->block_size_idx = idx;
+        ar->n_blocks = n;
+        ar->n_used_blocks = 1;
+        ar->first_free_block = 1;
+        for (int i = 0; i < n; i++) {
+            JSMallocBlockHeader *b = arena_get_block(ar, i, size);
+            b->u.free_next = i + 1 < n ? i + 1 : JS_ARENA_FREE_NIL;
+            b->block_size_idx = idx;
+        }
+        ((JSMallocBlockHeader *)arena_get_block(ar, 0, size))->u.block_idx = 0;
+        list_add(&ar->link, &rt->arena_state.arena_list[idx]);
+        list_add(&ar->free_link, &rt->arena_state.free_arena_list[idx]);
     }
-    ((JSMallocBlockHeader *)arena_get_block(ar, 0, size))->u.block_idx = 0;
-    list_add(&ar->link, &rt->arena_state.arena_list[idx]);
-    list_add(&ar->free_link, &rt->arena_state.free_arena_list[idx]);
-    return true;
 }
 
 static void freeze_heap(void)
@@ -295,11 +307,7 @@ static void freeze_heap(void)
         if (JS_ResizeAtomHash(rt, rt->atom_hash_size * 2))
             break;
 
-    for (int idx = JS_ARENA_BLOCK_SIZE_COUNT - 1; idx >= 0; idx--) {
-        int n = HOT_ARENA_BYTES / arena_block_sizes[idx];
-        if (!hot_arena(idx, n > HOT_ARENA_MIN_BLOCKS ? n : HOT_ARENA_MIN_BLOCKS))
-            break;
-    }
+    hot_arenas();
 }
 
 /* ---- Output envelope -----------------------------------------------------
