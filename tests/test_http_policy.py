@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from runtime.config import Settings
 from runtime.http import auth, cors
 from runtime.http.errors import HTTPError
 from runtime.http.limits import FifoLimiter, LoadShedder, read_body
-from runtime.observe.access_log import Entry, render
+from runtime.observe.access_log import FLUSH_INTERVAL_S, AccessLog, Entry, render
 from runtime.sandbox.types import LogRecord
 
 TOKEN = "s3cr3t-Tok"
@@ -163,3 +164,16 @@ def test_log_levels_grow() -> None:
     assert full["headers"]["authorization"] == auth.REDACTED
     assert [c["msg"] for c in render(entry, "debug", False)["console"]] == ["d", "l", "e"]
     assert render(entry, "minimal", True)["body"] == "payload"
+
+
+async def test_access_log_writes_batches_soon_and_the_rest_on_close(tmp_path: Path) -> None:
+    log = AccessLog(tmp_path)
+    log.write("t-1", {"n": 1}, None)
+    log.write("t-1", {"msg": "has s3cret"}, auth.Redactor(["s3cret"]))
+    path = tmp_path / "t-1.log"
+    assert not path.exists()
+    await asyncio.sleep(FLUSH_INTERVAL_S * 3)
+    assert path.read_text() == '{"n":1}\n{"msg":"has [REDACTED]"}\n'
+    log.write("t-1", {"n": 3}, None)
+    log.close()
+    assert path.read_text().splitlines()[-1] == '{"n":3}'
