@@ -45,16 +45,18 @@ class Request:
     headers: dict[str, str]
     query: dict[str, str | list[str]]
     ip: str
+    body: bytes = b""  # set once read, so the request log has it even when the script fails
 
 
 def decode(scope: Scope) -> Request:
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        before = headers.get(name)
+        headers[name] = value if before is None else f"{before}, {value}"
     qs = scope.get("query_string", b"").decode("latin-1")
     query: dict[str, str | list[str]] = {}
-    for key, value in parse_qsl(qs, keep_blank_values=True):
+    for key, value in parse_qsl(qs, keep_blank_values=True) if qs else ():
         seen = query.get(key)
         if seen is None:
             query[key] = value
@@ -91,45 +93,40 @@ class Gateway:
         req = decode(scope)
         tenant, script, params = self.catalog.lookup(req.headers.get("host", ""), req.route_path)
         policy: Policy | None = script.policy if script is not None else None
-        entry = Entry(script.route.rel if script else "", req.method, req.path, 0, started, 0.0,
-                      req.query, req.ip, req.headers)
-        extra: list[tuple[str, str]] = []
-        if policy is not None:
-            extra = cors.allow_headers(policy.cors, req.headers.get("origin"))
+        extra = cors.allow_headers(policy.cors, req.headers.get("origin")) if policy else []
         try:
             self.shedder.enter()
         except HTTPError as err:
-            await _send_error(send, err, extra)
+            await _send(send, err.status, err.headers, extra, err.body())
             return
+        error: str | None = None
         try:
-            result = await self._run(tenant, script, policy, params, req, receive, entry)
-            status, headers, body = result.status, result.headers, result.body
-            entry.console = result.logs
+            result = await self._run(tenant, script, policy, params, req, receive)
         except HTTPError as err:
-            status, headers, body = err.status, err.headers, err.body()
-            if policy is not None:
-                body = auth.Redactor([*policy.secrets, *_request_secrets(req)])(
-                    body.decode()
-                ).encode()
-            entry.error = err.message
+            body = err.body()
+            if policy is not None and (redact := _redactor(policy, req)) is not None:
+                body = redact(body.decode()).encode()
+            result, error = Result(err.status, err.headers, body), err.message
         except Exception as exc:  # a bug on the path must still answer, and keep the process up
             log.exception("internal error serving %s %s", req.method, req.path)
             internal = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
-            status, headers, body = internal.status, internal.headers, internal.body()
+            result = Result(internal.status, internal.headers, internal.body())
         finally:
             self.shedder.leave()
-        await _send(send, status, [*headers, *extra], body)
+        await _send(send, result.status, result.headers, extra, result.body)
         if policy is not None and policy.log_level != "none":
-            entry.status, entry.duration_ms = status, (time.perf_counter() - t0) * 1000
-            entry.response_headers, entry.response_size = headers, len(body)
+            entry = Entry(
+                policy.script, req.method, req.path, result.status, started,
+                (time.perf_counter() - t0) * 1000, req.query, req.ip, req.headers, req.body,
+                result.headers, len(result.body), result.logs, error,
+            )
             record = render(entry, policy.log_level, policy.log_request_body)
             if record is not None:
-                redact = auth.Redactor([*policy.secrets, *_request_secrets(req)])
-                self.access_log.write(tenant.slug, record, redact)
+                self.access_log.write(tenant.slug, record, _redactor(policy, req))
 
     async def _run(
         self, tenant: Tenant, script: Script | None, policy: Policy | None,
-        params: dict[str, Any], req: Request, receive: Receive, entry: Entry,
+        params: dict[str, Any], req: Request, receive: Receive,
     ) -> Result:
         if script is None:
             raise not_found(tenant.name, req.path)
@@ -148,9 +145,8 @@ class Gateway:
             if not auth.check(policy.token_digest, headers, query):
                 raise unauthorized(policy.script)
             headers, query, url = auth.strip_credentials(headers, query, url)
-        body = await read_body(receive, headers.get("content-length"), self.max_body)
-        entry.body = body
-        invocation = Invocation(req.method, req.path, url, headers, query, params, body, req.ip)
+        req.body = await read_body(receive, headers.get("content-length"), self.max_body)
+        invocation = Invocation(req.method, req.path, url, headers, query, params, req.body, req.ip)
         if policy.limiter is None:
             return await self._invoke(script, policy, invocation)
         async with policy.limiter.hold():
@@ -172,8 +168,10 @@ class Gateway:
                                 exc.line, exc.col, exc.stack) from None
 
 
-def _request_secrets(req: Request) -> list[str]:
-    return auth.request_secrets(req.headers, req.query)
+def _redactor(policy: Policy, req: Request) -> auth.Redactor | None:
+    """What hides the script's secrets and the credentials this request carried; None if neither."""
+    carried = auth.request_secrets(req.headers, req.query)
+    return auth.Redactor([*policy.secrets, *carried]) if carried else policy.redactor
 
 
 def _compile_failed(rel: str, error: Exception | None) -> HTTPError:
@@ -190,15 +188,15 @@ def _compile_failed(rel: str, error: Exception | None) -> HTTPError:
     return script_failed("compile_error", type(error).__name__, str(error), rel, None, None)
 
 
-async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+async def _send(
+    send: Send, status: int, headers: list[tuple[str, str]], extra: list[tuple[str, str]],
+    body: bytes,
+) -> None:
     raw = [
         (k.lower().encode("latin-1", "replace"), v.encode("latin-1", "replace"))
-        for k, v in headers if k.lower() not in _DROPPED_RESPONSE_HEADERS
+        for k, v in (headers + extra if extra else headers)
+        if k.lower() not in _DROPPED_RESPONSE_HEADERS
     ]
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, err: HTTPError, extra: list[tuple[str, str]]) -> None:
-    await _send(send, err.status, [*err.headers, *extra], err.body())

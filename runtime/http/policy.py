@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runtime.config import Settings
-from runtime.http.auth import digest
+from runtime.http.auth import Redactor, digest
 from runtime.http.limits import FifoLimiter
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ class Policy:
     cors: str
     token_digest: bytes | None
     secrets: tuple[str, ...]  # never written out: a request's log and errors redact them
+    redactor: Redactor | None  # for `secrets` alone; None when there are none
     timeout_ms: int | None  # None: no limit
     limiter: FifoLimiter | None  # None: unlimited concurrency
     log_level: str
@@ -45,6 +46,7 @@ def prepare(script: str, artefact: Artefact, settings: Settings) -> Policy:
         cors=magic.cors,
         token_digest=digest(token) if token is not None else None,
         secrets=tuple(secrets),
+        redactor=Redactor(secrets) if secrets else None,
         timeout_ms=settings.effective_timeout(magic.timeout),
         limiter=(
             FifoLimiter(magic.concurrent, settings.max_queue, script)
