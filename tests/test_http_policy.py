@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,14 @@ def test_log_levels_grow() -> None:
     assert full["headers"]["authorization"] == auth.REDACTED
     assert [c["msg"] for c in render(entry, "debug", False)["console"]] == ["d", "l", "e"]
     assert render(entry, "minimal", True)["body"] == "payload"
+
+
+@pytest.mark.parametrize("t", [0.0, 1_700_000_000.0, 1_700_000_000.0015, 1_700_000_000.9995,
+                               1_700_000_000.9999995, 1_700_000_059.9999996, 1_763_000_000.123456])
+def test_log_time_is_iso_to_the_millisecond(t: float) -> None:
+    entry = Entry("a.ts", "GET", "/a", 200, t, 1.0)
+    expected = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+    assert render(entry, "minimal", False)["time"] == expected
 
 
 async def test_access_log_writes_batches_soon_and_the_rest_on_close(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
     if rank == 0:
         return None
     record: dict[str, Any] = {
-        "time": datetime.fromtimestamp(entry.started, UTC).isoformat(timespec="milliseconds"),
+        "time": _timestamp(entry.started),
         "script": entry.script,
         "method": entry.method,
         "path": entry.path,
@@ -100,6 +101,24 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
         if len(entry.body) > BODY_LOGGED:
             record["body_truncated"] = len(entry.body)
     return record
+
+
+def _timestamp(t: float) -> str:
+    """`datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")`, at half the cost.
+
+    Rounds to the microsecond like `fromtimestamp`, then truncates to the millisecond like
+    `isoformat`; the date and time of day are formatted once per second.
+    """
+    second = int(t)
+    micros = round((t - second) * 1e6)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    return f"{_second(second)}.{micros // 1000:03d}+00:00"
+
+
+@lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class AccessLog:
