@@ -233,6 +233,30 @@ static void immortalize(void *p)
     js_rc(p)->ref_count = JS_RC_IMMORTAL;
 }
 
+/* Builtins make most of their properties on first use (JS_PROP_AUTOINIT),
+ * which rewrites the holder's shape and property slot: a first
+ * Array.isArray or promise.then in every instance would copy those pages.
+ * Making them all now adds some 10 KiB to the snapshot, pages a request
+ * only reads. Properties made this way can hold more of them, hence the
+ * walk to the end of the list, which grows as it goes. */
+static void instantiate_builtins(void)
+{
+    struct list_head *el;
+    list_for_each(el, &rt->gc_obj_list) {
+        JSGCObjectHeader *g = list_entry(el, JSGCObjectHeader, link);
+        if (JS_GC_TYPE(g) != JS_GC_OBJ_TYPE_JS_OBJECT)
+            continue;
+        JSObject *p = (JSObject *)g;
+        for (int i = 0; i < p->shape->prop_count; i++) {
+            JSShapeProperty *prs = get_shape_prop(p->shape) + i;
+            if ((prs->flags & JS_PROP_TMASK) != JS_PROP_AUTOINIT)
+                continue;
+            if (JS_AutoInitProperty(ctx, p, prs->atom, &p->prop[i], prs))
+                JS_FreeValue(ctx, JS_GetException(ctx));
+        }
+    }
+}
+
 /* Puts the arenas of hot_blocks at the head of their free lists. Each keeps
  * its first block allocated, so it is never released: it is not a block of
  * its own for the allocator underneath. */
@@ -265,6 +289,7 @@ static void hot_arenas(void)
 
 static void freeze_heap(void)
 {
+    instantiate_builtins();
     JS_RunGC(rt);
     /* Everything alive now lives as long as the instance. Small blocks are
      * found through their arenas (allocated ones hold their own index), the
