@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, description="Port to listen on.")
     server: Literal["granian", "uvicorn", "hypercorn"] = Field(
-        "granian", description="ASGI server (granian measured fastest, benches/http.py); "
+        "granian", description="ASGI server (granian measured fastest, benches/http_load.py); "
         "hypercorn for HTTP/2 and HTTP/3."
     )
     workers: int = Field(1, ge=1, description="Server processes, each with its own sandbox.")

@@ -3,7 +3,7 @@
 Each server process builds its own app — and so its own sandbox — from `WEXEC_*` environment
 variables, which `serve` exports from the resolved settings: one path for every server and for
 any number of workers. granian is the default: of the three, which all pass the whole suite, it
-was the fastest in benches/http.py (about twice uvicorn's requests/s on a bare app, and a much
+was the fastest in benches/http_load.py (about twice uvicorn's requests/s on a bare app, and a much
 lower p99 for serverless scripts). hypercorn stays supported for HTTP/2 and HTTP/3.
 """
 
