@@ -306,3 +306,15 @@ def test_a_failed_run_keeps_what_it_logged(sandbox: Sandbox) -> None:
     with pytest.raises(ScriptError) as info:
         run(sandbox, "console.warn('about to fail');\nthrow new Error('failed');")
     assert [(log.level, log.message) for log in info.value.logs] == [("warn", "about to fail")]
+
+
+async def test_a_quick_worker_runs_inline_and_a_runaway_slice_is_rescheduled(sandbox: Sandbox) -> None:
+    src = "// @mode worker\nlet n = 0;\nexport default (req) => { n++; if (req.method === 'POST') { const t = Date.now(); while (Date.now() - t < 50) {} } return { n }; };"
+    artefact = sandbox.compiler.compile_source(src, "paced.ts")
+    for _ in range(12):  # probation on the guest threads, then inline
+        await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
+    with pytest.raises(ScriptError) as info:
+        await sandbox.invoke(artefact, Invocation("POST", "/"), timeout_ms=5_000)
+    assert info.value.name == "Rescheduled"
+    # The instance survived; the script now runs on the guest threads, and long requests finish.
+    assert body(await sandbox.invoke(artefact, Invocation("POST", "/"), timeout_ms=5_000))["n"] == 14

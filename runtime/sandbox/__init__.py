@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _SCRIPT_DEFAULT: Any = object()
 WORKER_PROBATION = 8
-"""Quick requests a worker script runs on the guest threads before it may run inline."""
+"""Requests a worker script runs on the guest threads before it may run inline."""
+PACE_WEIGHT = 0.1
+"""Weight of the newest crossing in a worker script's moving average."""
 
 __all__ = [
     "Invocation",
@@ -57,7 +59,7 @@ class Sandbox:
         self.engine = GuestEngine(settings, self.caps)
         self._workers: dict[str, Driver] = {}
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
-        self._quick: dict[str, int] = {}  # worker scripts: quick crossings seen on probation
+        self._pace: dict[str, tuple[int, float]] = {}  # worker scripts: (requests, avg crossing ms)
         self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
@@ -201,19 +203,19 @@ class Sandbox:
     async def _invoke_worker(
         self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
     ) -> Result:
-        """A worker request: on the event loop once the script has proven itself quick.
+        """A worker request: on the event loop while the script proves itself quick.
 
-        A worker's first requests run on the guest threads while their crossings are timed;
-        after ``WORKER_PROBATION`` quick ones (each under a fifth of the slice) they run inline,
-        bounded by the slice. A crossing that outruns the slice is stopped (the instance
-        survives, like any timeout), that request fails, and the script goes back to the
-        threads for good. The event loop is never held longer than one slice.
+        Every first crossing is timed into a moving average. A script runs on the guest threads
+        for its first ``WORKER_PROBATION`` requests, and inline, bounded by the slice, while its
+        average stays under a fifth of the slice. An inline crossing that outruns the slice is
+        stopped (the instance survives, as after any timeout), that one request fails, and the
+        script stays on the threads for good: the event loop is never held longer than a slice.
         """
         key = artefact.key
         driver = await self._worker(artefact, tenant)
         slice_ms = self.settings.inline_budget_ms
-        quick = self._quick.get(key, 0)
-        inline = key not in self._slow and quick >= WORKER_PROBATION
+        runs, pace = self._pace.get(key, (0, 0.0))
+        inline = key not in self._slow and runs >= WORKER_PROBATION and pace < slice_ms / 5
         try:
             return await driver.request(
                 inv, timeout_ms, self._offload, slice_ms if inline else None
@@ -227,11 +229,8 @@ class Sandbox:
                 path=artefact.path,
             ) from None
         finally:
-            if not inline and key not in self._slow:
-                if driver.last_crossing_ms < slice_ms / 5:
-                    self._quick[key] = quick + 1
-                else:
-                    self._slow.add(key)
+            took = driver.last_crossing_ms
+            self._pace[key] = (runs + 1, took if runs == 0 else pace + (took - pace) * PACE_WEIGHT)
             if driver.broken is not None:
                 self._discard(key, driver)
 

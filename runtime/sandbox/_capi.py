@@ -36,7 +36,6 @@ _pre_instantiate = b._wasmtime_instance_pre_instantiate
 _export_get = b._wasmtime_instance_export_get
 _call = b._wasmtime_func_call_unchecked
 _memory_data = b._wasmtime_memory_data
-_memory_data_size = b._wasmtime_memory_data_size
 _caller_export_get = b._wasmtime_caller_export_get
 _caller_context = b._wasmtime_caller_context
 _trap_new = b._wasmtime_trap_new
@@ -88,10 +87,6 @@ def export(ctx: object, instance: InstanceRef, name: bytes) -> Extern:
 def memory_base(ctx: object, memory: MemoryRef) -> int:
     """Address of linear memory in this process (stable while the store lives: no moving)."""
     return ctypes.cast(_memory_data(ctx, byref(memory)), c_void_p).value or 0
-
-
-def memory_size(ctx: object, memory: MemoryRef) -> int:
-    return int(_memory_data_size(ctx, byref(memory)))
 
 
 def call(ctx: object, func: FuncRef, args: ctypes.Array[ValRaw], nargs: int) -> None:

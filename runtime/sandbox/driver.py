@@ -157,21 +157,23 @@ class Driver:
         """Run one request on a shared (worker) instance, interleaving with others in flight.
 
         With ``slice_ms`` the first crossing runs right here on the event loop, bounded by the
-        slice; otherwise it runs through ``offload`` and its duration is recorded in
-        ``last_crossing_ms``.
+        slice; otherwise it runs through ``offload``. Either way its duration is left in
+        ``last_crossing_ms`` for the caller's scheduling.
         """
         async with self.lock:
             if slice_ms is not None:
-                req, ops = self.begin(inv, timeout_ms, slice_ms)
+                req, ops = self._timed_begin(inv, timeout_ms, slice_ms)
             else:
-                req, ops = await offload(lambda: self._timed_begin(inv, timeout_ms))
+                req, ops = await offload(lambda: self._timed_begin(inv, timeout_ms, None))
         await self.finish(req, ops, offload)
         return self.outcome(req)
 
-    def _timed_begin(self, inv: Invocation, timeout_ms: int | None) -> tuple[_Request, list[dict]]:
+    def _timed_begin(
+        self, inv: Invocation, timeout_ms: int | None, slice_ms: float | None
+    ) -> tuple[_Request, list[dict]]:
         started = time.perf_counter()
         try:
-            return self.begin(inv, timeout_ms)
+            return self.begin(inv, timeout_ms, slice_ms)
         finally:
             self.last_crossing_ms = (time.perf_counter() - started) * 1000.0
 

@@ -22,7 +22,7 @@ from runtime.config import Settings
 from runtime.host import Capabilities
 from runtime.sandbox import _capi
 
-ENGINE_CONFIG = {"epoch_interruption": True, "cranelift_opt_level": "speed"}
+ENGINE_CONFIG = {"epoch_interruption": True, "cranelift_opt_level": "speed", "memory_may_move": False}
 """wasmtime settings; machine code compiled under one set is invalid under another, so they
 name the cached ``.cwasm``."""
 

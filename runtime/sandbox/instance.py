@@ -6,12 +6,20 @@ output envelope back: three copies and one ~1 µs call, whatever the request loo
 
 from __future__ import annotations
 
-import struct
+import ctypes
 
 from runtime.sandbox import _capi
 from runtime.sandbox.engine import GuestEngine
 
-_IO = struct.Struct("<5I")
+
+class _IOBlock(ctypes.Structure):
+    """The guest's io block (``wx_io``), read and written in place."""
+
+    _fields_ = [
+        (name, ctypes.c_uint32) for name in ("in_ptr", "in_cap", "out_ptr", "out_json", "out_blob")
+    ]
+
+
 OOM_MARK = 0xFFFFFFFF
 """``out_json`` value the guest leaves before trapping on an allocation past its cap."""
 
@@ -22,54 +30,60 @@ STORE_SLACK = 16 * 1024 * 1024
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = ("_args", "_ctx", "_funcs", "_instance", "_mem", "_store", "engine", "memory_limit")
+    __slots__ = (
+        "_args",
+        "_base",
+        "_ctx",
+        "_funcs",
+        "_instance",
+        "_io",
+        "_store",
+        "engine",
+        "memory_limit",
+    )
 
     def __init__(self, engine: GuestEngine, memory_limit: int) -> None:
         self.engine = engine
         self.memory_limit = memory_limit
         self._store, self._ctx = _capi.new_store(engine.engine, memory_limit + STORE_SLACK)
         self._instance = _capi.instantiate(engine.pre, self._ctx)
-        self._mem = _capi.export(self._ctx, self._instance, b"memory").of.memory
+        memory = _capi.export(self._ctx, self._instance, b"memory").of.memory
+        self._base = _capi.memory_base(self._ctx, memory)  # fixed: the engine forbids moving
         self._funcs: dict[bytes, _capi.Extern] = {}
         self._args = (_capi.ValRaw * 2)()
         if engine.io_addr is None:
             self._call(b"wx_io", 0, None)
             engine.io_addr = self._args[0].i32 & 0xFFFFFFFF
+        self._io = _IOBlock.from_address(self._base + engine.io_addr)
 
     def cross(
         self, export: bytes, header: bytes, blob: bytes, budget_ms: float | None
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
-        ctx = self._ctx
-        base = _capi.memory_base(ctx, self._mem)
-        io = base + self.engine.io_addr  # type: ignore[operator]
-        in_ptr, in_cap, _, _, _ = _IO.unpack(_capi.string_at(io, 20))
+        base, io = self._base, self._io
         hlen, blen = len(header), len(blob)
-        if hlen + blen > in_cap:
+        if hlen + blen > io.in_cap:
             self._call(b"wx_reserve", 1, None, hlen + blen)
-            base = _capi.memory_base(ctx, self._mem)
-            io = base + self.engine.io_addr  # type: ignore[operator]
-            in_ptr = _IO.unpack(_capi.string_at(io, 20))[0]
-        _capi.memmove(base + in_ptr, header, hlen)
+        in_ptr = base + io.in_ptr
+        _capi.memmove(in_ptr, header, hlen)
         if blen:
-            _capi.memmove(base + in_ptr + hlen, blob, blen)
+            _capi.memmove(in_ptr + hlen, blob, blen)
         try:
             self._call(export, 2, budget_ms, hlen, blen)
         except _capi.GuestTrap as trap:
-            if _IO.unpack(_capi.string_at(io, 20))[3] == OOM_MARK:
+            if io.out_json == OOM_MARK:
                 raise MemoryError(
                     f"script exceeded its memory limit of {self.memory_limit // (1024 * 1024)} MiB"
                 ) from trap
             raise
-        _, _, out_ptr, out_json, out_blob = _IO.unpack(_capi.string_at(io, 20))
+        out_ptr, out_json, out_blob = io.out_ptr, io.out_json, io.out_blob
         rc = self._args[0].i32
         head = _capi.string_at(base + out_ptr, out_json)
         if rc < 0:
-            raise _capi.GuestTrap(f"guest refused {export.decode()}: {head.decode(errors='replace')}")
+            raise _capi.GuestTrap(
+                f"guest refused {export.decode()}: {head.decode(errors='replace')}"
+            )
         return head, (_capi.string_at(base + out_ptr + out_json, out_blob) if out_blob else b"")
-
-    def memory_size(self) -> int:
-        return _capi.memory_size(self._ctx, self._mem)
 
     def close(self) -> None:
         if self._store is not None:
