@@ -47,7 +47,33 @@ static inline int *js_rc_slot(JSMallocBlockHeader *b)
 }
 #define JS_REF_COUNT(p) (*js_rc_slot(js_rc(p)))
 """
-QUICKJS_PATCHES = (("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),)
+# JSON numbers that are integers of up to 15 digits are exact in a double: they skip strtod,
+# whose frame (9 KiB of shadow stack) made every header parse write a stack page of its own.
+JSON_INTEGER = """\
+static double json_number_value(const uint8_t *p, const uint8_t *end)
+{
+    const uint8_t *q = p + (*p == '-' || *p == '+');
+    if (end - q <= 15) {
+        uint64_t n = 0;
+        while (q < end && is_digit(*q))
+            n = n * 10 + (uint64_t)(*q++ - '0');
+        if (q == end)
+            return *p == '-' ? -(double)n : (double)n;
+    }
+    return strtod((const char *)p, NULL);
+}
+
+static int json_parse_number(JSParseState *s, const uint8_t **pp)
+"""
+QUICKJS_PATCHES = (
+    ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
+    ("static int json_parse_number(JSParseState *s, const uint8_t **pp)\n", JSON_INTEGER, 1),
+    (
+        "js_float64(strtod((const char *)p_start, NULL));",
+        "js_float64(json_number_value(p_start, p));",
+        1,
+    ),
+)
 QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
