@@ -83,6 +83,7 @@ DEFAULT_TENANT = {
         "// @log-level debug\nconsole.debug('debug-marker');\nconsole.log('log-marker');\nreturn 1;\n"
     ),
     "log/body.ts": "// @log-level minimal\n// @log-request-body\nreturn 1;\n",
+    "log/fails.ts": "console.error('last-words-marker');\nthrow new Error('gone');\n",
     "disabled.ts": "// @enabled false\nreturn 1;\n",
     "errors/throws.ts": (
         "// An error thrown on line 5, after TypeScript-only lines that esbuild strips.\n"
@@ -385,6 +386,13 @@ def test_log_request_body(client: httpx.Client, data: Path) -> None:
     eventually(lambda: bool(_entries(data, "/log/body")))
     assert _entries(data, "/log/body")[-1]["body"] == "body-marker"
     assert all("body" not in e for e in _entries(data, "/log/minimal"))
+
+
+def test_a_failed_run_logs_its_console_output(client: httpx.Client, data: Path) -> None:
+    assert client.get("/log/fails").status_code == 500
+    eventually(lambda: bool(_entries(data, "/log/fails")))
+    entry = _entries(data, "/log/fails")[-1]
+    assert [c["msg"] for c in entry["console"]] == ["last-words-marker"]
 
 
 # -- @enabled, errors -------------------------------------------------------------------------

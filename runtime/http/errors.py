@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runtime.sandbox.types import LogRecord
+
 
 class HTTPError(Exception):
     """An answer that stops the request path early; raised anywhere on it, sent by the gateway."""
@@ -25,6 +27,7 @@ class HTTPError(Exception):
         self.status = status
         self.code = code
         self.message = message
+        self.logs: list[LogRecord] = []  # what a failed script logged, for the request log
         self.headers = [("content-type", "application/json"), *(headers or [])]
         self.details = details
 

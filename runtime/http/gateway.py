@@ -106,7 +106,7 @@ class Gateway:
             body = err.body()
             if policy is not None and (redact := _redactor(policy, req)) is not None:
                 body = redact(body.decode()).encode()
-            result, error = Result(err.status, err.headers, body), err.message
+            result, error = Result(err.status, err.headers, body, err.logs), err.message
         except Exception as exc:  # a bug on the path must still answer, and keep the process up
             log.exception("internal error serving %s %s", req.method, req.path)
             internal = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
@@ -148,24 +148,29 @@ class Gateway:
         req.body = await read_body(receive, headers.get("content-length"), self.max_body)
         invocation = Invocation(req.method, req.path, url, headers, query, params, req.body, req.ip)
         if policy.limiter is None:
-            return await self._invoke(script, policy, invocation)
+            return await self._invoke(tenant, script, policy, invocation)
         async with policy.limiter.hold():
-            return await self._invoke(script, policy, invocation)
+            return await self._invoke(tenant, script, policy, invocation)
 
-    async def _invoke(self, script: Script, policy: Policy, invocation: Invocation) -> Result:
+    async def _invoke(
+        self, tenant: Tenant, script: Script, policy: Policy, invocation: Invocation
+    ) -> Result:
         assert script.artefact is not None
         try:
             return await self.sandbox.invoke(
-                script.artefact, invocation, timeout_ms=policy.timeout_ms
+                script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name
             )
-        except ScriptTimeout as exc:
-            raise timed_out(policy.script, exc.limit_ms or policy.timeout_ms) from None
-        except ScriptMemoryError as exc:
-            raise script_failed("memory_limit", exc.name, exc.message, policy.script,
-                                exc.line, exc.col) from None
         except ScriptError as exc:
-            raise script_failed("script_error", exc.name, exc.message, policy.script,
-                                exc.line, exc.col, exc.stack) from None
+            if isinstance(exc, ScriptTimeout):
+                err = timed_out(policy.script, exc.limit_ms or policy.timeout_ms)
+            elif isinstance(exc, ScriptMemoryError):
+                err = script_failed("memory_limit", exc.name, exc.message, policy.script,
+                                    exc.line, exc.col)
+            else:
+                err = script_failed("script_error", exc.name, exc.message, policy.script,
+                                    exc.line, exc.col, exc.stack)
+            err.logs = exc.logs
+            raise err from None
 
 
 def _redactor(policy: Policy, req: Request) -> auth.Redactor | None:
