@@ -67,7 +67,7 @@ class App:
         catalog = Catalog(
             settings,
             sandbox.compiler.compile_file,
-            lambda rel, artefact: prepare(rel, artefact, settings),
+            lambda tenant, rel, artefact: prepare(tenant, rel, artefact, settings),
         )
         await asyncio.to_thread(catalog.refresh, initial=True)
         self._gateway = Gateway(catalog, sandbox, access_log, settings.max_body_bytes, shedder)

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     memory_limit: int = Field(64 * MiB, description="Linear-memory cap per script instance, bytes.")
     timeout_ms: int = Field(3_600_000, description="Default @timeout; 0 means unlimited.")
     max_timeout_ms: int = Field(3_600_000, description="Cap on any script's @timeout; 0 = no cap.")
+    tenant_max_timeout_ms: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-tenant caps overriding max_timeout_ms, e.g. {"alice/1": 60000} '
+        "(JSON in WEXEC_TENANT_MAX_TIMEOUT_MS).",
+    )
     epoch_tick_ms: int = Field(10, description="Epoch ticker period: how finely deadlines are checked.")
     guest_threads: int = Field(2, description="Threads that run guest code off the event loop.")
     inline_budget_ms: float = Field(
@@ -64,10 +69,10 @@ class Settings(BaseSettings):
         "interval before its new version is compiled and served.",
     )
 
-    def effective_timeout(self, requested: int | None) -> int | None:
+    def effective_timeout(self, requested: int | None, tenant: str | None = None) -> int | None:
         """A script's ``@timeout`` (None: the default; 0: unlimited), capped; None = no limit."""
         timeout = self.timeout_ms if requested is None else requested
-        cap = self.max_timeout_ms
+        cap = self.tenant_max_timeout_ms.get(tenant or "", self.max_timeout_ms)
         if timeout == 0:
             return cap or None
         return min(timeout, cap) if cap else timeout

@@ -82,6 +82,13 @@ def test_timeout_default_unlimited_and_cap() -> None:
     assert Settings(max_timeout_ms=0).effective_timeout(0) is None
 
 
+def test_timeout_cap_per_tenant() -> None:
+    s = Settings(max_timeout_ms=1000, tenant_max_timeout_ms={"alice/1": 300})
+    assert s.effective_timeout(5000, "alice/1") == 300
+    assert s.effective_timeout(0, "alice/1") == 300
+    assert s.effective_timeout(5000, "bob/1") == 1000
+
+
 async def test_fifo_limiter_admits_in_arrival_order() -> None:
     limiter = FifoLimiter(1, max_queue=10, script="x.ts")
     order: list[int] = []

@@ -61,7 +61,7 @@ class Catalog:
         self,
         settings: Settings,
         compile_file: Callable[[Path, str], Artefact],
-        prepare: Callable[[str, Artefact], Any],
+        prepare: Callable[[str, str, Artefact], Any],
     ) -> None:
         self._settings = settings
         self._compile = compile_file
@@ -149,7 +149,7 @@ class Catalog:
             # The compiler keys artefacts by content, and the sandbox keeps one worker instance
             # per key: scoping the key to tenant and file keeps identical scripts apart.
             artefact = replace(compiled, key=f"{tenant.name}/{rel}@{compiled.key}")
-            policy = self._prepare(rel, artefact)
+            policy = self._prepare(tenant.name, rel, artefact)
         except FileNotFoundError:
             return None  # deleted since the scan: the next scan drops its route
         except CompileError as exc:

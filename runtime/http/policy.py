@@ -33,8 +33,8 @@ def secret_forms(secret: str) -> list[str]:
     return [secret, json.dumps(secret)[1:-1]]
 
 
-def prepare(script: str, artefact: Artefact, settings: Settings) -> Policy:
-    """`script` is the path relative to its tenant root, as errors and logs name it."""
+def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) -> Policy:
+    """`script` is the path relative to the root of `tenant`, as errors and logs name it."""
     magic = artefact.magic
     secrets: list[str] = []
     for secret in (magic.token, magic.ai_key):
@@ -47,7 +47,7 @@ def prepare(script: str, artefact: Artefact, settings: Settings) -> Policy:
         token_digest=digest(token) if token is not None else None,
         secrets=tuple(secrets),
         redactor=Redactor(secrets) if secrets else None,
-        timeout_ms=settings.effective_timeout(magic.timeout),
+        timeout_ms=settings.effective_timeout(magic.timeout, tenant),
         limiter=(
             FifoLimiter(magic.concurrent, settings.max_queue, script)
             if magic.concurrent is not None else None
