@@ -33,15 +33,19 @@ LDFLAGS = ("-mexec-model=reactor", "-Wl,-z,stack-size=1048576", "-s")
 # Refcounts live in each allocation's 8-byte header here; a count at or above JS_RC_IMMORTAL
 # marks a block of the snapshot (see freeze_heap in guest/shim.c), whose count is then never
 # written again: every instance shares those pages copy-on-write, and a refcount store would
-# copy a page per object touched. Only stores that initialise a count write it directly.
+# copy a page per object touched. Only stores that initialise a count write it directly. The
+# includer may name the sink (JS_RC_SINK), to put it on a page it writes anyway.
 IMMORTAL_REF_COUNT = """\
 #define JS_RC_IMMORTAL (1 << 30)
+#ifndef JS_RC_SINK
 static int js_rc_sink; /* where counts of immortal blocks go */
+#define JS_RC_SINK js_rc_sink
+#endif
 static inline int *js_rc_slot(JSMallocBlockHeader *b)
 {
     if (unlikely(b->ref_count >= JS_RC_IMMORTAL)) {
-        js_rc_sink = JS_RC_IMMORTAL;
-        return &js_rc_sink;
+        JS_RC_SINK = JS_RC_IMMORTAL;
+        return &JS_RC_SINK;
     }
     return &b->ref_count;
 }

@@ -10,6 +10,31 @@
  * and operations lives in prelude.js, which returns the entry functions the
  * exports call (see `struct entries`).
  */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IN_STATIC_CAP (64 * 1024)
+
+/* Everything the shim writes in a crossing, with the io block and the start of
+ * the input buffer: a fresh instance starts from the snapshot's memory mapped
+ * copy-on-write, and a small crossing copies this one page for all of it. */
+static struct hot {
+    uint32_t io[5]; /* see ABI.md; wx_io returns its address */
+    int rc_sink;    /* where counts of immortal blocks go (build/guest.py) */
+    bool seeded, soft_tripped, timed_out;
+    size_t heap_used, heap_cap, heap_soft;
+    uint64_t deadline_ns; /* 0: no deadline */
+    uint64_t budget_ns;
+    double budget_ms;
+    uint8_t *out_base; /* blob = out_base[out_head, out_head + out_len) */
+    size_t out_cap, out_head, out_len;
+    uint8_t *in_heap;
+    /* One spare byte past in_cap lets us NUL-terminate whatever the host wrote. */
+    uint8_t in_static[IN_STATIC_CAP + 1];
+} hot __attribute__((aligned(4096)));
+
+#define JS_RC_SINK (hot.rc_sink)
 #include "quickjs.c"
 
 #include <wasi/api.h>
@@ -24,7 +49,6 @@ int32_t wx_host_call(const char *name, int32_t name_len, const uint8_t *in,
 
 enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
 
-#define IN_STATIC_CAP (64 * 1024)
 #define OUT_HEADROOM (16 * 1024)   /* room for the JSON header in front of the blob */
 #define OUT_KEEP_CAP (4 << 20)     /* a bigger output buffer is released after use */
 #define JS_STACK_LIMIT (128 * 1024)
@@ -33,11 +57,6 @@ enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
 #define JSON_STACK_BUDGET (16 * 1024)
 #define COMPILE_STACK_LIMIT (32 * 1024) /* the parser recurses the same way */
 #define HOST_OUT_CAP (64 * 1024)
-
-static uint32_t io[5];
-/* One spare byte past in_cap lets us NUL-terminate whatever the host wrote. */
-static uint8_t in_static[IN_STATIC_CAP + 1];
-static uint8_t *in_heap;
 
 static JSRuntime *rt;
 static JSContext *ctx;
@@ -54,32 +73,29 @@ static struct entries {
  * linear memory (the host's store limit, reached early when the heap is
  * fragmented) traps, so a script that swallows the error still ends. */
 
-static size_t heap_used, heap_cap, heap_soft;
-static bool soft_tripped;
-
 static void heap_trap(void)
 {
-    io[IO_OUT_JSON] = 0xFFFFFFFFu; /* tells the host this trap is the memory cap */
+    hot.io[IO_OUT_JSON] = 0xFFFFFFFFu; /* tells the host this trap is the memory cap */
     __builtin_trap();
 }
 
 /* One catchable failure, then traps; without a cap, failures stay catchable. */
 static void *heap_refuse(void)
 {
-    if (heap_cap && soft_tripped)
+    if (hot.heap_cap && hot.soft_tripped)
         heap_trap();
-    soft_tripped = true;
+    hot.soft_tripped = true;
     return NULL;
 }
 
 /* Whether growing the heap by `grow` bytes may go ahead. */
 static inline bool heap_allows(size_t grow)
 {
-    if (!heap_cap)
+    if (!hot.heap_cap)
         return true;
-    if (heap_used + grow > heap_cap)
+    if (hot.heap_used + grow > hot.heap_cap)
         heap_trap();
-    return heap_used + grow <= heap_soft || soft_tripped;
+    return hot.heap_used + grow <= hot.heap_soft || hot.soft_tripped;
 }
 
 static void *wx_js_calloc(void *opaque, size_t count, size_t size)
@@ -90,7 +106,7 @@ static void *wx_js_calloc(void *opaque, size_t count, size_t size)
     void *p = calloc(count, size);
     if (!p)
         return heap_refuse();
-    heap_used += malloc_usable_size(p);
+    hot.heap_used += malloc_usable_size(p);
     return p;
 }
 
@@ -102,7 +118,7 @@ static void *wx_js_malloc(void *opaque, size_t size)
     void *p = malloc(size);
     if (!p)
         return heap_refuse();
-    heap_used += malloc_usable_size(p);
+    hot.heap_used += malloc_usable_size(p);
     return p;
 }
 
@@ -110,7 +126,7 @@ static void wx_js_free(void *opaque, void *ptr)
 {
     (void)opaque;
     if (ptr) {
-        heap_used -= malloc_usable_size(ptr);
+        hot.heap_used -= malloc_usable_size(ptr);
         free(ptr);
     }
 }
@@ -124,7 +140,7 @@ static void *wx_js_realloc(void *opaque, void *ptr, size_t size)
     void *p = realloc(ptr, size);
     if (!p && size)
         return heap_refuse();
-    heap_used = heap_used - old + (p ? malloc_usable_size(p) : 0);
+    hot.heap_used = hot.heap_used - old + (p ? malloc_usable_size(p) : 0);
     return p;
 }
 
@@ -141,26 +157,21 @@ static void set_mem_limit(double cap)
 {
     if (!(cap > 0))
         return;
-    heap_cap = (size_t)cap;
-    size_t margin = heap_cap / 16 > (1 << 20) ? heap_cap / 16 : (1 << 20);
-    heap_soft = heap_cap > 2 * margin ? heap_cap - margin : heap_cap / 2;
-    soft_tripped = false;
+    hot.heap_cap = (size_t)cap;
+    size_t margin = hot.heap_cap / 16 > (1 << 20) ? hot.heap_cap / 16 : (1 << 20);
+    hot.heap_soft = hot.heap_cap > 2 * margin ? hot.heap_cap - margin : hot.heap_cap / 2;
+    hot.soft_tripped = false;
 }
 
 /* A script that got its out-of-memory error and let go of the memory gets the
  * same warning again next time. */
 static void rearm_soft_limit(void)
 {
-    if (soft_tripped && heap_used < heap_soft)
-        soft_tripped = false;
+    if (hot.soft_tripped && hot.heap_used < hot.heap_soft)
+        hot.soft_tripped = false;
 }
 
 /* ---- Time budget --------------------------------------------------------- */
-
-static uint64_t deadline_ns; /* 0: no deadline */
-static uint64_t budget_ns;
-static double budget_ms;
-static bool timed_out;
 
 static uint64_t now_ns(void)
 {
@@ -174,8 +185,8 @@ static int on_interrupt(JSRuntime *r, void *opaque)
 {
     (void)r;
     (void)opaque;
-    if (deadline_ns && now_ns() >= deadline_ns) {
-        timed_out = true;
+    if (hot.deadline_ns && now_ns() >= hot.deadline_ns) {
+        hot.timed_out = true;
         return 1;
     }
     return 0;
@@ -183,15 +194,13 @@ static int on_interrupt(JSRuntime *r, void *opaque)
 
 static void start_budget(double ms)
 {
-    budget_ms = ms;
-    budget_ns = ms > 0 ? (uint64_t)(ms * 1e6) : 0;
-    deadline_ns = budget_ns ? now_ns() + budget_ns : 0;
-    timed_out = false;
+    hot.budget_ms = ms;
+    hot.budget_ns = ms > 0 ? (uint64_t)(ms * 1e6) : 0;
+    hot.deadline_ns = hot.budget_ns ? now_ns() + hot.budget_ns : 0;
+    hot.timed_out = false;
 }
 
 /* ---- Per-instance state a snapshot would freeze --------------------------- */
-
-static bool seeded;
 
 static void reseed(void)
 {
@@ -200,7 +209,7 @@ static void reseed(void)
         seed = js__gettimeofday_us();
     ctx->random_state = seed ? seed : 1;
     ctx->time_origin = js__now_ms();
-    seeded = true;
+    hot.seeded = true;
 }
 
 /* ---- Freezing the heap for the snapshot -------------------------------------
@@ -337,67 +346,69 @@ static void freeze_heap(void)
 
 /* ---- Output envelope -----------------------------------------------------
  * The blob is staged right after a headroom, so the JSON header, known only
- * at the end, is usually written in front of it without moving the blob. */
+ * at the end, is usually written in front of it without moving the blob. The
+ * blob starts mid-page: a small header and a small body share one page. */
 
-static uint8_t *out_base;
-static size_t out_cap, out_head, out_len; /* blob = out_base[out_head, out_head+out_len) */
+#define HOST_PAGE 4096 /* the unit of copy-on-write */
+#define OUT_BLOB_AT (HOST_PAGE / 2) /* the blob's offset in its page */
 
 static bool out_reserve(size_t extra)
 {
-    size_t need = out_head + out_len + extra;
-    if (need <= out_cap)
+    size_t need = hot.out_head + hot.out_len + extra;
+    if (need <= hot.out_cap)
         return true;
-    size_t cap = out_cap ? out_cap : OUT_HEADROOM * 2;
+    size_t cap = hot.out_cap ? hot.out_cap : OUT_HEADROOM * 2;
     while (cap < need)
         cap = cap < ((size_t)1 << 30) ? cap * 2 : need;
-    uint8_t *p = realloc(out_base, cap);
+    uint8_t *p = realloc(hot.out_base, cap);
     if (!p)
         return false;
-    out_base = p;
-    out_cap = cap;
+    hot.out_base = p;
+    hot.out_cap = cap;
     return true;
 }
 
 static void out_reset(void)
 {
-    if (out_cap > OUT_KEEP_CAP) {
-        free(out_base);
-        out_base = NULL;
-        out_cap = 0;
+    if (hot.out_cap > OUT_KEEP_CAP) {
+        free(hot.out_base);
+        hot.out_base = NULL;
+        hot.out_cap = 0;
     }
-    out_head = OUT_HEADROOM;
-    out_len = 0;
-    out_reserve(0);
+    hot.out_len = 0;
+    hot.out_head = OUT_HEADROOM + HOST_PAGE;
+    if (out_reserve(0))
+        hot.out_head -= (uintptr_t)(hot.out_base + hot.out_head - OUT_BLOB_AT) % HOST_PAGE;
 }
 
 static bool out_append(const uint8_t *p, size_t n)
 {
     if (!out_reserve(n))
         return false;
-    memcpy(out_base + out_head + out_len, p, n);
-    out_len += n;
+    memcpy(hot.out_base + hot.out_head + hot.out_len, p, n);
+    hot.out_len += n;
     return true;
 }
 
 /* Places the JSON header in front of the staged blob and fills the io block. */
 static int32_t out_finish(const char *json, size_t n, int32_t rc)
 {
-    if (n > out_head) {
-        if (!out_reserve(n - out_head)) {
+    if (n > hot.out_head) {
+        if (!out_reserve(n - hot.out_head)) {
             static const char oom[] = "{\"abi_error\": \"out of memory writing the output\"}";
-            out_len = 0;
+            hot.out_len = 0;
             json = oom;
             n = sizeof oom - 1;
             rc = -3;
         } else {
-            memmove(out_base + n, out_base + out_head, out_len);
-            out_head = n;
+            memmove(hot.out_base + n, hot.out_base + hot.out_head, hot.out_len);
+            hot.out_head = n;
         }
     }
-    memcpy(out_base + out_head - n, json, n);
-    io[IO_OUT_PTR] = (uint32_t)(uintptr_t)(out_base + out_head - n);
-    io[IO_OUT_JSON] = (uint32_t)n;
-    io[IO_OUT_BLOB] = (uint32_t)out_len;
+    memcpy(hot.out_base + hot.out_head - n, json, n);
+    hot.io[IO_OUT_PTR] = (uint32_t)(uintptr_t)(hot.out_base + hot.out_head - n);
+    hot.io[IO_OUT_JSON] = (uint32_t)n;
+    hot.io[IO_OUT_BLOB] = (uint32_t)hot.out_len;
     return rc;
 }
 
@@ -406,7 +417,7 @@ static int32_t abi_error(int32_t rc, const char *msg)
 {
     char buf[256];
     int n = snprintf(buf, sizeof buf, "{\"abi_error\": \"%s\"}", msg);
-    out_len = 0;
+    hot.out_len = 0;
     return out_finish(buf, (size_t)n, rc);
 }
 
@@ -482,7 +493,7 @@ static JSValue w_blob(JSContext *c, JSValueConst this, int argc, JSValueConst *a
     bytes_put(&b);
     if (!ok)
         return JS_ThrowRangeError(c, "response too large: out of memory");
-    return JS_NewInt64(c, (int64_t)out_len);
+    return JS_NewInt64(c, (int64_t)hot.out_len);
 }
 
 enum { ENC_UTF8, ENC_LATIN1, ENC_HEX, ENC_BASE64, ENC_BASE64URL, ENC_UTF8_FATAL };
@@ -760,12 +771,12 @@ static void on_escape(void)
 {
     JSValue exc = JS_GetException(ctx);
     JSValue r;
-    if (timed_out) {
-        deadline_ns = 0;
-        timed_out = false;
-        JSValue ms = JS_NewFloat64(ctx, budget_ms);
+    if (hot.timed_out) {
+        hot.deadline_ns = 0;
+        hot.timed_out = false;
+        JSValue ms = JS_NewFloat64(ctx, hot.budget_ms);
         r = JS_Call(ctx, E.timeout, JS_UNDEFINED, 1, &ms);
-        deadline_ns = budget_ns ? now_ns() + budget_ns : 0;
+        hot.deadline_ns = hot.budget_ns ? now_ns() + hot.budget_ns : 0;
     } else {
         r = JS_Call(ctx, E.uncaught, JS_UNDEFINED, 1, &exc);
     }
@@ -821,7 +832,7 @@ static void drain(void)
 
 static int32_t flush(void)
 {
-    deadline_ns = 0;
+    hot.deadline_ns = 0;
     return out_value(JS_Call(ctx, E.flush, JS_UNDEFINED, 0, NULL));
 }
 
@@ -829,7 +840,7 @@ static int32_t flush(void)
 
 static uint8_t *in_ptr(void)
 {
-    return (uint8_t *)(uintptr_t)io[IO_IN_PTR];
+    return (uint8_t *)(uintptr_t)hot.io[IO_IN_PTR];
 }
 
 static int32_t enter(int32_t json_len, int32_t blob_len)
@@ -837,7 +848,7 @@ static int32_t enter(int32_t json_len, int32_t blob_len)
     out_reset();
     if (!ctx)
         return abi_error(-1, "wx_init has not run");
-    if (json_len < 0 || blob_len < 0 || (uint64_t)json_len + (uint64_t)blob_len > io[IO_IN_CAP])
+    if (json_len < 0 || blob_len < 0 || (uint64_t)json_len + (uint64_t)blob_len > hot.io[IO_IN_CAP])
         return abi_error(-1, "the input envelope does not fit in_cap");
     JS_UpdateStackTop(rt);
     rearm_soft_limit();
@@ -882,11 +893,11 @@ static JSValue blob_copy(int32_t json_len, int32_t blob_len, bool as_array_buffe
 
 EXPORT("wx_io") int32_t wx_io(void)
 {
-    if (!io[IO_IN_PTR]) {
-        io[IO_IN_PTR] = (uint32_t)(uintptr_t)in_static;
-        io[IO_IN_CAP] = IN_STATIC_CAP;
+    if (!hot.io[IO_IN_PTR]) {
+        hot.io[IO_IN_PTR] = (uint32_t)(uintptr_t)hot.in_static;
+        hot.io[IO_IN_CAP] = IN_STATIC_CAP;
     }
-    return (int32_t)(uintptr_t)io;
+    return (int32_t)(uintptr_t)hot.io;
 }
 
 EXPORT("wx_reserve") int32_t wx_reserve(int32_t n)
@@ -894,15 +905,15 @@ EXPORT("wx_reserve") int32_t wx_reserve(int32_t n)
     wx_io();
     if (n < 0)
         return -1;
-    if ((uint32_t)n <= io[IO_IN_CAP])
+    if ((uint32_t)n <= hot.io[IO_IN_CAP])
         return 0;
     uint8_t *p = malloc((size_t)n + 1);
     if (!p)
         return -1;
-    free(in_heap);
-    in_heap = p;
-    io[IO_IN_PTR] = (uint32_t)(uintptr_t)p;
-    io[IO_IN_CAP] = (uint32_t)n;
+    free(hot.in_heap);
+    hot.in_heap = p;
+    hot.io[IO_IN_PTR] = (uint32_t)(uintptr_t)p;
+    hot.io[IO_IN_CAP] = (uint32_t)n;
     return 0;
 }
 
@@ -1021,7 +1032,7 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
     /* Top-level code gets its own randomness, and the first run reseeds again
      * in case this load ends up inside a snapshot. */
     reseed();
-    seeded = false;
+    hot.seeded = false;
 
     JSValue argv[2] = { h, JS_UNDEFINED };
     JSValue fn = JS_ReadObject(ctx, in_ptr() + json_len, (size_t)blob_len, JS_READ_OBJ_BYTECODE);
@@ -1037,8 +1048,8 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
         JS_FreeValue(ctx, argv[1]);
         if (JS_IsException(s)) {
             JSValue exc = JS_GetException(ctx);
-            deadline_ns = 0;
-            if (timed_out)
+            hot.deadline_ns = 0;
+            if (hot.timed_out)
                 s = JS_NewString(ctx, "{\"error\": {\"name\": \"TimeoutError\", "
                                       "\"message\": \"loading the script ran out of time\"}}");
             else
@@ -1047,7 +1058,7 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
         }
     }
     JS_FreeValue(ctx, h);
-    deadline_ns = 0;
+    hot.deadline_ns = 0;
     return out_value(s);
 }
 
@@ -1059,7 +1070,7 @@ EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
     JSValue h = header(json_len);
     if (JS_IsException(h))
         return abi_error(-1, "the input header is not a JSON object");
-    if (!seeded)
+    if (!hot.seeded)
         reseed();
     start_budget(number_field(h, "budget_ms"));
     JSValue argv[2] = { h, blob_copy(json_len, blob_len, false) };
@@ -1078,7 +1089,7 @@ EXPORT("wx_resume") int32_t wx_resume(int32_t json_len, int32_t blob_len)
     JSValue h = header(json_len);
     if (JS_IsException(h))
         return abi_error(-1, "the input header is not a JSON object");
-    if (!seeded)
+    if (!hot.seeded)
         reseed();
     start_budget(number_field(h, "budget_ms"));
     JSValue results = JS_GetPropertyStr(ctx, h, "results");
