@@ -16,5 +16,7 @@ bench:
 bench-http:
     python benches/http_load.py
 
+# Lint and type-check.
 lint:
-    ruff check runtime tests benches
+    ruff check runtime tests benches build
+    mypy runtime

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from ctypes import POINTER, byref, c_void_p
+from typing import Any
 
 import wasmtime
 from wasmtime import _bindings as b
@@ -97,7 +98,7 @@ def call(ctx: object, func: FuncRef, args: ctypes.Array[ValRaw], nargs: int) -> 
         _raise_on_failure(err, trap)
 
 
-def _raise_on_failure(err: object, trap: ctypes._Pointer) -> None:  # type: ignore[type-arg]
+def _raise_on_failure(err: Any, trap: Any) -> None:
     if err:
         raise GuestTrap(str(wasmtime.WasmtimeError._from_ptr(err)))
     if trap:

@@ -112,7 +112,7 @@ class Driver:
         self._next_rid += 1
         deadline = None if not timeout_ms else time.monotonic() + timeout_ms / 1000.0
         req = self._requests[rid] = _Request(rid, timeout_ms or None, deadline)
-        budget = timeout_ms or None
+        budget: float | None = timeout_ms or None
         if slice_ms is not None and (budget is None or slice_ms < budget):
             budget = slice_ms
         else:

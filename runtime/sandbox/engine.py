@@ -112,7 +112,7 @@ def _refuse_host_calls(linker: wasmtime.Linker) -> None:
     linker.define_func("wexec", "host_call", _host_call_type(), refuse)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | bytearray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     with os.fdopen(fd, "wb") as f:
