@@ -26,7 +26,7 @@ from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.errors import SandboxError, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
-from runtime.sandbox.types import Invocation, LogRecord, Result
+from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact, Compiler
@@ -39,6 +39,7 @@ PACE_WEIGHT = 0.1
 """Weight of the newest crossing in a worker script's moving average."""
 
 __all__ = [
+    "BodyStream",
     "Invocation",
     "LogRecord",
     "Result",
@@ -113,6 +114,7 @@ class Sandbox:
 
         ``tenant`` is who the host capabilities act for. Worker instances are cached by
         ``artefact.key``, so a key must be unique per tenant and script (the catalog's are).
+        A streamed result returns at its head; a fresh instance lives until its stream ends.
         """
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact)
@@ -135,9 +137,12 @@ class Sandbox:
                         lambda: self._start_fresh(driver, artefact, inv, timeout_ms)
                     )
             await driver.finish(req, ops, self._offload)
-            return driver.outcome(req)
-        finally:
+            result = driver.outcome(req)
+        except BaseException:
             driver.close()
+            raise
+        driver.close_when_idle()
+        return result
 
     def run(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
         """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""

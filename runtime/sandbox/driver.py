@@ -4,6 +4,10 @@ A worker instance may have several requests in flight, interleaved at their ``aw
 just as in any JS runtime. Every crossing returns an envelope listing finished requests, failed
 ones, new host operations and log lines, each tagged with its request id; the driver routes them,
 runs the operations on the event loop, and resumes the guest as they finish.
+
+A streamed response settles its request early, on ``started``, with a ``Result`` whose body is a
+``BodyStream``; the request stays in flight (its operations run, its timeout counts) until the
+guest reports it done or failed, and later ``chunks`` feed the stream.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -20,7 +25,7 @@ from runtime.host import Capabilities, OpContext
 from runtime.sandbox import _capi
 from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
-from runtime.sandbox.types import Invocation, LogRecord, Result
+from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
 
 T = TypeVar("T")
 Offload = Callable[[Callable[[], T]], Awaitable[T]]
@@ -33,7 +38,10 @@ class _Request:
     deadline: float | None
     logs: list[LogRecord] = field(default_factory=list)
     outcome: Result | BaseException | None = None
+    error: BaseException | None = None
     future: asyncio.Future[None] | None = None
+    stream: BodyStream | None = None
+    timer: asyncio.TimerHandle | None = None
 
     def remaining_ms(self) -> float | None:
         if self.deadline is None:
@@ -41,6 +49,11 @@ class _Request:
         return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
 
     def settle(self, outcome: Result | BaseException) -> None:
+        """Settle once; an error after a streamed head ends the stream with it instead."""
+        if isinstance(outcome, BaseException):
+            self.error = self.error or outcome
+            if self.stream is not None:
+                self.stream.end(outcome)
         if self.outcome is None:
             self.outcome = outcome
             if self.future is not None and not self.future.done():
@@ -77,6 +90,7 @@ class Driver:
         self._results: list[dict[str, Any]] = []
         self._result_blob = bytearray()
         self._resuming = False
+        self._closing = False
         self._next_rid = 1
         self.lock = asyncio.Lock()
         self._offload: Offload | None = None
@@ -138,16 +152,28 @@ class Driver:
                 raise SliceExceeded from exc
             raise
         ops = self._dispatch(head, blob)
-        if slice_ms is not None and isinstance(req.outcome, ScriptTimeout):
+        if slice_ms is not None and isinstance(req.error, ScriptTimeout):
+            self._forget(rid)
             raise SliceExceeded
         return req, ops
 
     def run(self, inv: Invocation, timeout_ms: int | None = None) -> Result:
-        """Run one request to completion from synchronous code."""
+        """Run one request to completion from synchronous code; a streamed body is gathered."""
         req, ops = self.begin(inv, timeout_ms)
-        if req.outcome is None:
-            asyncio.run(self.finish(req, ops))
+        if req.outcome is None or req.stream is not None:
+            asyncio.run(self._gather(req, ops))
         return self.outcome(req)
+
+    async def _gather(self, req: _Request, ops: list[dict]) -> None:
+        await self.finish(req, ops)
+        out = req.outcome
+        if req.stream is None or not isinstance(out, Result):
+            return
+        try:
+            out.body = b"".join([chunk async for chunk in req.stream])
+        except ScriptError as exc:
+            req.outcome = exc
+        out.stream = None
 
     # -- asynchronous completion ------------------------------------------------------------
 
@@ -181,22 +207,43 @@ class Driver:
         """Run the request's operations and resumes until it settles or its time is up."""
         self._offload = offload
         self._start_ops(ops)
-        if req.outcome is not None:
-            return
-        req.future = asyncio.get_running_loop().create_future()
+        if req.outcome is None:
+            req.future = asyncio.get_running_loop().create_future()
+            remaining = req.remaining_ms()
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(req.future), None if remaining is None else remaining / 1000.0
+                )
+            except TimeoutError:
+                req.settle(ScriptTimeout.after(req.limit_ms, self.path))
+                self._forget(req.rid)
+                return
+            except asyncio.CancelledError:
+                self._forget(req.rid)
+                raise
+        if req.stream is not None:
+            self._watch_stream(req)
+
+    def _watch_stream(self, req: _Request) -> None:
+        """Bind a streamed body to this loop and hold its request to the timeout."""
+        assert req.stream is not None
+        loop = asyncio.get_running_loop()
+        req.stream.bind(loop)
         remaining = req.remaining_ms()
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(req.future), None if remaining is None else remaining / 1000.0
-            )
-        except TimeoutError:
-            req.settle(ScriptTimeout.after(req.limit_ms, self.path))
-            self._forget(req.rid)
+        if remaining is not None and req.rid in self._requests:
+            req.timer = loop.call_later(remaining / 1000.0, self._stream_timeout, req)
+
+    def _stream_timeout(self, req: _Request) -> None:
+        req.settle(ScriptTimeout.after(req.limit_ms, self.path))
+        self._forget(req.rid)
 
     def outcome(self, req: _Request) -> Result:
-        """The request's result (or raise its error); forgets the request."""
-        self._forget(req.rid)
+        """The request's result (or raise its error); forgets the request unless it streams."""
         out = req.outcome
+        if isinstance(out, Result) and out.stream is not None:
+            out.logs = req.logs  # the same list: what the stream logs later still reaches it
+            return out
+        self._forget(req.rid)
         if isinstance(out, BaseException):
             if isinstance(out, ScriptError):
                 out.logs = req.logs + out.logs
@@ -209,7 +256,16 @@ class Driver:
         for _, task in self._ops.values():
             task.cancel()
         self._ops.clear()
+        if self.broken is None:  # a resume still queued must not cross into a freed store
+            self.broken = ScriptError("the script's instance was closed", path=self.path)
         self.instance.close()
+
+    def close_when_idle(self) -> None:
+        """Close now, or once the streamed responses still in flight have ended."""
+        if self.idle:
+            self.close()
+        else:
+            self._closing = True
 
     # -- internals --------------------------------------------------------------------------
 
@@ -245,12 +301,20 @@ class Driver:
     def _dispatch(self, head: bytes, blob: bytes) -> list[dict]:
         out = orjson.loads(head)
         self._collect_logs(out)
+        if "started" in out or "chunks" in out:
+            self._stream_items(out, blob)
         for done in out.get("done", ()):
             req = self._requests.get(done["rid"])
             if req is None:
                 continue
             body = done.get("body")
             payload = blob[body["off"] : body["off"] + body["len"]] if body else b""
+            if done.get("streamed"):
+                if req.stream is not None:
+                    req.stream.feed(payload)
+                    req.stream.end()
+                self._forget(req.rid)
+                continue
             headers = [(k, v) for k, v in done.get("headers", ())]
             req.settle(Result(int(done.get("status", 200)), headers, payload))
             self._cancel_ops_of(req.rid)
@@ -262,12 +326,30 @@ class Driver:
             if isinstance(err, ScriptTimeout):
                 err = ScriptTimeout.after(req.limit_ms, self.path)
             req.settle(err)
-            self._cancel_ops_of(req.rid)
+            if req.stream is not None:
+                self._forget(req.rid)
+            else:
+                self._cancel_ops_of(req.rid)
         for op_id in out.get("cancel", ()):
             entry = self._ops.pop(op_id, None)
             if entry:
                 entry[1].cancel()
         return list(out.get("ops", ()))
+
+    def _stream_items(self, out: dict, blob: bytes) -> None:
+        for started in out.get("started", ()):
+            req = self._requests.get(started["rid"])
+            if req is None or req.outcome is not None:
+                continue
+            req.stream = stream = BodyStream()
+            stream.on_close(partial(self._forget, req.rid))
+            headers = [(k, v) for k, v in started.get("headers", ())]
+            req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
+        for chunk in out.get("chunks", ()):
+            req = self._requests.get(chunk["rid"])
+            if req is not None and req.stream is not None:
+                body = chunk["body"]
+                req.stream.feed(blob[body["off"] : body["off"] + body["len"]])
 
     def _collect_logs(self, out: dict) -> None:
         for log in out.get("logs", ()):
@@ -339,8 +421,17 @@ class Driver:
                 del self._ops[op_id]
 
     def _forget(self, rid: int) -> None:
-        self._requests.pop(rid, None)
+        req = self._requests.pop(rid, None)
+        if req is not None and req.timer is not None:
+            req.timer.cancel()
         self._cancel_ops_of(rid)
+        if self._closing and not self._requests:
+            self._closing = False
+            asyncio.ensure_future(self._close_when_free())
+
+    async def _close_when_free(self) -> None:
+        async with self.lock:  # never while a crossing runs on a guest thread
+            self.close()
 
 
 async def _now(fn: Callable[[], T]) -> T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Query = dict[str, str | list[str]]
@@ -27,11 +29,86 @@ class LogRecord:
     message: str
 
 
+class BodyStream:
+    """A response body that arrives while the script still runs: its chunks, in order.
+
+    The driver feeds it as crossings report chunks and ends it, cleanly or with the script's
+    error; whoever sends the response iterates it, and ``aclose``s it when done or when it gives
+    up early (a client that went away), which runs the callbacks given to ``on_close`` once.
+    Feeding may happen on a guest thread (a first crossing), so once bound to its event loop the
+    stream hands items over through it.
+    """
+
+    __slots__ = ("_closers", "_ended", "_loop", "_queue")
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended = False
+        self._closers: list[Callable[[], None]] = []
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Name the loop that consumes the stream, before anyone waits on it."""
+        self._loop = loop
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk and not self._ended:
+            self._put(chunk)
+
+    def end(self, error: BaseException | None = None) -> None:
+        """No more chunks; with ``error`` the consumer sees it raised after those already fed."""
+        if not self._ended:
+            self._ended = True
+            self._put(error)
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        self._closers.append(fn)
+
+    def __aiter__(self) -> BodyStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended and self._queue.empty():
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, bytes):
+            return item
+        await self.aclose()
+        if item is None:
+            raise StopAsyncIteration
+        raise item
+
+    async def aclose(self) -> None:
+        self._ended = True
+        closers, self._closers = self._closers, []
+        for fn in closers:
+            fn()
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self._queue.put_nowait(item)
+        else:
+            loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @dataclass(slots=True)
 class Result:
-    """The response a script produced, with what it logged on the way."""
+    """The response a script produced, with what it logged on the way.
+
+    A streamed response has its head here and its body in ``stream`` (``body`` stays empty);
+    its ``logs`` keep growing until the stream ends.
+    """
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes
     logs: list[LogRecord] = field(default_factory=list)
+    stream: BodyStream | None = None
