@@ -3,6 +3,9 @@
 tenant and route (catalog) → script enabled? → CORS preflight → @token → body within limit →
 @concurrent slot → sandbox.invoke under @timeout → response with CORS headers → request log.
 Any step may stop the request with an `HTTPError`, answered as JSON; no script failure escapes.
+A streamed response is sent as its chunks arrive; its @concurrent slot is held until it ends, and
+a script failure mid-stream leaves the body unfinished, so the server cuts the connection and the
+client can tell the body is incomplete.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from runtime.http.errors import HTTPError, not_found, script_failed, timed_out, 
 from runtime.http.limits import LoadShedder, read_body
 from runtime.http.policy import Policy
 from runtime.observe.access_log import AccessLog, Entry, render
-from runtime.sandbox import Invocation, Result, ScriptError, ScriptMemoryError, ScriptTimeout
+from runtime.sandbox import (
+    BodyStream,
+    Invocation,
+    Result,
+    ScriptError,
+    ScriptMemoryError,
+    ScriptTimeout,
+)
 
 if TYPE_CHECKING:
     from runtime.sandbox import Sandbox
@@ -101,24 +111,30 @@ class Gateway:
             return
         error: str | None = None
         try:
-            result = await self._run(tenant, script, policy, params, req, receive)
-        except HTTPError as err:
-            body = err.body()
-            if policy is not None and (redact := _redactor(policy, req)) is not None:
-                body = redact(body.decode()).encode()
-            result, error = Result(err.status, err.headers, body, err.logs), err.message
-        except Exception as exc:  # a bug on the path must still answer, and keep the process up
-            log.exception("internal error serving %s %s", req.method, req.path)
-            internal = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
-            result = Result(internal.status, internal.headers, internal.body())
+            try:
+                result = await self._run(tenant, script, policy, params, req, receive)
+            except HTTPError as err:
+                body = err.body()
+                if policy is not None and (redact := _redactor(policy, req)) is not None:
+                    body = redact(body.decode()).encode()
+                result, error = Result(err.status, err.headers, body, err.logs), err.message
+            except Exception as exc:  # a bug on the path must still answer, and keep the process up
+                log.exception("internal error serving %s %s", req.method, req.path)
+                internal = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
+                result = Result(internal.status, internal.headers, internal.body())
+            if result.stream is None:
+                await _send(send, result.status, result.headers, extra, result.body)
+                size = len(result.body)
+            else:
+                assert policy is not None
+                size, error = await _send_stream(send, result, result.stream, extra, policy)
         finally:
-            self.shedder.leave()
-        await _send(send, result.status, result.headers, extra, result.body)
+            self.shedder.leave()  # after the body: a stream is a request in progress until it ends
         if policy is not None and policy.log_level != "none":
             entry = Entry(
                 policy.script, req.method, req.path, result.status, started,
                 (time.perf_counter() - t0) * 1000, req.query, req.ip, req.headers, req.body,
-                result.headers, len(result.body), result.logs, error,
+                result.headers, size, result.logs, error,
             )
             record = render(entry, policy.log_level, policy.log_request_body)
             if record is not None:
@@ -147,10 +163,20 @@ class Gateway:
             headers, query, url = auth.strip_credentials(headers, query, url)
         req.body = await read_body(receive, headers.get("content-length"), self.max_body)
         invocation = Invocation(req.method, req.path, url, headers, query, params, req.body, req.ip)
-        if policy.limiter is None:
+        limiter = policy.limiter
+        if limiter is None:
             return await self._invoke(tenant, script, policy, invocation)
-        async with policy.limiter.hold():
-            return await self._invoke(tenant, script, policy, invocation)
+        await limiter.acquire()
+        try:
+            result = await self._invoke(tenant, script, policy, invocation)
+        except BaseException:
+            limiter.release()
+            raise
+        if result.stream is None:
+            limiter.release()
+        else:
+            result.stream.on_close(limiter.release)
+        return result
 
     async def _invoke(
         self, tenant: Tenant, script: Script, policy: Policy, invocation: Invocation
@@ -161,16 +187,20 @@ class Gateway:
                 script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name
             )
         except ScriptError as exc:
-            if isinstance(exc, ScriptTimeout):
-                err = timed_out(policy.script, exc.limit_ms or policy.timeout_ms)
-            elif isinstance(exc, ScriptMemoryError):
-                err = script_failed("memory_limit", exc.name, exc.message, policy.script,
-                                    exc.line, exc.col)
-            else:
-                err = script_failed("script_error", exc.name, exc.message, policy.script,
-                                    exc.line, exc.col, exc.stack)
-            err.logs = exc.logs
-            raise err from None
+            raise _script_failed(exc, policy) from None
+
+
+def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:
+    """The answer to a failed run; for a stream that failed mid-way, what its log line says."""
+    if isinstance(exc, ScriptTimeout):
+        err = timed_out(policy.script, exc.limit_ms or policy.timeout_ms)
+    elif isinstance(exc, ScriptMemoryError):
+        err = script_failed("memory_limit", exc.name, exc.message, policy.script, exc.line, exc.col)
+    else:
+        err = script_failed("script_error", exc.name, exc.message, policy.script,
+                            exc.line, exc.col, exc.stack)
+    err.logs = exc.logs
+    return err
 
 
 def _redactor(policy: Policy, req: Request) -> auth.Redactor | None:
@@ -197,11 +227,36 @@ async def _send(
     send: Send, status: int, headers: list[tuple[str, str]], extra: list[tuple[str, str]],
     body: bytes,
 ) -> None:
-    raw = [
+    raw = _raw_headers(headers, extra)
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_stream(
+    send: Send, result: Result, stream: BodyStream, extra: list[tuple[str, str]], policy: Policy,
+) -> tuple[int, str | None]:
+    """Send a streamed response as it is produced; returns its size and the error that cut it."""
+    size = 0
+    try:
+        head = _raw_headers(result.headers, extra)
+        await send({"type": "http.response.start", "status": result.status, "headers": head})
+        async for chunk in stream:
+            size += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except ScriptError as exc:
+        return size, _script_failed(exc, policy).message
+    finally:
+        await stream.aclose()
+    await send({"type": "http.response.body", "body": b""})
+    return size, None
+
+
+def _raw_headers(
+    headers: list[tuple[str, str]], extra: list[tuple[str, str]]
+) -> list[tuple[bytes, bytes]]:
+    return [
         (k.lower().encode("latin-1", "replace"), v.encode("latin-1", "replace"))
         for k, v in (headers + extra if extra else headers)
         if k.lower() not in _DROPPED_RESPONSE_HEADERS
     ]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})

@@ -59,13 +59,14 @@ class FifoLimiter:
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        await self._acquire()
+        await self.acquire()
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
-    async def _acquire(self) -> None:
+    async def acquire(self) -> None:
+        """Take a slot; pair with ``release``, for a slot held past one block (a stream)."""
         if self._active < self.limit and not self._waiters:
             self._active += 1
             return
@@ -77,15 +78,15 @@ class FifoLimiter:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await waiter  # _release hands its slot over directly: _active stays counted
+            await waiter  # release hands its slot over directly: _active stays counted
         except asyncio.CancelledError:
             if not waiter.cancelled():
-                self._release()  # the slot arrived as we were cancelled: pass it on
+                self.release()  # the slot arrived as we were cancelled: pass it on
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
