@@ -57,6 +57,7 @@ enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
 #define JSON_STACK_BUDGET (16 * 1024)
 #define COMPILE_STACK_LIMIT (32 * 1024) /* the parser recurses the same way */
 #define HOST_OUT_CAP (64 * 1024)
+#define HOST_PAGE 4096 /* the unit of copy-on-write */
 
 static JSRuntime *rt;
 static JSContext *ctx;
@@ -221,15 +222,20 @@ static void reseed(void)
  * size class. freeze_heap() runs last in wx_init and leaves a heap that a
  * request can run on while writing to a few pages only. */
 
-/* Blocks per size class (16, 24, ... 512 bytes) of the arenas that new
- * allocations are taken from: somewhat more than a small request (hello world:
- * load, run, response) has alive at once, measured. A class that runs out
- * continues in older arenas, as without them. They are carved side by side
- * from one allocation, so such a request writes to two or three pages for all
- * it allocates. */
+/* Blocks per size class (16, 24, ... 512 bytes) of the arenas new allocations
+ * are taken from, in two tiers carved side by side from one allocation each.
+ * The first holds what a small request (hello world: load, run, response) has
+ * alive at once, measured, and starts a page: such a request writes to two
+ * pages for all it allocates. Bigger ones continue in the second tier, then
+ * in older arenas, as without them. */
 static const uint8_t hot_blocks[JS_ARENA_BLOCK_SIZE_COUNT] = {
-    16, 32, 24, 16, 40, 8, 4, 4, 14, 4, 4, 3, 4, 4, 8,
-    4, 5, 2, 4, 3, 4, 2, 2,
+    10, 18, 17, 12, 21, 5, 2, 2, 10, 3, 3, 2, 3, 3, 5,
+    3, 4, 0, 3, 2, 3, 2, 0,
+    0, 0, 2, 0, 0, 0, 0, 2,
+};
+static const uint8_t spare_blocks[JS_ARENA_BLOCK_SIZE_COUNT] = {
+    8, 16, 8, 6, 20, 4, 4, 4, 6, 4, 4, 3, 4, 4, 4,
+    4, 4, 2, 4, 3, 4, 2, 2,
     2, 2, 3, 2, 2, 2, 2, 3,
 };
 #define HOT_SHAPES 128 /* free room in the shape hash table */
@@ -266,31 +272,35 @@ static void instantiate_builtins(void)
     }
 }
 
-/* Puts the arenas of hot_blocks at the head of their free lists. Each keeps
- * its first block allocated, so it is never released: it is not a block of
- * its own for the allocator underneath. */
-static void hot_arenas(void)
+/* Carves an arena of `counts` blocks per size class from one allocation,
+ * starting a page, and puts each at the head of its class's free list. The
+ * arenas sit inside a bigger block, so they must never be released: each
+ * counts one block past its end as in use, which is never handed out. */
+static void carve_arenas(const uint8_t *counts)
 {
-    size_t total = 0;
+    size_t total = HOST_PAGE;
     for (int idx = 0; idx < JS_ARENA_BLOCK_SIZE_COUNT; idx++)
-        total += sizeof(JSArena) + (size_t)hot_blocks[idx] * arena_block_sizes[idx];
+        if (counts[idx])
+            total += sizeof(JSArena) + (size_t)counts[idx] * arena_block_sizes[idx];
     uint8_t *at = rt->mf.js_malloc(rt->malloc_state.opaque, total);
     if (!at)
         return;
+    at += -(uintptr_t)at % HOST_PAGE;
     for (int idx = 0; idx < JS_ARENA_BLOCK_SIZE_COUNT; idx++) {
-        int n = hot_blocks[idx], size = arena_block_sizes[idx];
+        int n = counts[idx], size = arena_block_sizes[idx];
+        if (!n)
+            continue;
         JSArena *ar = (JSArena *)at;
         at += sizeof(JSArena) + (size_t)n * size;
         ar->block_size_idx = idx;
-        ar->n_blocks = n;
+        ar->n_blocks = n + 1;
         ar->n_used_blocks = 1;
-        ar->first_free_block = 1;
+        ar->first_free_block = 0;
         for (int i = 0; i < n; i++) {
             JSMallocBlockHeader *b = arena_get_block(ar, i, size);
             b->u.free_next = i + 1 < n ? i + 1 : JS_ARENA_FREE_NIL;
             b->block_size_idx = idx;
         }
-        ((JSMallocBlockHeader *)arena_get_block(ar, 0, size))->u.block_idx = 0;
         list_add(&ar->link, &rt->arena_state.arena_list[idx]);
         list_add(&ar->free_link, &rt->arena_state.free_arena_list[idx]);
     }
@@ -341,7 +351,8 @@ static void freeze_heap(void)
         if (JS_ResizeAtomHash(rt, rt->atom_hash_size * 2))
             break;
 
-    hot_arenas();
+    carve_arenas(spare_blocks);
+    carve_arenas(hot_blocks); /* the head of each free list */
 }
 
 /* ---- Output envelope -----------------------------------------------------
@@ -349,7 +360,6 @@ static void freeze_heap(void)
  * at the end, is usually written in front of it without moving the blob. The
  * blob starts mid-page: a small header and a small body share one page. */
 
-#define HOST_PAGE 4096 /* the unit of copy-on-write */
 #define OUT_BLOB_AT (HOST_PAGE / 2) /* the blob's offset in its page */
 
 static bool out_reserve(size_t extra)
