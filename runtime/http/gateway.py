@@ -10,6 +10,7 @@ client can tell the body is incomplete.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -127,7 +128,9 @@ class Gateway:
                 size = len(result.body)
             else:
                 assert policy is not None
-                size, error = await _send_stream(send, result, result.stream, extra, policy)
+                size, error = await _send_stream(
+                    send, receive, result, result.stream, extra, policy
+                )
         finally:
             self.shedder.leave()  # after the body: a stream is a request in progress until it ends
         if policy is not None and policy.log_level != "none":
@@ -234,10 +237,16 @@ async def _send(
 
 
 async def _send_stream(
-    send: Send, result: Result, stream: BodyStream, extra: list[tuple[str, str]], policy: Policy,
+    send: Send, receive: Receive, result: Result, stream: BodyStream,
+    extra: list[tuple[str, str]], policy: Policy,
 ) -> tuple[int, str | None]:
-    """Send a streamed response as it is produced; returns its size and the error that cut it."""
+    """Send a streamed response as it is produced; returns its size and what cut it short.
+
+    Servers do not all fail a send to a client that went away, so the client's disconnect is
+    watched for: it ends the stream, and with it the script's work on this request.
+    """
     size = 0
+    gone = asyncio.ensure_future(_until_disconnect(receive, stream))
     try:
         head = _raw_headers(result.headers, extra)
         await send({"type": "http.response.start", "status": result.status, "headers": head})
@@ -247,9 +256,18 @@ async def _send_stream(
     except ScriptError as exc:
         return size, _script_failed(exc, policy).message
     finally:
+        gone.cancel()
         await stream.aclose()
+    if gone.done() and not gone.cancelled():
+        return size, f"the client went away after {size} bytes of the streamed response"
     await send({"type": "http.response.body", "body": b""})
     return size, None
+
+
+async def _until_disconnect(receive: Receive, stream: BodyStream) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    stream.end()
 
 
 def _raw_headers(
