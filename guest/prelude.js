@@ -29,10 +29,19 @@
   };
 
   // ---- Crossing state ------------------------------------------------------
-  // What a crossing reports; each list exists only once something was added.
+  // Everything the prelude reassigns per request lives in this one object: a
+  // fresh instance then copies one page of the snapshot for it, rather than a
+  // page per closure variable.
 
-  let done = null, failed = null, ops = null, cancel = null, logs = null;
-  let logBytes = 0, logsDropped = 0;
+  const state = {
+    // What a crossing reports; each list exists only once something was added.
+    done: null, failed: null, ops: null, cancel: null, logs: null,
+    logBytes: 0, logsDropped: 0,
+    handler: null, // the loaded script's
+    cur: 0, // rid whose code runs now; 0 outside requests
+    curFlight: null,
+    nextId: 1, // of operations and timers
+  };
 
   // Appends x (a string, bytes, or a list of them) to the output blob. The blob's
   // length lives in the shim only, so a reference is always right.
@@ -49,11 +58,8 @@
 
   // ---- Requests in flight --------------------------------------------------
 
-  let handler = null;
   const shared = {};
   const waiting = []; // flights whose handler returned nothing while work is pending
-  let cur = 0; // rid whose code runs now; 0 outside requests
-  let curFlight = null;
 
   class Flight {
     constructor(rid) {
@@ -67,8 +73,8 @@
 
   // Code that runs next belongs to flight f (null: outside any request).
   const enter = (f) => {
-    curFlight = f;
-    cur = f ? f.rid : 0;
+    state.curFlight = f;
+    state.cur = f ? f.rid : 0;
     if (f) G.metadata = f.meta;
   };
 
@@ -79,7 +85,7 @@
     if (f.pending > 0) {
       for (const [id, rec] of opsById) if (rec.flight === f) opsById.delete(id);
       for (const [id, t] of timers) if (t._flight === f) timers.delete(id);
-      if (ops) ops = ops.filter((o) => o.rid !== f.rid);
+      if (state.ops) state.ops = state.ops.filter((o) => o.rid !== f.rid);
     }
   };
 
@@ -88,7 +94,7 @@
   const respond = (f, status, headers, body) => {
     if (f.finished) return;
     const ref = blob(body);
-    (done || (done = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers
+    (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers
       + ',"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
     finish(f);
   };
@@ -111,24 +117,23 @@
       log('error', ['Uncaught error after the response was sent:', e], f.rid);
       return;
     }
-    (failed || (failed = [])).push({ rid: f.rid, error: errorInfo(e) });
+    (state.failed || (state.failed = [])).push({ rid: f.rid, error: errorInfo(e) });
     finish(f);
   };
 
   // ---- Operations ------------------------------------------------------------
 
   const opsById = new Map(); // id -> {flight, resolve, reject} or {flight, timer}
-  let nextId = 1;
 
   // Requests list their operations for the host; code outside a request (a
   // script's top level) has no host to wait on, so its operations never settle.
   const listOp = (rec, name, args) => {
-    const id = nextId++;
-    rec.flight = curFlight;
-    if (!curFlight || curFlight.finished) return id;
+    const id = state.nextId++;
+    rec.flight = state.curFlight;
+    if (!state.curFlight || state.curFlight.finished) return id;
     opsById.set(id, rec);
-    curFlight.pending++;
-    (ops || (ops = [])).push({ id, rid: cur, op: name, args });
+    state.curFlight.pending++;
+    (state.ops || (state.ops = [])).push({ id, rid: state.cur, op: name, args });
     return id;
   };
 
@@ -137,9 +142,9 @@
     if (!rec) return;
     opsById.delete(id);
     rec.flight.pending--;
-    const i = ops ? ops.findIndex((o) => o.id === id) : -1;
-    if (i >= 0) ops.splice(i, 1);
-    else (cancel || (cancel = [])).push(id);
+    const i = state.ops ? state.ops.findIndex((o) => o.id === id) : -1;
+    if (i >= 0) state.ops.splice(i, 1);
+    else (state.cancel || (state.cancel = [])).push(id);
   };
 
   const op = (name, args) =>
@@ -185,7 +190,7 @@
       this._args = args;
       this._repeat = repeat;
       this._op = 0;
-      this._flight = curFlight;
+      this._flight = state.curFlight;
       this._id = 0;
       this._cleared = false;
     }
@@ -203,7 +208,7 @@
     } else {
       t._op = listOp({ timer: t }, 'timer', { ms: t._ms });
     }
-    if (!t._id) t._id = t._op || nextId++;
+    if (!t._id) t._id = t._op || state.nextId++;
   };
 
   const fireTimer = (t) => {
@@ -256,7 +261,7 @@
 
   const rejection = (promise, reason, handled) => {
     if (handled) unhandled.delete(promise);
-    else unhandled.set(promise, [reason, curFlight]);
+    else unhandled.set(promise, [reason, state.curFlight]);
   };
 
   const reportUnhandled = () => {
@@ -398,13 +403,13 @@
 
   const log = (level, args, rid) => {
     let msg = args.length === 1 && typeof args[0] === 'string' ? args[0] : format(args);
-    if (logBytes >= LOG_BYTES_PER_CROSSING) {
-      logsDropped++;
+    if (state.logBytes >= LOG_BYTES_PER_CROSSING) {
+      state.logsDropped++;
       return;
     }
     if (msg.length > LOG_MESSAGE_MAX) msg = msg.slice(0, LOG_MESSAGE_MAX) + '... (truncated)';
-    logBytes += msg.length;
-    (logs || (logs = [])).push({ rid: rid === undefined ? cur : rid, level, msg });
+    state.logBytes += msg.length;
+    (state.logs || (state.logs = [])).push({ rid: rid === undefined ? state.cur : rid, level, msg });
   };
 
   const counts = new Map();
@@ -1539,13 +1544,13 @@
       scriptPath: h.script,
     };
     enter(f);
-    if (!handler) {
+    if (!state.handler) {
       fail(f, new Error('no script is loaded in this instance'));
       return;
     }
     let v;
     try {
-      v = handler(req, res, f.meta, shared);
+      v = state.handler(req, res, f.meta, shared);
     } catch (e) {
       fail(f, e);
       return;
@@ -1559,13 +1564,13 @@
 
   // An exception thrown outside any promise (a timer callback, a microtask).
   const uncaught = (e) => {
-    if (curFlight && !curFlight.finished) fail(curFlight, e);
+    if (state.curFlight && !state.curFlight.finished) fail(state.curFlight, e);
     else log('error', ['Uncaught', e]);
   };
 
   const timeout = (ms) => {
     const e = { name: 'TimeoutError', message: 'the script ran longer than its budget of ' + ms + ' ms', stack: '' };
-    if (curFlight && !curFlight.finished) fail(curFlight, e);
+    if (state.curFlight && !state.curFlight.finished) fail(state.curFlight, e);
   };
 
   const flush = () => {
@@ -1582,17 +1587,17 @@
       }
     }
     if (unhandled.size) reportUnhandled();
-    if (logsDropped) {
-      (logs || (logs = [])).push({ rid: cur, level: 'warn', msg: '[wexec] ' + logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
+    if (state.logsDropped) {
+      (state.logs || (state.logs = [])).push({ rid: state.cur, level: 'warn', msg: '[wexec] ' + state.logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
     }
     let s = '';
-    if (done) s += ',"done":[' + done.join(',') + ']';
-    if (failed) s += ',"failed":' + JSON.stringify(failed);
-    if (ops && ops.length) s += ',"ops":' + JSON.stringify(ops);
-    if (cancel) s += ',"cancel":' + JSON.stringify(cancel);
-    if (logs) s += ',"logs":' + JSON.stringify(logs);
-    done = failed = ops = cancel = logs = null;
-    logBytes = logsDropped = 0;
+    if (state.done) s += ',"done":[' + state.done.join(',') + ']';
+    if (state.failed) s += ',"failed":' + JSON.stringify(state.failed);
+    if (state.ops && state.ops.length) s += ',"ops":' + JSON.stringify(state.ops);
+    if (state.cancel) s += ',"cancel":' + JSON.stringify(state.cancel);
+    if (state.logs) s += ',"logs":' + JSON.stringify(state.logs);
+    state.done = state.failed = state.ops = state.cancel = state.logs = null;
+    state.logBytes = state.logsDropped = 0;
     return s ? '{' + s.slice(1) + '}' : '{}';
   };
 
@@ -1606,15 +1611,19 @@
       info.col = Number(at[2]);
     }
     const out = { error: info };
-    if (logs) out.logs = logs;
-    logs = null;
+    if (state.logs) out.logs = state.logs;
+    state.logs = null;
     return JSON.stringify(out);
   };
 
   const load = (h, factory) => {
     enter(null);
-    handler = null;
-    process.env = Object.assign({}, h.env);
+    state.handler = null;
+    // A fresh instance keeps the snapshot's empty process.env when there is
+    // nothing to put in it: a new object would copy the page of `process`.
+    if (process.env !== snapshotEnv || !isEmpty(snapshotEnv) || !isEmpty(h.env)) {
+      process.env = Object.assign({}, h.env);
+    }
     try {
       if (typeof factory !== 'function') throw new TypeError('the compiled script is not a module factory');
       const module = { exports: {}, id: h.filename, filename: h.filename, loaded: false, require };
@@ -1626,9 +1635,9 @@
         throw new TypeError((h.filename || 'the script') + ' does not export a handler function (module.exports is '
           + (fn === null ? 'null' : typeof fn) + ')');
       }
-      handler = fn;
-      const out = logs ? JSON.stringify({ logs }) : '{}';
-      logs = null;
+      state.handler = fn;
+      const out = state.logs ? JSON.stringify({ logs: state.logs }) : '{}';
+      state.logs = null;
       return out;
     } catch (e) {
       return errorJSON(e);
@@ -1670,6 +1679,12 @@
     on() { return process; },
     once() { return process; },
     off() { return process; },
+  };
+
+  const snapshotEnv = process.env;
+  const isEmpty = (o) => {
+    for (const k in o) return false;
+    return true;
   };
 
   const util = {
