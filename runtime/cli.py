@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a script once and print its response")
     run.add_argument("file", type=Path)
     run.add_argument("--method", "-X", default="GET")
-    run.add_argument("--path", help="request path (default: the script's route)")
+    run.add_argument("--path", help="request path (default: the script's route); fills route parameters")
     run.add_argument("--query", "-q", default="", help="query string, e.g. 'a=1&b=2'")
     run.add_argument("--header", "-H", action="append", default=[], help="'Name: value'")
     run.add_argument("--param", "-p", action="append", default=[], help="route parameter k=v")
@@ -47,13 +47,20 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from runtime.catalog.routes import route_for, split_path
     from runtime.compiler import CompileError
     from runtime.sandbox import Invocation, Sandbox, ScriptError
+    from runtime.sandbox.types import Query
 
     file: Path = args.file.resolve()
     if not file.is_file():
         print(f"wexec: no such script: {args.file}", file=sys.stderr)
         return 2
+    settings = Settings()
+    root = settings.scripts.resolve()
+    if not file.is_relative_to(root):
+        root = file.parent
+    rel = file.relative_to(root).as_posix()
     headers = {}
     for h in args.header:
         name, _, value = h.partition(":")
@@ -62,14 +69,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.data is not None:
         body = Path(args.data[1:]).read_bytes() if args.data.startswith("@") else args.data.encode()
         headers.setdefault("content-type", _guess_type(body))
-    path = args.path or "/" + file.stem
+    route = route_for(rel)
+    path = args.path or route.pattern
     query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(args.query).items()}
-    params = dict(p.split("=", 1) for p in args.param)
+    params: Query = dict(route.match(split_path(path)) or {})
+    params.update(p.split("=", 1) for p in args.param)
     url = f"http://localhost{path}" + (f"?{args.query}" if args.query else "")
 
-    sandbox = Sandbox(Settings())
+    sandbox = Sandbox(settings)
     try:
-        artefact = sandbox.compiler.compile_file(file.parent, file.name)
+        artefact = sandbox.compiler.compile_file(root, rel)
         inv = Invocation(args.method.upper(), path, url, headers, query, params, body, "127.0.0.1")
         kw = {} if args.timeout is None else {"timeout_ms": args.timeout}
         result = sandbox.run(artefact, inv, **kw)

@@ -318,3 +318,13 @@ async def test_a_quick_worker_runs_inline_and_a_runaway_slice_is_rescheduled(san
     assert info.value.name == "Rescheduled"
     # The instance survived; the script now runs on the guest threads, and long requests finish.
     assert body(await sandbox.invoke(artefact, Invocation("POST", "/"), timeout_ms=5_000))["n"] == 14
+
+
+def test_wexec_run_fills_route_parameters_from_the_path() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", str(REPO_ROOT / "scripts" / "api" / "users" / "[id].ts"),
+         "--path", "/api/users/7", "--query", "full=1"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    answer = json.loads(out.split("\n\n", 1)[1])
+    assert answer["user"] == {"id": "7", "name": "user-7"} and answer["query"] == {"full": "1"}
