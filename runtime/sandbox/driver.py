@@ -60,6 +60,10 @@ class _Request:
                 self.future.set_result(None)
 
 
+CLOSED = ScriptError("the script's instance was closed")
+"""What ``Driver.broken`` holds once the instance is closed; never raised."""
+
+
 class SliceExceeded(Exception):
     """A crossing ran past the slice it was given on the event loop."""
 
@@ -257,7 +261,7 @@ class Driver:
             task.cancel()
         self._ops.clear()
         if self.broken is None:  # a resume still queued must not cross into a freed store
-            self.broken = ScriptError("the script's instance was closed", path=self.path)
+            self.broken = CLOSED
         self.instance.close()
 
     def close_when_idle(self) -> None:
