@@ -328,3 +328,15 @@ def test_wexec_run_fills_route_parameters_from_the_path() -> None:
     ).stdout
     answer = json.loads(out.split("\n\n", 1)[1])
     assert answer["user"] == {"id": "7", "name": "user-7"} and answer["query"] == {"full": "1"}
+
+
+async def test_a_timed_out_run_on_a_guest_thread_is_freed_safely(sandbox: Sandbox) -> None:
+    src = "// @timeout 150\nawait new Promise((r) => setTimeout(r, 10));\nwhile (true) {}"
+    artefact = sandbox.compiler.compile_source(src, "spin-after-await.ts")
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(ScriptTimeout):
+            await sandbox.invoke(artefact, Invocation("GET", "/"))
+        assert time.monotonic() - started < 0.15 + 0.1
+    assert (await sandbox.invoke(sandbox.compiler.compile_source(SHAPES["top-level return"], "after.ts"),
+                                 Invocation("GET", "/"))).status == 200

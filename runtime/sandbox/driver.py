@@ -13,6 +13,7 @@ guest reports it done or failed, and later ``chunks`` feed the stream.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class Driver:
         self._closing = False
         self._next_rid = 1
         self.lock = asyncio.Lock()
+        self._crossing = threading.Lock()
         self._offload: Offload | None = None
 
     @property
@@ -262,7 +264,17 @@ class Driver:
         self._ops.clear()
         if self.broken is None:  # a resume still queued must not cross into a freed store
             self.broken = CLOSED
-        self.instance.close()
+        if self._crossing.acquire(blocking=False):
+            try:
+                self.instance.close()
+            finally:
+                self._crossing.release()
+        else:  # a thread is inside the guest (a request that timed out): free it after that
+            threading.Thread(target=self._close_after_crossing, daemon=True).start()
+
+    def _close_after_crossing(self) -> None:
+        with self._crossing:
+            self.instance.close()
 
     def close_when_idle(self) -> None:
         """Close now, or once the streamed responses still in flight have ended."""
@@ -281,7 +293,10 @@ class Driver:
                 "the script's instance was stopped by an earlier failure", path=self.path
             )
         try:
-            return self.instance.cross(export, header, blob, budget)
+            with self._crossing:  # close() from the event loop waits for a crossing on a thread
+                if self.instance.closed:
+                    raise ScriptError("the script's instance was closed", path=self.path)
+                return self.instance.cross(export, header, blob, budget)
         except (_capi.GuestTrap, MemoryError) as exc:
             err = self._trap_error(exc, req)
             self.broken = err

@@ -85,6 +85,10 @@ class GuestInstance:
             )
         return head, (_capi.string_at(base + out_ptr + out_json, out_blob) if out_blob else b"")
 
+    @property
+    def closed(self) -> bool:
+        return self._store is None
+
     def close(self) -> None:
         if self._store is not None:
             _capi.delete_store(self._store)
