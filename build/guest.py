@@ -69,8 +69,28 @@ static double json_number_value(const uint8_t *p, const uint8_t *end)
 
 static int json_parse_number(JSParseState *s, const uint8_t **pp)
 """
+# While JS_SHAPE_PIN is 1 (the includer's to define), every new shape gets a reference nobody
+# releases: an object growing property by property then leaves each step's shape behind, where a
+# later object growing the same way finds it instead of making and rehashing a shape per step.
+SHAPE_PIN = """\
+#ifndef JS_SHAPE_PIN
+#define JS_SHAPE_PIN 0
+#endif
+static inline JSShape *js_new_shape_nohash("""
 QUICKJS_PATCHES = (
     ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
+    ("static inline JSShape *js_new_shape_nohash(", SHAPE_PIN, 1),
+    (
+        "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
+        "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
+        1,
+    ),
+    (
+        "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(ctx->rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
+        "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n"
+        "    add_gc_object(ctx->rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
+        1,
+    ),
     ("static int json_parse_number(JSParseState *s, const uint8_t **pp)\n", JSON_INTEGER, 1),
     (
         "js_float64(strtod((const char *)p_start, NULL));",

@@ -35,6 +35,8 @@ static struct hot {
 } hot __attribute__((aligned(4096)));
 
 #define JS_RC_SINK (hot.rc_sink)
+static int pin_shapes; /* 1 while wx_init warms up: see JS_SHAPE_PIN in build/guest.py */
+#define JS_SHAPE_PIN pin_shapes
 #include "quickjs.c"
 
 #include <wasi/api.h>
@@ -64,7 +66,7 @@ static JSContext *ctx;
 
 /* The prelude's entry points; see the end of prelude.js. */
 static struct entries {
-    JSValue load, error, run, settle, tick, flush, timeout, uncaught, rejection;
+    JSValue load, error, run, settle, tick, flush, timeout, uncaught, rejection, warm;
 } E;
 
 /* ---- Memory cap -----------------------------------------------------------
@@ -969,7 +971,7 @@ EXPORT("wx_init") int32_t wx_init(void)
     if (JS_IsException(entries))
         return init_failed("prelude.js");
     static const char *const names[] = {
-        "load", "error", "run", "settle", "tick", "flush", "timeout", "uncaught", "rejection",
+        "load", "error", "run", "settle", "tick", "flush", "timeout", "uncaught", "rejection", "warm",
     };
     JSValue *slots = (JSValue *)&E;
     for (size_t i = 0; i < countof(names); i++) {
@@ -981,6 +983,13 @@ EXPORT("wx_init") int32_t wx_init(void)
     }
     JS_FreeValue(ctx, entries);
     JS_SetHostPromiseRejectionTracker(rt, on_rejection, NULL);
+    pin_shapes = 1;
+    JSValue warmed = JS_Call(ctx, E.warm, JS_UNDEFINED, 0, NULL);
+    pin_shapes = 0;
+    if (JS_IsException(warmed))
+        return init_failed("prelude.js warm-up");
+    JS_FreeValue(ctx, warmed);
+    out_reset(); /* what the warm-up request wrote */
     freeze_heap();
     return out_finish("{}", 2, 0);
 }
