@@ -15,10 +15,13 @@
 #include <stdint.h>
 
 #define IN_STATIC_CAP (64 * 1024)
+#define OUT_STATIC_CAP 1536 /* a small output envelope, staged in the hot page */
+#define OUT_STATIC_HEAD 1024 /* its room for the JSON header */
 
-/* Everything the shim writes in a crossing, with the io block and the start of
- * the input buffer: a fresh instance starts from the snapshot's memory mapped
- * copy-on-write, and a small crossing copies this one page for all of it. */
+/* Everything the shim writes in a crossing, with the io block, a small output
+ * and the start of the input buffer: a fresh instance starts from the
+ * snapshot's memory mapped copy-on-write, and a small crossing copies this one
+ * page for all of it. */
 static struct hot {
     uint32_t io[5]; /* see ABI.md; wx_io returns its address */
     int rc_sink;    /* where counts of immortal blocks go (build/guest.py) */
@@ -29,7 +32,9 @@ static struct hot {
     double budget_ms;
     uint8_t *out_base; /* blob = out_base[out_head, out_head + out_len) */
     size_t out_cap, out_head, out_len;
-    uint8_t *in_heap;
+    uint8_t *out_heap, *in_heap;
+    size_t out_heap_cap;
+    uint8_t out_static[OUT_STATIC_CAP];
     /* One spare byte past in_cap lets us NUL-terminate whatever the host wrote. */
     uint8_t in_static[IN_STATIC_CAP + 1];
 } hot __attribute__((aligned(4096)));
@@ -358,39 +363,48 @@ static void freeze_heap(void)
 }
 
 /* ---- Output envelope -----------------------------------------------------
- * The blob is staged right after a headroom, so the JSON header, known only
- * at the end, is usually written in front of it without moving the blob. The
- * blob starts mid-page: a small header and a small body share one page. */
-
-#define OUT_BLOB_AT (HOST_PAGE / 2) /* the blob's offset in its page */
+ * The blob is staged behind room for the JSON header, known only at the end,
+ * so the header usually goes in front of it without moving the blob. A small
+ * output is staged in the hot page (out_static); a bigger one moves to a heap
+ * buffer, which is kept for the next crossings unless it grew very big. */
 
 static bool out_reserve(size_t extra)
 {
     size_t need = hot.out_head + hot.out_len + extra;
     if (need <= hot.out_cap)
         return true;
-    size_t cap = hot.out_cap ? hot.out_cap : OUT_HEADROOM * 2;
+    bool in_static = hot.out_base == hot.out_static;
+    size_t head = in_static ? OUT_HEADROOM : hot.out_head;
+    need = head + hot.out_len + extra;
+    size_t cap = hot.out_heap_cap ? hot.out_heap_cap : OUT_HEADROOM * 2;
     while (cap < need)
         cap = cap < ((size_t)1 << 30) ? cap * 2 : need;
-    uint8_t *p = realloc(hot.out_base, cap);
-    if (!p)
-        return false;
-    hot.out_base = p;
-    hot.out_cap = cap;
+    if (cap > hot.out_heap_cap) {
+        uint8_t *p = realloc(hot.out_heap, cap);
+        if (!p)
+            return false;
+        hot.out_heap = p;
+        hot.out_heap_cap = cap;
+    }
+    if (in_static)
+        memcpy(hot.out_heap + head, hot.out_base + hot.out_head, hot.out_len);
+    hot.out_base = hot.out_heap;
+    hot.out_cap = hot.out_heap_cap;
+    hot.out_head = head;
     return true;
 }
 
 static void out_reset(void)
 {
-    if (hot.out_cap > OUT_KEEP_CAP) {
-        free(hot.out_base);
-        hot.out_base = NULL;
-        hot.out_cap = 0;
+    if (hot.out_heap_cap > OUT_KEEP_CAP) {
+        free(hot.out_heap);
+        hot.out_heap = NULL;
+        hot.out_heap_cap = 0;
     }
+    hot.out_base = hot.out_static;
+    hot.out_cap = OUT_STATIC_CAP;
+    hot.out_head = OUT_STATIC_HEAD;
     hot.out_len = 0;
-    hot.out_head = OUT_HEADROOM + HOST_PAGE;
-    if (out_reserve(0))
-        hot.out_head -= (uintptr_t)(hot.out_base + hot.out_head - OUT_BLOB_AT) % HOST_PAGE;
 }
 
 static bool out_append(const uint8_t *p, size_t n)
@@ -405,17 +419,16 @@ static bool out_append(const uint8_t *p, size_t n)
 /* Places the JSON header in front of the staged blob and fills the io block. */
 static int32_t out_finish(const char *json, size_t n, int32_t rc)
 {
+    if (n > hot.out_head && !out_reserve(n)) {
+        static const char oom[] = "{\"abi_error\": \"out of memory writing the output\"}";
+        hot.out_len = 0;
+        json = oom;
+        n = sizeof oom - 1;
+        rc = -3;
+    }
     if (n > hot.out_head) {
-        if (!out_reserve(n - hot.out_head)) {
-            static const char oom[] = "{\"abi_error\": \"out of memory writing the output\"}";
-            hot.out_len = 0;
-            json = oom;
-            n = sizeof oom - 1;
-            rc = -3;
-        } else {
-            memmove(hot.out_base + n, hot.out_base + hot.out_head, hot.out_len);
-            hot.out_head = n;
-        }
+        memmove(hot.out_base + n, hot.out_base + hot.out_head, hot.out_len);
+        hot.out_head = n;
     }
     memcpy(hot.out_base + hot.out_head - n, json, n);
     hot.io[IO_OUT_PTR] = (uint32_t)(uintptr_t)(hot.out_base + hot.out_head - n);
