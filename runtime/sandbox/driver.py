@@ -222,10 +222,10 @@ class Driver:
                 )
             except TimeoutError:
                 req.settle(ScriptTimeout.after(req.limit_ms, self.path))
-                self._forget(req.rid)
+                self._abandon(req.rid)
                 return
             except asyncio.CancelledError:
-                self._forget(req.rid)
+                self._abandon(req.rid)
                 raise
         if req.stream is not None:
             self._watch_stream(req)
@@ -241,7 +241,7 @@ class Driver:
 
     def _stream_timeout(self, req: _Request) -> None:
         req.settle(ScriptTimeout.after(req.limit_ms, self.path))
-        self._forget(req.rid)
+        self._abandon(req.rid)
 
     def outcome(self, req: _Request) -> Result:
         """The request's result (or raise its error); forgets the request unless it streams."""
@@ -361,7 +361,7 @@ class Driver:
             if req is None or req.outcome is not None:
                 continue
             req.stream = stream = BodyStream()
-            stream.on_close(partial(self._forget, req.rid))
+            stream.on_close(partial(self._abandon, req.rid))
             headers = [(k, v) for k, v in started.get("headers", ())]
             req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
         for chunk in out.get("chunks", ()):
@@ -405,6 +405,10 @@ class Driver:
         if self._ops.pop(op_id, None) is None:
             return
         self._results.append(result)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Resume the guest with the results queued, once the lock is free."""
         if not self._resuming:
             self._resuming = True
             asyncio.ensure_future(self._resume())
@@ -438,6 +442,19 @@ class Driver:
             if owner == rid:
                 task.cancel()
                 del self._ops[op_id]
+
+    def _abandon(self, rid: int) -> None:
+        """Forget a request the guest is still running (timed out, cancelled, stream dropped).
+
+        A worker instance is told (``{"end": rid}``), so it drops the request too instead of
+        keeping it parked on operations that will never finish; a closing one needs no word.
+        """
+        if rid not in self._requests:
+            return
+        self._forget(rid)
+        if not self._closing and self.broken is None:
+            self._results.append({"end": rid})
+            self._wake()
 
     def _forget(self, rid: int) -> None:
         req = self._requests.pop(rid, None)
