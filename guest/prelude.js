@@ -41,6 +41,7 @@
     cur: 0, // rid whose code runs now; 0 outside requests
     curFlight: null,
     nextId: 1, // of operations and timers
+    meta: undefined, // what the global `metadata` reads: the metadata of the request running now
   };
 
   // Appends x (a string, bytes, or a list of them) to the output blob. The blob's
@@ -75,7 +76,7 @@
   const enter = (f) => {
     state.curFlight = f;
     state.cur = f ? f.rid : 0;
-    if (f) G.metadata = f.meta;
+    if (f) state.meta = f.meta;
   };
 
   // The host cancels what a finished request still had listed; forget it here too.
@@ -1751,8 +1752,14 @@
     process,
     require,
     shared,
-    metadata: undefined,
     __wexec: { op, bytes: (x) => blob(viewOf(x) || x) },
+  });
+  // Kept in `state` rather than in a property of the global object, which has a
+  // page of its own in the snapshot.
+  Object.defineProperty(G, 'metadata', {
+    get() { return state.meta; },
+    set(v) { state.meta = v; },
+    configurable: true,
   });
   Object.defineProperty(G, 'crypto', {
     value: webcrypto, writable: true, configurable: true, enumerable: false,
@@ -1771,7 +1778,7 @@
     flush();
     state.handler = null;
     enter(null);
-    G.metadata = undefined;
+    state.meta = undefined;
   };
 
   return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught, rejection, warm };

@@ -35,6 +35,7 @@ static struct hot {
     uint8_t *out_heap, *in_heap;
     size_t out_heap_cap;
     uint8_t out_static[OUT_STATIC_CAP];
+    _Alignas(16) uint8_t runtime[1024]; /* the JSRuntime: see wx_js_calloc */
     /* One spare byte past in_cap lets us NUL-terminate whatever the host wrote. */
     uint8_t in_static[IN_STATIC_CAP + 1];
 } hot __attribute__((aligned(4096)));
@@ -106,9 +107,15 @@ static inline bool heap_allows(size_t grow)
     return hot.heap_used + grow <= hot.heap_soft || hot.soft_tripped;
 }
 
+/* The runtime, which QuickJS writes to all the time, lives in the hot page:
+ * it is the first thing JS_NewRuntime2 allocates. */
+_Static_assert(sizeof(JSRuntime) <= sizeof hot.runtime, "JSRuntime outgrew hot.runtime");
+
 static void *wx_js_calloc(void *opaque, size_t count, size_t size)
 {
     (void)opaque;
+    if (!rt && count == 1 && size == sizeof(JSRuntime))
+        return hot.runtime;
     if (!heap_allows(count * size))
         return heap_refuse();
     void *p = calloc(count, size);
@@ -133,7 +140,7 @@ static void *wx_js_malloc(void *opaque, size_t size)
 static void wx_js_free(void *opaque, void *ptr)
 {
     (void)opaque;
-    if (ptr) {
+    if (ptr && ptr != hot.runtime) {
         hot.heap_used -= malloc_usable_size(ptr);
         free(ptr);
     }
@@ -154,6 +161,8 @@ static void *wx_js_realloc(void *opaque, void *ptr, size_t size)
 
 static size_t wx_js_usable_size(const void *ptr)
 {
+    if (ptr == hot.runtime)
+        return sizeof(JSRuntime);
     return malloc_usable_size((void *)ptr);
 }
 
