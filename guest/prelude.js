@@ -1779,6 +1779,7 @@
     state.handler = null;
     enter(null);
     state.meta = undefined;
+    return state; // the shim moves its properties next to what requests allocate
   };
 
   return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught, rejection, warm };

@@ -240,12 +240,13 @@ static void reseed(void)
 
 /* Blocks per size class (16, 24, ... 512 bytes) of the arenas new allocations
  * are taken from, in two tiers carved side by side from one allocation each.
- * The first holds what a small request (hello world: load, run, response) has
- * alive at once, measured, and starts a page: such a request writes to two
+ * The first holds one block more than a small request (hello world: load, run,
+ * response) has alive at once, measured, plus the prelude's state properties
+ * (props_to_hot_arenas), and starts a page: such a request writes to three
  * pages for all it allocates. Bigger ones continue in the second tier, then
  * in older arenas, as without them. */
 static const uint8_t hot_blocks[JS_ARENA_BLOCK_SIZE_COUNT] = {
-    10, 18, 17, 12, 21, 5, 2, 2, 10, 3, 3, 2, 3, 3, 5,
+    10, 18, 17, 12, 21, 5, 2, 2, 10, 3, 3, 2, 4, 3, 5,
     3, 4, 0, 3, 2, 3, 2, 0,
     0, 0, 2, 0, 0, 0, 0, 2,
 };
@@ -322,7 +323,23 @@ static void carve_arenas(const uint8_t *counts)
     }
 }
 
-static void freeze_heap(void)
+/* The prelude's state object is written by every request: its property array
+ * moves to the hot arenas, which a request writes to anyway. The old array is
+ * part of the frozen heap and stays where it is. */
+static void props_to_hot_arenas(JSValueConst v)
+{
+    if (!JS_IsObject(v))
+        return;
+    JSObject *p = JS_VALUE_GET_OBJ(v);
+    size_t size = sizeof(JSProperty) * (size_t)p->shape->prop_size;
+    JSProperty *prop = js_malloc_rt(rt, size);
+    if (!prop)
+        return;
+    memcpy(prop, p->prop, size);
+    p->prop = prop;
+}
+
+static void freeze_heap(JSValueConst state)
 {
     instantiate_builtins();
     JS_RunGC(rt);
@@ -369,6 +386,7 @@ static void freeze_heap(void)
 
     carve_arenas(spare_blocks);
     carve_arenas(hot_blocks); /* the head of each free list */
+    props_to_hot_arenas(state);
 }
 
 /* ---- Output envelope -----------------------------------------------------
@@ -1010,9 +1028,9 @@ EXPORT("wx_init") int32_t wx_init(void)
     pin_shapes = 0;
     if (JS_IsException(warmed))
         return init_failed("prelude.js warm-up");
-    JS_FreeValue(ctx, warmed);
     out_reset(); /* what the warm-up request wrote */
-    freeze_heap();
+    freeze_heap(warmed); /* warm returns the prelude's state object */
+    JS_FreeValue(ctx, warmed);
     return out_finish("{}", 2, 0);
 }
 
