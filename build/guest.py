@@ -14,11 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 QUICKJS_NG_VERSION = "0.17.0.2"
@@ -87,8 +83,10 @@ QUICKJS_PATCHES = (
     ),
     (
         "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(ctx->rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
-        "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n"
-        "    add_gc_object(ctx->rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
+        (
+            "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n"
+            "    add_gc_object(ctx->rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);"
+        ),
         1,
     ),
     ("static int json_parse_number(JSParseState *s, const uint8_t **pp)\n", JSON_INTEGER, 1),
@@ -140,6 +138,10 @@ def build_guest(cache_dir: Path) -> Path:
     out = engine_path(cache_dir)
     if out.is_file():
         return out
+    # Imported only to build: loading this file is on every server start.
+    import shutil
+    import tempfile
+
     src = _quickjs_sources(cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
@@ -167,6 +169,7 @@ def build_guest(cache_dir: Path) -> Path:
 
 
 def _zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
+    import subprocess
     zig_cache = cache_dir / "zig"
     env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(zig_cache), ZIG_LOCAL_CACHE_DIR=str(zig_cache))
     proc = subprocess.run(
@@ -209,6 +212,10 @@ def _prelude_header(js: bytes) -> str:
 
 def _quickjs_sources(cache_dir: Path) -> Path:
     """The sdist's upstream-quickjs/ folder, downloaded and unpacked once per cache."""
+    import subprocess
+    import tarfile
+    import tempfile
+
     dest = cache_dir / "src" / f"quickjs-ng-{QUICKJS_NG_VERSION}"
     if (dest / "quickjs.c").is_file():
         return dest
