@@ -12,7 +12,6 @@ import hashlib
 import os
 import tempfile
 import threading
-from importlib.metadata import version
 from pathlib import Path
 
 import wasmtime
@@ -74,8 +73,7 @@ class GuestEngine:
         if not snap.exists():
             snapshot = load_build_module("snapshot")
             snapshot.snapshot_file(wasm, snap, linker_setup=_refuse_host_calls)
-        tag = hashlib.sha256(repr(sorted(ENGINE_CONFIG.items())).encode()).hexdigest()[:8]
-        cwasm = wasm.with_name(f"engine.snap.wasmtime-{version('wasmtime')}-{tag}.cwasm")
+        cwasm = wasm.with_name(f"engine.snap.{_machine_code_tag()}.cwasm")
         if not cwasm.exists():
             module = wasmtime.Module(self.engine, snap.read_bytes())
             _atomic_write(cwasm, module.serialize())
@@ -101,6 +99,17 @@ class GuestEngine:
             return
         _capi.memmove(out, result, len(result))
         args[0].i32 = len(result)
+
+
+def _machine_code_tag() -> str:
+    """What compiled machine code depends on besides the module: wasmtime's build and settings.
+
+    The library file stands for the wasmtime build (reading package metadata would cost a
+    millisecond of every start).
+    """
+    lib = os.stat(_capi.b.dll._name)
+    key = f"{lib.st_size}:{lib.st_mtime_ns}:{sorted(ENGINE_CONFIG.items())}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _refuse_host_calls(linker: wasmtime.Linker) -> None:
