@@ -20,6 +20,7 @@
   const UTF8 = 0, LATIN1 = 1, HEX = 2, BASE64 = 3, BASE64URL = 4, UTF8_FATAL = 5, UTF16LE = 6;
   const LOG_BYTES_PER_CROSSING = 1 << 20;
   const LOG_MESSAGE_MAX = 64 * 1024;
+  const STREAM_FLUSH_BYTES = 64 * 1024;
   const UNSET = Symbol('unset');
 
   const define = (obj, props) => {
@@ -42,6 +43,13 @@
     curFlight: null,
     nextId: 1, // of operations and timers
     meta: undefined, // what the global `metadata` reads: the metadata of the request running now
+  };
+
+  // What streamed responses add to a crossing's report. Apart from `state`: only a
+  // streamed response writes here, so other requests copy no page for it.
+  const streaming = {
+    started: null, // heads of streamed responses
+    flowing: null, // streaming flights with chunks to report
   };
 
   // Appends x (a string, bytes, or a list of them) to the output blob. The blob's
@@ -69,6 +77,8 @@
       this.finished = false;
       this.res = null;
       this.meta = null;
+      // A streamed response adds `parts` (chunks not yet reported) and `partBytes`;
+      // other flights never carry them, so their objects stay as small as before.
     }
   }
 
@@ -93,11 +103,59 @@
   // Finished responses are kept as JSON text: stringifying generic objects is the
   // single biggest cost of a small request. `headers` is JSON text too.
   const respond = (f, status, headers, body) => {
-    if (f.finished) return;
+    if (f.finished || f.parts) return;
     const ref = blob(body);
     (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers
       + ',"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
     finish(f);
+  };
+
+  // ---- Streamed responses ------------------------------------------------------
+  // The head is reported at once; the pump runs in the job loop like any script code,
+  // and what it produced goes out at the end of each crossing (flush).
+
+  const streamOf = (v) =>
+    v !== null && typeof v === 'object' && typeof v[Symbol.asyncIterator] === 'function' ? v : null;
+
+  const stream = (f, status, headers, source) => {
+    if (f.finished || f.parts) return;
+    (streaming.started || (streaming.started = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers + '}');
+    f.parts = [];
+    f.partBytes = 0;
+    if (f.res) f.res.headersSent = true;
+    pump(f, source).then(() => {
+      if (f.finished) return;
+      const ref = blob(f.parts);
+      f.parts.length = 0;
+      (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"streamed":true,"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
+      finish(f);
+    }, (e) => {
+      enter(f);
+      fail(f, e);
+    });
+  };
+
+  const partOf = (chunk) => {
+    const part = typeof chunk === 'string' ? chunk : viewOf(chunk);
+    if (part === null) {
+      throw new TypeError('a streamed body yields strings or bytes, not ' + (chunk === null ? 'null' : typeof chunk));
+    }
+    return part;
+  };
+
+  const pump = async (f, source) => {
+    for await (const chunk of source) {
+      if (f.finished) return;
+      const part = partOf(chunk);
+      if (!f.parts.length) (streaming.flowing || (streaming.flowing = [])).push(f);
+      f.parts.push(part);
+      f.partBytes += part.length;
+      if (f.partBytes >= STREAM_FLUSH_BYTES) {
+        f.partBytes = 0;
+        enter(f);
+        await op('timer', { ms: 0 }); // ends the crossing, so the host sends what there is
+      }
+    }
   };
 
   // Frames of the prelude and of native functions say nothing to a script author.
@@ -1196,6 +1254,109 @@
 
   const structuredClone = (v) => clone(v, new Map());
 
+  // ---- ReadableStream ---------------------------------------------------------------
+  // What a script needs to produce a body: an underlying source with start and pull, its
+  // controller (enqueue, close, error), a reader, and async iteration. No byte streams,
+  // tees, pipes or queuing strategies.
+
+  class ReadableStream {
+    constructor(source = {}) {
+      this._source = source;
+      this._queue = [];
+      this._closing = false; // close() was called: done once the queue is read
+      this._failed = false;
+      this._error = undefined;
+      this._wakers = []; // reads waiting for a chunk, close or error
+      this._reader = null;
+      const self = this;
+      this._controller = {
+        enqueue(chunk) {
+          if (self._closing || self._failed) throw new TypeError('Cannot enqueue a chunk into a closed stream');
+          self._queue.push(chunk);
+          self._notify();
+        },
+        close() {
+          if (self._closing || self._failed) throw new TypeError('The stream is already closed');
+          self._closing = true;
+          self._notify();
+        },
+        error(e) {
+          if (self._failed) return;
+          self._failed = true;
+          self._error = e;
+          self._queue.length = 0;
+          self._notify();
+        },
+        get desiredSize() { return self._failed ? null : self._closing ? 0 : 1 - self._queue.length; },
+      };
+      const begun = typeof source.start === 'function' ? source.start(this._controller) : undefined;
+      this._ready = Promise.resolve(begun).then(null, (e) => this._controller.error(e));
+    }
+    get locked() { return this._reader !== null; }
+    _notify() {
+      const wakers = this._wakers;
+      this._wakers = [];
+      for (const wake of wakers) wake();
+    }
+    async _read() {
+      await this._ready;
+      for (;;) {
+        if (this._failed) throw this._error;
+        if (this._queue.length) return { value: this._queue.shift(), done: false };
+        if (this._closing) return { value: undefined, done: true };
+        const woken = new Promise((r) => this._wakers.push(r));
+        if (typeof this._source.pull === 'function') {
+          try {
+            await this._source.pull(this._controller);
+          } catch (e) {
+            this._controller.error(e);
+          }
+          if (this._failed || this._queue.length || this._closing) continue;
+        }
+        await woken;
+      }
+    }
+    cancel(reason) {
+      this._closing = true;
+      this._queue.length = 0;
+      this._notify();
+      return Promise.resolve(typeof this._source.cancel === 'function' ? this._source.cancel(reason) : undefined);
+    }
+    getReader() {
+      if (this._reader) throw new TypeError('ReadableStream is locked to a reader');
+      const reader = {
+        read: () => this._read(),
+        releaseLock: () => { if (this._reader === reader) this._reader = null; },
+        cancel: (reason) => this.cancel(reason),
+      };
+      this._reader = reader;
+      return reader;
+    }
+    async *[Symbol.asyncIterator]() {
+      const reader = this.getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          yield value;
+        }
+      } finally {
+        reader.releaseLock();
+      }
+    }
+    values() { return this[Symbol.asyncIterator](); }
+  }
+
+  // A stream's chunks joined, for Response.text() and friends.
+  const gatherStream = async (source) => {
+    const parts = [];
+    for await (const c of source) {
+      const part = partOf(c);
+      parts.push(typeof part === 'string' ? new Uint8Array(W.encode(part, UTF8)) : part);
+    }
+    return Buffer.concat(parts);
+  };
+
   // ---- Headers, Response -----------------------------------------------------------
 
   class Headers {
@@ -1235,6 +1396,7 @@
   const bodyOf = (body) => {
     if (body === undefined || body === null) return [undefined, null];
     if (typeof body === 'string') return [body, 'text/plain;charset=UTF-8'];
+    if (streamOf(body)) return [body, null];
     if (body instanceof URLSearchParams) return [body.toString(), 'application/x-www-form-urlencoded;charset=UTF-8'];
     const v = viewOf(body);
     if (v) return [v, null];
@@ -1261,6 +1423,7 @@
       if (this.bodyUsed) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
       this.bodyUsed = true;
       const b = this._body;
+      if (streamOf(b)) return gatherStream(b);
       return Promise.resolve(b === undefined ? new Uint8Array(0) : typeof b === 'string' ? new Uint8Array(W.encode(b, UTF8)) : b);
     }
     text() { return this._bytes().then((b) => W.decode(b, UTF8)); }
@@ -1444,6 +1607,8 @@
       } else if (viewOf(v)) {
         if (!this.hasHeader('content-type')) this.setHeader('content-type', 'application/octet-stream');
         this._send(viewOf(v));
+      } else if (streamOf(v)) {
+        stream(this._flight, this.statusCode, this._headersJSON(), v);
       } else {
         this.json(v);
       }
@@ -1489,7 +1654,9 @@
       return;
     }
     if (v instanceof Response) {
-      respond(f, v.status, JSON.stringify([...v.headers._map]), v._body);
+      const headers = JSON.stringify([...v.headers._map]);
+      if (streamOf(v._body)) stream(f, v.status, headers, v._body);
+      else respond(f, v.status, headers, v._body);
       return;
     }
     let body, kind;
@@ -1499,6 +1666,9 @@
     } else if (viewOf(v)) {
       body = viewOf(v);
       kind = 'bin';
+    } else if (streamOf(v)) {
+      stream(f, res.statusCode, res._headersJSON(), v);
+      return;
     } else {
       body = JSON.stringify(v);
       kind = 'json';
@@ -1516,7 +1686,7 @@
   };
 
   const onSettled = (f, v) => {
-    if (f.finished) return;
+    if (f.finished || f.parts) return; // finished, or already streaming what it gave res.send
     enter(f);
     try {
       respondWith(f, v);
@@ -1592,6 +1762,22 @@
       (state.logs || (state.logs = [])).push({ rid: state.cur, level: 'warn', msg: '[wexec] ' + state.logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
     }
     let s = '';
+    if (streaming.started) {
+      s += ',"started":[' + streaming.started.join(',') + ']';
+      streaming.started = null;
+    }
+    if (streaming.flowing) {
+      const chunks = [];
+      for (const f of streaming.flowing) {
+        if (!f.parts.length) continue;
+        const ref = blob(f.parts);
+        f.parts.length = 0;
+        f.partBytes = 0;
+        chunks.push('{"rid":' + f.rid + ',"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
+      }
+      if (chunks.length) s += ',"chunks":[' + chunks.join(',') + ']';
+      streaming.flowing = null;
+    }
     if (state.done) s += ',"done":[' + state.done.join(',') + ']';
     if (state.failed) s += ',"failed":' + JSON.stringify(state.failed);
     if (state.ops && state.ops.length) s += ',"ops":' + JSON.stringify(state.ops);
@@ -1748,6 +1934,7 @@
     structuredClone,
     Headers,
     Response,
+    ReadableStream,
     Buffer,
     process,
     require,
