@@ -220,7 +220,22 @@
     return new Error(String(err));
   };
 
+  // The host gave up on a request (its time ran out, its client left): forget the flight, so
+  // nothing keeps it parked on operations that will never settle.
+  const abandon = (rid) => {
+    for (const rec of opsById.values()) {
+      if (rec.flight.rid === rid) {
+        finish(rec.flight);
+        return;
+      }
+    }
+  };
+
   const settle = (r, blobBuf) => {
+    if (r.end !== undefined) {
+      abandon(r.end);
+      return;
+    }
     const rec = opsById.get(r.id);
     if (!rec) return;
     opsById.delete(r.id);
