@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import re
 import socket
@@ -92,6 +93,30 @@ DEFAULT_TENANT = {
     ),
     "errors/badmagic.ts": "// @description fine\n// @timeout soon\nreturn 1;\n",
     "errors/syntax.ts": "const ok = 1;\nconst broken = ;\nreturn ok;\n",
+    "stream/ticks.ts": (
+        "// @log-level full\nconst sleep = (ms) => new Promise((r) => setTimeout(r, ms));\n"
+        "res.type('text');\n"
+        "return (async function* () {\n  yield 'first\\n';\n  await sleep(150);\n"
+        "  yield 'second\\n';\n  await sleep(150);\n  yield 'third\\n';\n})();\n"
+    ),
+    "stream/throws.ts": (
+        "// @log-level full\n"
+        "export default async function* () {\n  yield 'partial';\n"
+        "  await new Promise((r) => setTimeout(r, 50));\n  throw new Error('stream-broke');\n}\n"
+    ),
+    "stream/serial.ts": (
+        "// @concurrent false\n"
+        "export default async function* () {\n  yield 'start ';\n"
+        "  await new Promise((r) => setTimeout(r, 150));\n  yield 'end';\n}\n"
+    ),
+    "stream/endless.ts": (
+        "// @mode worker\n"
+        "let served = 0;\n"
+        "export default (req) => {\n  if (req.method === 'GET') return { served: ++served };\n"
+        "  return (async function* () {\n"
+        "    for (let i = 0; ; i++) { yield `${i}\\n`; await new Promise((r) => setTimeout(r, 20)); }\n"
+        "  })();\n};\n"
+    ),
     "errors/post-only.ts": (
         "if (metadata.method !== 'POST') {\n  res.setHeader('Allow', 'POST');\n"
         "  return res.status(405).json({ error: 'use POST' });\n}\nreturn { ok: true };\n"
@@ -393,6 +418,57 @@ def test_a_failed_run_logs_its_console_output(client: httpx.Client, data: Path) 
     eventually(lambda: bool(_entries(data, "/log/fails")))
     entry = _entries(data, "/log/fails")[-1]
     assert [c["msg"] for c in entry["console"]] == ["last-words-marker"]
+
+
+# -- streamed responses ----------------------------------------------------------------------
+
+def test_a_streamed_body_arrives_chunk_by_chunk(client: httpx.Client, data: Path) -> None:
+    with client.stream("GET", "/stream/ticks") as r:
+        head_at = time.monotonic()
+        got = [(time.monotonic(), chunk) for chunk in r.iter_raw()]
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "content-length" not in r.headers and r.headers["transfer-encoding"] == "chunked"
+    assert [chunk for _, chunk in got] == [b"first\n", b"second\n", b"third\n"]
+    assert got[0][0] - head_at < 0.1
+    assert all(0.12 <= b[0] - a[0] < 0.3 for a, b in itertools.pairwise(got))
+    eventually(lambda: bool(_entries(data, "/stream/ticks")))
+    entry = _entries(data, "/stream/ticks")[-1]
+    assert entry["status"] == 200 and entry["response_size"] == 19 and entry["ms"] >= 300
+
+
+def test_a_stream_that_throws_is_cut_short_and_logged(client: httpx.Client, data: Path) -> None:
+    got = b""
+    with pytest.raises(httpx.RemoteProtocolError), client.stream("GET", "/stream/throws") as r:
+        for chunk in r.iter_raw():
+            got += chunk
+    assert r.status_code == 200 and got == b"partial"
+    eventually(lambda: bool(_entries(data, "/stream/throws")))
+    entry = _entries(data, "/stream/throws")[-1]
+    assert "stream-broke" in entry["error"] and entry["response_size"] == 7
+
+
+async def test_a_stream_holds_its_concurrent_slot_until_it_ends(base: str) -> None:
+    async def fetch(ac: httpx.AsyncClient) -> tuple[float, float]:
+        async with ac.stream("GET", "/stream/serial") as r:
+            chunks = r.aiter_raw()
+            assert await chunks.__anext__() == b"start "
+            first = time.monotonic()
+            assert b"".join([c async for c in chunks]) == b"end"
+            return first, time.monotonic()
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as ac:
+        await fetch(ac)  # compiled and warm
+        first, second = sorted(await asyncio.gather(fetch(ac), fetch(ac)))
+    assert second[0] >= first[1] - 0.01
+
+
+def test_a_client_leaving_mid_stream_ends_it(client: httpx.Client, data: Path) -> None:
+    served = client.get("/stream/endless").json()["served"]
+    with client.stream("POST", "/stream/endless") as r:
+        assert next(r.iter_raw()) == b"0\n"
+    eventually(lambda: any("went away" in (e.get("error") or "")
+                           for e in _entries(data, "/stream/endless")), timeout_s=0.8)
+    assert client.get("/stream/endless").json()["served"] == served + 1
 
 
 # -- @enabled, errors -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -340,3 +341,135 @@ async def test_a_timed_out_run_on_a_guest_thread_is_freed_safely(sandbox: Sandbo
         assert time.monotonic() - started < 0.15 + 0.1
     assert (await sandbox.invoke(sandbox.compiler.compile_source(SHAPES["top-level return"], "after.ts"),
                                  Invocation("GET", "/"))).status == 200
+
+
+# -- streamed responses ----------------------------------------------------------------------
+
+SLEEP = "const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\n"
+
+
+async def gather(result: Result) -> list[tuple[float, bytes]]:
+    """A streamed body's chunks, each with the moment it arrived."""
+    assert result.stream is not None and result.body == b""
+    return [(time.monotonic(), chunk) async for chunk in result.stream]
+
+
+async def test_a_generator_streams_each_chunk_as_it_is_produced(sandbox: Sandbox) -> None:
+    src = SLEEP + (
+        "export default async function* () {\n"
+        "  yield 'first ';\n  await sleep(100);\n  yield new TextEncoder().encode('second');\n}\n"
+    )
+    artefact = sandbox.compiler.compile_source(src, "gen.ts")
+    started = time.monotonic()
+    result = await sandbox.invoke(artefact, Invocation("GET", "/"))
+    head_at = time.monotonic()
+    got = await gather(result)
+    assert result.status == 200 and head_at - started < 0.08
+    assert [chunk for _, chunk in got] == [b"first ", b"second"]
+    assert got[0][0] - head_at < 0.05
+    assert 0.09 <= got[1][0] - got[0][0] < 0.2
+
+
+async def test_a_readable_stream_in_a_response_keeps_its_head(sandbox: Sandbox) -> None:
+    src = SLEEP + (
+        "let n = 0;\n"
+        "const body = new ReadableStream({\n"
+        "  start(c) { c.enqueue('a'); },\n"
+        "  async pull(c) { await sleep(10); n++; if (n < 3) c.enqueue(new Uint8Array([48 + n])); else c.close(); },\n"
+        "});\n"
+        "return new Response(body, { status: 201, headers: { 'content-type': 'text/plain', 'x-s': '1' } });\n"
+    )
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "rs.ts"), Invocation("GET", "/"))
+    assert (result.status, header(result, "x-s"), header(result, "content-type")) == (201, "1", "text/plain")
+    assert b"".join(chunk for _, chunk in await gather(result)) == b"a12"
+
+
+async def test_res_send_of_an_async_iterable_streams_with_res_headers(sandbox: Sandbox) -> None:
+    src = (
+        "async function* lines() { for (let i = 0; i < 3; i++) { await null; yield `line ${i}\\n`; } }\n"
+        "res.status(202).type('text');\nres.send(lines());\n"
+    )
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "send.ts"), Invocation("GET", "/"))
+    assert result.status == 202 and header(result, "content-type").startswith("text/plain")
+    assert b"".join(chunk for _, chunk in await gather(result)) == b"line 0\nline 1\nline 2\n"
+
+
+async def test_a_stream_that_throws_ends_with_its_error_after_what_it_sent(sandbox: Sandbox) -> None:
+    src = SLEEP + (
+        "export default async function* () {\n"
+        "  console.log('streaming');\n  yield 'partial';\n  await sleep(20);\n"
+        "  throw new RangeError('midway');\n}\n"
+    )
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "throws.ts"), Invocation("GET", "/"))
+    assert result.stream is not None
+    assert await result.stream.__anext__() == b"partial"
+    with pytest.raises(ScriptError) as info:
+        await result.stream.__anext__()
+    assert (info.value.name, info.value.message) == ("RangeError", "midway")
+    assert [log.message for log in result.logs] == ["streaming"]
+
+
+async def test_the_timeout_covers_the_whole_stream(sandbox: Sandbox) -> None:
+    src = "// @timeout 300\n" + SLEEP + "export default async function* () { while (true) { yield '.'; await sleep(50); } }\n"
+    artefact = sandbox.compiler.compile_source(src, "endless.ts")
+    started = time.monotonic()
+    result = await sandbox.invoke(artefact, Invocation("GET", "/"))
+    assert result.stream is not None
+    sent = b""
+    with pytest.raises(ScriptTimeout):
+        async for chunk in result.stream:
+            sent += chunk
+    assert 0.29 <= time.monotonic() - started < 0.45
+    assert 4 <= len(sent) <= 7
+
+
+async def test_a_worker_serves_other_requests_while_it_streams(sandbox: Sandbox) -> None:
+    src = "// @mode worker\n" + SLEEP + (
+        "let served = 0;\n"
+        "export default (req) => {\n"
+        "  if (req.method === 'POST') return (async function* () { yield 'a'; await sleep(200); yield 'b'; })();\n"
+        "  return { served: ++served };\n};\n"
+    )
+    artefact = sandbox.compiler.compile_source(src, "streamworker.ts")
+    streaming = await sandbox.invoke(artefact, Invocation("POST", "/"))
+    started = time.monotonic()
+    answers = [body(await sandbox.invoke(artefact, Invocation("GET", "/")))["served"] for _ in range(3)]
+    assert answers == [1, 2, 3] and time.monotonic() - started < 0.15
+    assert b"".join(chunk for _, chunk in await gather(streaming)) == b"ab"
+
+
+async def test_a_fast_stream_is_flushed_while_it_runs(sandbox: Sandbox) -> None:
+    src = "export default async function* () { for (let i = 0; i < 64; i++) yield 'x'.repeat(4096); }\n"
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "fast.ts"), Invocation("GET", "/"))
+    got = [chunk for _, chunk in await gather(result)]
+    assert len(got) >= 3 and b"".join(got) == b"x" * 4096 * 64
+
+
+async def test_a_stream_of_other_values_is_a_type_error(sandbox: Sandbox) -> None:
+    src = "export default async function* () { yield 'ok'; yield { not: 'bytes' }; }\n"
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "badchunk.ts"), Invocation("GET", "/"))
+    assert result.stream is not None
+    with pytest.raises(ScriptError) as info:
+        async for _ in result.stream:
+            pass
+    assert info.value.name == "TypeError"
+
+
+def test_a_synchronous_run_gathers_the_stream(sandbox: Sandbox) -> None:
+    r = run(sandbox, SLEEP + "export default async function* () { yield 'a'; await sleep(10); yield 'b'; }\n")
+    assert (r.status, r.body, r.stream) == (200, b"ab", None)
+
+
+async def test_a_worker_lets_go_of_streams_nobody_reads(sandbox: Sandbox) -> None:
+    # Each stream holds 200 kB; were dropped streams kept parked, 300 would pass the 32 MiB cap.
+    src = "// @mode worker\n" + SLEEP + (
+        "export default () => (async function* () {\n"
+        "  const ballast = 'x'.repeat(200000) + Math.random();\n"
+        "  for (;;) { yield ballast.slice(0, 1); await sleep(1000); }\n})();\n"
+    )
+    artefact = sandbox.compiler.compile_source(src, "dropped.ts")
+    for _ in range(300):
+        result = await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=10_000)
+        assert result.stream is not None and await result.stream.__anext__() == b"x"
+        await result.stream.aclose()
+        await asyncio.sleep(0)
