@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,11 @@ def test_errors_are_json(client: httpx.Client) -> None:
     r = client.get("/no/such/script")
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
     assert r.json()["path"] == "/no/such/script"
+
+
+def test_streamed_countdown(client: httpx.Client) -> None:
+    with client.stream("GET", "/countdown", params={"from": "2"}) as r:
+        got = [(time.monotonic(), chunk) for chunk in r.iter_raw()]
+    assert r.status_code == 200 and "content-length" not in r.headers
+    assert b"".join(chunk for _, chunk in got) == b"2\n1\nliftoff\n"
+    assert len(got) == 3 and got[-1][0] - got[0][0] >= 0.18
