@@ -1121,17 +1121,28 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
     return out_value(s);
 }
 
-EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
+/* What wx_run and wx_resume do first: take the envelope, seed the instance's first request,
+ * start the crossing's time budget. Returns nonzero (an ABI error) if the envelope is bad. */
+static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
 {
     int32_t rc = enter(json_len, blob_len);
     if (rc)
         return rc;
-    JSValue h = header(json_len);
-    if (JS_IsException(h))
+    *h = header(json_len);
+    if (JS_IsException(*h))
         return abi_error(-1, "the input header is not a JSON object");
     if (!hot.seeded)
         reseed();
-    start_budget(number_field(h, "budget_ms"));
+    start_budget(number_field(*h, "budget_ms"));
+    return 0;
+}
+
+EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
+{
+    JSValue h;
+    int32_t rc = start_crossing(json_len, blob_len, &h);
+    if (rc)
+        return rc;
     JSValue argv[2] = { h, blob_copy(json_len, blob_len, false) };
     call_void(E.run, 2, argv);
     JS_FreeValue(ctx, argv[0]);
@@ -1142,15 +1153,10 @@ EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
 
 EXPORT("wx_resume") int32_t wx_resume(int32_t json_len, int32_t blob_len)
 {
-    int32_t rc = enter(json_len, blob_len);
+    JSValue h;
+    int32_t rc = start_crossing(json_len, blob_len, &h);
     if (rc)
         return rc;
-    JSValue h = header(json_len);
-    if (JS_IsException(h))
-        return abi_error(-1, "the input header is not a JSON object");
-    if (!hot.seeded)
-        reseed();
-    start_budget(number_field(h, "budget_ms"));
     JSValue results = JS_GetPropertyStr(ctx, h, "results");
     int64_t count = 0;
     if (!JS_IsArray(results) || JS_GetLength(ctx, results, &count)) {
