@@ -1034,14 +1034,25 @@ EXPORT("wx_init") int32_t wx_init(void)
     return out_finish("{}", 2, 0);
 }
 
-EXPORT("wx_compile") int32_t wx_compile(int32_t json_len, int32_t blob_len)
+/* Every entry point starts here: check the input envelope and parse its JSON header.
+ * Returns nonzero (an ABI error, already written) if the envelope is bad. */
+static int32_t take_envelope(int32_t json_len, int32_t blob_len, JSValue *h)
 {
     int32_t rc = enter(json_len, blob_len);
     if (rc)
         return rc;
-    JSValue h = header(json_len);
-    if (JS_IsException(h))
+    *h = header(json_len);
+    if (JS_IsException(*h))
         return abi_error(-1, "the input header is not a JSON object");
+    return 0;
+}
+
+EXPORT("wx_compile") int32_t wx_compile(int32_t json_len, int32_t blob_len)
+{
+    JSValue h;
+    int32_t rc = take_envelope(json_len, blob_len, &h);
+    if (rc)
+        return rc;
     JSValue fname = JS_GetPropertyStr(ctx, h, "filename");
     const char *filename = JS_IsString(fname) ? JS_ToCString(ctx, fname) : NULL;
     JS_FreeValue(ctx, fname);
@@ -1080,12 +1091,10 @@ EXPORT("wx_compile") int32_t wx_compile(int32_t json_len, int32_t blob_len)
 
 EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
 {
-    int32_t rc = enter(json_len, blob_len);
+    JSValue h;
+    int32_t rc = take_envelope(json_len, blob_len, &h);
     if (rc)
         return rc;
-    JSValue h = header(json_len);
-    if (JS_IsException(h))
-        return abi_error(-1, "the input header is not a JSON object");
     set_mem_limit(number_field(h, "mem_limit"));
     start_budget(number_field(h, "budget_ms"));
     /* Top-level code gets its own randomness, and the first run reseeds again
@@ -1125,12 +1134,9 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
  * start the crossing's time budget. Returns nonzero (an ABI error) if the envelope is bad. */
 static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
 {
-    int32_t rc = enter(json_len, blob_len);
+    int32_t rc = take_envelope(json_len, blob_len, h);
     if (rc)
         return rc;
-    *h = header(json_len);
-    if (JS_IsException(*h))
-        return abi_error(-1, "the input header is not a JSON object");
     if (!hot.seeded)
         reseed();
     start_budget(number_field(*h, "budget_ms"));
