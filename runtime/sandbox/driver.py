@@ -13,6 +13,7 @@ guest reports it done or failed, and later ``chunks`` feed the stream.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
 
 T = TypeVar("T")
+script_log = logging.getLogger("wexec.script")
 Offload = Callable[[Callable[[], T]], Awaitable[T]]
 
 
@@ -87,9 +89,7 @@ class Driver:
         self.locate = locate
         self.op_context = OpContext(script=path, tenant=tenant)
         self.broken: BaseException | None = None
-        self.loaded = False
         self.last_crossing_ms = 0.0
-        self.stray_logs: list[LogRecord] = []
         self._requests: dict[int, _Request] = {}
         self._ops: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._results: list[dict[str, Any]] = []
@@ -118,7 +118,6 @@ class Driver:
         self._collect_logs(out)
         if "error" in out:
             raise ScriptError.from_guest(out["error"], self.path, self.locate)
-        self.loaded = True
 
     def begin(
         self, inv: Invocation, timeout_ms: int | None, slice_ms: float | None = None
@@ -374,7 +373,10 @@ class Driver:
         for log in out.get("logs", ()):
             rec = LogRecord(log.get("level", "log"), log.get("msg", ""))
             req = self._requests.get(log.get("rid", 0))
-            (req.logs if req else self.stray_logs).append(rec)
+            if req is not None:
+                req.logs.append(rec)
+            else:  # load-time output, or a request the host already gave up on
+                script_log.info("%s [%s] %s", self.path, rec.level, rec.message)
 
     def _start_ops(self, ops: list[dict]) -> None:
         for op in ops:
