@@ -326,6 +326,42 @@ def snapshot(
     return _assemble(out)
 
 
+def split_image(wasm: bytes, page: int = 4096) -> tuple[bytes, bytes]:
+    """Move the active data segments out of a module: (the module without them, memory image).
+
+    The image is linear memory as those segments leave it at instantiation, cut after its last
+    non-zero ``page``. A host that maps the image into each instance's memory itself (see
+    ``runtime/sandbox/memory.py``) instantiates the bare module with nothing to copy. Only
+    segments at constant ``i32`` offsets are movable; passive ones stay, as do their indices.
+    """
+    sections = _split(bytes(wasm))
+    m = _Reader(sections.get(MEMORY, b"\0"))
+    memories = m.vec(m.limits)
+    if len(memories) != 1:
+        raise SnapshotError("only a module that defines exactly one memory has an image")
+    image = bytearray(memories[0][1] * 65536)
+    r = _Reader(sections.get(DATA, b"\0"))
+    for _ in range(r.leb()):
+        flags = r.leb()
+        if flags == 1:
+            r.name()
+            continue
+        if flags != 0:
+            raise SnapshotError("data segments for a memory other than the first are not supported")
+        expr = r.const_expr()
+        if expr[:1] != b"\x41" or expr[-1:] != b"\x0b":
+            raise SnapshotError("a data segment's offset is not an i32.const")
+        offset, data = _Reader(expr[1:-1]).leb(signed=True) & 0xFFFFFFFF, r.name()
+        if offset + len(data) > len(image):
+            raise SnapshotError("a data segment lies outside the memory's minimum size")
+        image[offset : offset + len(data)] = data
+    out = dict(sections)
+    segments = _kept_segments(sections.get(DATA, b"\0")) if DATACOUNT in sections else []
+    out[DATA] = _vec(segments)
+    end = -(-len(image.rstrip(b"\0")) // page) * page
+    return _assemble(out), bytes(image[:end])
+
+
 def snapshot_file(src: Path, dst: Path, **kw: Any) -> Path:
     """Snapshot `src` into `dst` atomically: readers never see a half-written module."""
     dst = Path(dst)

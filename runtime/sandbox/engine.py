@@ -1,9 +1,10 @@
 """The one wasmtime engine of a process: the guest module, its linker, and the epoch ticker.
 
-Start-up goes build → snapshot → compile, each step cached on disk by content: the guest build
-by the hash of its sources, the Wizer-style snapshot beside it, and Cranelift's machine code as a
-``.cwasm`` loaded with ``Module.deserialize_file`` (mmap'd, so instances get copy-on-write
-memory). Only the first start on a machine pays for compiling.
+Start-up goes build → snapshot → split → compile, each step cached on disk by content: the guest
+build by the hash of its sources, the Wizer-style snapshot beside it, split into a bare module
+and its memory image (which ``memory.ImageMemories`` maps into every instance), and Cranelift's
+machine code for the bare module as a ``.cwasm`` loaded with ``Module.deserialize_file``. Only
+the first start on a machine pays for compiling.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from runtime.buildtools import load_build_module
 from runtime.config import Settings
 from runtime.host import Capabilities
 from runtime.sandbox import _capi
+from runtime.sandbox.memory import ImageMemories
 
 ENGINE_CONFIG = {"epoch_interruption": True, "cranelift_opt_level": "speed", "memory_may_move": False}
 """wasmtime settings; machine code compiled under one set is invalid under another, so they
@@ -38,12 +40,14 @@ class GuestEngine:
     def __init__(self, settings: Settings, caps: Capabilities) -> None:
         self.settings = settings
         self.caps = caps
+        bare, image, self.guest_hash = self._prepare()
+        self.memories = ImageMemories.of(image)
         config = wasmtime.Config()
         for name, value in ENGINE_CONFIG.items():
             setattr(config, name, value)
+        self.memories.install(config)
         self.engine = wasmtime.Engine(config)
-        cwasm, self.guest_hash = self._prepare()
-        self.module = wasmtime.Module.deserialize_file(self.engine, str(cwasm))
+        self.module = wasmtime.Module.deserialize_file(self.engine, str(self._machine_code(bare)))
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
         self._host_call_handle = _capi.define_unchecked(
@@ -64,20 +68,26 @@ class GuestEngine:
 
     # -- start-up ---------------------------------------------------------------------------
 
-    def _prepare(self) -> tuple[Path, str]:
+    def _prepare(self) -> tuple[Path, Path, str]:
+        """The snapshot split into its bare module and memory image: (bare, image, guest hash)."""
         guest = load_build_module("guest")
-        cache = self.settings.cache_dir
-        wasm = Path(guest.build_guest(cache))
-        ghash = str(guest.guest_hash())
+        wasm = Path(guest.build_guest(self.settings.cache_dir))
         snap = wasm.with_name("engine.snap.wasm")
-        if not snap.exists():
+        bare, image = wasm.with_name("engine.bare.wasm"), wasm.with_name("engine.image")
+        if not (bare.exists() and image.exists()):
             snapshot = load_build_module("snapshot")
-            snapshot.snapshot_file(wasm, snap, linker_setup=_refuse_host_calls)
-        cwasm = wasm.with_name(f"engine.snap.{_machine_code_tag()}.cwasm")
+            if not snap.exists():
+                snapshot.snapshot_file(wasm, snap, linker_setup=_refuse_host_calls)
+            module, memory = snapshot.split_image(snap.read_bytes())
+            _atomic_write(image, memory)
+            _atomic_write(bare, module)
+        return bare, image, str(guest.guest_hash())
+
+    def _machine_code(self, bare: Path) -> Path:
+        cwasm = bare.with_name(f"engine.bare.{_machine_code_tag()}.cwasm")
         if not cwasm.exists():
-            module = wasmtime.Module(self.engine, snap.read_bytes())
-            _atomic_write(cwasm, module.serialize())
-        return cwasm, ghash
+            _atomic_write(cwasm, wasmtime.Module(self.engine, bare.read_bytes()).serialize())
+        return cwasm
 
     def _host_call(self, base: int, args: _capi.ctypes.Array[_capi.ValRaw]) -> None:
         m = 0xFFFFFFFF

@@ -1,0 +1,97 @@
+"""Recycled linear memories: a reused memory must equal the snapshot image byte for byte."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+
+import pytest
+
+from runtime.sandbox import Invocation, Sandbox
+from runtime.sandbox.memory import KEEP_RESIDENT, PAGE
+
+# Dirties pages in the image (a long string interned into the heap, every global it can
+# reach) and past it (a large typed array), well beyond the budget reset in place.
+SCRIBBLE = f"""// @mode serverless
+const big = new Uint8Array({4 * KEEP_RESIDENT});
+big.fill(0xA5);
+globalThis.secret = 'tenant-a-' + 'x'.repeat(50000);
+for (const k of Object.getOwnPropertyNames(globalThis)) {{ try {{ globalThis[k].__scribbled = 1; }} catch {{}} }}
+return {{ n: big.length }};
+"""
+
+
+def _expected(sandbox: Sandbox, size: int) -> bytes:
+    image = ctypes.string_at(ctypes.addressof(sandbox.engine.memories._image_buf), sandbox.engine.memories.image_len)
+    return image + bytes(size - len(image))
+
+
+def _spare_memories(sandbox: Sandbox) -> list[tuple[int, int]]:
+    return sandbox.engine.memories.spare()
+
+
+@pytest.fixture()
+def recycling(sandbox: Sandbox) -> Sandbox:
+    if not sandbox.engine.memories.recycles:
+        pytest.skip("this kernel has no PAGEMAP_SCAN: memories are unmapped, not reused")
+    return sandbox
+
+
+def test_reused_memory_equals_the_image(recycling: Sandbox) -> None:
+    sandbox = recycling
+    scribble = sandbox.compiler.compile_source(SCRIBBLE, "scribble.ts")
+    probe = sandbox.compiler.compile_source(
+        "// @mode serverless\nreturn { secret: typeof globalThis.secret, mark: typeof Object.__scribbled };",
+        "probe.ts",
+    )
+    result = sandbox.run(scribble, Invocation("GET", "/"))
+    assert json.loads(result.body) == {"n": 4 * KEEP_RESIDENT}
+    spare = _spare_memories(sandbox)
+    assert spare, "a serverless memory that did not grow is kept for reuse"
+    for base, size in spare:
+        assert ctypes.string_at(base, size) == _expected(sandbox, size)
+    # and the next instance, on a reused memory, sees nothing of it
+    assert json.loads(sandbox.run(probe, Invocation("GET", "/")).body) == {
+        "secret": "undefined",
+        "mark": "undefined",
+    }
+
+
+def test_grown_memory_is_shrunk_and_reused(recycling: Sandbox) -> None:
+    sandbox = recycling
+    grow = sandbox.compiler.compile_source(
+        "// @mode serverless\nconst a = new Uint8Array(8 * 1024 * 1024); a.fill(7); return { ok: a.length };",
+        "grow.ts",
+    )
+    assert json.loads(sandbox.run(grow, Invocation("GET", "/")).body) == {"ok": 8 * 1024 * 1024}
+    spare = _spare_memories(sandbox)
+    assert spare
+    for base, size in spare:
+        assert size < 8 * 1024 * 1024
+        assert ctypes.string_at(base, size) == _expected(sandbox, size)
+    # the grown part is inaccessible again: the next instance grows it afresh, zeroed
+    again = sandbox.compiler.compile_source(
+        "// @mode serverless\nconst a = new Uint8Array(8 * 1024 * 1024);"
+        " return { sum: a.reduce((x, y) => x + y, 0) };",
+        "grow-again.ts",
+    )
+    assert json.loads(sandbox.run(again, Invocation("GET", "/")).body) == {"sum": 0}
+
+
+def test_pages_are_reported_at_page_granularity(recycling: Sandbox) -> None:
+    scanner = recycling.engine.memories._scanner
+    buf = ctypes.create_string_buffer(8 * PAGE)
+    start = (ctypes.addressof(buf) + PAGE - 1) // PAGE * PAGE
+    ctypes.memset(start + PAGE, 1, 1)
+    regions = scanner.private_pages(start + PAGE, start + 2 * PAGE)
+    assert regions == [start + PAGE, start + 2 * PAGE]
+
+
+def test_without_pagemap_scan_memories_are_unmapped(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    memories = sandbox.engine.memories
+    monkeypatch.setattr(memories, "_scanner", None)
+    before = memories.spare()
+    hello = sandbox.compiler.compile_source("// @mode serverless\nreturn { ok: 1 };", "plain.ts")
+    for _ in range(3):
+        assert json.loads(sandbox.run(hello, Invocation("GET", "/")).body) == {"ok": 1}
+    assert len(memories.spare()) <= len(before)
