@@ -22,7 +22,8 @@ return {{ n: big.length }};
 
 
 def _expected(sandbox: Sandbox, size: int) -> bytes:
-    image = ctypes.string_at(ctypes.addressof(sandbox.engine.memories._image_buf), sandbox.engine.memories.image_len)
+    memories = sandbox.engine.memories
+    image = ctypes.string_at(memories.image_addr, memories.image_len)
     return image + bytes(size - len(image))
 
 

@@ -32,8 +32,8 @@ import wasmtime
 from wasmtime import _bindings as b
 
 PAGE = 4096
-PROT_NONE, PROT_READ_WRITE = 0, 3
-MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+PROT_NONE, PROT_READ, PROT_READ_WRITE = 0, 1, 3
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x01, 0x02, 0x10, 0x20, 0x4000
 MAP_FAILED = ctypes.c_void_p(-1).value
 PAGEMAP_SCAN = 0xC0606610  # _IOWR('f', 16, struct pm_scan_arg)
 PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_PFNZERO = 1 << 2, 1 << 3, 1 << 4, 1 << 5
@@ -104,7 +104,10 @@ class ImageMemories:
     def __init__(self, image: Path) -> None:
         self._image_fd = os.open(image, os.O_RDONLY | os.O_CLOEXEC)
         self.image_len = os.fstat(self._image_fd).st_size
-        self._image_buf = ctypes.create_string_buffer(Path(image).read_bytes(), self.image_len)
+        # The pristine copy a reset copies from: the file's pages, shared with every mapping.
+        self.image_addr = _mmap(None, self.image_len, PROT_READ, MAP_SHARED, self._image_fd, 0)
+        if self.image_addr in (None, MAP_FAILED):
+            raise OSError(ctypes.get_errno(), f"cannot map the memory image {image}")
         self._live: dict[int, _Slot] = {}
         self._spare: list[_Slot] = []
         self._keys = itertools.count(1)
@@ -223,7 +226,7 @@ class ImageMemories:
         regions = self._scanner.private_pages(base, base + slot.size)
         if regions is None:
             return False
-        image, n = ctypes.addressof(self._image_buf), self.image_len
+        image, n = self.image_addr, self.image_len
         memmove, memset = ctypes.memmove, ctypes.memset
         budget = KEEP_RESIDENT
         for i in range(0, len(regions), 2):
