@@ -1818,7 +1818,9 @@
     return JSON.stringify(out);
   };
 
-  const load = (h, factory) => {
+  // With keepLogs (a load and its first request in one crossing), success returns null and
+  // leaves what the top level logged for that request's flush.
+  const load = (h, factory, keepLogs) => {
     enter(null);
     state.handler = null;
     // A fresh instance keeps the snapshot's empty process.env when there is
@@ -1838,6 +1840,7 @@
           + (fn === null ? 'null' : typeof fn) + ')');
       }
       state.handler = fn;
+      if (keepLogs) return null;
       const out = state.logs ? JSON.stringify({ logs: state.logs }) : '{}';
       state.logs = null;
       return out;
@@ -1978,6 +1981,10 @@
     run(W.parseJSON('{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/","path":"/",'
       + '"headers":{},"query":{},"params":{},"script":"warm-up.js","ip":""}'), undefined);
     flush();
+    // and the header of a load and a request in one crossing (wx_run with `load`)
+    W.parseJSON('{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/","path":"/",'
+      + '"headers":{},"query":{},"params":{},"script":"warm-up.js","ip":"",'
+      + '"load":{"filename":"warm-up.js","env":{},"mem_limit":0,"code":0}}');
     state.handler = null;
     enter(null);
     state.meta = undefined;

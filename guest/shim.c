@@ -1089,21 +1089,13 @@ EXPORT("wx_compile") int32_t wx_compile(int32_t json_len, int32_t blob_len)
     return out_finish(json, (size_t)k, 0);
 }
 
-EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
+/* Evaluate a script's bytecode and hand the factory to the prelude's load. Returns the output
+ * JSON as a JS string: the load's error, or (unless keep_logs) its logs; JS_NULL when it
+ * succeeded with keep_logs, which leaves top-level logs for the request's flush. */
+static JSValue load_script(JSValue h, const uint8_t *code, size_t len, bool keep_logs)
 {
-    JSValue h;
-    int32_t rc = take_envelope(json_len, blob_len, &h);
-    if (rc)
-        return rc;
-    set_mem_limit(number_field(h, "mem_limit"));
-    start_budget(number_field(h, "budget_ms"));
-    /* Top-level code gets its own randomness, and the first run reseeds again
-     * in case this load ends up inside a snapshot. */
-    reseed();
-    hot.seeded = false;
-
-    JSValue argv[2] = { h, JS_UNDEFINED };
-    JSValue fn = JS_ReadObject(ctx, in_ptr() + json_len, (size_t)blob_len, JS_READ_OBJ_BYTECODE);
+    JSValue argv[3] = { h, JS_UNDEFINED, JS_NewBool(ctx, keep_logs) };
+    JSValue fn = JS_ReadObject(ctx, code, len, JS_READ_OBJ_BYTECODE);
     if (!JS_IsException(fn))
         argv[1] = JS_EvalFunction(ctx, fn);
     JSValue s;
@@ -1112,7 +1104,7 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
         s = JS_Call(ctx, E.error, JS_UNDEFINED, 1, &exc);
         JS_FreeValue(ctx, exc);
     } else {
-        s = JS_Call(ctx, E.load, JS_UNDEFINED, 2, argv);
+        s = JS_Call(ctx, E.load, JS_UNDEFINED, 3, argv);
         JS_FreeValue(ctx, argv[1]);
         if (JS_IsException(s)) {
             JSValue exc = JS_GetException(ctx);
@@ -1125,6 +1117,22 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
             JS_FreeValue(ctx, exc);
         }
     }
+    return s;
+}
+
+EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
+{
+    JSValue h;
+    int32_t rc = take_envelope(json_len, blob_len, &h);
+    if (rc)
+        return rc;
+    set_mem_limit(number_field(h, "mem_limit"));
+    start_budget(number_field(h, "budget_ms"));
+    /* Top-level code gets its own randomness, and the first run reseeds again
+     * in case this load ends up inside a snapshot. */
+    reseed();
+    hot.seeded = false;
+    JSValue s = load_script(h, in_ptr() + json_len, (size_t)blob_len, false);
     JS_FreeValue(ctx, h);
     hot.deadline_ns = 0;
     return out_value(s);
@@ -1146,10 +1154,37 @@ static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
 EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
 {
     JSValue h;
-    int32_t rc = start_crossing(json_len, blob_len, &h);
+    int32_t rc = take_envelope(json_len, blob_len, &h);
     if (rc)
         return rc;
-    JSValue argv[2] = { h, blob_copy(json_len, blob_len, false) };
+    start_budget(number_field(h, "budget_ms"));
+    /* A fresh instance may load its script in the same crossing: the blob then starts with
+     * `load.code` bytes of bytecode, and the request body follows. */
+    JSValue load = JS_GetPropertyStr(ctx, h, "load");
+    int32_t code = 0;
+    if (JS_IsObject(load)) {
+        double n = number_field(load, "code");
+        if (!(n >= 0 && n <= blob_len)) {
+            JS_FreeValue(ctx, load);
+            JS_FreeValue(ctx, h);
+            return abi_error(-1, "load.code exceeds the blob");
+        }
+        code = (int32_t)n;
+        set_mem_limit(number_field(load, "mem_limit"));
+        reseed(); /* once: no snapshot can come between this load and the run */
+        hot.seeded = true;
+        JSValue s = load_script(load, in_ptr() + json_len, (size_t)code, true);
+        if (!JS_IsNull(s)) {
+            JS_FreeValue(ctx, load);
+            JS_FreeValue(ctx, h);
+            hot.deadline_ns = 0;
+            return out_value(s);
+        }
+    } else if (!hot.seeded) {
+        reseed();
+    }
+    JS_FreeValue(ctx, load);
+    JSValue argv[2] = { h, blob_copy(json_len + code, blob_len - code, false) };
     call_void(E.run, 2, argv);
     JS_FreeValue(ctx, argv[0]);
     JS_FreeValue(ctx, argv[1]);

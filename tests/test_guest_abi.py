@@ -385,3 +385,37 @@ def test_unhandled_rejection_is_logged(guest: Instance):
     out, _ = guest.run(rid=9)
     [log] = out["logs"]
     assert log["rid"] == 9 and log["level"] == "error" and "lost" in log["msg"]
+
+
+def _run_with_load(guest: Instance, source: str, body: bytes = b"") -> tuple[int, dict, bytes]:
+    code = guest.compile(source)
+    assert isinstance(code, bytes), code
+    request = {
+        "rid": 1, "budget_ms": 5000, "method": "POST", "url": "http://host/t", "path": "/t",
+        "headers": {}, "query": {}, "params": {}, "script": "api/t.js", "ip": "",
+        "load": {"filename": "api/t.js", "env": {"A": "1"}, "mem_limit": 0, "code": len(code)},
+    }
+    return guest.call("wx_run", request, code + body)
+
+
+def test_run_may_load_the_script_in_the_same_crossing(guest: Instance):
+    rc, out, blob = _run_with_load(
+        guest,
+        top_level("console.log('top'); return { env: process.env.A, body: req.rawBody };"),
+        b"payload",
+    )
+    assert rc == 0, out
+    assert json.loads(response_body(out, blob)) == {"env": "1", "body": "payload"}
+    assert [log["msg"] for log in out["logs"]] == ["top"]
+
+
+def test_a_load_failure_in_a_run_is_reported_as_a_load_error(guest: Instance):
+    rc, out, _ = _run_with_load(guest, factory("throw new TypeError('bad top level')"))
+    assert rc == 0
+    assert out["error"]["name"] == "TypeError" and "done" not in out
+
+
+def test_load_code_past_the_blob_is_an_abi_error(guest: Instance):
+    request = {"rid": 1, "load": {"filename": "t.js", "env": {}, "mem_limit": 0, "code": 99}}
+    rc, out, _ = guest.call("wx_run", request, b"short")
+    assert rc < 0 and "load.code" in out["abi_error"]

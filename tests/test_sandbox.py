@@ -309,6 +309,15 @@ def test_a_failed_run_keeps_what_it_logged(sandbox: Sandbox) -> None:
     assert [(log.level, log.message) for log in info.value.logs] == [("warn", "about to fail")]
 
 
+def test_serverless_top_level_output_belongs_to_the_request(sandbox: Sandbox) -> None:
+    ok = run(sandbox, "// @mode serverless\nconsole.info('loading');\nexport default () => ({ ok: 1 });")
+    assert [(log.level, log.message) for log in ok.logs] == [("info", "loading")]
+    with pytest.raises(ScriptError) as info:
+        run(sandbox, "// @mode serverless\nconsole.warn('loading');\nthrow new TypeError('at load');\nexport default () => 1;")
+    assert info.value.name == "TypeError" and info.value.line == 3
+    assert [(log.level, log.message) for log in info.value.logs] == [("warn", "loading")]
+
+
 async def test_a_quick_worker_runs_inline_and_a_runaway_slice_is_rescheduled(sandbox: Sandbox) -> None:
     src = "// @mode worker\nlet n = 0;\nexport default (req) => { n++; if (req.method === 'POST') { const t = Date.now(); while (Date.now() - t < 50) {} } return { n }; };"
     artefact = sandbox.compiler.compile_source(src, "paced.ts")

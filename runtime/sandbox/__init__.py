@@ -160,8 +160,7 @@ class Sandbox:
                     self._discard(artefact.key, driver)
         driver = self._driver(artefact)
         try:
-            driver.load(artefact.bytecode, dict(artefact.env), timeout_ms)
-            return driver.run(inv, timeout_ms)
+            return driver.run(inv, timeout_ms, load=(artefact.bytecode, dict(artefact.env)))
         finally:
             driver.close()
 
@@ -194,16 +193,8 @@ class Sandbox:
         timeout_ms: int | None,
         slice_ms: float | None = None,
     ) -> Any:
-        """Load and start a serverless request; with ``slice_ms`` both must fit in the slice."""
-        budget = timeout_ms or None
-        if slice_ms is not None:
-            try:
-                driver.load(artefact.bytecode, dict(artefact.env), slice_ms)
-            except ScriptTimeout as exc:
-                raise SliceExceeded from exc
-        else:
-            driver.load(artefact.bytecode, dict(artefact.env), budget)
-        return driver.begin(inv, timeout_ms, slice_ms)
+        """Load and start a serverless request in one crossing; with ``slice_ms`` it must fit."""
+        return driver.begin(inv, timeout_ms, slice_ms, load=(artefact.bytecode, dict(artefact.env)))
 
     async def _invoke_worker(
         self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str

@@ -120,12 +120,18 @@ class Driver:
             raise ScriptError.from_guest(out["error"], self.path, self.locate)
 
     def begin(
-        self, inv: Invocation, timeout_ms: int | None, slice_ms: float | None = None
+        self,
+        inv: Invocation,
+        timeout_ms: int | None,
+        slice_ms: float | None = None,
+        load: tuple[bytes, dict[str, str]] | None = None,
     ) -> tuple[_Request, list[dict]]:
         """Start a request with its first crossing; returns it and the operations it started.
 
         ``slice_ms`` bounds this crossing below the request's own timeout; running past it
         raises ``SliceExceeded`` (the caller retries elsewhere with a fresh instance).
+        ``load`` is (bytecode, env) for a fresh instance: the script loads in the same
+        crossing, as ``load`` would, and its failure is raised the same way.
         """
         rid = self._next_rid
         self._next_rid += 1
@@ -136,35 +142,56 @@ class Driver:
             budget = slice_ms
         else:
             slice_ms = None
-        header = orjson.dumps(
-            {
-                "rid": rid,
-                "budget_ms": budget,
-                "method": inv.method,
-                "url": inv.url,
-                "path": inv.path,
-                "headers": inv.headers,
-                "query": inv.query,
-                "params": inv.params,
-                "script": self.path,
-                "ip": inv.ip,
+        fields: dict[str, Any] = {
+            "rid": rid,
+            "budget_ms": budget,
+            "method": inv.method,
+            "url": inv.url,
+            "path": inv.path,
+            "headers": inv.headers,
+            "query": inv.query,
+            "params": inv.params,
+            "script": self.path,
+            "ip": inv.ip,
+        }
+        blob = inv.body
+        if load is not None:
+            code, env = load
+            fields["load"] = {
+                "filename": self.path, "env": env, "mem_limit": self.instance.memory_limit,
+                "code": len(code),
             }
-        )
+            blob = code + blob
         try:
-            head, blob = self._cross(b"wx_run", header, inv.body, budget, req)
+            head, out_blob = self._cross(b"wx_run", orjson.dumps(fields), blob, budget, req)
+            out = orjson.loads(head)
+            if load is not None:
+                for log in out.get("logs", ()):  # what the top level logged is this request's
+                    log["rid"] = log.get("rid") or rid
+                if "error" in out:
+                    self._collect_logs(out)
+                    err = ScriptError.from_guest(out["error"], self.path, self.locate)
+                    err.logs = req.logs + err.logs
+                    self._forget(rid)
+                    raise err
         except ScriptTimeout as exc:
             if slice_ms is not None:
                 raise SliceExceeded from exc
             raise
-        ops = self._dispatch(head, blob)
+        ops = self._dispatch(out, out_blob)
         if slice_ms is not None and isinstance(req.error, ScriptTimeout):
             self._forget(rid)
             raise SliceExceeded
         return req, ops
 
-    def run(self, inv: Invocation, timeout_ms: int | None = None) -> Result:
+    def run(
+        self,
+        inv: Invocation,
+        timeout_ms: int | None = None,
+        load: tuple[bytes, dict[str, str]] | None = None,
+    ) -> Result:
         """Run one request to completion from synchronous code; a streamed body is gathered."""
-        req, ops = self.begin(inv, timeout_ms)
+        req, ops = self.begin(inv, timeout_ms, load=load)
         if req.outcome is None or req.stream is not None:
             asyncio.run(self._gather(req, ops))
         return self.outcome(req)
@@ -316,8 +343,7 @@ class Driver:
             )
         return ScriptError(f"the sandbox stopped the script: {message}", name="Trap", path=self.path)
 
-    def _dispatch(self, head: bytes, blob: bytes) -> list[dict]:
-        out = orjson.loads(head)
+    def _dispatch(self, out: dict, blob: bytes) -> list[dict]:
         self._collect_logs(out)
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
@@ -432,7 +458,7 @@ class Driver:
                         head, out_blob = await (self._offload(cross) if self._offload else _now(cross))
                     except ScriptError:
                         return
-                    self._start_ops(self._dispatch(head, out_blob))
+                    self._start_ops(self._dispatch(orjson.loads(head), out_blob))
         finally:
             self._resuming = False
             if self._results and self.broken is None:
