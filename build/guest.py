@@ -165,7 +165,34 @@ def build_guest(cache_dir: Path) -> Path:
             cwd=work,
         )
         os.replace(wasm, out)
+    prune_builds(out.parent.parent, keep=out.parent)
     return out
+
+
+KEEP_BUILDS = 3
+STALE_SECONDS = 7 * 24 * 3600
+
+
+def prune_builds(root: Path, keep: Path) -> list[Path]:
+    """Remove old engine builds (each ~10 MB with its snapshot and machine code) after a new one.
+
+    ``keep`` and the ``KEEP_BUILDS`` most recently modified builds stay, as does any build
+    modified in the last week (a checkout of another version may still be using it; a build
+    that is removed is rebuilt when next needed). Returns what was removed.
+    """
+    import shutil
+    import time
+
+    builds = sorted(
+        (d for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith(".") and d != keep),
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
+    cutoff = time.time() - STALE_SECONDS
+    removed = [d for d in builds[KEEP_BUILDS - 1 :] if d.stat().st_mtime < cutoff]
+    for d in removed:
+        shutil.rmtree(d, ignore_errors=True)
+    return removed
 
 
 def _zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:

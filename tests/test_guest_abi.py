@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import struct
 import time
 from pathlib import Path
@@ -419,3 +420,17 @@ def test_load_code_past_the_blob_is_an_abi_error(guest: Instance):
     request = {"rid": 1, "load": {"filename": "t.js", "env": {}, "mem_limit": 0, "code": 99}}
     rc, out, _ = guest.call("wx_run", request, b"short")
     assert rc < 0 and "load.code" in out["abi_error"]
+
+
+def test_old_builds_are_pruned_but_recent_and_current_ones_stay(tmp_path: Path):
+    now = time.time()
+    ages_days = {"current": 30, "a": 1, "b": 20, "c": 40, "d": 50, "e": 60}
+    for name, days in ages_days.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "engine.wasm").write_bytes(b"x")
+        os.utime(tmp_path / name, (now - days * 86400, now - days * 86400))
+    removed = build.prune_builds(tmp_path, keep=tmp_path / "current")
+    # current stays; of the rest the two newest stay (three with current), and so does anything
+    # touched within the week
+    assert sorted(d.name for d in removed) == ["c", "d", "e"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "current"]

@@ -72,6 +72,7 @@ class GuestEngine:
         """The snapshot split into its bare module and memory image: (bare, image, guest hash)."""
         guest = load_build_module("guest")
         wasm = Path(guest.build_guest(self.settings.cache_dir))
+        os.utime(wasm.parent)  # in use: pruning old builds spares it (build/guest.py)
         snap = wasm.with_name("engine.snap.wasm")
         bare, image = wasm.with_name("engine.bare.wasm"), wasm.with_name("engine.image")
         if not (bare.exists() and image.exists()):
