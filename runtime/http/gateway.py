@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wexec.http")
 
 _DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+_HTTP1 = frozenset({"1.0", "1.1"})
+"""HTTP versions where a request without Content-Length or Transfer-Encoding has no body."""
 
 
 @dataclass(slots=True)
@@ -56,15 +58,19 @@ class Request:
     headers: dict[str, str]
     query: dict[str, str | list[str]]
     ip: str
+    may_have_body: bool = True
     body: bytes = b""  # set once read, so the request log has it even when the script fails
 
 
 def decode(scope: Scope) -> Request:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        before = headers.get(name)
-        headers[name] = value if before is None else f"{before}, {value}"
+    raw_headers = scope["headers"]
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw_headers}
+    if len(headers) < len(raw_headers):  # a repeated header: its values joined, in order
+        headers = {}
+        for raw_name, raw_value in raw_headers:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            before = headers.get(name)
+            headers[name] = value if before is None else f"{before}, {value}"
     qs = scope.get("query_string", b"").decode("latin-1")
     query: dict[str, str | list[str]] = {}
     for key, value in parse_qsl(qs, keep_blank_values=True) if qs else ():
@@ -82,7 +88,15 @@ def decode(scope: Scope) -> Request:
     client = scope.get("client")
     return Request(
         scope["method"], scope["path"], route_path, url, headers, query,
-        client[0] if client else "",
+        client[0] if client else "", _may_have_body(scope, headers),
+    )
+
+
+def _may_have_body(scope: Scope, headers: dict[str, str]) -> bool:
+    """False for an HTTP/1 request that declares no body: there is nothing to `receive`."""
+    return (
+        "content-length" in headers or "transfer-encoding" in headers
+        or scope.get("http_version") not in _HTTP1
     )
 
 
@@ -164,33 +178,30 @@ class Gateway:
             if not auth.check(policy.token_digest, headers, query):
                 raise unauthorized(policy.script)
             headers, query, url = auth.strip_credentials(headers, query, url)
-        req.body = await read_body(receive, headers.get("content-length"), self.max_body)
+        if req.may_have_body:
+            req.body = await read_body(receive, headers.get("content-length"), self.max_body)
         invocation = Invocation(req.method, req.path, url, headers, query, params, req.body, req.ip)
         limiter = policy.limiter
-        if limiter is None:
-            return await self._invoke(tenant, script, policy, invocation)
-        await limiter.acquire()
+        if limiter is not None:
+            await limiter.acquire()
         try:
-            result = await self._invoke(tenant, script, policy, invocation)
-        except BaseException:
-            limiter.release()
-            raise
-        if result.stream is None:
-            limiter.release()
-        else:
-            result.stream.on_close(limiter.release)
-        return result
-
-    async def _invoke(
-        self, tenant: Tenant, script: Script, policy: Policy, invocation: Invocation
-    ) -> Result:
-        assert script.artefact is not None
-        try:
-            return await self.sandbox.invoke(
+            result = await self.sandbox.invoke(
                 script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name
             )
         except ScriptError as exc:
+            if limiter is not None:
+                limiter.release()
             raise _script_failed(exc, policy) from None
+        except BaseException:
+            if limiter is not None:
+                limiter.release()
+            raise
+        if limiter is not None:
+            if result.stream is None:
+                limiter.release()
+            else:
+                result.stream.on_close(limiter.release)
+        return result
 
 
 def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:
@@ -231,7 +242,7 @@ async def _send(
     body: bytes,
 ) -> None:
     raw = _raw_headers(headers, extra)
-    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -273,8 +284,9 @@ async def _until_disconnect(receive: Receive, stream: BodyStream) -> None:
 def _raw_headers(
     headers: list[tuple[str, str]], extra: list[tuple[str, str]]
 ) -> list[tuple[bytes, bytes]]:
-    return [
-        (k.lower().encode("latin-1", "replace"), v.encode("latin-1", "replace"))
-        for k, v in (headers + extra if extra else headers)
-        if k.lower() not in _DROPPED_RESPONSE_HEADERS
-    ]
+    raw = []
+    for name, value in headers + extra if extra else headers:
+        name = name.lower()
+        if name not in _DROPPED_RESPONSE_HEADERS:
+            raw.append((name.encode("latin-1", "replace"), value.encode("latin-1", "replace")))
+    return raw
