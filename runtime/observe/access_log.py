@@ -33,6 +33,7 @@ from runtime.http.auth import CREDENTIAL_HEADERS, REDACTED, Redactor
 from runtime.sandbox.types import LogRecord
 
 LEVELS = ("none", "minimal", "standard", "full", "debug")
+_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 CONSOLE_KEPT = {
     "standard": frozenset({"warn", "error"}),
     "full": frozenset({"log", "info", "warn", "error"}),
@@ -66,7 +67,7 @@ class Entry:
 
 def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
     """The log record for `entry` at `level`; None when nothing is logged."""
-    rank = LEVELS.index(level)
+    rank = _RANK[level]
     if rank == 0:
         return None
     record: dict[str, Any] = {
@@ -82,10 +83,11 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
         record["ip"] = entry.ip
         if entry.error:
             record["error"] = entry.error
-        kept = CONSOLE_KEPT[level]
-        console = [{"level": r.level, "msg": r.message} for r in entry.console if r.level in kept]
-        if console:
-            record["console"] = console
+        if entry.console:
+            kept = CONSOLE_KEPT[level]
+            console = [{"level": r.level, "msg": r.message} for r in entry.console if r.level in kept]
+            if console:
+                record["console"] = console
     if rank >= 3:
         record["headers"] = {
             k: (REDACTED if k in CREDENTIAL_HEADERS or k == "cookie" else v)
@@ -127,7 +129,7 @@ class AccessLog:
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = logs_dir
         self._files: dict[str, int] = {}
-        self._pending: dict[str, list[bytes]] = {}
+        self._pending: dict[str, bytearray] = {}
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -139,9 +141,8 @@ class AccessLog:
             line = (redact(orjson.dumps(record).decode()) + "\n").encode()
         pending = self._pending.get(tenant_slug)
         if pending is None:
-            self._pending[tenant_slug] = [line]
-        else:
-            pending.append(line)
+            pending = self._pending[tenant_slug] = bytearray()
+        pending += line
         self._pending_bytes += len(line)
         if self._pending_bytes >= FLUSH_BYTES:
             self.flush()
@@ -156,7 +157,7 @@ class AccessLog:
         for tenant_slug, lines in pending.items():
             # One write of whole lines with O_APPEND: lines from several worker processes
             # never interleave.
-            os.write(self._fd(tenant_slug), b"".join(lines))
+            os.write(self._fd(tenant_slug), lines)
 
     def close(self) -> None:
         self.flush()
