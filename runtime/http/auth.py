@@ -83,6 +83,8 @@ class Redactor:
 
 def request_secrets(headers: dict[str, str], query: dict[str, str | list[str]]) -> list[str]:
     """Credentials a request carried, whether or not they were right: never to be logged."""
+    if "token" not in query and headers.keys().isdisjoint(CREDENTIAL_HEADERS):
+        return []  # most requests: nothing to look through
     secrets = presented(headers, query)
     secrets.extend(headers[h] for h in CREDENTIAL_HEADERS if h in headers)
     return secrets
