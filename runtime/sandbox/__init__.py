@@ -136,7 +136,8 @@ class Sandbox:
                     req, ops = await self._offload(
                         lambda: self._start_fresh(driver, artefact, inv, timeout_ms)
                     )
-            await driver.finish(req, ops, self._offload)
+            if driver.unsettled(req, ops):
+                await driver.finish(req, ops, self._offload)
             result = driver.outcome(req)
         except BaseException:
             driver.close()
@@ -208,7 +209,9 @@ class Sandbox:
         script stays on the threads for good: the event loop is never held longer than a slice.
         """
         key = artefact.key
-        driver = await self._worker(artefact, tenant)
+        driver = self._workers.get(key)
+        if driver is None or driver.broken is not None:
+            driver = await self._worker(artefact, tenant)
         slice_ms = self.settings.inline_budget_ms
         runs, pace = self._pace.get(key, (0, 0.0))
         inline = key not in self._slow and runs >= WORKER_PROBATION and pace < slice_ms / 5

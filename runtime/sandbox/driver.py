@@ -223,7 +223,8 @@ class Driver:
                 req, ops = self._timed_begin(inv, timeout_ms, slice_ms)
             else:
                 req, ops = await offload(lambda: self._timed_begin(inv, timeout_ms, None))
-        await self.finish(req, ops, offload)
+        if self.unsettled(req, ops):
+            await self.finish(req, ops, offload)
         return self.outcome(req)
 
     def _timed_begin(
@@ -234,6 +235,11 @@ class Driver:
             return self.begin(inv, timeout_ms, slice_ms)
         finally:
             self.last_crossing_ms = (time.perf_counter() - started) * 1000.0
+
+    @staticmethod
+    def unsettled(req: _Request, ops: list[dict]) -> bool:
+        """Whether a started request still needs ``finish`` (most finish in their first crossing)."""
+        return bool(ops) or req.outcome is None or req.stream is not None
 
     async def finish(self, req: _Request, ops: list[dict], offload: Offload | None = None) -> None:
         """Run the request's operations and resumes until it settles or its time is up."""
