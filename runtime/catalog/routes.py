@@ -153,6 +153,10 @@ class RouteTable:
         self.routes = ordered
 
     def match(self, path: str) -> tuple[Route, Params] | None:
+        if "%" not in path and "//" not in path:
+            route = self._static.get(path)  # a hit is already in the form split_path gives
+            if route is not None:
+                return route, {}
         parts = split_path(path)
         route = self._static.get("/" + "/".join(parts))
         if route is not None:
