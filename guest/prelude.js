@@ -36,7 +36,7 @@
 
   const state = {
     // What a crossing reports; each list exists only once something was added.
-    done: null, failed: null, ops: null, cancel: null, logs: null,
+    done: null, failed: null, ops: null, cancel: null, logs: null, skipped: null,
     logBytes: 0, logsDropped: 0,
     handler: null, // the loaded script's
     cur: 0, // rid whose code runs now; 0 outside requests
@@ -1794,11 +1794,12 @@
       streaming.flowing = null;
     }
     if (state.done) s += ',"done":[' + state.done.join(',') + ']';
+    if (state.skipped) s += ',"skipped":[' + state.skipped.join(',') + ']';
     if (state.failed) s += ',"failed":' + JSON.stringify(state.failed);
     if (state.ops && state.ops.length) s += ',"ops":' + JSON.stringify(state.ops);
     if (state.cancel) s += ',"cancel":' + JSON.stringify(state.cancel);
     if (state.logs) s += ',"logs":' + JSON.stringify(state.logs);
-    state.done = state.failed = state.ops = state.cancel = state.logs = null;
+    state.done = state.failed = state.ops = state.cancel = state.logs = state.skipped = null;
     state.logBytes = state.logsDropped = 0;
     return s ? '{' + s.slice(1) + '}' : '{}';
   };
@@ -1985,11 +1986,19 @@
     W.parseJSON('{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/","path":"/",'
       + '"headers":{},"query":{},"params":{},"script":"warm-up.js","ip":"",'
       + '"load":{"filename":"warm-up.js","env":{},"mem_limit":0,"code":0}}');
+    // and a batch of requests in one crossing (wx_run with `batch`)
+    W.parseJSON('{"budget_ms":null,"batch":[{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/",'
+      + '"path":"/","headers":{},"query":{},"params":{},"script":"warm-up.js","ip":"","blen":0}]}');
     state.handler = null;
     enter(null);
     state.meta = undefined;
     return state; // the shim moves its properties next to what requests allocate
   };
 
-  return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught, rejection, warm };
+  // A request of a batch left unrun: an earlier one of the crossing used up its time.
+  const skip = (rid) => {
+    (state.skipped || (state.skipped = [])).push(rid);
+  };
+
+  return { load, error: errorJSON, run, settle, tick, flush, timeout, uncaught, rejection, warm, skip };
 })

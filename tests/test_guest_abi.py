@@ -434,3 +434,45 @@ def test_old_builds_are_pruned_but_recent_and_current_ones_stay(tmp_path: Path):
     # touched within the week
     assert sorted(d.name for d in removed) == ["c", "d", "e"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "current"]
+
+
+def _batch(rids_bodies: list[tuple[int, bytes]], budget_ms: int = 5000) -> tuple[dict, bytes]:
+    items = [
+        {"rid": rid, "budget_ms": budget_ms, "method": "POST", "url": "http://host/t", "path": "/t",
+         "headers": {}, "query": {}, "params": {}, "script": "api/t.js", "ip": "", "blen": len(body)}
+        for rid, body in rids_bodies
+    ]
+    return {"budget_ms": budget_ms, "batch": items}, b"".join(body for _, body in rids_bodies)
+
+
+def test_a_batch_runs_several_requests_in_one_crossing(guest: Instance):
+    guest.load(factory("let n = 0; module.exports = (req) => ({ n: ++n, body: req.rawBody });"))
+    header, blob = _batch([(1, b"one"), (2, b""), (3, b"three")])
+    rc, out, out_blob = guest.call("wx_run", header, blob)
+    assert rc == 0, out
+    done = {d["rid"]: json.loads(out_blob[d["body"]["off"] : d["body"]["off"] + d["body"]["len"]]) for d in out["done"]}
+    assert done == {1: {"n": 1, "body": "one"}, 2: {"n": 2, "body": ""}, 3: {"n": 3, "body": "three"}}
+    assert "skipped" not in out
+
+
+def test_a_batch_stops_at_the_request_that_runs_out_of_time(guest: Instance):
+    guest.load(factory(
+        "module.exports = (req) => { if (req.rawBody === 'spin') for (;;) {} return { ok: req.rawBody }; };"
+    ))
+    header, blob = _batch([(1, b"a"), (2, b"spin"), (3, b"c"), (4, b"d")], budget_ms=100)
+    rc, out, _ = guest.call("wx_run", header, blob)
+    assert rc == 0, out
+    assert [d["rid"] for d in out["done"]] == [1]
+    assert [(f["rid"], f["error"]["name"]) for f in out["failed"]] == [(2, "TimeoutError")]
+    assert out["skipped"] == [3, 4]
+    # the instance is fine, and the skipped requests run when sent again
+    header, blob = _batch([(3, b"c"), (4, b"d")])
+    rc, out, _ = guest.call("wx_run", header, blob)
+    assert rc == 0, out
+    assert sorted(d["rid"] for d in out["done"]) == [3, 4]
+
+
+def test_batch_bodies_past_the_blob_are_an_abi_error(guest: Instance):
+    header, _ = _batch([(1, b"abc")])
+    rc, out, _ = guest.call("wx_run", header, b"a")
+    assert rc < 0 and "batch" in out["abi_error"]

@@ -23,6 +23,7 @@ from runtime.sandbox import (
     ScriptMemoryError,
     ScriptTimeout,
 )
+from runtime.sandbox.driver import Driver
 
 _names = count()
 
@@ -328,6 +329,42 @@ async def test_a_quick_worker_runs_inline_and_a_runaway_slice_is_rescheduled(san
     assert info.value.name == "Rescheduled"
     # The instance survived; the script now runs on the guest threads, and long requests finish.
     assert body(await sandbox.invoke(artefact, Invocation("POST", "/"), timeout_ms=5_000))["n"] == 14
+
+
+async def test_concurrent_inline_requests_share_one_crossing(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = "// @mode worker\nlet n = 0;\nexport default (req) => ({ n: ++n, i: req.query.i, body: req.rawBody });"
+    artefact = sandbox.compiler.compile_source(src, "batched.ts")
+    for _ in range(12):  # probation on the guest threads, then inline
+        await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
+    sizes: list[int] = []
+    real = Driver._cross_batch
+
+    def counted(self: Driver, batch: list, slice_ms: float) -> list:
+        sizes.append(len(batch))
+        return real(self, batch, slice_ms)
+
+    monkeypatch.setattr(Driver, "_cross_batch", counted)
+    results = await asyncio.gather(*(
+        sandbox.invoke(artefact, Invocation("POST", "/", query={"i": str(i)}, body=b"x" * i), timeout_ms=5_000)
+        for i in range(10)
+    ))
+    assert [(body(r)["i"], body(r)["body"]) for r in results] == [(str(i), "x" * i) for i in range(10)]
+    assert sorted(body(r)["n"] for r in results) == list(range(13, 23))
+    assert sizes == [10]
+
+
+async def test_a_runaway_in_a_batch_is_rescheduled_and_the_rest_still_answer(sandbox: Sandbox) -> None:
+    src = "// @mode worker\nlet n = 0;\nexport default (req) => { n++; if (req.method === 'POST') { const t = Date.now(); while (Date.now() - t < 50) {} } return { n, i: req.query.i }; };"
+    artefact = sandbox.compiler.compile_source(src, "batched-runaway.ts")
+    for _ in range(12):
+        await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
+    calls = [
+        sandbox.invoke(artefact, Invocation("POST" if i == 1 else "GET", "/", query={"i": str(i)}), timeout_ms=5_000)
+        for i in range(4)
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[1], ScriptError) and results[1].name == "Rescheduled"
+    assert [body(r)["i"] for r in results if not isinstance(r, BaseException)] == ["0", "2", "3"]
 
 
 def test_wexec_run_fills_route_parameters_from_the_path() -> None:
