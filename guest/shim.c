@@ -1029,6 +1029,10 @@ EXPORT("wx_init") int32_t wx_init(void)
     JS_SetHostPromiseRejectionTracker(rt, on_rejection, NULL);
     pin_shapes = 1;
     JSValue warmed = JS_Call(ctx, E.warm, JS_UNDEFINED, 0, NULL);
+    if (!JS_IsException(warmed)) { /* no job of the warm-up may wait inside the snapshot */
+        JSContext *c;
+        while (JS_ExecutePendingJob(rt, &c) > 0) {}
+    }
     pin_shapes = 0;
     if (JS_IsException(warmed))
         return init_failed("prelude.js warm-up");

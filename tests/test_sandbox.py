@@ -60,6 +60,17 @@ def test_every_script_shape_answers(sandbox: Sandbox, name: str) -> None:
     assert body(result)["m"] == "GET"
 
 
+def test_a_returned_value_settles_after_the_jobs_the_script_queued(sandbox: Sandbox) -> None:
+    # the same with and without an await in the script: as `await handler()` would see it
+    for src in (
+        "Promise.resolve().then(() => res.setHeader('x-late', '1'));\nreturn { ok: 1 };",
+        "await null;\nPromise.resolve().then(() => res.setHeader('x-late', '1'));\nreturn { ok: 1 };",
+        "export default (req, res) => { Promise.resolve().then(() => res.setHeader('x-late', '1')); return { ok: 1 }; };",
+    ):
+        result = run(sandbox, src)
+        assert body(result) == {"ok": 1} and header(result, "x-late") == "1", src
+
+
 def test_top_level_await_and_import(sandbox: Sandbox) -> None:
     src = "import crypto from 'crypto';\nconst v = await Promise.resolve(41);\nreturn { v: v + 1, h: crypto.createHash('sha256').update('x').digest('hex') };"
     assert body(run(sandbox, src)) == {"v": 42, "h": hashlib.sha256(b"x").hexdigest()}

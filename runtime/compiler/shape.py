@@ -3,7 +3,8 @@
 Canonical scripts are top-level code that ``return``s its answer and may use top-level ``await``
 and ``import``. esbuild rejects a top-level ``return`` in a module and top-level ``await`` in
 CommonJS output, so such a script is rewritten before esbuild: its imports are hoisted onto one
-prefix line that also opens ``export default async function (req, res, metadata, shared) {``,
+prefix line that also opens ``export default async function (req, res, metadata, shared) {``
+(``async`` only if the script awaits),
 and every other character keeps its original line and column one line lower. That keeps error
 positions recoverable with :meth:`Origin.original`.
 """
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from .errors import CompileError
 from .scan import Token, tokenize
 
-HANDLER_OPEN = "export default async function (req, res, metadata, shared) {"
+HANDLER_OPEN = "export default {}function (req, res, metadata, shared) {{"
+"""The handler a canonical script becomes: ``async`` only when its code awaits (an async call
+costs a promise and its jobs on every request); the prelude settles a plain return one
+microtask later, where an async function's would land, so both behave alike."""
 
 
 class Shape(str, enum.Enum):
@@ -170,7 +174,9 @@ def prepare(src: str) -> Prepared:
                 body[k] = " "
         i += 1
     segments.append((width, 0, 0))
-    prefix = " ".join(hoisted) + (" " if hoisted else "") + HANDLER_OPEN
+    awaits = any(t.kind == "id" and _text(src, t) == "await" for t in toks)
+    opening = HANDLER_OPEN.format("async " if awaits else "")
+    prefix = " ".join(hoisted) + (" " if hoisted else "") + opening
     text = prefix + "\n" + "".join(body) + "\n}\n"
     return Prepared(shape, text, Origin(True, tuple(segments)))
 
