@@ -26,7 +26,6 @@ static struct hot {
     uint32_t io[5]; /* see ABI.md; wx_io returns its address */
     int rc_sink;    /* where counts of immortal blocks go (build/guest.py) */
     bool seeded, soft_tripped, timed_out;
-    bool stopped; /* a request of this crossing hit the deadline: a batch runs no more */
     size_t heap_used, heap_cap, heap_soft;
     uint64_t deadline_ns; /* 0: no deadline */
     uint64_t budget_ns;
@@ -216,7 +215,6 @@ static void start_budget(double ms)
     hot.budget_ns = ms > 0 ? (uint64_t)(ms * 1e6) : 0;
     hot.deadline_ns = hot.budget_ns ? now_ns() + hot.budget_ns : 0;
     hot.timed_out = false;
-    hot.stopped = false;
 }
 
 /* ---- Per-instance state a snapshot would freeze --------------------------- */
@@ -828,7 +826,6 @@ static void on_escape(void)
     if (hot.timed_out) {
         hot.deadline_ns = 0;
         hot.timed_out = false;
-        hot.stopped = true;
         JSValue ms = JS_NewFloat64(ctx, hot.budget_ms);
         r = JS_Call(ctx, E.timeout, JS_UNDEFINED, 1, &ms);
         hot.deadline_ns = hot.budget_ns ? now_ns() + hot.budget_ns : 0;
@@ -1161,13 +1158,16 @@ static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
 
 /* Several requests for a worker instance in one crossing: `batch` holds their headers, each with
  * `blen`, the length of its body; the bodies follow one another in the blob. Each runs and
- * drains in turn, as if it had its own crossing; once one has run past the deadline, the rest
- * are reported in `skipped`, untouched, for the host to run elsewhere. Takes `batch`. */
+ * drains in turn with the whole budget to itself, as if it had its own crossing; once the
+ * crossing has used the budget, the rest are reported in `skipped`, untouched, for the host to
+ * run elsewhere. Takes `batch`. */
 static int32_t run_batch(JSValue batch, int32_t json_len, int32_t blob_len)
 {
     int64_t count = 0;
     JS_GetLength(ctx, batch, &count);
     int64_t off = 0;
+    double budget_ms = hot.budget_ms;
+    uint64_t end = hot.deadline_ns; /* 0: no budget */
     for (int64_t i = 0; i < count; i++) {
         JSValue item = JS_GetPropertyInt64(ctx, batch, i);
         double blen = number_field(item, "blen");
@@ -1176,13 +1176,15 @@ static int32_t run_batch(JSValue batch, int32_t json_len, int32_t blob_len)
             JS_FreeValue(ctx, batch);
             return abi_error(-1, "batch bodies exceed the blob");
         }
-        if (hot.stopped) {
+        if (end && now_ns() >= end) {
             JSValue rid = JS_GetPropertyStr(ctx, item, "rid");
             call_void(E.skip, 1, &rid);
             JS_FreeValue(ctx, rid);
             JS_FreeValue(ctx, item);
+            off += (int64_t)blen;
             continue;
         }
+        start_budget(budget_ms);
         JSValue argv[2] = { item, blob_copy(json_len + (int32_t)off, (int32_t)blen, false) };
         call_void(E.run, 2, argv);
         JS_FreeValue(ctx, argv[0]);

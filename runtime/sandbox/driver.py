@@ -269,7 +269,11 @@ class Driver:
             self._run_batch(slice_ms)
 
     def _run_batch(self, slice_ms: float) -> None:
-        batch, self._batch = self._batch, []
+        # As many as should fit in half the slice at the script's pace; the rest go next.
+        cap = max(1, int(slice_ms / 2 / max(self.last_crossing_ms, 0.001)))
+        batch, self._batch = self._batch[:cap], self._batch[cap:]
+        if self._batch:
+            asyncio.get_running_loop().call_soon(self._start_batch, slice_ms)
         if not batch:
             return
         started = time.perf_counter()
@@ -291,10 +295,11 @@ class Driver:
     def _cross_batch(
         self, batch: list[tuple[Invocation, int | None, asyncio.Future[Any]]], slice_ms: float
     ) -> list[tuple[_Request, list[dict]] | BaseException]:
-        """Start every request of ``batch`` in one crossing bounded by ``slice_ms``.
+        """Start every request of ``batch`` in one crossing.
 
-        A request that runs past the slice gets ``SliceExceeded``, as in ``begin``; the ones
-        the guest then skipped get ``_Skipped`` (the caller runs them on a guest thread).
+        Each request has the slice to itself, and one that runs past it gets ``SliceExceeded``,
+        as in ``begin``; the guest starts no request once the crossing has used a slice, and
+        the ones it skipped get ``_Skipped`` (the caller runs them on a guest thread).
         """
         budget = min([slice_ms] + [t for _, t, _ in batch if t])
         reqs, items, bodies = [], [], []
@@ -307,7 +312,8 @@ class Driver:
             bodies.append(inv.body)
         header = b'{"budget_ms":%s,"batch":[%s]}' % (orjson.dumps(budget), b",".join(items))
         try:
-            head, blob = self._cross(b"wx_run", header, b"".join(bodies), budget, None)
+            # the epoch backstop: the last request may start just before the slice is used up
+            head, blob = self._cross(b"wx_run", header, b"".join(bodies), 2 * budget, None)
         except ScriptTimeout:  # the epoch backstop: the instance is gone, and so is the slice
             for req in reqs:
                 self._forget(req.rid)
