@@ -396,7 +396,8 @@ class Driver:
                 out.logs = req.logs + out.logs
             raise out
         assert out is not None
-        out.logs = req.logs + out.logs
+        if req.logs:
+            out.logs = req.logs + out.logs
         return out
 
     def close(self) -> None:
@@ -581,6 +582,8 @@ class Driver:
                 asyncio.ensure_future(self._resume())
 
     def _cancel_ops_of(self, rid: int) -> None:
+        if not self._ops:
+            return
         for op_id, (owner, task) in list(self._ops.items()):
             if owner == rid:
                 task.cancel()
