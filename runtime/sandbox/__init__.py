@@ -7,7 +7,8 @@ so a busy script costs a thread, not the event loop. A hop to the pool costs ~90
 than a whole serverless request, so a serverless request first runs on the event loop within a
 short slice (``inline_budget_ms``); if it outruns the slice it is discarded and rerun from scratch
 on the pool — safe, since a fresh instance has done nothing visible yet — and the script is
-remembered as slow.
+remembered as slow. Worker requests that run inline and arrive in the same event-loop iteration
+share one crossing (``Driver.request``).
 """
 
 from __future__ import annotations
