@@ -108,7 +108,7 @@ class Driver:
 
     @property
     def idle(self) -> bool:
-        return not self._requests
+        return not self._requests and not self._batch
 
     # -- synchronous entry points (CLI, benches, the first crossing of a request) -----------
 
