@@ -518,6 +518,27 @@ async def test_a_worker_serves_other_requests_while_it_streams(sandbox: Sandbox)
     assert b"".join(chunk for _, chunk in await gather(streaming)) == b"ab"
 
 
+async def test_batched_worker_requests_may_stream_and_wait_on_timers(sandbox: Sandbox) -> None:
+    src = "// @mode worker\n" + SLEEP + (
+        "export default async (req) => {\n"
+        "  const i = Number(req.query.i);\n"
+        "  if (i % 3 === 0) return (async function* () { yield `s${i}-`; await sleep(30); yield 'end'; })();\n"
+        "  if (i % 3 === 1) { await sleep(20 + i); return { waited: i }; }\n"
+        "  return { now: i };\n};\n"
+    )
+    artefact = sandbox.compiler.compile_source(src, "batchmix.ts")
+    for _ in range(12):
+        await sandbox.invoke(artefact, Invocation("GET", "/", query={"i": "2"}), timeout_ms=5_000)
+    results = await asyncio.gather(*(
+        sandbox.invoke(artefact, Invocation("GET", "/", query={"i": str(i)}), timeout_ms=5_000) for i in range(9)
+    ))
+    for i, result in enumerate(results):
+        if i % 3 == 0:
+            assert b"".join([chunk async for chunk in result.stream]) == f"s{i}-end".encode()
+        else:
+            assert body(result) == ({"waited": i} if i % 3 == 1 else {"now": i})
+
+
 async def test_a_fast_stream_is_flushed_while_it_runs(sandbox: Sandbox) -> None:
     src = "export default async function* () { for (let i = 0; i < 64; i++) yield 'x'.repeat(4096); }\n"
     result = await sandbox.invoke(sandbox.compiler.compile_source(src, "fast.ts"), Invocation("GET", "/"))
