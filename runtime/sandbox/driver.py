@@ -477,7 +477,7 @@ class Driver:
                     req.stream.end()
                 self._forget(req.rid)
                 continue
-            headers = [(k, v) for k, v in done.get("headers", ())]
+            headers = list(map(tuple, done.get("headers", ())))
             req.settle(Result(int(done.get("status", 200)), headers, payload))
             self._cancel_ops_of(req.rid)
         for failed in out.get("failed", ()):
@@ -505,7 +505,7 @@ class Driver:
                 continue
             req.stream = stream = BodyStream()
             stream.on_close(partial(self._abandon, req.rid))
-            headers = [(k, v) for k, v in started.get("headers", ())]
+            headers = list(map(tuple, started.get("headers", ())))
             req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
         for chunk in out.get("chunks", ()):
             req = self._requests.get(chunk["rid"])
