@@ -381,7 +381,7 @@ async def test_a_runaway_in_a_batch_is_rescheduled_and_the_rest_still_answer(san
 async def test_quick_requests_whose_batch_outlasts_the_slice_all_answer(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = "// @mode worker\nexport default (req) => { const t = performance.now(); while (performance.now() - t < 0.6) {} return { i: req.query.i }; };"
+    src = "// @mode worker\nexport default (req) => { const t = performance.now(); while (performance.now() - t < 0.3) {} return { i: req.query.i }; };"
     artefact = sandbox.compiler.compile_source(src, "batched-slow.ts")
     for _ in range(12):
         await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
@@ -394,11 +394,11 @@ async def test_quick_requests_whose_batch_outlasts_the_slice_all_answer(
 
     monkeypatch.setattr(Driver, "_cross_batch", counted)
     results = await asyncio.gather(*(
-        sandbox.invoke(artefact, Invocation("GET", "/", query={"i": str(i)}), timeout_ms=5_000) for i in range(24)
+        sandbox.invoke(artefact, Invocation("GET", "/", query={"i": str(i)}), timeout_ms=5_000) for i in range(40)
     ))
-    assert [body(r)["i"] for r in results] == [str(i) for i in range(24)]
-    # 24 × 0.6 ms is three slices: the batches are cut to fit half of one
-    assert len(sizes) > 1 and max(sizes) * 0.6 <= sandbox.settings.inline_budget_ms
+    assert [body(r)["i"] for r in results] == [str(i) for i in range(40)]
+    # 40 × 0.3 ms is more than two slices: the batches are cut to fit half of one
+    assert len(sizes) > 1 and max(sizes) * 0.3 <= sandbox.settings.inline_budget_ms
 
 
 def test_wexec_run_fills_route_parameters_from_the_path() -> None:
