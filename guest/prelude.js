@@ -153,7 +153,7 @@
       if (f.partBytes >= STREAM_FLUSH_BYTES) {
         f.partBytes = 0;
         enter(f);
-        await op('timer', { ms: 0 }); // ends the crossing, so the host sends what there is
+        await op('drain', {}); // ends the crossing; resumes once the client has taken most of it
       }
     }
   };

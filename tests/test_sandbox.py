@@ -546,6 +546,24 @@ async def test_a_fast_stream_is_flushed_while_it_runs(sandbox: Sandbox) -> None:
     assert len(got) >= 3 and b"".join(got) == b"x" * 4096 * 64
 
 
+async def test_a_stream_waits_for_a_slow_client(sandbox: Sandbox) -> None:
+    from runtime.sandbox.driver import STREAM_BUFFER_BYTES
+
+    src = "// @timeout 5000\nexport default async function* () { const c = 'x'.repeat(16384); for (;;) yield c; }\n"
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "firehose.ts"), Invocation("GET", "/"))
+    stream = result.stream
+    assert stream is not None
+    most, got = 0, 0
+    for _ in range(25):  # a client that takes one chunk every 20 ms
+        got += len(await stream.__anext__())
+        most = max(most, stream.buffered)
+        await asyncio.sleep(0.02)
+    await stream.aclose()
+    # without backpressure the script would have queued hundreds of megabytes by now
+    assert got >= 25 * 16384
+    assert most <= STREAM_BUFFER_BYTES + 2 * 64 * 1024
+
+
 async def test_a_stream_of_other_values_is_a_type_error(sandbox: Sandbox) -> None:
     src = "export default async function* () { yield 'ok'; yield { not: 'bytes' }; }\n"
     result = await sandbox.invoke(sandbox.compiler.compile_source(src, "badchunk.ts"), Invocation("GET", "/"))

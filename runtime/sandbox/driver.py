@@ -63,6 +63,9 @@ class _Request:
                 self.future.set_result(None)
 
 
+STREAM_BUFFER_BYTES = 256 * 1024
+"""What a streamed body may hold beyond what its client has taken before the script waits."""
+
 CLOSED = ScriptError("the script's instance was closed")
 """What ``Driver.broken`` holds once the instance is closed; never raised."""
 
@@ -532,11 +535,16 @@ class Driver:
 
     async def _run_op(self, op: dict) -> None:
         op_id = op["id"]
-        fn = self.caps.ops.get(op.get("op", ""))
+        name = op.get("op", "")
+        fn = self.caps.ops.get(name)
         try:
-            if fn is None:
-                raise ValueError(f"unknown host operation {op.get('op')!r}")
-            value = await fn(op.get("args") or {}, self.op_context)
+            if name == "drain":  # the driver's own: a stream waits for its client (ABI.md)
+                await self._drain(op.get("rid", 0))
+                value = None
+            elif fn is None:
+                raise ValueError(f"unknown host operation {name!r}")
+            else:
+                value = await fn(op.get("args") or {}, self.op_context)
             result: dict[str, Any] = {"id": op_id, "ok": True}
             if isinstance(value, (bytes, bytearray)):
                 result["value"] = {"off": len(self._result_blob), "len": len(value)}
@@ -552,6 +560,11 @@ class Driver:
             return
         self._results.append(result)
         self._wake()
+
+    async def _drain(self, rid: int) -> None:
+        req = self._requests.get(rid)
+        if req is not None and req.stream is not None:
+            await req.stream.drained(STREAM_BUFFER_BYTES)
 
     def _wake(self) -> None:
         """Resume the guest with the results queued, once the lock is free."""

@@ -39,13 +39,27 @@ class BodyStream:
     stream hands items over through it.
     """
 
-    __slots__ = ("_closers", "_ended", "_loop", "_queue")
+    __slots__ = ("_buffered", "_closers", "_ended", "_loop", "_queue", "_taken")
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended = False
         self._closers: list[Callable[[], None]] = []
+        self._buffered = 0  # bytes fed and not yet taken by the consumer
+        self._taken: asyncio.Event | None = None  # set whenever the consumer takes a chunk
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    async def drained(self, limit: int) -> None:
+        """Return once at most ``limit`` bytes wait for the consumer (or the stream is over)."""
+        while self._buffered > limit and not self._ended:
+            if self._taken is None:
+                self._taken = asyncio.Event()
+            self._taken.clear()
+            await self._taken.wait()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Name the loop that consumes the stream, before anyone waits on it."""
@@ -53,6 +67,7 @@ class BodyStream:
 
     def feed(self, chunk: bytes) -> None:
         if chunk and not self._ended:
+            self._buffered += len(chunk)
             self._put(chunk)
 
     def end(self, error: BaseException | None = None) -> None:
@@ -72,6 +87,9 @@ class BodyStream:
             raise StopAsyncIteration
         item = await self._queue.get()
         if isinstance(item, bytes):
+            self._buffered -= len(item)
+            if self._taken is not None:
+                self._taken.set()
             return item
         await self.aclose()
         if item is None:
@@ -80,6 +98,8 @@ class BodyStream:
 
     async def aclose(self) -> None:
         self._ended = True
+        if self._taken is not None:
+            self._taken.set()
         closers, self._closers = self._closers, []
         for fn in closers:
             fn()
