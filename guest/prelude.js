@@ -39,6 +39,7 @@
     done: null, failed: null, ops: null, cancel: null, logs: null, skipped: null,
     logBytes: 0, logsDropped: 0,
     handler: null, // the loaded script's
+    script: '', // and its path
     cur: 0, // rid whose code runs now; 0 outside requests
     curFlight: null,
     nextId: 1, // of operations and timers
@@ -1494,14 +1495,16 @@
   };
 
   class Request {
-    constructor(h, raw) {
-      this.method = h.method;
-      this.url = h.url;
-      this.path = h.path;
-      this.headers = h.headers || {};
-      this.query = h.query || {};
-      this.params = h.params || {};
-      this.ip = h.ip;
+    // q: a request as the host sends it, [rid, method, url, path, headers, query, params, ip,
+    // body length] (ABI.md)
+    constructor(q, raw) {
+      this.method = q[1];
+      this.url = q[2];
+      this.path = q[3];
+      this.headers = q[4] || {};
+      this.query = q[5] || {};
+      this.params = q[6] || {};
+      this.ip = q[7];
       this._raw = raw;
       this._body = UNSET;
       this._text = UNSET;
@@ -1715,19 +1718,19 @@
     fail(f, e);
   };
 
-  const run = (h, raw) => {
-    const rid = h.rid;
+  const run = (q, raw) => {
+    const rid = q[0];
     const f = new Flight(rid);
-    const req = new Request(h, raw);
+    const req = new Request(q, raw);
     const res = new Res(f);
     f.res = res;
     f.meta = {
-      method: h.method,
-      path: h.path,
+      method: req.method,
+      path: req.path,
       query: req.query,
       parameters: req.params,
       headers: req.headers,
-      scriptPath: h.script,
+      scriptPath: state.script,
     };
     enter(f);
     if (!state.handler) {
@@ -1825,6 +1828,7 @@
   const load = (h, factory, keepLogs) => {
     enter(null);
     state.handler = null;
+    state.script = h.filename;
     // A fresh instance keeps the snapshot's empty process.env when there is
     // nothing to put in it: a new object would copy the page of `process`.
     if (process.env !== snapshotEnv || !isEmpty(snapshotEnv) || !isEmpty(h.env)) {
@@ -1981,16 +1985,11 @@
     load(W.parseJSON('{"filename":"warm-up.js","env":{},"mem_limit":0,"budget_ms":null}'),
       // answers at once, so the settling job that follows has nothing left to do
       function (module) { module.exports = (req, res) => { res.json({}); }; });
-    run(W.parseJSON('{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/","path":"/",'
-      + '"headers":{},"query":{},"params":{},"script":"warm-up.js","ip":""}'), undefined);
+    run(W.parseJSON('[1,"GET","http://localhost/","/",{},{},{},"",0]'), undefined);
     flush();
-    // and the header of a load and a request in one crossing (wx_run with `load`)
-    W.parseJSON('{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/","path":"/",'
-      + '"headers":{},"query":{},"params":{},"script":"warm-up.js","ip":"",'
-      + '"load":{"filename":"warm-up.js","env":{},"mem_limit":0,"code":0}}');
-    // and a batch of requests in one crossing (wx_run with `batch`)
-    W.parseJSON('{"budget_ms":null,"batch":[{"rid":1,"budget_ms":null,"method":"GET","url":"http://localhost/",'
-      + '"path":"/","headers":{},"query":{},"params":{},"script":"warm-up.js","ip":"","blen":0}]}');
+    // and both headers of wx_run, with and without a load
+    W.parseJSON('{"budget_ms":null,"batch":[]}');
+    W.parseJSON('{"budget_ms":null,"load":{"filename":"warm-up.js","env":{},"mem_limit":0,"code":0},"batch":[]}');
     state.handler = null;
     enter(null);
     state.meta = undefined;

@@ -1156,12 +1156,12 @@ static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
     return 0;
 }
 
-/* Several requests for a worker instance in one crossing: `batch` holds their headers, each with
- * `blen`, the length of its body; the bodies follow one another in the blob. Each runs and
- * drains in turn with the whole budget to itself, as if it had its own crossing; once the
- * crossing has used the budget, the rest are reported in `skipped`, untouched, for the host to
- * run elsewhere. Takes `batch`. */
-static int32_t run_batch(JSValue batch, int32_t json_len, int32_t blob_len)
+/* The requests of a crossing: `batch` holds them as [rid, method, url, path, headers, query,
+ * params, ip, body length], and their bodies follow one another in the input from `at`. Each
+ * runs and drains in turn with the whole budget to itself, as if it had its own crossing; once
+ * the crossing has used the budget, the rest are reported in `skipped`, untouched, for the host
+ * to run elsewhere. Takes `batch`. */
+static int32_t run_batch(JSValue batch, int32_t at, int32_t len)
 {
     int64_t count = 0;
     JS_GetLength(ctx, batch, &count);
@@ -1170,26 +1170,28 @@ static int32_t run_batch(JSValue batch, int32_t json_len, int32_t blob_len)
     uint64_t end = hot.deadline_ns; /* 0: no budget */
     for (int64_t i = 0; i < count; i++) {
         JSValue item = JS_GetPropertyInt64(ctx, batch, i);
-        double blen = number_field(item, "blen");
-        if (!(blen >= 0 && off + blen <= blob_len)) {
+        JSValue n = JS_GetPropertyUint32(ctx, item, 8);
+        double blen = -1;
+        if (JS_IsNumber(n))
+            JS_ToFloat64(ctx, &blen, n);
+        JS_FreeValue(ctx, n);
+        if (!JS_IsArray(item) || !(blen >= 0 && off + blen <= len)) {
             JS_FreeValue(ctx, item);
             JS_FreeValue(ctx, batch);
-            return abi_error(-1, "batch bodies exceed the blob");
+            return abi_error(-1, "a request is not [rid, ..., body length] within the blob");
         }
         if (end && now_ns() >= end) {
-            JSValue rid = JS_GetPropertyStr(ctx, item, "rid");
+            JSValue rid = JS_GetPropertyUint32(ctx, item, 0);
             call_void(E.skip, 1, &rid);
             JS_FreeValue(ctx, rid);
-            JS_FreeValue(ctx, item);
-            off += (int64_t)blen;
-            continue;
+        } else {
+            start_budget(budget_ms);
+            JSValue argv[2] = { item, blob_copy(at + (int32_t)off, (int32_t)blen, false) };
+            call_void(E.run, 2, argv);
+            JS_FreeValue(ctx, argv[1]);
+            drain();
         }
-        start_budget(budget_ms);
-        JSValue argv[2] = { item, blob_copy(json_len + (int32_t)off, (int32_t)blen, false) };
-        call_void(E.run, 2, argv);
-        JS_FreeValue(ctx, argv[0]);
-        JS_FreeValue(ctx, argv[1]);
-        drain();
+        JS_FreeValue(ctx, item);
         off += (int64_t)blen;
     }
     JS_FreeValue(ctx, batch);
@@ -1204,7 +1206,7 @@ EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
         return rc;
     start_budget(number_field(h, "budget_ms"));
     /* A fresh instance may load its script in the same crossing: the blob then starts with
-     * `load.code` bytes of bytecode, and the request body follows. */
+     * `load.code` bytes of bytecode, and the request bodies follow. */
     JSValue load = JS_GetPropertyStr(ctx, h, "load");
     int32_t code = 0;
     if (JS_IsObject(load)) {
@@ -1230,17 +1232,12 @@ EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
     }
     JS_FreeValue(ctx, load);
     JSValue batch = JS_GetPropertyStr(ctx, h, "batch");
-    if (JS_IsArray(batch)) {
-        JS_FreeValue(ctx, h);
-        return run_batch(batch, json_len, blob_len);
+    JS_FreeValue(ctx, h);
+    if (!JS_IsArray(batch)) {
+        JS_FreeValue(ctx, batch);
+        return abi_error(-1, "wx_run needs a batch of requests");
     }
-    JS_FreeValue(ctx, batch);
-    JSValue argv[2] = { h, blob_copy(json_len + code, blob_len - code, false) };
-    call_void(E.run, 2, argv);
-    JS_FreeValue(ctx, argv[0]);
-    JS_FreeValue(ctx, argv[1]);
-    drain();
-    return flush();
+    return run_batch(batch, json_len + code, blob_len - code);
 }
 
 EXPORT("wx_resume") int32_t wx_resume(int32_t json_len, int32_t blob_len)

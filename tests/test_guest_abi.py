@@ -121,20 +121,7 @@ class Instance:
     def run(
         self, rid: int = 1, body: bytes = b"", budget_ms: int = 5000, **fields
     ) -> tuple[dict, bytes]:
-        request = {
-            "rid": rid,
-            "budget_ms": budget_ms,
-            "method": "GET",
-            "url": "http://host/t",
-            "path": "/t",
-            "headers": {},
-            "query": {},
-            "params": {},
-            "script": "api/t.js",
-            "ip": "127.0.0.1",
-        }
-        request.update(fields)
-        rc, out, blob = self.call("wx_run", request, body)
+        rc, out, blob = self.call("wx_run", *batch([(rid, body)], budget_ms, **fields))
         assert rc == 0, out
         return out, blob
 
@@ -146,6 +133,22 @@ class Instance:
         )
         assert rc == 0, out
         return out, out_blob
+
+
+REQUEST = {"method": "GET", "url": "http://host/t", "path": "/t", "headers": {}, "query": {},
+           "params": {}, "ip": "127.0.0.1"}
+
+
+def batch(
+    rids_bodies: list[tuple[int, bytes]], budget_ms: int = 5000, **fields
+) -> tuple[dict, bytes]:
+    """A wx_run header for these requests (positional, as ABI.md lists them) and their bodies."""
+    f = {**REQUEST, **fields}
+    items = [
+        [rid, f["method"], f["url"], f["path"], f["headers"], f["query"], f["params"], f["ip"], len(body)]
+        for rid, body in rids_bodies
+    ]
+    return {"budget_ms": budget_ms, "batch": items}, b"".join(body for _, body in rids_bodies)
 
 
 def factory(body: str) -> str:
@@ -391,12 +394,11 @@ def test_unhandled_rejection_is_logged(guest: Instance):
 def _run_with_load(guest: Instance, source: str, body: bytes = b"") -> tuple[int, dict, bytes]:
     code = guest.compile(source)
     assert isinstance(code, bytes), code
-    request = {
-        "rid": 1, "budget_ms": 5000, "method": "POST", "url": "http://host/t", "path": "/t",
-        "headers": {}, "query": {}, "params": {}, "script": "api/t.js", "ip": "",
-        "load": {"filename": "api/t.js", "env": {"A": "1"}, "mem_limit": 0, "code": len(code)},
-    }
-    return guest.call("wx_run", request, code + body)
+    header, bodies = batch([(1, body)], method="POST")
+    header = {"budget_ms": header["budget_ms"],
+              "load": {"filename": "api/t.js", "env": {"A": "1"}, "mem_limit": 0, "code": len(code)},
+              "batch": header["batch"]}
+    return guest.call("wx_run", header, code + bodies)
 
 
 def test_run_may_load_the_script_in_the_same_crossing(guest: Instance):
@@ -417,7 +419,7 @@ def test_a_load_failure_in_a_run_is_reported_as_a_load_error(guest: Instance):
 
 
 def test_load_code_past_the_blob_is_an_abi_error(guest: Instance):
-    request = {"rid": 1, "load": {"filename": "t.js", "env": {}, "mem_limit": 0, "code": 99}}
+    request = {"load": {"filename": "t.js", "env": {}, "mem_limit": 0, "code": 99}, "batch": []}
     rc, out, _ = guest.call("wx_run", request, b"short")
     assert rc < 0 and "load.code" in out["abi_error"]
 
@@ -436,18 +438,9 @@ def test_old_builds_are_pruned_but_recent_and_current_ones_stay(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "current"]
 
 
-def _batch(rids_bodies: list[tuple[int, bytes]], budget_ms: int = 5000) -> tuple[dict, bytes]:
-    items = [
-        {"rid": rid, "budget_ms": budget_ms, "method": "POST", "url": "http://host/t", "path": "/t",
-         "headers": {}, "query": {}, "params": {}, "script": "api/t.js", "ip": "", "blen": len(body)}
-        for rid, body in rids_bodies
-    ]
-    return {"budget_ms": budget_ms, "batch": items}, b"".join(body for _, body in rids_bodies)
-
-
 def test_a_batch_runs_several_requests_in_one_crossing(guest: Instance):
     guest.load(factory("let n = 0; module.exports = (req) => ({ n: ++n, body: req.rawBody });"))
-    header, blob = _batch([(1, b"one"), (2, b""), (3, b"three")])
+    header, blob = batch([(1, b"one"), (2, b""), (3, b"three")])
     rc, out, out_blob = guest.call("wx_run", header, blob)
     assert rc == 0, out
     done = {d["rid"]: json.loads(out_blob[d["body"]["off"] : d["body"]["off"] + d["body"]["len"]]) for d in out["done"]}
@@ -459,20 +452,20 @@ def test_a_batch_stops_at_the_request_that_runs_out_of_time(guest: Instance):
     guest.load(factory(
         "module.exports = (req) => { if (req.rawBody === 'spin') for (;;) {} return { ok: req.rawBody }; };"
     ))
-    header, blob = _batch([(1, b"a"), (2, b"spin"), (3, b"c"), (4, b"d")], budget_ms=100)
+    header, blob = batch([(1, b"a"), (2, b"spin"), (3, b"c"), (4, b"d")], budget_ms=100)
     rc, out, _ = guest.call("wx_run", header, blob)
     assert rc == 0, out
     assert [d["rid"] for d in out["done"]] == [1]
     assert [(f["rid"], f["error"]["name"]) for f in out["failed"]] == [(2, "TimeoutError")]
     assert out["skipped"] == [3, 4]
     # the instance is fine, and the skipped requests run when sent again
-    header, blob = _batch([(3, b"c"), (4, b"d")])
+    header, blob = batch([(3, b"c"), (4, b"d")])
     rc, out, _ = guest.call("wx_run", header, blob)
     assert rc == 0, out
     assert sorted(d["rid"] for d in out["done"]) == [3, 4]
 
 
 def test_batch_bodies_past_the_blob_are_an_abi_error(guest: Instance):
-    header, _ = _batch([(1, b"abc")])
+    header, _ = batch([(1, b"abc")])
     rc, out, _ = guest.call("wx_run", header, b"a")
-    assert rc < 0 and "batch" in out["abi_error"]
+    assert rc < 0 and "within the blob" in out["abi_error"]
