@@ -401,6 +401,20 @@ async def test_quick_requests_whose_batch_outlasts_the_slice_all_answer(
     assert len(sizes) > 1 and max(sizes) * 0.3 <= sandbox.settings.inline_budget_ms
 
 
+async def test_an_inline_worker_request_with_a_tight_timeout_times_out(sandbox: Sandbox) -> None:
+    src = "// @mode worker\nexport default (req) => { if (req.method === 'POST') for (;;) {} return { ok: 1 }; };"
+    artefact = sandbox.compiler.compile_source(src, "tight.ts")
+    for _ in range(12):
+        await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=3)
+    results = await asyncio.gather(
+        sandbox.invoke(artefact, Invocation("POST", "/"), timeout_ms=3),
+        sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=3),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ScriptTimeout)  # its own limit, not the slice: a 504
+    assert body(results[1]) == {"ok": 1}
+
+
 def test_wexec_run_fills_route_parameters_from_the_path() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "runtime.cli", "run", str(REPO_ROOT / "scripts" / "api" / "users" / "[id].ts"),

@@ -224,7 +224,11 @@ class Driver:
         try:
             if slice_ms is None:
                 raise _Skipped
-            req, ops = await self._join_batch(inv, timeout_ms, slice_ms)
+            if timeout_ms and timeout_ms < slice_ms:  # its own limit is tighter: it runs alone
+                async with self.lock:
+                    req, ops = self._timed_begin(inv, timeout_ms, slice_ms)
+            else:
+                req, ops = await self._join_batch(inv, timeout_ms, slice_ms)
         except _Skipped:
             async with self.lock:
                 req, ops = await offload(lambda: self._timed_begin(inv, timeout_ms, None))
@@ -290,7 +294,7 @@ class Driver:
         as in ``begin``; the guest starts no request once the crossing has used a slice, and
         the ones it skipped get ``_Skipped`` (the caller runs them on a guest thread).
         """
-        budget = min([slice_ms] + [t for _, t, _ in batch if t])
+        budget = slice_ms  # no request of a batch has a tighter limit of its own (``request``)
         reqs, items, bodies = [], [], []
         for inv, timeout_ms, _ in batch:
             req = self._new_request(timeout_ms)
