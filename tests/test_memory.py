@@ -96,3 +96,20 @@ def test_without_pagemap_scan_memories_are_unmapped(sandbox: Sandbox, monkeypatc
     for _ in range(3):
         assert json.loads(sandbox.run(hello, Invocation("GET", "/")).body) == {"ok": 1}
     assert len(memories.spare()) <= len(before)
+
+
+async def test_memories_recycled_from_guest_threads_stay_exact(recycling: Sandbox) -> None:
+    import asyncio
+
+    sandbox = recycling
+    # slower than the inline slice, so every request runs on the guest threads, two at a time
+    src = ("// @mode serverless\nconst t = Date.now(); while (Date.now() - t < 8) {}\n"
+           "globalThis.seen = (globalThis.seen || 0) + 1;\nconst junk = new Array(5000).fill(metadata.query.i);\n"
+           "return { seen: globalThis.seen, i: metadata.query.i, n: junk.length };")
+    slow = sandbox.compiler.compile_source(src, "threaded.ts")
+    results = await asyncio.gather(*(
+        sandbox.invoke(slow, Invocation("GET", "/", query={"i": str(i)}), timeout_ms=5_000) for i in range(12)
+    ))
+    assert [json.loads(r.body) for r in results] == [{"seen": 1, "i": str(i), "n": 5000} for i in range(12)]
+    for base, size in _spare_memories(sandbox):
+        assert ctypes.string_at(base, size) == _expected(sandbox, size)
