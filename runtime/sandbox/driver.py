@@ -1,13 +1,15 @@
 """Drives requests through one guest instance: crossings, async operations, and who waits.
 
 A worker instance may have several requests in flight, interleaved at their ``await`` points
-just as in any JS runtime. Every crossing returns an envelope listing finished requests, failed
-ones, new host operations and log lines, each tagged with its request id; the driver routes them,
-runs the operations on the event loop, and resumes the guest as they finish.
+just as in any JS runtime, and the requests that arrive together start in one crossing. Every
+crossing returns an envelope listing finished requests, failed ones, new host operations and log
+lines, each tagged with its request id; the driver routes them, runs the operations on the event
+loop, and resumes the guest as they finish.
 
 A streamed response settles its request early, on ``started``, with a ``Result`` whose body is a
 ``BodyStream``; the request stays in flight (its operations run, its timeout counts) until the
-guest reports it done or failed, and later ``chunks`` feed the stream.
+guest reports it done or failed, and later ``chunks`` feed the stream, no faster than the client
+takes them (the ``drain`` operation).
 """
 
 from __future__ import annotations
