@@ -1143,8 +1143,8 @@ EXPORT("wx_load") int32_t wx_load(int32_t json_len, int32_t blob_len)
     return out_value(s);
 }
 
-/* What wx_run and wx_resume do first: take the envelope, seed the instance's first request,
- * start the crossing's time budget. Returns nonzero (an ABI error) if the envelope is bad. */
+/* What wx_run and wx_resume do first: take the envelope, seed the instance's first crossing
+ * (a script loaded in it included), start the crossing's time budget. Returns nonzero (an ABI error) if the envelope is bad. */
 static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
 {
     int32_t rc = take_envelope(json_len, blob_len, h);
@@ -1201,10 +1201,9 @@ static int32_t run_batch(JSValue batch, int32_t at, int32_t len)
 EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
 {
     JSValue h;
-    int32_t rc = take_envelope(json_len, blob_len, &h);
+    int32_t rc = start_crossing(json_len, blob_len, &h);
     if (rc)
         return rc;
-    start_budget(number_field(h, "budget_ms"));
     /* A fresh instance may load its script in the same crossing: the blob then starts with
      * `load.code` bytes of bytecode, and the request bodies follow. */
     JSValue load = JS_GetPropertyStr(ctx, h, "load");
@@ -1218,8 +1217,6 @@ EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
         }
         code = (int32_t)n;
         set_mem_limit(number_field(load, "mem_limit"));
-        reseed(); /* once: no snapshot can come between this load and the run */
-        hot.seeded = true;
         JSValue s = load_script(load, in_ptr() + json_len, (size_t)code, true);
         if (!JS_IsNull(s)) {
             JS_FreeValue(ctx, load);
@@ -1227,8 +1224,6 @@ EXPORT("wx_run") int32_t wx_run(int32_t json_len, int32_t blob_len)
             hot.deadline_ns = 0;
             return out_value(s);
         }
-    } else if (!hot.seeded) {
-        reseed();
     }
     JS_FreeValue(ctx, load);
     JSValue batch = JS_GetPropertyStr(ctx, h, "batch");

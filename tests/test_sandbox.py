@@ -342,11 +342,9 @@ async def test_a_quick_worker_runs_inline_and_a_runaway_slice_is_rescheduled(san
     assert body(await sandbox.invoke(artefact, Invocation("POST", "/"), timeout_ms=5_000))["n"] == 14
 
 
-async def test_concurrent_inline_requests_share_one_crossing(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = "// @mode worker\nlet n = 0;\nexport default (req) => ({ n: ++n, i: req.query.i, body: req.rawBody });"
-    artefact = sandbox.compiler.compile_source(src, "batched.ts")
-    for _ in range(12):  # probation on the guest threads, then inline
-        await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
+@pytest.fixture()
+def crossings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many requests each batched crossing into a guest starts, as the test goes on."""
     sizes: list[int] = []
     real = Driver._cross_batch
 
@@ -355,6 +353,16 @@ async def test_concurrent_inline_requests_share_one_crossing(sandbox: Sandbox, m
         return real(self, batch, slice_ms)
 
     monkeypatch.setattr(Driver, "_cross_batch", counted)
+    return sizes
+
+
+async def test_concurrent_inline_requests_share_one_crossing(sandbox: Sandbox, crossings: list[int]) -> None:
+    src = "// @mode worker\nlet n = 0;\nexport default (req) => ({ n: ++n, i: req.query.i, body: req.rawBody });"
+    artefact = sandbox.compiler.compile_source(src, "batched.ts")
+    for _ in range(12):  # probation on the guest threads, then inline
+        await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
+    sizes = crossings
+    sizes.clear()  # what probation sent
     results = await asyncio.gather(*(
         sandbox.invoke(artefact, Invocation("POST", "/", query={"i": str(i)}, body=b"x" * i), timeout_ms=5_000)
         for i in range(10)
@@ -379,20 +387,14 @@ async def test_a_runaway_in_a_batch_is_rescheduled_and_the_rest_still_answer(san
 
 
 async def test_quick_requests_whose_batch_outlasts_the_slice_all_answer(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, crossings: list[int]
 ) -> None:
     src = "// @mode worker\nexport default (req) => { const t = performance.now(); while (performance.now() - t < 0.3) {} return { i: req.query.i }; };"
     artefact = sandbox.compiler.compile_source(src, "batched-slow.ts")
     for _ in range(12):
         await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=5_000)
-    sizes: list[int] = []
-    real = Driver._cross_batch
-
-    def counted(self: Driver, batch: list, slice_ms: float) -> list:
-        sizes.append(len(batch))
-        return real(self, batch, slice_ms)
-
-    monkeypatch.setattr(Driver, "_cross_batch", counted)
+    sizes = crossings
+    sizes.clear()  # what probation sent
     results = await asyncio.gather(*(
         sandbox.invoke(artefact, Invocation("GET", "/", query={"i": str(i)}), timeout_ms=5_000) for i in range(40)
     ))

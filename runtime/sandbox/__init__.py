@@ -212,7 +212,7 @@ class Sandbox:
         key = artefact.key
         driver = self._workers.get(key)
         if driver is None or driver.broken is not None:
-            driver = await self._worker(artefact, tenant)
+            driver = await self._new_worker(artefact, tenant)
         slice_ms = self.settings.inline_budget_ms
         runs, pace = self._pace.get(key, (0, 0.0))
         inline = key not in self._slow and runs >= WORKER_PROBATION and pace < slice_ms / 5
@@ -234,10 +234,8 @@ class Sandbox:
             if driver.broken is not None:
                 self._discard(key, driver)
 
-    async def _worker(self, artefact: Artefact, tenant: str) -> Driver:
-        driver = self._workers.get(artefact.key)
-        if driver is not None and driver.broken is None:
-            return driver
+    async def _new_worker(self, artefact: Artefact, tenant: str) -> Driver:
+        """The script's worker instance, created and loaded (it had none, or a broken one)."""
         driver = self._driver(artefact, tenant)
         self._workers[artefact.key] = driver
         try:
