@@ -105,6 +105,16 @@ return { greeting: `hello ${who}`, joined: join('a', 'b'), body: req.body };
     assert out["value"] == {"greeting": "hello wexec", "joined": "a/b", "body": {"x": 1}}
 
 
+def test_canonical_script_without_imports_is_plain_commonjs(
+    compiler: Compiler, tmp_path: Path
+) -> None:
+    """No ES module interop to run on every load: that was most of a fresh instance's load."""
+    artefact = compiler.compile_source("return { method: metadata.method };\n", "plain.ts")
+    js = artefact.bytecode.decode()
+    assert "module.exports = function" in js and "__toCommonJS" not in js
+    assert run(artefact, tmp_path)["value"] == {"method": "POST"}
+
+
 def test_module_exports_handler(compiler: Compiler, tmp_path: Path) -> None:
     artefact = compiler.compile_source(
         "module.exports = (req, res) => res.json({ ok: true, body: req.body });\n", "echo.js")

@@ -16,7 +16,7 @@ from .shape import prepare
 from .sourcemap import SourceMap
 from .transpile import esbuild_args, loader_for, transpile
 
-COMPILER_VERSION = "1"
+COMPILER_VERSION = "2"
 """Bump when this package's output changes for the same input: it is part of every cache key."""
 
 _STRIPES = 64

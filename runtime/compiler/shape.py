@@ -4,8 +4,8 @@ Canonical scripts are top-level code that ``return``s its answer and may use top
 and ``import``. esbuild rejects a top-level ``return`` in a module and top-level ``await`` in
 CommonJS output, so such a script is rewritten before esbuild: its imports are hoisted onto one
 prefix line that also opens ``export default async function (req, res, metadata, shared) {``
-(``async`` only if the script awaits),
-and every other character keeps its original line and column one line lower. That keeps error
+(``async`` only if the script awaits; ``module.exports =`` instead of ``export default`` when it
+imports nothing), and every other character keeps its original line and column one line lower. That keeps error
 positions recoverable with :meth:`Origin.original`.
 """
 
@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from .errors import CompileError
 from .scan import Token, tokenize
 
-HANDLER_OPEN = "export default {}function (req, res, metadata, shared) {{"
+HANDLER_OPEN = "{}{}function (req, res, metadata, shared) {{"
 """The handler a canonical script becomes: ``async`` only when its code awaits (an async call
 costs a promise and its jobs on every request); the prelude settles a plain return one
-microtask later, where an async function's would land, so both behave alike."""
+microtask later, where an async function's would land, so both behave alike. It is exported
+as CommonJS unless the script imports something: an ES module costs esbuild's interop helpers,
+which run on every load, and that is most of a fresh instance's load."""
 
 
 class Shape(str, enum.Enum):
@@ -175,7 +177,8 @@ def prepare(src: str) -> Prepared:
         i += 1
     segments.append((width, 0, 0))
     awaits = any(t.kind == "id" and _text(src, t) == "await" for t in toks)
-    opening = HANDLER_OPEN.format("async " if awaits else "")
+    export = "export default " if hoisted else "module.exports = "
+    opening = HANDLER_OPEN.format(export, "async " if awaits else "")
     prefix = " ".join(hoisted) + (" " if hoisted else "") + opening
     text = prefix + "\n" + "".join(body) + "\n}\n"
     return Prepared(shape, text, Origin(True, tuple(segments)))
