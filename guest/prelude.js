@@ -93,7 +93,10 @@
   // The host cancels what a finished request still had listed; forget it here too.
   const finish = (f) => {
     f.finished = true;
-    if (f.res) f.res.headersSent = true;
+    if (f.res) {
+      f.res.headersSent = true;
+      f.res = null; // res keeps its flight: without this the pair is a cycle, freed only by the GC
+    }
     if (f.pending > 0) {
       for (const [id, rec] of opsById) if (rec.flight === f) opsById.delete(id);
       for (const [id, t] of timers) if (t._flight === f) timers.delete(id);
@@ -1506,8 +1509,7 @@
       this.params = q[6] || {};
       this.ip = q[7];
       this._raw = raw;
-      this._body = UNSET;
-      this._text = UNSET;
+      // _body and _text start as UNSET on the prototype: most requests never read either
     }
     get body() {
       if (this._body === UNSET) this._body = parseBody(this.headers['content-type'], this._raw);
@@ -1525,6 +1527,8 @@
     arrayBuffer() { return Promise.resolve(this._raw ? this._raw.slice().buffer : new ArrayBuffer(0)); }
     bytes() { return Promise.resolve(this._raw ? this._raw.slice() : new Uint8Array(0)); }
   }
+  Request.prototype._body = UNSET;
+  Request.prototype._text = UNSET;
 
   const TYPES = {
     json: 'application/json; charset=utf-8',
@@ -1746,9 +1750,11 @@
     }
     if (v !== null && typeof v === 'object' && typeof v.then === 'function') {
       v.then((x) => onSettled(f, x), (e) => onRejected(f, e));
-    } else {
+    } else if (W.jobsPending()) {
       // Where `await handler()` would see it: after the jobs the handler queued.
       queueMicrotask(() => onSettled(f, v));
+    } else {
+      onSettled(f, v); // no job queued: the microtask would run next anyway
     }
   };
 

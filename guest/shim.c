@@ -806,6 +806,12 @@ static JSValue w_parse_json(JSContext *c, JSValueConst this, int argc, JSValueCo
     return v;
 }
 
+/* Whether a job (a promise reaction, a queued microtask) is waiting to run. */
+static JSValue w_jobs_pending(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    return JS_NewBool(c, JS_IsJobPending(rt));
+}
+
 static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("blob", 1, w_blob),
     JS_CFUNC_DEF("encode", 2, w_encode),
@@ -813,6 +819,7 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("random", 1, w_random),
     JS_CFUNC_DEF("hostCall", 2, w_host_call),
     JS_CFUNC_DEF("parseJSON", 1, w_parse_json),
+    JS_CFUNC_DEF("jobsPending", 0, w_jobs_pending),
 };
 
 /* ---- Running JS ----------------------------------------------------------- */
