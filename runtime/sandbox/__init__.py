@@ -36,8 +36,6 @@ T = TypeVar("T")
 _SCRIPT_DEFAULT: Any = object()
 WORKER_PROBATION = 8
 """Requests a worker script runs on the guest threads before it may run inline."""
-PACE_WEIGHT = 0.1
-"""Weight of the newest crossing in a worker script's moving average."""
 
 __all__ = [
     "BodyStream",
@@ -61,7 +59,6 @@ class Sandbox:
         self.engine = GuestEngine(settings, self.caps)
         self._workers: dict[str, Driver] = {}
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
-        self._pace: dict[str, tuple[int, float]] = {}  # worker scripts: (requests, avg crossing ms)
         self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
@@ -119,7 +116,7 @@ class Sandbox:
         """
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact)
-        if _mode(artefact) == "worker":
+        if artefact.magic.mode == "worker":
             return await self._invoke_worker(artefact, inv, timeout_ms, tenant)
         driver = self._driver(artefact, tenant)
         try:
@@ -150,7 +147,7 @@ class Sandbox:
         """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact)
-        if _mode(artefact) == "worker":
+        if artefact.magic.mode == "worker":
             driver = self._workers.get(artefact.key)
             if driver is None or driver.broken is not None:
                 driver = self._workers[artefact.key] = self._driver(artefact)
@@ -203,9 +200,9 @@ class Sandbox:
     ) -> Result:
         """A worker request: on the event loop while the script proves itself quick.
 
-        Every first crossing is timed into a moving average. A script runs on the guest threads
-        for its first ``WORKER_PROBATION`` requests, and inline, bounded by the slice, while its
-        average stays under a fifth of the slice. An inline crossing that outruns the slice is
+        The driver times every first crossing into a moving average (``Driver.pace_ms``). A
+        script runs on the guest threads for its first ``WORKER_PROBATION`` requests, and inline,
+        bounded by the slice, while its average stays under a fifth of the slice. An inline crossing that outruns the slice is
         stopped (the instance survives, as after any timeout), that one request fails, and the
         script stays on the threads for good: the event loop is never held longer than a slice.
         """
@@ -214,8 +211,10 @@ class Sandbox:
         if driver is None or driver.broken is not None:
             driver = await self._new_worker(artefact, tenant)
         slice_ms = self.settings.inline_budget_ms
-        runs, pace = self._pace.get(key, (0, 0.0))
-        inline = key not in self._slow and runs >= WORKER_PROBATION and pace < slice_ms / 5
+        inline = (
+            driver.runs >= WORKER_PROBATION and driver.pace_ms < slice_ms / 5
+            and key not in self._slow
+        )
         try:
             return await driver.request(
                 inv, timeout_ms, self._offload, slice_ms if inline else None
@@ -229,8 +228,6 @@ class Sandbox:
                 path=artefact.path,
             ) from None
         finally:
-            took = driver.last_crossing_ms
-            self._pace[key] = (runs + 1, took if runs == 0 else pace + (took - pace) * PACE_WEIGHT)
             if driver.broken is not None:
                 self._discard(key, driver)
 
@@ -256,7 +253,3 @@ class Sandbox:
     async def _offload(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-
-def _mode(artefact: Artefact) -> str:
-    mode = artefact.magic.mode
-    return str(getattr(mode, "value", mode))

@@ -65,6 +65,9 @@ class _Request:
                 self.future.set_result(None)
 
 
+PACE_WEIGHT = 0.1
+"""Weight of the newest crossing in ``Driver.pace_ms``, the moving average."""
+
 STREAM_BUFFER_BYTES = 256 * 1024
 """What a streamed body may hold beyond what its client has taken before the script waits."""
 
@@ -98,7 +101,9 @@ class Driver:
         self.locate = locate
         self.op_context = OpContext(script=path, tenant=tenant)
         self.broken: BaseException | None = None
-        self.last_crossing_ms = 0.0
+        self.last_crossing_ms = 0.0  # what a request's first crossing took, the latest
+        self.pace_ms = 0.0  # and its moving average
+        self.runs = 0  # requests started
         self._requests: dict[int, _Request] = {}
         self._ops: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._results: list[dict[str, Any]] = []
@@ -182,10 +187,13 @@ class Driver:
             raise SliceExceeded
         return req, ops
 
-    def _new_request(self, timeout_ms: int | None) -> _Request:
+    def _new_request(self, timeout_ms: int | None, now: float | None = None) -> _Request:
         rid = self._next_rid
         self._next_rid += 1
-        deadline = None if not timeout_ms else time.monotonic() + timeout_ms / 1000.0
+        if not timeout_ms:
+            deadline = None
+        else:
+            deadline = (now or time.monotonic()) + timeout_ms / 1000.0
         req = self._requests[rid] = _Request(rid, timeout_ms or None, deadline)
         return req
 
@@ -276,7 +284,7 @@ class Driver:
             outcomes = self._cross_batch(batch, slice_ms)
         except BaseException as exc:  # noqa: BLE001 - each request of the batch gets the error
             outcomes = [exc] * len(batch)
-        self.last_crossing_ms = (time.perf_counter() - started) * 1000.0 / len(batch)
+        self._timed(started, len(batch))
         for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the caller went away (cancelled) while its request ran
                 if isinstance(outcome, tuple):
@@ -298,8 +306,9 @@ class Driver:
         """
         budget = slice_ms  # no request of a batch has a tighter limit of its own (``request``)
         reqs, items, bodies = [], [], []
+        now = time.monotonic()
         for inv, timeout_ms, _ in batch:
-            req = self._new_request(timeout_ms)
+            req = self._new_request(timeout_ms, now)
             reqs.append(req)
             items.append(_item(req.rid, inv))
             bodies.append(inv.body)
@@ -326,7 +335,7 @@ class Driver:
                 self._forget(req.rid)
                 outcomes.append(_Skipped() if req.rid in skipped else SliceExceeded())
             else:
-                outcomes.append((req, ops_by_rid.get(req.rid, [])))
+                outcomes.append((req, ops_by_rid.get(req.rid) or []))
         return outcomes
 
     def _timed_begin(
@@ -336,7 +345,13 @@ class Driver:
         try:
             return self.begin(inv, timeout_ms, slice_ms)
         finally:
-            self.last_crossing_ms = (time.perf_counter() - started) * 1000.0
+            self._timed(started, 1)
+
+    def _timed(self, started: float, requests: int) -> None:
+        """Count ``requests`` that started in a crossing begun at ``started`` into the pace."""
+        took = self.last_crossing_ms = (time.perf_counter() - started) * 1000.0 / requests
+        self.pace_ms = took if not self.runs else self.pace_ms + (took - self.pace_ms) * PACE_WEIGHT
+        self.runs += requests
 
     @staticmethod
     def unsettled(req: _Request, ops: list[dict]) -> bool:
@@ -456,19 +471,20 @@ class Driver:
         self._collect_logs(out)
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
+        requests = self._requests
         for done in out.get("done", ()):
-            req = self._requests.get(done["rid"])
+            req = requests.get(done["rid"])
             if req is None:
                 continue
             body = done.get("body")
             payload = blob[body["off"] : body["off"] + body["len"]] if body else b""
-            if done.get("streamed"):
+            if "streamed" in done:
                 if req.stream is not None:
                     req.stream.feed(payload)
                     req.stream.end()
                 self._forget(req.rid)
                 continue
-            headers = list(map(tuple, done.get("headers", ())))
+            headers = [(k, v) for k, v in done.get("headers", ())]
             req.settle(Result(int(done.get("status", 200)), headers, payload))
             self._cancel_ops_of(req.rid)
         for failed in out.get("failed", ()):
