@@ -51,6 +51,7 @@
   const streaming = {
     started: null, // heads of streamed responses
     flowing: null, // streaming flights with chunks to report
+    open: null, // flights whose res.write() output awaits res.end()
   };
 
   // Appends x (a string, bytes, or a list of them) to the output blob. The blob's
@@ -127,16 +128,43 @@
     f.parts = [];
     f.partBytes = 0;
     if (f.res) f.res.headersSent = true;
-    pump(f, source).then(() => {
-      if (f.finished) return;
-      const ref = blob(f.parts);
-      f.parts.length = 0;
-      (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"streamed":true,"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
-      finish(f);
-    }, (e) => {
+    pump(f, source).then(() => endStream(f), (e) => {
       enter(f);
       fail(f, e);
     });
+  };
+
+  const endStream = (f) => {
+    if (f.finished) return;
+    const ref = blob(f.parts);
+    f.parts.length = 0;
+    (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"streamed":true,"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
+    finish(f);
+  };
+
+  // Adds a chunk to a streaming flight; false once this crossing has produced enough of them.
+  const feed = (f, part) => {
+    if (!f.parts.length) (streaming.flowing || (streaming.flowing = [])).push(f);
+    f.parts.push(part);
+    f.partBytes += part.length;
+    return f.partBytes < STREAM_FLUSH_BYTES;
+  };
+
+  // At the end of a crossing, a response that res.write() began and res.end() has not
+  // finished starts streaming: what was written goes out now, the rest as it is written.
+  const openStreams = () => {
+    for (const f of streaming.open) {
+      const res = f.res;
+      if (f.finished || f.parts || !res._chunks) continue;
+      (streaming.started || (streaming.started = [])).push('{"rid":' + f.rid + ',"status":' + res.statusCode + ',"headers":' + res._headersJSON() + '}');
+      f.parts = [];
+      f.partBytes = 0;
+      for (const part of res._chunks) feed(f, part);
+      res._chunks = null;
+      res._streaming = true;
+      res.headersSent = true;
+    }
+    streaming.open = null;
   };
 
   const partOf = (chunk) => {
@@ -150,11 +178,7 @@
   const pump = async (f, source) => {
     for await (const chunk of source) {
       if (f.finished) return;
-      const part = partOf(chunk);
-      if (!f.parts.length) (streaming.flowing || (streaming.flowing = [])).push(f);
-      f.parts.push(part);
-      f.partBytes += part.length;
-      if (f.partBytes >= STREAM_FLUSH_BYTES) {
+      if (!feed(f, partOf(chunk))) {
         f.partBytes = 0;
         enter(f);
         await op('drain', {}); // ends the crossing; resumes once the client has taken most of it
@@ -1601,17 +1625,26 @@
       if (opts.sameSite) c += '; SameSite=' + (opts.sameSite === true ? 'Strict' : opts.sameSite);
       return this.append('set-cookie', c);
     }
+    // Written chunks are sent with res.end() when it comes in the same crossing, and
+    // streamed when the crossing ends with the response still open (see openStreams).
     write(chunk, enc) {
-      if (this._flight.finished) return false;
-      const part = typeof chunk === 'string' && enc !== undefined ? Buffer.from(chunk, enc) : chunk;
-      (this._chunks || (this._chunks = [])).push(typeof part === 'string' ? part : viewOf(part));
+      const f = this._flight;
+      if (f.finished) return false;
+      const part = partOf(typeof chunk === 'string' && enc !== undefined ? Buffer.from(chunk, enc) : chunk);
       this._touched = true;
+      if (this._streaming) return feed(f, part);
+      if (!this._chunks) {
+        this._chunks = [];
+        (streaming.open || (streaming.open = [])).push(f);
+      }
+      this._chunks.push(part);
       return true;
     }
     end(chunk, enc) {
       if (typeof chunk === 'function') chunk = undefined;
       if (chunk !== undefined && chunk !== null) this.write(chunk, enc);
-      this._send(this._chunks || undefined);
+      if (this._streaming) endStream(this._flight);
+      else this._send(this._chunks || undefined);
       return this;
     }
     json(v) {
@@ -1669,8 +1702,15 @@
   // The return value of a handler, turned into a response (see ABI.md).
   const respondWith = (f, v, atFlush) => {
     const res = f.res;
-    if (v === undefined || v === res) {
-      if (res._touched) res._send(res._chunks || undefined);
+    const bare = v === undefined || v === res;
+    if (res._streaming || (res._chunks && bare)) { // written, not ended: ended once nothing can write more
+      if (!atFlush || f.pending > 0) waiting.push(f);
+      else if (res._streaming) endStream(f);
+      else res._send(res._chunks);
+      return;
+    }
+    if (bare) {
+      if (res._touched) res._send(undefined);
       else if (atFlush && f.pending === 0) respond(f, 204, '[]', undefined);
       else waiting.push(f); // queued work may still use res; decided when the crossing ends
       return;
@@ -1708,7 +1748,8 @@
   };
 
   const onSettled = (f, v) => {
-    if (f.finished || f.parts) return; // finished, or already streaming what it gave res.send
+    // finished, or already streaming what it gave res.send (but res.write's stream ends here)
+    if (f.finished || (f.parts && !f.res._streaming)) return;
     enter(f);
     try {
       respondWith(f, v);
@@ -1782,6 +1823,7 @@
         }
       }
     }
+    if (streaming.open) openStreams();
     if (unhandled.size) reportUnhandled();
     if (state.logsDropped) {
       (state.logs || (state.logs = [])).push({ rid: state.cur, level: 'warn', msg: '[wexec] ' + state.logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });

@@ -505,6 +505,48 @@ async def test_a_stream_that_throws_ends_with_its_error_after_what_it_sent(sandb
     assert [log.message for log in result.logs] == ["streaming"]
 
 
+async def test_res_write_left_open_streams_until_res_end(sandbox: Sandbox) -> None:
+    src = (
+        "res.setHeader('content-type', 'text/event-stream');\n"
+        "res.write('data: 1\\n\\n');\n"
+        "setTimeout(() => {\n  res.write('data: 2\\n\\n');\n"
+        "  setTimeout(() => res.end('data: 3\\n\\n'), 60);\n}, 60);\n"
+    )
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "sse.ts"), Invocation("GET", "/"))
+    head_at = time.monotonic()
+    assert header(result, "content-type") == "text/event-stream"
+    got = await gather(result)
+    assert b"".join(chunk for _, chunk in got) == b"data: 1\n\ndata: 2\n\ndata: 3\n\n"
+    assert got[0] == (got[0][0], b"data: 1\n\n") and got[0][0] - head_at < 0.04
+    assert got[-1][0] - got[0][0] >= 0.1
+
+
+async def test_an_async_handler_streams_what_it_writes_between_awaits(sandbox: Sandbox) -> None:
+    src = SLEEP + (
+        "export default async (req, res) => {\n"
+        "  res.write('x');\n  await sleep(50);\n  res.write(new Uint8Array([121]));\n"
+        "  await sleep(50);\n  res.end();\n};\n"
+    )
+    started = time.monotonic()
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "writes.ts"), Invocation("GET", "/"))
+    got = await gather(result)
+    assert got[0][1] == b"x" and got[0][0] - started < 0.04
+    assert b"".join(chunk for _, chunk in got) == b"xy"
+
+
+async def test_a_written_response_ends_when_nothing_is_left_to_write(sandbox: Sandbox) -> None:
+    src = "res.write('a');\nsetTimeout(() => res.write('b'), 30);\n"
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "open.ts"), Invocation("GET", "/"))
+    assert b"".join(chunk for _, chunk in await gather(result)) == b"ab"
+
+
+def test_writes_ended_in_the_same_crossing_are_one_response(sandbox: Sandbox) -> None:
+    result = run(sandbox, "res.write('a');\nres.write(new TextEncoder().encode('b'));\nres.end('c');\n")
+    assert result.stream is None and result.body == b"abc"
+    result = run(sandbox, "res.write('only');\n")
+    assert result.stream is None and result.body == b"only"
+
+
 async def test_the_timeout_covers_the_whole_stream(sandbox: Sandbox) -> None:
     src = "// @timeout 300\n" + SLEEP + "export default async function* () { while (true) { yield '.'; await sleep(50); } }\n"
     artefact = sandbox.compiler.compile_source(src, "endless.ts")
