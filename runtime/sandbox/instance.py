@@ -47,8 +47,7 @@ class GuestInstance:
         self.memory_limit = memory_limit
         self._store, self._ctx = _capi.new_store(engine.engine, memory_limit + STORE_SLACK)
         self._instance = _capi.instantiate(engine.pre, self._ctx)
-        memory = _capi.export(self._ctx, self._instance, b"memory").of.memory
-        self._base = _capi.memory_base(self._ctx, memory)  # fixed: the engine forbids moving
+        self._base = engine.memories.last_made()  # fixed: the engine forbids moving
         self._funcs: dict[bytes, _capi.Extern] = {}
         self._args = (_capi.ValRaw * 2)()
         if engine.io_addr is None:

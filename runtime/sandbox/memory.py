@@ -112,6 +112,7 @@ class ImageMemories:
         self._spare: list[_Slot] = []
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
+        self._made = threading.local()
         self._scanner = _Scanner.open()
         # ctypes callbacks must outlive the engine: they are kept on this object.
         self._callbacks = (
@@ -130,6 +131,11 @@ class ImageMemories:
     def install(self, config: wasmtime.Config) -> None:
         """Make ``config``'s engine take every linear memory from here."""
         b._wasmtime_config_host_memory_creator_set(config.ptr(), ctypes.byref(self._creator))
+
+    def last_made(self) -> int:
+        """Address of the memory this thread's latest instantiation got; it never moves, so an
+        instance can take it from here instead of asking wasmtime (two calls, ~3 µs)."""
+        return int(self._made.base)
 
     def spare(self) -> list[tuple[int, int]]:
         """(address, size) of the memories waiting for reuse; for tests that check the reset."""
@@ -152,6 +158,7 @@ class ImageMemories:
             return ctypes.cast(b._wasmtime_error_new(msg), c_void_p).value or 0
         key = next(self._keys)
         self._live[key] = slot
+        self._made.base = slot.base
         out = ret[0]
         out.env = key
         out.get_memory, out.grow_memory, out.finalizer = self._callbacks[1:]
