@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -53,10 +53,6 @@ TARGET_SERVERLESS_RPS = 0.35
 TARGET_WORKER_P99 = 2.0
 TARGET_SCALING = 1.7
 
-Argv = Callable[[int, int], list[str]]
-"""(port, workers) -> command line."""
-
-
 class Skip(Exception):
     """A row that cannot be measured here; its message goes into the notes under the table."""
 
@@ -66,45 +62,35 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """One way of serving an ASGI app, applied alike to the bare app and to wexec."""
+    """One way of serving an ASGI app — `wexec serve --server SERVER --loop LOOP` — applied alike
+    to the bare app and to wexec."""
 
     name: str
     detail: str
-    bare: Argv
-    wexec_server: str | None
-    """The `wexec serve --server` value that runs this configuration; None if it has none."""
-    why_no_wexec: str = ""
+    server: str
+    loop: str = "uvloop"
+
+    def bare(self, port: int, workers: int) -> list[str]:
+        """The bare app through `runtime.server.serve`: the very options `wexec serve` uses."""
+        return _py(str(APPS / "serve_bare.py"), self.server, str(port), str(workers), self.loop)
+
+    def wexec(self, scripts: Path, data: Path, port: int, workers: int) -> list[str]:
+        """`wexec serve` from this checkout (the console script's own entry point, runtime.cli)."""
+        return _py("-m", "runtime.cli", "serve", "--scripts", str(scripts), "--data", str(data),
+                   "--server", self.server, "--loop", self.loop, "--host", HOST, "--port", str(port),
+                   "--workers", str(workers))
 
 
 def _py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _via_serve(server: str) -> Argv:
-    """The bare app through `runtime.server.serve`: the very options `wexec serve` uses."""
-    return lambda port, n: _py(str(APPS / "serve_bare.py"), server, str(port), str(n))
-
-
 SERVERS = [
-    ServerConfig("uvicorn", "httptools + uvloop", _via_serve("uvicorn"), "uvicorn"),
-    ServerConfig(
-        "hypercorn-asyncio", "h11, asyncio loop",
-        # wexec's serve() has no asyncio variant, so the CLI; --workers 0 serves from the process
-        # itself, as serve() does with one worker.
-        lambda port, n: _py("-m", "hypercorn", "bare:app", "--bind", f"{HOST}:{port}",
-                            "--worker-class", "asyncio", "--workers", str(0 if n == 1 else n)),
-        None, "`wexec serve --server hypercorn` always runs hypercorn's uvloop worker class",
-    ),
-    ServerConfig("hypercorn-uvloop", "h11, uvloop", _via_serve("hypercorn"), "hypercorn"),
-    ServerConfig("granian", "Rust HTTP, uvloop", _via_serve("granian"), "granian"),
+    ServerConfig("uvicorn", "httptools + uvloop", "uvicorn"),
+    ServerConfig("hypercorn-asyncio", "h11, asyncio loop", "hypercorn", loop="asyncio"),
+    ServerConfig("hypercorn-uvloop", "h11, uvloop", "hypercorn"),
+    ServerConfig("granian", "Rust HTTP, uvloop", "granian"),
 ]
-
-
-def wexec_argv(scripts: Path, data: Path, server: str) -> Argv:
-    """`wexec serve` from this checkout (the console script's own entry point, runtime.cli)."""
-    return lambda port, n: _py("-m", "runtime.cli", "serve", "--scripts", str(scripts), "--data", str(data),
-                               "--server", server, "--host", HOST, "--port", str(port),
-                               "--workers", str(n))
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -330,14 +316,9 @@ def run_table(args: argparse.Namespace, bench: Bench) -> list[Row]:
             else:
                 if wexec_dirs is None:
                     continue
-                if cfg.wexec_server is None:
-                    note = f"{cfg.name}: no wexec rows, {cfg.why_no_wexec}"
-                    if note not in bench.notes:
-                        bench.notes.append(note)
-                    continue
                 scripts, data = wexec_dirs
                 port = free_port()
-                argv, cwd, env = wexec_argv(scripts / app, data / app, cfg.wexec_server)(port, 1), ROOT, None
+                argv, cwd, env = cfg.wexec(scripts / app, data / app, port, 1), ROOT, None
             try:
                 res = bench.measure(argv, cwd, f"{cfg.name} {app}", env=env, port=port)
             except Skip as exc:
@@ -407,7 +388,7 @@ def run_scaling(args: argparse.Namespace, bench: Bench) -> None:
     worker script that computes for about half a millisecond, keeps wrk's share small, so its ratio is the
     server's own and carries the target.
     """
-    cfg = next(s for s in SERVERS if s.wexec_server == args.server)
+    cfg = next(s for s in SERVERS if s.server == args.server and s.loop == "uvloop")  # serve's default
     apps = ["bare", "worker", "busy"]
     try:
         scripts, data = prepare_wexec(bench.tmp)
@@ -422,7 +403,7 @@ def run_scaling(args: argparse.Namespace, bench: Bench) -> None:
             if app == "bare":
                 argv, cwd, env = cfg.bare(port, n), APPS, BARE_ENV
             else:
-                argv, cwd, env = wexec_argv(scripts / app, data / f"{app}{n}", args.server)(port, n), ROOT, None
+                argv, cwd, env = cfg.wexec(scripts / app, data / f"{app}{n}", port, n), ROOT, None
             try:
                 results[app, n] = bench.measure(argv, cwd, f"{app} --workers {n}", pin=None, env=env, port=port)
             except Skip as exc:
@@ -472,7 +453,7 @@ def main() -> int:
     ap.add_argument("--apps", default="bare,worker,serverless,workerd", help="comma list (default: all)")
     ap.add_argument("--no-install", action="store_true", help="do not npm-install workerd")
     ap.add_argument("--workers-scaling", action="store_true", help="wexec --workers 1 vs 2 instead")
-    ap.add_argument("--server", choices=[s.wexec_server for s in SERVERS if s.wexec_server],
+    ap.add_argument("--server", choices=list(dict.fromkeys(s.server for s in SERVERS)),
                     help="server for --workers-scaling (default: wexec serve's own default)")
     args = ap.parse_args()
     if args.quick:

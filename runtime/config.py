@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         "granian", description="ASGI server (granian measured fastest, benches/http_load.py); "
         "hypercorn for HTTP/2 and HTTP/3."
     )
+    loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="Server event loop: uvloop is faster; the standard library's "
+        "asyncio is there to measure against (benches/http_load.py)."
+    )
     workers: int = Field(1, ge=1, description="Server processes, each with its own sandbox.")
     max_body_bytes: int = Field(10 * MiB, description="Largest request body; 413 past it.")
     max_inflight: int = Field(1024, description="Requests in progress per process; 503 past it.")

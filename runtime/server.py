@@ -33,7 +33,7 @@ def serve(settings: Settings, app: str = APP_FACTORY) -> None:
 
         uvicorn.run(
             app, factory=True, host=settings.host, port=settings.port,
-            workers=settings.workers, loop="uvloop", http="httptools", lifespan="on",
+            workers=settings.workers, loop=settings.loop, http="httptools", lifespan="on",
             access_log=False, log_level="warning",
         )
     elif settings.server == "granian":
@@ -42,7 +42,7 @@ def serve(settings: Settings, app: str = APP_FACTORY) -> None:
 
         Granian(
             app, factory=True, address=settings.host, port=settings.port,
-            interface=Interfaces.ASGI, workers=settings.workers, loop=Loops.uvloop,
+            interface=Interfaces.ASGI, workers=settings.workers, loop=Loops(settings.loop),
             log_access=False,
         ).serve()
     else:
@@ -53,7 +53,7 @@ def serve(settings: Settings, app: str = APP_FACTORY) -> None:
         config.application_path = app + "()"
         config.bind = [f"{settings.host}:{settings.port}"]
         config.workers = 0 if settings.workers == 1 else settings.workers  # 0: this process
-        config.worker_class = "uvloop"
+        config.worker_class = settings.loop
         config.accesslog = None
         run(config)
 
@@ -70,13 +70,14 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--workers", type=int, help="server processes (default 1)")
     p.add_argument("--server", choices=["granian", "uvicorn", "hypercorn"],
                    help="ASGI server (default granian)")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], help="event loop (default uvloop)")
     p.set_defaults(fn=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     flags = {
         name: getattr(args, name)
-        for name in ("scripts", "tenants_root", "host", "port", "data", "workers", "server")
+        for name in ("scripts", "tenants_root", "host", "port", "data", "workers", "server", "loop")
         if getattr(args, name) is not None
     }
     flags = {k: v.resolve() if isinstance(v, Path) else v for k, v in flags.items()}
@@ -85,7 +86,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(**flags)
     root = settings.tenants_root or settings.scripts
     print(f"wexec: serving {root} on http://{settings.host}:{settings.port} "
-          f"({settings.server}, {settings.workers} worker(s)); logs in {settings.data_dir / 'logs'}",
-          flush=True)
+          f"({settings.server} on {settings.loop}, {settings.workers} worker(s)); "
+          f"logs in {settings.data_dir / 'logs'}", flush=True)
     serve(settings)
     return 0

@@ -1,26 +1,61 @@
-"""`wexec serve` with no arguments serves the repository's examples, under each ASGI server."""
+"""`wexec serve` with no arguments serves the repository's examples, under each server and loop."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
 from _server import running_server
 
+from runtime.cli import main
 
-@pytest.fixture(scope="module", params=["uvicorn", "hypercorn", "granian"])
+SERVERS = {
+    "uvicorn": ["--server", "uvicorn"],
+    "hypercorn": ["--server", "hypercorn"],
+    "hypercorn-asyncio": ["--server", "hypercorn", "--loop", "asyncio"],
+    "granian": ["--server", "granian"],
+}
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
 def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[httpx.Client]:
     data: Path = tmp_path_factory.mktemp("data")
-    with running_server(["--server", request.param, "--data", str(data)]) as base, \
+    with running_server([*SERVERS[request.param], "--data", str(data)]) as base, \
             httpx.Client(base_url=base, timeout=10) as c:
         yield c
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "granian"])
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_loop_flag_reaches_the_server(server: str, loop: str, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    """A server left on the other loop answers every request just the same, so look at what
+    `wexec serve --loop` hands the server itself."""
+    seen: list[str] = []
+
+    class Granian:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            seen.append(kwargs["loop"].value)
+
+        def serve(self) -> None:
+            pass
+
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: seen.append(kwargs["loop"]))
+    monkeypatch.setattr("hypercorn.run.run", lambda config: seen.append(config.worker_class))
+    monkeypatch.setattr("granian.Granian", Granian)
+    with mock.patch.dict(os.environ):  # serve() exports the settings for its worker processes
+        main(["serve", "--server", server, "--loop", loop])
+    assert seen == [loop]
 
 
 def test_hello(client: httpx.Client) -> None:
