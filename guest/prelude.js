@@ -1715,7 +1715,9 @@
       else waiting.push(f); // queued work may still use res; decided when the crossing ends
       return;
     }
-    if (v instanceof Response) {
+    const proto = v !== null && typeof v === 'object' ? Object.getPrototypeOf(v) : undefined;
+    const plain = proto === Object.prototype || proto === Array.prototype; // most answers: JSON
+    if (!plain && v instanceof Response) {
       const headers = JSON.stringify([...v.headers._map]);
       if (streamOf(v._body)) stream(f, v.status, headers, v._body);
       else respond(f, v.status, headers, v._body);
@@ -1725,10 +1727,10 @@
     if (typeof v === 'string') {
       body = v;
       kind = 'text';
-    } else if (viewOf(v)) {
+    } else if (!plain && viewOf(v)) {
       body = viewOf(v);
       kind = 'bin';
-    } else if (streamOf(v)) {
+    } else if (!plain && streamOf(v)) {
       stream(f, res.statusCode, res._headersJSON(), v);
       return;
     } else {
