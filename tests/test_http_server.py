@@ -99,6 +99,11 @@ DEFAULT_TENANT = {
         "return (async function* () {\n  yield 'first\\n';\n  await sleep(150);\n"
         "  yield 'second\\n';\n  await sleep(150);\n  yield 'third\\n';\n})();\n"
     ),
+    "stream/events.ts": (
+        "// @mode worker\nres.setHeader('content-type', 'text/event-stream');\n"
+        "res.write('data: 1\\n\\n');\n"
+        "setTimeout(() => res.end('data: 2\\n\\n'), 150);\n"
+    ),
     "stream/throws.ts": (
         "// @log-level full\n"
         "export default async function* () {\n  yield 'partial';\n"
@@ -434,6 +439,16 @@ def test_a_streamed_body_arrives_chunk_by_chunk(client: httpx.Client, data: Path
     eventually(lambda: bool(_entries(data, "/stream/ticks")))
     entry = _entries(data, "/stream/ticks")[-1]
     assert entry["status"] == 200 and entry["response_size"] == 19 and entry["ms"] >= 300
+
+
+def test_server_sent_events_written_with_res_write(client: httpx.Client) -> None:
+    with client.stream("GET", "/stream/events") as r:
+        head_at = time.monotonic()
+        got = [(time.monotonic(), chunk) for chunk in r.iter_raw()]
+    assert r.headers["content-type"] == "text/event-stream"
+    assert b"".join(chunk for _, chunk in got) == b"data: 1\n\ndata: 2\n\n"
+    assert got[0][1] == b"data: 1\n\n" and got[0][0] - head_at < 0.1
+    assert got[-1][0] - got[0][0] >= 0.12
 
 
 def test_a_stream_that_throws_is_cut_short_and_logged(client: httpx.Client, data: Path) -> None:
