@@ -51,6 +51,7 @@
   const streaming = {
     started: null, // heads of streamed responses
     flowing: null, // streaming flights with chunks to report
+    ended: null, // streamed responses that ended
     open: null, // flights whose res.write() output awaits res.end()
   };
 
@@ -110,8 +111,7 @@
   const respond = (f, status, headers, body) => {
     if (f.finished || f.parts) return;
     const ref = blob(body);
-    (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers
-      + ',"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
+    (state.done || (state.done = [])).push('[' + f.rid + ',' + status + ',' + headers + ',' + ref.off + ',' + ref.len + ']');
     finish(f);
   };
 
@@ -138,7 +138,7 @@
     if (f.finished) return;
     const ref = blob(f.parts);
     f.parts.length = 0;
-    (state.done || (state.done = [])).push('{"rid":' + f.rid + ',"streamed":true,"body":{"off":' + ref.off + ',"len":' + ref.len + '}}');
+    (streaming.ended || (streaming.ended = [])).push('[' + f.rid + ',' + ref.off + ',' + ref.len + ']');
     finish(f);
   };
 
@@ -1846,6 +1846,10 @@
       }
       if (chunks.length) s += ',"chunks":[' + chunks.join(',') + ']';
       streaming.flowing = null;
+    }
+    if (streaming.ended) {
+      s += ',"ended":[' + streaming.ended.join(',') + ']';
+      streaming.ended = null;
     }
     if (state.done) s += ',"done":[' + state.done.join(',') + ']';
     if (state.skipped) s += ',"skipped":[' + state.skipped.join(',') + ']';

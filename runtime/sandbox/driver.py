@@ -472,21 +472,18 @@ class Driver:
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
         requests = self._requests
-        for done in out.get("done", ()):
-            req = requests.get(done["rid"])
-            if req is None:
-                continue
-            body = done.get("body")
-            payload = blob[body["off"] : body["off"] + body["len"]] if body else b""
-            if "streamed" in done:
+        for rid, off, length in out.get("ended", ()):
+            req = requests.get(rid)
+            if req is not None:
                 if req.stream is not None:
-                    req.stream.feed(payload)
+                    req.stream.feed(blob[off : off + length])
                     req.stream.end()
-                self._forget(req.rid)
-                continue
-            headers = [(k, v) for k, v in done.get("headers", ())]
-            req.settle(Result(int(done.get("status", 200)), headers, payload))
-            self._cancel_ops_of(req.rid)
+                self._forget(rid)
+        for rid, status, headers, off, length in out.get("done", ()):
+            req = requests.get(rid)
+            if req is not None:
+                req.settle(Result(status, [(k, v) for k, v in headers], blob[off : off + length]))
+                self._cancel_ops_of(rid)
         for failed in out.get("failed", ()):
             req = self._requests.get(failed["rid"])
             if req is None:
