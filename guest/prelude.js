@@ -307,6 +307,7 @@
     if (t._ms <= 0) {
       t._op = 0;
       zero.push(t);
+      W.zeroTimer();
     } else {
       t._op = listOp({ timer: t }, 'timer', { ms: t._ms });
     }

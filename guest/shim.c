@@ -26,6 +26,7 @@ static struct hot {
     uint32_t io[5]; /* see ABI.md; wx_io returns its address */
     int rc_sink;    /* where counts of immortal blocks go (build/guest.py) */
     bool seeded, soft_tripped, timed_out;
+    bool zero_timers; /* the prelude queued a zero-delay timer: drain() must call its tick */
     size_t heap_used, heap_cap, heap_soft;
     uint64_t deadline_ns; /* 0: no deadline */
     uint64_t budget_ns;
@@ -806,6 +807,13 @@ static JSValue w_parse_json(JSContext *c, JSValueConst this, int argc, JSValueCo
     return v;
 }
 
+/* The prelude queued a zero-delay timer; without one, drain() skips calling tick. */
+static JSValue w_zero_timer(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    hot.zero_timers = true;
+    return JS_UNDEFINED;
+}
+
 /* Whether a job (a promise reaction, a queued microtask) is waiting to run. */
 static JSValue w_jobs_pending(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
@@ -820,6 +828,7 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("hostCall", 2, w_host_call),
     JS_CFUNC_DEF("parseJSON", 1, w_parse_json),
     JS_CFUNC_DEF("jobsPending", 0, w_jobs_pending),
+    JS_CFUNC_DEF("zeroTimer", 0, w_zero_timer),
 };
 
 /* ---- Running JS ----------------------------------------------------------- */
@@ -881,8 +890,12 @@ static void drain(void)
             if (r < 0)
                 on_escape();
         }
+        if (!hot.zero_timers)
+            return;
         JSValue more = call(E.tick, 0, NULL);
         bool again = JS_IsBool(more) && JS_VALUE_GET_BOOL(more);
+        if (JS_IsBool(more) && !again)
+            hot.zero_timers = false; /* tick found none left */
         JS_FreeValue(ctx, more);
         if (!again)
             return;
