@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.config import Settings
@@ -25,16 +25,15 @@ class Tenant:
     subdomain: str
     exec_id: str
     root: Path
+    name: str = field(init=False, compare=False)
+    """`default/1`: how the tenant appears in messages and host capabilities."""
+    slug: str = field(init=False, compare=False)
+    """`default-1`: the tenant in file names (its request log is `logs/default-1.log`)."""
 
-    @property
-    def name(self) -> str:
-        """`default/1`: how the tenant appears in messages and host capabilities."""
-        return f"{self.subdomain}/{self.exec_id}"
-
-    @property
-    def slug(self) -> str:
-        """`default-1`: the tenant in file names (its request log is `logs/default-1.log`)."""
-        return f"{self.subdomain}-{self.exec_id}"
+    def __post_init__(self) -> None:
+        # Made once: every request names its tenant twice.
+        object.__setattr__(self, "name", f"{self.subdomain}/{self.exec_id}")
+        object.__setattr__(self, "slug", f"{self.subdomain}-{self.exec_id}")
 
 
 def discover(settings: Settings) -> list[Tenant]:
