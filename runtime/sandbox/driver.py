@@ -251,15 +251,16 @@ class Driver:
     # them pays the fixed costs (the call, the envelope, the prelude's flush) once, and runs
     # them back to back while the guest's code and heap are still in the CPU's caches.
 
-    async def _join_batch(
+    def _join_batch(
         self, inv: Invocation, timeout_ms: int | None, slice_ms: float
-    ) -> tuple[_Request, list[dict]]:
+    ) -> asyncio.Future[tuple[_Request, list[dict]]]:
+        """The request's place in the next batch: a future of what ``begin`` would return."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[_Request, list[dict]]] = loop.create_future()
         self._batch.append((inv, timeout_ms, future))
         if len(self._batch) == 1:  # the first of this iteration: run them all in the next one
             loop.call_soon(self._start_batch, slice_ms)
-        return await future
+        return future
 
     def _start_batch(self, slice_ms: float) -> None:
         if self.lock.locked():  # a resume or a crossing on a thread has the instance: after it
