@@ -76,7 +76,6 @@
   class Flight {
     constructor(rid) {
       this.rid = rid;
-      this.pending = 0; // ops listed and not yet settled
       this.finished = false;
       this.res = null;
       this.meta = null;
@@ -84,6 +83,7 @@
       // other flights never carry them, so their objects stay as small as before.
     }
   }
+  Flight.prototype.pending = 0; // ops listed and not yet settled: own once a request lists one
 
   // Code that runs next belongs to flight f (null: outside any request).
   const enter = (f) => {
@@ -95,10 +95,7 @@
   // The host cancels what a finished request still had listed; forget it here too.
   const finish = (f) => {
     f.finished = true;
-    if (f.res) {
-      f.res.headersSent = true;
-      f.res = null; // res keeps its flight: without this the pair is a cycle, freed only by the GC
-    }
+    f.res = null; // res keeps its flight: without this the pair is a cycle, freed only by the GC
     if (f.pending > 0) {
       for (const [id, rec] of opsById) if (rec.flight === f) opsById.delete(id);
       for (const [id, t] of timers) if (t._flight === f) timers.delete(id);
@@ -127,7 +124,6 @@
     (streaming.started || (streaming.started = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers + '}');
     f.parts = [];
     f.partBytes = 0;
-    if (f.res) f.res.headersSent = true;
     pump(f, source).then(() => endStream(f), (e) => {
       enter(f);
       fail(f, e);
@@ -162,7 +158,6 @@
       for (const part of res._chunks) feed(f, part);
       res._chunks = null;
       res._streaming = true;
-      res.headersSent = true;
     }
     streaming.open = null;
   };
@@ -1533,8 +1528,9 @@
       this.query = q[5] || {};
       this.params = q[6] || {};
       this.ip = q[7];
-      this._raw = raw;
-      // _body and _text start as UNSET on the prototype: most requests never read either
+      if (raw !== undefined) this._raw = raw;
+      // _raw (undefined), _body and _text (UNSET) default on the prototype: most requests
+      // have no body, and never read it
     }
     get body() {
       if (this._body === UNSET) this._body = parseBody(this.headers['content-type'], this._raw);
@@ -1552,8 +1548,7 @@
     arrayBuffer() { return Promise.resolve(this._raw ? this._raw.slice().buffer : new ArrayBuffer(0)); }
     bytes() { return Promise.resolve(this._raw ? this._raw.slice() : new Uint8Array(0)); }
   }
-  Request.prototype._body = UNSET;
-  Request.prototype._text = UNSET;
+  Object.assign(Request.prototype, { _raw: undefined, _body: UNSET, _text: UNSET });
 
   const TYPES = {
     json: 'application/json; charset=utf-8',
@@ -1570,13 +1565,14 @@
   for (const k of Object.keys(TYPES)) TYPE_HEADERS[k] = JSON.stringify([['content-type', TYPES[k]]]);
 
   class Res {
+    // Only the flight is res's own from the start: the defaults below live on the prototype,
+    // and a response that never changes one (most) has a one-property res.
     constructor(flight) {
       this._flight = flight;
-      this.statusCode = 200;
-      this.headersSent = false;
-      this._headers = null; // lower-case name -> string | string[]
-      this._chunks = null;
-      this._touched = false;
+    }
+    get headersSent() {
+      const f = this._flight;
+      return f.finished || f.parts !== undefined;
     }
     status(code) {
       this.statusCode = Number(code) | 0;
@@ -1699,6 +1695,13 @@
       respond(f, this.statusCode, this._headersJSON(), body);
     }
   }
+
+  Object.assign(Res.prototype, {
+    statusCode: 200,
+    _headers: null, // lower-case name -> string | string[]
+    _chunks: null, // what res.write() buffered
+    _touched: false,
+  });
 
   // The return value of a handler, turned into a response (see ABI.md).
   const respondWith = (f, v, atFlush) => {
