@@ -202,9 +202,10 @@ class Sandbox:
 
         The driver times every first crossing into a moving average (``Driver.pace_ms``). A
         script runs on the guest threads for its first ``WORKER_PROBATION`` requests, and inline,
-        bounded by the slice, while its average stays under a fifth of the slice. An inline crossing that outruns the slice is
-        stopped (the instance survives, as after any timeout), that one request fails, and the
-        script stays on the threads for good: the event loop is never held longer than a slice.
+        bounded by the slice, while its average stays under a fifth of the slice. An inline
+        crossing that outruns the slice is stopped (the instance survives, as after any timeout),
+        that one request fails, and the script stays on the threads for good: the event loop is
+        never held longer than a slice.
         """
         key = artefact.key
         driver = self._workers.get(key)

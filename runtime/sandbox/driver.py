@@ -190,10 +190,7 @@ class Driver:
     def _new_request(self, timeout_ms: int | None, now: float | None = None) -> _Request:
         rid = self._next_rid
         self._next_rid += 1
-        if not timeout_ms:
-            deadline = None
-        else:
-            deadline = (now or time.monotonic()) + timeout_ms / 1000.0
+        deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
         req = self._requests[rid] = _Request(rid, timeout_ms or None, deadline)
         return req
 
@@ -336,7 +333,7 @@ class Driver:
                 self._forget(req.rid)
                 outcomes.append(_Skipped() if req.rid in skipped else SliceExceeded())
             else:
-                outcomes.append((req, ops_by_rid.get(req.rid) or []))
+                outcomes.append((req, ops_by_rid.get(req.rid, [])))
         return outcomes
 
     def _timed_begin(
