@@ -23,7 +23,7 @@ from runtime.sandbox import (
     ScriptMemoryError,
     ScriptTimeout,
 )
-from runtime.sandbox.driver import Driver
+from runtime.sandbox.driver import STREAM_OVERFLOW_BYTES, Driver
 
 _names = count()
 
@@ -538,6 +538,20 @@ async def test_a_written_response_ends_when_nothing_is_left_to_write(sandbox: Sa
     src = "res.write('a');\nsetTimeout(() => res.write('b'), 30);\n"
     result = await sandbox.invoke(sandbox.compiler.compile_source(src, "open.ts"), Invocation("GET", "/"))
     assert b"".join(chunk for _, chunk in await gather(result)) == b"ab"
+
+
+async def test_res_write_outrunning_its_client_fails_instead_of_filling_memory(
+    sandbox: Sandbox,
+) -> None:
+    src = "const mib = 'x'.repeat(1 << 20);\nres.write(mib);\nsetInterval(() => res.write(mib), 1);\n"
+    result = await sandbox.invoke(sandbox.compiler.compile_source(src, "flood.ts"), Invocation("GET", "/"))
+    assert result.stream is not None
+    await asyncio.sleep(0.3)  # a client that reads nothing meanwhile
+    assert result.stream.buffered <= STREAM_OVERFLOW_BYTES + (4 << 20)
+    with pytest.raises(ScriptError) as info:
+        async for _ in result.stream:
+            pass
+    assert info.value.name == "StreamOverflow" and "too slowly" in info.value.message
 
 
 def test_writes_ended_in_the_same_crossing_are_one_response(sandbox: Sandbox) -> None:

@@ -70,6 +70,9 @@ PACE_WEIGHT = 0.1
 
 STREAM_BUFFER_BYTES = 256 * 1024
 """What a streamed body may hold beyond what its client has taken before the script waits."""
+STREAM_OVERFLOW_BYTES = 64 * STREAM_BUFFER_BYTES
+"""What a stream that does not wait (``res.write``) may hold before its request is failed: the
+host's memory must not be at the mercy of a script writing faster than its client reads."""
 
 CLOSED = ScriptError("the script's instance was closed")
 """What ``Driver.broken`` holds once the instance is closed; never raised."""
@@ -514,6 +517,20 @@ class Driver:
             if req is not None and req.stream is not None:
                 body = chunk["body"]
                 req.stream.feed(blob[body["off"] : body["off"] + body["len"]])
+                if req.stream.buffered > STREAM_OVERFLOW_BYTES:
+                    self._overflow(req)
+
+    def _overflow(self, req: _Request) -> None:
+        """End a stream whose client has fallen too far behind, and the request with it."""
+        assert req.stream is not None
+        waiting = req.stream.buffered // (1024 * 1024)
+        req.settle(ScriptError(
+            f"the client reads the streamed response too slowly: {waiting} MiB written with "
+            "res.write() were still waiting for it; return an async generator or a "
+            "ReadableStream to be paced by the client instead",
+            name="StreamOverflow", path=self.path,
+        ))
+        self._abandon(req.rid)
 
     def _collect_logs(self, out: dict) -> None:
         for log in out.get("logs", ()):
