@@ -386,7 +386,7 @@ def run_scaling(args: argparse.Namespace, bench: Bench) -> None:
     2-core machine it takes part of the core the second server process wants. The bare app's
     scaling, measured the same way, shows how much of the ideal 2× this placement leaves: when a
     request costs the server little, wrk's share of core 1 decides the ratio. The `busy` row, a
-    worker script that computes for about half a millisecond, keeps wrk's share small, so its ratio is the
+    worker script that computes for about 1.5 ms, keeps wrk's share small, so its ratio is the
     server's own and carries the target.
     """
     cfg = next(s for s in SERVERS if s.server == args.server and s.loop == "uvloop")  # serve's default

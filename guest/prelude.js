@@ -119,11 +119,16 @@
   const streamOf = (v) =>
     v !== null && typeof v === 'object' && typeof v[Symbol.asyncIterator] === 'function' ? v : null;
 
-  const stream = (f, status, headers, source) => {
-    if (f.finished || f.parts) return;
+  // Reports the head of f's response and makes f a streaming flight.
+  const startStream = (f, status, headers) => {
     (streaming.started || (streaming.started = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers + '}');
     f.parts = [];
     f.partBytes = 0;
+  };
+
+  const stream = (f, status, headers, source) => {
+    if (f.finished || f.parts) return;
+    startStream(f, status, headers);
     pump(f, source).then(() => endStream(f), (e) => {
       enter(f);
       fail(f, e);
@@ -152,9 +157,7 @@
     for (const f of streaming.open) {
       const res = f.res;
       if (f.finished || f.parts || !res._chunks) continue;
-      (streaming.started || (streaming.started = [])).push('{"rid":' + f.rid + ',"status":' + res.statusCode + ',"headers":' + res._headersJSON() + '}');
-      f.parts = [];
-      f.partBytes = 0;
+      startStream(f, res.statusCode, res._headersJSON());
       for (const part of res._chunks) feed(f, part);
       res._chunks = null;
       res._streaming = true;

@@ -483,7 +483,7 @@ class Driver:
         for rid, status, headers, off, length in out.get("done", ()):
             req = requests.get(rid)
             if req is not None:
-                req.settle(Result(status, [(k, v) for k, v in headers], blob[off : off + length]))
+                req.settle(Result(status, _pairs(headers), blob[off : off + length]))
                 self._cancel_ops_of(rid)
         for failed in out.get("failed", ()):
             req = self._requests.get(failed["rid"])
@@ -510,7 +510,7 @@ class Driver:
                 continue
             req.stream = stream = BodyStream()
             stream.on_close(partial(self._abandon, req.rid))
-            headers = list(map(tuple, started.get("headers", ())))
+            headers = _pairs(started.get("headers", ()))
             req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
         for chunk in out.get("chunks", ()):
             req = self._requests.get(chunk["rid"])
@@ -650,6 +650,11 @@ class Driver:
 def _ms(budget: float | None) -> float | None:
     """A budget for the guest: whole milliseconds as an integer, which it parses fastest."""
     return int(budget) if budget is not None and budget == int(budget) else budget
+
+
+def _pairs(headers: list[list[str]]) -> list[tuple[str, str]]:
+    """Response headers as the guest reports them (JSON pairs) as the host keeps them."""
+    return [(k, v) for k, v in headers]
 
 
 def _item(rid: int, inv: Invocation) -> list[Any]:
