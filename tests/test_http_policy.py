@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,7 +160,7 @@ async def test_body_limit_counts_streamed_chunks() -> None:
 
 
 def test_log_levels_grow() -> None:
-    entry = Entry("a.ts", "POST", "/a", 200, 0.0, 1.0, {"q": "1"}, "1.2.3.4",
+    entry = Entry("a.ts", "POST", "/a", 200, 0, 1.0, {"q": "1"}, "1.2.3.4",
                   {"authorization": "Bearer x", "accept": "*/*"}, b"payload",
                   console=[LogRecord("debug", "d"), LogRecord("log", "l"), LogRecord("error", "e")])
     assert render(entry, "none", True) is None
@@ -174,12 +174,28 @@ def test_log_levels_grow() -> None:
     assert render(entry, "minimal", True)["body"] == "payload"
 
 
-@pytest.mark.parametrize("t", [0.0, 1_700_000_000.0, 1_700_000_000.0015, 1_700_000_000.9995,
-                               1_700_000_000.9999995, 1_700_000_059.9999996, 1_763_000_000.123456])
-def test_log_time_is_iso_to_the_millisecond(t: float) -> None:
-    entry = Entry("a.ts", "GET", "/a", 200, t, 1.0)
-    expected = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
-    assert render(entry, "minimal", False)["time"] == expected
+@pytest.mark.parametrize("ns", [0, 1_700_000_000_000_000_000, 1_700_000_000_001_500_000,
+                                1_700_000_000_999_999_999, 1_700_000_059_999_999_600,
+                                1_763_000_000_123_456_789])
+def test_log_time_is_iso_to_the_millisecond(ns: int) -> None:
+    entry = Entry("a.ts", "GET", "/a", 200, ns, 1.0)
+    millis = datetime.fromtimestamp(ns // 1_000_000_000, UTC) + timedelta(
+        milliseconds=ns // 1_000_000 % 1000
+    )
+    assert render(entry, "minimal", False)["time"] == millis.isoformat(timespec="milliseconds")
+
+
+def test_log_time_follows_the_clock_within_one_second() -> None:
+    """The cached text of one millisecond is never given for the next."""
+    base = 1_763_000_000_998_000_000
+    times = [render(Entry("a.ts", "GET", "/a", 200, base + k * 400_000, 1.0), "minimal", False)
+             ["time"] for k in range(8)]
+    assert times == [
+        "2025-11-13T02:13:20.998+00:00", "2025-11-13T02:13:20.998+00:00",
+        "2025-11-13T02:13:20.998+00:00", "2025-11-13T02:13:20.999+00:00",
+        "2025-11-13T02:13:20.999+00:00", "2025-11-13T02:13:21.000+00:00",
+        "2025-11-13T02:13:21.000+00:00", "2025-11-13T02:13:21.000+00:00",
+    ]
 
 
 async def test_access_log_writes_batches_soon_and_the_rest_on_close(tmp_path: Path) -> None:

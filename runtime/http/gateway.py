@@ -114,7 +114,7 @@ class Gateway:
         self.shedder = shedder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started, t0 = time.time(), time.perf_counter()
+        started, t0 = time.time_ns(), time.perf_counter_ns()
         req = decode(scope)
         tenant, script, params = self.catalog.lookup(req.headers.get("host", ""), req.route_path)
         policy: Policy | None = script.policy if script is not None else None
@@ -150,7 +150,7 @@ class Gateway:
         if policy is not None and policy.log_level != "none":
             entry = Entry(
                 policy.script, req.method, req.path, result.status, started,
-                (time.perf_counter() - t0) * 1000, req.query, req.ip, req.headers, req.body,
+                (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, req.body,
                 result.headers, size, result.logs, error,
             )
             record = render(entry, policy.log_level, policy.log_request_body)

@@ -52,8 +52,8 @@ class Entry:
     method: str
     path: str
     status: int
-    started: float  # time.time()
-    duration_ms: float
+    started_ns: int  # time.time_ns()
+    duration_ms: float  # to the microsecond
     query: dict[str, Any] = field(default_factory=dict)
     ip: str = ""
     headers: dict[str, str] = field(default_factory=dict)
@@ -70,12 +70,12 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
     if rank == 0:
         return None
     record: dict[str, Any] = {
-        "time": _timestamp(entry.started),
+        "time": _timestamp(entry.started_ns),
         "script": entry.script,
         "method": entry.method,
         "path": entry.path,
         "status": entry.status,
-        "ms": round(entry.duration_ms, 3),
+        "ms": entry.duration_ms,
     }
     if rank >= 2:
         record["query"] = entry.query
@@ -104,23 +104,31 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
     return record
 
 
-def _timestamp(t: float) -> str:
-    """`datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")`, at a third of the cost.
+class _IsoMillis:
+    """ISO 8601 UTC text of the millisecond a `time.time_ns()` falls in.
 
-    Rounds to the microsecond like `fromtimestamp`, then truncates to the millisecond like
-    `isoformat`; the date and time of day are formatted once per second.
+    Requests arrive many to a millisecond under load, so the last text is reused, and the date
+    and time of day are formatted once per second: a fifth of `datetime`'s cost per request.
     """
-    second = int(t)
-    millis = round((t - second) * 1e6) // 1000
-    if millis == 1000:
-        second, millis = second + 1, 0
-    if second != _last_second[0]:
-        _last_second[:] = second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{_last_second[1]}{millis:03d}+00:00"
+
+    __slots__ = ("_ms", "_second", "_second_text", "_text")
+
+    def __init__(self) -> None:
+        self._ms = self._second = -1
+        self._text = self._second_text = ""
+
+    def __call__(self, ns: int) -> str:
+        ms = ns // 1_000_000
+        if ms != self._ms:
+            second, milli = divmod(ms, 1000)
+            if second != self._second:
+                self._second = second
+                self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            self._ms, self._text = ms, f"{self._second_text}{milli:03d}+00:00"
+        return self._text
 
 
-_last_second: list[Any] = [None, ""]
-"""The second `_timestamp` formatted last, and its text."""
+_timestamp = _IsoMillis()
 
 
 class AccessLog:
