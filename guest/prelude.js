@@ -12,6 +12,9 @@
  *   encode(s, enc)     string -> ArrayBuffer          decode(bytes, enc) -> string
  *   random(view)       fill from WASI random_get      hostCall(name, parts) -> ArrayBuffer
  *   parseJSON(x)       JSON.parse of a string or UTF-8 bytes, safe against deep nesting
+ *   done(rid, status, headers, body)  append body to the blob; returns the report's
+ *                      "[rid,status,headers,off,len]" entry for the finished response
+ *   fromShape(template, ...values)    a new object shaped like template, holding values
  */
 (function (W) {
   'use strict';
@@ -73,17 +76,16 @@
   const shared = {};
   const waiting = []; // flights whose handler returned nothing while work is pending
 
-  class Flight {
-    constructor(rid) {
-      this.rid = rid;
-      this.finished = false;
-      this.res = null;
-      this.meta = null;
-      // A streamed response adds `parts` (chunks not yet reported) and `partBytes`;
-      // other flights never carry them, so their objects stay as small as before.
-    }
-  }
+  // Per-request objects (flights, req, res, metadata) are made by W.fromShape from a
+  // template: the template's properties, in order, get the values given. That is one
+  // allocation, where a constructor or a literal adds one property at a time.
+  const fromShape = W.fromShape;
+
+  class Flight {}
   Flight.prototype.pending = 0; // ops listed and not yet settled: own once a request lists one
+  // A streamed response adds `parts` (chunks not yet reported) and `partBytes`;
+  // other flights never carry them, so their objects stay as small as before.
+  const FLIGHT = Object.assign(Object.create(Flight.prototype), { rid: 0, finished: false, res: null, meta: null });
 
   // Code that runs next belongs to flight f (null: outside any request).
   const enter = (f) => {
@@ -107,8 +109,7 @@
   // single biggest cost of a small request. `headers` is JSON text too.
   const respond = (f, status, headers, body) => {
     if (f.finished || f.parts) return;
-    const ref = blob(body);
-    (state.done || (state.done = [])).push('[' + f.rid + ',' + status + ',' + headers + ',' + ref.off + ',' + ref.len + ']');
+    (state.done || (state.done = [])).push(W.done(f.rid, status, headers, body));
     finish(f);
   };
 
@@ -1521,20 +1522,6 @@
   };
 
   class Request {
-    // q: a request as the host sends it, [rid, method, url, path, headers, query, params, ip,
-    // body length] (ABI.md)
-    constructor(q, raw) {
-      this.method = q[1];
-      this.url = q[2];
-      this.path = q[3];
-      this.headers = q[4] || {};
-      this.query = q[5] || {};
-      this.params = q[6] || {};
-      this.ip = q[7];
-      if (raw !== undefined) this._raw = raw;
-      // _raw (undefined), _body and _text (UNSET) default on the prototype: most requests
-      // have no body, and never read it
-    }
     get body() {
       if (this._body === UNSET) this._body = parseBody(this.headers['content-type'], this._raw);
       return this._body;
@@ -1551,7 +1538,19 @@
     arrayBuffer() { return Promise.resolve(this._raw ? this._raw.slice().buffer : new ArrayBuffer(0)); }
     bytes() { return Promise.resolve(this._raw ? this._raw.slice() : new Uint8Array(0)); }
   }
+  // _raw (undefined), _body and _text (UNSET) default on the prototype: most requests
+  // have no body, and never read it
   Object.assign(Request.prototype, { _raw: undefined, _body: UNSET, _text: UNSET });
+  const REQUEST = Object.assign(Object.create(Request.prototype), {
+    method: '', url: '', path: '', headers: null, query: null, params: null, ip: '',
+  });
+  // q: a request as the host sends it, [rid, method, url, path, headers, query, params, ip,
+  // body length] (ABI.md)
+  const newRequest = (q, raw) => {
+    const req = fromShape(REQUEST, q[1], q[2], q[3], q[4] || {}, q[5] || {}, q[6] || {}, q[7]);
+    if (raw !== undefined) req._raw = raw;
+    return req;
+  };
 
   const TYPES = {
     json: 'application/json; charset=utf-8',
@@ -1568,11 +1567,8 @@
   for (const k of Object.keys(TYPES)) TYPE_HEADERS[k] = JSON.stringify([['content-type', TYPES[k]]]);
 
   class Res {
-    // Only the flight is res's own from the start: the defaults below live on the prototype,
-    // and a response that never changes one (most) has a one-property res.
-    constructor(flight) {
-      this._flight = flight;
-    }
+    // Only the flight is res's own from the start (RES): the defaults below live on the
+    // prototype, and a response that never changes one (most) has a one-property res.
     get headersSent() {
       const f = this._flight;
       return f.finished || f.parts !== undefined;
@@ -1705,6 +1701,8 @@
     _chunks: null, // what res.write() buffered
     _touched: false,
   });
+  const RES = Object.assign(Object.create(Res.prototype), { _flight: null });
+  const META = { method: '', path: '', query: null, parameters: null, headers: null, scriptPath: '' };
 
   // The return value of a handler, turned into a response (see ABI.md).
   const respondWith = (f, v, atFlush) => {
@@ -1774,18 +1772,11 @@
 
   const run = (q, raw) => {
     const rid = q[0];
-    const f = new Flight(rid);
-    const req = new Request(q, raw);
-    const res = new Res(f);
+    const req = newRequest(q, raw);
+    const f = fromShape(FLIGHT, rid, false, null,
+      fromShape(META, req.method, req.path, req.query, req.params, req.headers, state.script));
+    const res = fromShape(RES, f);
     f.res = res;
-    f.meta = {
-      method: req.method,
-      path: req.path,
-      query: req.query,
-      parameters: req.params,
-      headers: req.headers,
-      scriptPath: state.script,
-    };
     enter(f);
     if (!state.handler) {
       fail(f, new Error('no script is loaded in this instance'));

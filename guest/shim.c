@@ -537,16 +537,67 @@ static void bytes_put(Bytes *b)
 /* ---- Native functions given to the prelude --------------------------------- */
 
 /* blob(x) appends x to the output blob and returns the blob's new length. */
+static int blob_put(JSValueConst v);
+
 static JSValue w_blob(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
-    Bytes b;
-    if (bytes_get(argv[0], &b))
+    if (blob_put(argv[0]))
         return JS_EXCEPTION;
+    return JS_NewInt64(c, (int64_t)hot.out_len);
+}
+
+static int blob_put(JSValueConst v)
+{
+    Bytes b;
+    if (bytes_get(v, &b))
+        return -1;
     bool ok = out_append(b.p, b.n);
     bytes_put(&b);
     if (!ok)
-        return JS_ThrowRangeError(c, "response too large: out of memory");
-    return JS_NewInt64(c, (int64_t)hot.out_len);
+        JS_ThrowRangeError(ctx, "response too large: out of memory");
+    return ok ? 0 : -1;
+}
+
+/* done(rid, status, headersJSON, body) appends the body (undefined, a string, bytes,
+ * or a list of them) to the blob and returns the finished response's entry of the
+ * report, "[rid,status,headers,off,len]" (ABI.md): what a small request spends most
+ * on besides running the script, done here in one call. */
+static JSValue w_done(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    int32_t rid, status;
+    if (JS_ToInt32(c, &rid, argv[0]) || JS_ToInt32(c, &status, argv[1]))
+        return JS_EXCEPTION;
+    size_t off = hot.out_len;
+    JSValueConst body = argv[3];
+    if (JS_IsArray(body)) {
+        int64_t n;
+        if (JS_GetLength(c, body, &n))
+            return JS_EXCEPTION;
+        for (int64_t i = 0; i < n; i++) {
+            JSValue part = JS_GetPropertyInt64(c, body, i);
+            int rc = JS_IsException(part) ? -1 : blob_put(part);
+            JS_FreeValue(c, part);
+            if (rc)
+                return JS_EXCEPTION;
+        }
+    } else if (!JS_IsUndefined(body) && blob_put(body)) {
+        return JS_EXCEPTION;
+    }
+    size_t hlen;
+    const char *headers = JS_ToCStringLen(c, &hlen, argv[2]);
+    if (!headers)
+        return JS_EXCEPTION;
+    char *text = js_malloc(c, hlen + 64);
+    JSValue r = JS_EXCEPTION;
+    if (text) {
+        int head = snprintf(text, 32, "[%d,%d,", rid, status);
+        memcpy(text + head, headers, hlen);
+        int tail = snprintf(text + head + hlen, 32, ",%zu,%zu]", off, hot.out_len - off);
+        r = JS_NewStringLen(c, text, (size_t)head + hlen + (size_t)tail);
+        js_free(c, text);
+    }
+    JS_FreeCString(c, headers);
+    return r;
 }
 
 enum { ENC_UTF8, ENC_LATIN1, ENC_HEX, ENC_BASE64, ENC_BASE64URL, ENC_UTF8_FATAL };
@@ -820,6 +871,31 @@ static JSValue w_jobs_pending(JSContext *c, JSValueConst this, int argc, JSValue
     return JS_NewBool(c, JS_IsJobPending(rt));
 }
 
+/* fromShape(template, ...values): a new object with the template's prototype and
+ * properties, holding `values` in the template's property order. The prelude makes
+ * every request's req, res, flight and metadata this way: one allocation, where a
+ * constructor or a literal adds the properties one shape transition at a time. */
+#define FROM_SHAPE_MAX 16
+static JSValue w_from_shape(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    if (argc < 1 || !JS_IsObject(argv[0]))
+        return JS_ThrowTypeError(c, "fromShape: the template is not an object");
+    JSObject *t = JS_VALUE_GET_OBJ(argv[0]);
+    JSShape *sh = t->shape;
+    int n = argc - 1;
+    /* A shape is shared only while hashed; plain data properties only. */
+    if (t->class_id != JS_CLASS_OBJECT || !sh->is_hashed || sh->prop_count != n || n > FROM_SHAPE_MAX)
+        return JS_ThrowTypeError(c, "fromShape: %d values do not fit the template", n);
+    JSShapeProperty *prs = get_shape_prop(sh);
+    JSProperty props[FROM_SHAPE_MAX];
+    for (int i = 0; i < n; i++)
+        if ((prs[i].flags & JS_PROP_TMASK) != JS_PROP_NORMAL || prs[i].atom == JS_ATOM_NULL)
+            return JS_ThrowTypeError(c, "fromShape: the template has an accessor or a hole");
+    for (int i = 0; i < n; i++)
+        props[i].u.value = js_dup(argv[i + 1]);
+    return JS_NewObjectFromShape(c, js_dup_shape(sh), JS_CLASS_OBJECT, props);
+}
+
 static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("blob", 1, w_blob),
     JS_CFUNC_DEF("encode", 2, w_encode),
@@ -829,6 +905,8 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("parseJSON", 1, w_parse_json),
     JS_CFUNC_DEF("jobsPending", 0, w_jobs_pending),
     JS_CFUNC_DEF("zeroTimer", 0, w_zero_timer),
+    JS_CFUNC_DEF("fromShape", 1, w_from_shape),
+    JS_CFUNC_DEF("done", 4, w_done),
 };
 
 /* ---- Running JS ----------------------------------------------------------- */
