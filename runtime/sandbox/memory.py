@@ -81,12 +81,15 @@ class _Region(ctypes.Structure):
 class _Slot:
     """One reserved address range holding a linear memory."""
 
-    __slots__ = ("base", "capacity", "minimum", "reserved", "size")
+    __slots__ = ("base", "capacity", "minimum", "reserved", "size", "view")
 
     def __init__(self, base: int, minimum: int, capacity: int, reserved: int) -> None:
         self.base, self.minimum, self.size = base, minimum, minimum
         self.capacity = capacity  # how far it may grow in place; past it, the guard
         self.reserved = reserved  # the whole mapping, guard included
+        # A reset copies pages through this: a slice assignment costs half a ctypes.memmove.
+        # Only ever written where the scan found pages, so never past ``size``.
+        self.view = _view(base, capacity)
 
 
 class ImageMemories:
@@ -108,6 +111,7 @@ class ImageMemories:
         self.image_addr = _mmap(None, self.image_len, PROT_READ, MAP_SHARED, self._image_fd, 0)
         if self.image_addr in (None, MAP_FAILED):
             raise OSError(ctypes.get_errno(), f"cannot map the memory image {image}")
+        self._image_view = _view(self.image_addr, self.image_len)
         self._live: dict[int, _Slot] = {}
         self._spare: list[_Slot] = []
         self._keys = itertools.count(1)
@@ -233,8 +237,7 @@ class ImageMemories:
         regions = self._scanner.private_pages(base, base + slot.size)
         if regions is None:
             return False
-        image, n = self.image_addr, self.image_len
-        memmove, memset = ctypes.memmove, ctypes.memset
+        image, view, n = self._image_view, slot.view, self.image_len
         budget = KEEP_RESIDENT
         for i in range(0, len(regions), 2):
             lo, hi = regions[i] - base, regions[i + 1] - base
@@ -243,13 +246,18 @@ class ImageMemories:
                 if _madvise(base + lo, hi - lo, MADV_DONTNEED):
                     return False
             elif hi <= n:
-                memmove(base + lo, image + lo, hi - lo)
-            elif lo >= n:
-                memset(base + lo, 0, hi - lo)
-            else:
-                memmove(base + lo, image + lo, n - lo)
-                memset(base + n, 0, hi - n)
+                view[lo:hi] = image[lo:hi]
+            else:  # past the image the memory starts zeroed
+                if lo < n:
+                    view[lo:n] = image[lo:n]
+                    lo = n
+                ctypes.memset(base + lo, 0, hi - lo)
         return True
+
+
+def _view(address: int, size: int) -> memoryview:
+    """Bytes at ``address`` as a writable memoryview (valid while the mapping lives)."""
+    return memoryview((ctypes.c_char * size).from_address(address)).cast("B")
 
 
 class _Scanner:
