@@ -150,7 +150,7 @@ def build_guest(cache_dir: Path) -> Path:
         shutil.copyfile(GUEST_DIR / "shim.c", work / "shim.c")
         (work / "quickjs.c").write_text(_patched_quickjs((src / "quickjs.c").read_text()))
         wasm = work / ENGINE_NAME
-        _zig_cc(
+        zig_cc(
             cache_dir,
             [
                 *CFLAGS,
@@ -195,7 +195,8 @@ def prune_builds(root: Path, keep: Path) -> list[Path]:
     return removed
 
 
-def _zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
+def zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
+    """Run the pinned ``zig cc`` (also build/native.py's compiler); raises with its stderr."""
     import subprocess
     zig_cache = cache_dir / "zig"
     env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(zig_cache), ZIG_LOCAL_CACHE_DIR=str(zig_cache))
@@ -209,7 +210,7 @@ def _zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
     )
     if proc.returncode != 0:
         raise RuntimeError(
-            f"compiling the guest failed (zig cc exit {proc.returncode}):\n{proc.stderr[-8000:]}"
+            f"zig cc {' '.join(args[-3:])} failed (exit {proc.returncode}):\n{proc.stderr[-8000:]}"
         )
 
 

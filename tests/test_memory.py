@@ -80,17 +80,17 @@ def test_grown_memory_is_shrunk_and_reused(recycling: Sandbox) -> None:
 
 
 def test_pages_are_reported_at_page_granularity(recycling: Sandbox) -> None:
-    scanner = recycling.engine.memories._scanner
+    memories = recycling.engine.memories
     buf = ctypes.create_string_buffer(8 * PAGE)
     start = (ctypes.addressof(buf) + PAGE - 1) // PAGE * PAGE
     ctypes.memset(start + PAGE, 1, 1)
-    regions = scanner.private_pages(start + PAGE, start + 2 * PAGE)
+    regions = memories.private_pages(start + PAGE, start + 2 * PAGE)
     assert regions == [start + PAGE, start + 2 * PAGE]
 
 
 def test_without_pagemap_scan_memories_are_unmapped(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     memories = sandbox.engine.memories
-    monkeypatch.setattr(memories, "_scanner", None)
+    monkeypatch.setattr(memories, "recycles", False)
     before = memories.spare()
     hello = sandbox.compiler.compile_source("// @mode serverless\nreturn { ok: 1 };", "plain.ts")
     for _ in range(3):

@@ -41,7 +41,7 @@ class GuestEngine:
         self.settings = settings
         self.caps = caps
         bare, image, self.guest_hash = self._prepare()
-        self.memories = ImageMemories.of(image)
+        self.memories = ImageMemories.of(image, settings.cache_dir)
         config = wasmtime.Config()
         for name, value in ENGINE_CONFIG.items():
             setattr(config, name, value)

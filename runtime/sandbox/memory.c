@@ -1,0 +1,360 @@
+/*
+ * Linear memories for guest instances: wasmtime's host memory creator, native (see memory.py).
+ *
+ * Every memory starts as the snapshot image mapped copy-on-write. A memory whose store is
+ * dropped is reset to the image exactly and kept for the next instance, as wasmtime's own
+ * pooling allocator does: PAGEMAP_SCAN lists the pages this process holds privately in it
+ * (written since the image was mapped, or swapped out), those are copied back from the image
+ * (or zeroed past it), and every other page is still the image's own. Pages past a small
+ * budget are handed back to the kernel instead of copied, and a memory that grew is shrunk
+ * back the same way. Where the kernel has no PAGEMAP_SCAN (before 6.7), memories are
+ * unmapped instead of reused.
+ *
+ * wasmtime calls into here on every instantiation and every store drop, from whichever
+ * thread does it; as Python callbacks those calls cost more than the reset itself.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* linux/fs.h (6.7+), spelled out so that older headers build it too */
+struct wx_page_region {
+    uint64_t start, end, categories;
+};
+struct wx_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define WX_PAGEMAP_SCAN _IOWR('f', 16, struct wx_pm_scan_arg)
+#define PAGE_IS_FILE (1u << 2)
+#define PAGE_IS_PRESENT (1u << 3)
+#define PAGE_IS_SWAPPED (1u << 4)
+#define PAGE_IS_PFNZERO (1u << 5)
+#define SCAN_VEC 64
+
+/* wasmtime's C API (wasmtime/memory.h, wasmtime/config.h), by layout */
+typedef struct wasmtime_error wasmtime_error_t;
+typedef wasmtime_error_t *(*error_new_t)(const char *message);
+typedef struct {
+    void *env;
+    uint8_t *(*get_memory)(void *env, size_t *byte_size, size_t *byte_capacity);
+    wasmtime_error_t *(*grow_memory)(void *env, size_t new_size);
+    void (*finalizer)(void *env);
+} linear_memory_t;
+typedef struct {
+    void *env;
+    wasmtime_error_t *(*new_memory)(void *env, const void *type, size_t minimum, size_t maximum,
+                                    size_t reserved, size_t guard, linear_memory_t *out);
+    void (*finalizer)(void *env);
+} memory_creator_t;
+
+#define SPARE_MAX 64
+
+typedef struct pool pool;
+
+typedef struct {
+    uint8_t *base;
+    size_t minimum;  /* what it was made with, and shrinks back to */
+    size_t size;     /* accessible now */
+    size_t capacity; /* how far it may grow in place; past it, the guard */
+    size_t reserved; /* the whole mapping, guard included */
+    pool *pool;
+} slot;
+
+struct pool {
+    int image_fd;
+    const uint8_t *image;
+    size_t image_len;
+    int pagemap_fd; /* -1: memories are unmapped, not reused */
+    int recycling;
+    size_t keep_resident;
+    error_new_t error_new;
+    pthread_mutex_t lock;
+    int max_spare, nspare;
+    slot *spare[SPARE_MAX];
+};
+
+static __thread uint8_t *last_made;
+
+/* ---- page scan -------------------------------------------------------------------------- */
+
+/* Private pages of [start, end) into vec: their count, or -1 if the kernel would not say. */
+static long scan(int fd, uint64_t start, uint64_t end, struct wx_page_region *vec, uint64_t *walk_end)
+{
+    struct wx_pm_scan_arg arg = {
+        .size = sizeof arg,
+        .start = start,
+        .end = end,
+        .vec = (uintptr_t)vec,
+        .vec_len = SCAN_VEC,
+        /* present or swapped, and neither a page of a file (the image) nor the zero page */
+        .category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+        .category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+        .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    };
+    long n = ioctl(fd, WX_PAGEMAP_SCAN, &arg);
+    *walk_end = arg.walk_end;
+    return n;
+}
+
+/* ---- slots ------------------------------------------------------------------------------ */
+
+/* Put back what differs from the image; 0 if the kernel would not say what. */
+static int reset(pool *p, slot *s)
+{
+    uint8_t *base = s->base;
+    if (s->size > s->minimum) { /* shrink back: drop the grown pages, make them inaccessible */
+        size_t grown = s->size - s->minimum;
+        if (madvise(base + s->minimum, grown, MADV_DONTNEED) || mprotect(base + s->minimum, grown, PROT_NONE))
+            return 0;
+        s->size = s->minimum;
+    }
+    struct wx_page_region vec[SCAN_VEC];
+    uint64_t start = (uintptr_t)base, end = start + s->size, walk_end;
+    long long budget = (long long)p->keep_resident;
+    while (start < end) {
+        long n = scan(p->pagemap_fd, start, end, vec, &walk_end);
+        if (n < 0)
+            return 0;
+        for (long i = 0; i < n; i++) {
+            size_t lo = vec[i].start - (uintptr_t)base, hi = vec[i].end - (uintptr_t)base;
+            budget -= (long long)(hi - lo);
+            if (budget < 0) { /* give the pages back: they refault as the image (or zeros) */
+                if (madvise(base + lo, hi - lo, MADV_DONTNEED))
+                    return 0;
+                continue;
+            }
+            size_t copy_end = hi < p->image_len ? hi : p->image_len;
+            if (lo < copy_end)
+                memcpy(base + lo, p->image + lo, copy_end - lo);
+            size_t zero_from = lo > p->image_len ? lo : p->image_len;
+            if (zero_from < hi)
+                memset(base + zero_from, 0, hi - zero_from);
+        }
+        if (n < SCAN_VEC || walk_end >= end)
+            break;
+        start = walk_end;
+    }
+    return 1;
+}
+
+/* A spare slot that fits, the one released last (its pages are the likeliest in cache). */
+static slot *take(pool *p, size_t minimum, size_t capacity, size_t reserved)
+{
+    slot *s = NULL;
+    pthread_mutex_lock(&p->lock);
+    for (int i = p->nspare - 1; i >= 0; i--) {
+        slot *c = p->spare[i];
+        if (c->minimum == minimum && c->capacity >= capacity && c->reserved >= reserved) {
+            s = c;
+            p->spare[i] = p->spare[--p->nspare];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return s;
+}
+
+/* Reserve the whole range inaccessible, then map the image and the zeroed rest. */
+static slot *map_slot(pool *p, size_t minimum, size_t capacity, size_t reserved, char *why, size_t why_len)
+{
+    if (p->image_len > minimum) {
+        snprintf(why, why_len, "the memory image (%zu B) exceeds the memory (%zu B)", p->image_len, minimum);
+        return NULL;
+    }
+    uint8_t *base = mmap(NULL, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        snprintf(why, why_len, "mmap of the reservation failed: %s", strerror(errno));
+        return NULL;
+    }
+    int ok = mmap(base, p->image_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, p->image_fd, 0) == base;
+    if (ok && minimum > p->image_len)
+        ok = mprotect(base + p->image_len, minimum - p->image_len, PROT_READ | PROT_WRITE) == 0;
+    slot *s = ok ? malloc(sizeof *s) : NULL;
+    if (!s) {
+        snprintf(why, why_len, "mapping the memory image failed: %s", strerror(errno));
+        munmap(base, reserved);
+        return NULL;
+    }
+    *s = (slot){ .base = base, .minimum = minimum, .size = minimum, .capacity = capacity,
+                 .reserved = reserved, .pool = p };
+    return s;
+}
+
+/* ---- wasmtime's callbacks --------------------------------------------------------------- */
+
+static uint8_t *get_memory(void *env, size_t *byte_size, size_t *byte_capacity)
+{
+    slot *s = env;
+    *byte_size = s->size;
+    *byte_capacity = s->capacity;
+    return s->base;
+}
+
+static wasmtime_error_t *grow_memory(void *env, size_t new_size)
+{
+    slot *s = env;
+    char why[160];
+    if (new_size > s->capacity) {
+        snprintf(why, sizeof why, "a linear memory cannot grow past %zu bytes", s->capacity);
+        return s->pool->error_new(why);
+    }
+    if (new_size > s->size) {
+        if (mprotect(s->base + s->size, new_size - s->size, PROT_READ | PROT_WRITE)) {
+            snprintf(why, sizeof why, "cannot grow a linear memory: %s", strerror(errno));
+            return s->pool->error_new(why);
+        }
+        s->size = new_size;
+    }
+    return NULL;
+}
+
+static void release(void *env)
+{
+    slot *s = env;
+    pool *p = s->pool;
+    if (p->recycling && reset(p, s)) {
+        pthread_mutex_lock(&p->lock);
+        int kept = p->nspare < p->max_spare;
+        if (kept)
+            p->spare[p->nspare++] = s;
+        pthread_mutex_unlock(&p->lock);
+        if (kept)
+            return;
+    }
+    munmap(s->base, s->reserved);
+    free(s);
+}
+
+static wasmtime_error_t *new_memory(void *env, const void *type, size_t minimum, size_t maximum,
+                                    size_t reserved, size_t guard, linear_memory_t *out)
+{
+    pool *p = env;
+    size_t capacity = reserved > minimum ? reserved : minimum;
+    slot *s = take(p, minimum, capacity, capacity + guard);
+    if (!s) {
+        char why[200], msg[240];
+        s = map_slot(p, minimum, capacity, capacity + guard, why, sizeof why);
+        if (!s) {
+            snprintf(msg, sizeof msg, "cannot map a linear memory: %s", why);
+            return p->error_new(msg);
+        }
+    }
+    last_made = s->base;
+    out->env = s;
+    out->get_memory = get_memory;
+    out->grow_memory = grow_memory;
+    out->finalizer = release;
+    return NULL;
+}
+
+/* ---- what memory.py calls --------------------------------------------------------------- */
+
+/* A pool over the image file open at image_fd (kept open), or NULL with errno set. */
+pool *wxm_open(int image_fd, size_t keep_resident, int max_spare, error_new_t error_new)
+{
+    struct stat st;
+    if (fstat(image_fd, &st))
+        return NULL;
+    pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->image_fd = image_fd;
+    p->image_len = (size_t)st.st_size;
+    p->keep_resident = keep_resident;
+    p->max_spare = max_spare < SPARE_MAX ? max_spare : SPARE_MAX;
+    p->error_new = error_new;
+    pthread_mutex_init(&p->lock, NULL);
+    /* the pristine copy a reset copies from: the file's pages, shared with every mapping */
+    p->image = mmap(NULL, p->image_len, PROT_READ, MAP_SHARED, image_fd, 0);
+    if (p->image == MAP_FAILED) {
+        int saved = errno;
+        free(p);
+        errno = saved;
+        return NULL;
+    }
+    p->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (p->pagemap_fd >= 0) { /* probe: a kernel before 6.7 refuses the ioctl */
+        struct wx_page_region vec[SCAN_VEC];
+        uint64_t probe = (uintptr_t)p->image & ~(uint64_t)4095, walk_end;
+        if (scan(p->pagemap_fd, probe, probe + 4096, vec, &walk_end) < 0) {
+            close(p->pagemap_fd);
+            p->pagemap_fd = -1;
+        }
+    }
+    p->recycling = p->pagemap_fd >= 0;
+    return p;
+}
+
+void wxm_creator(pool *p, memory_creator_t *out)
+{
+    out->env = p;
+    out->new_memory = new_memory;
+    out->finalizer = NULL; /* the pool lives as long as the process */
+}
+
+/* The base of the memory this thread's latest instantiation got. */
+uint8_t *wxm_last_made(void)
+{
+    return last_made;
+}
+
+const uint8_t *wxm_image(pool *p, size_t *len)
+{
+    *len = p->image_len;
+    return p->image;
+}
+
+/* Whether dropped memories are reset and reused; may be turned off, never on without a scan. */
+int wxm_recycling(pool *p, int set)
+{
+    if (set >= 0)
+        p->recycling = set && p->pagemap_fd >= 0;
+    return p->recycling;
+}
+
+/* (base, size) of up to max spare memories into out; returns how many. */
+int wxm_spare(pool *p, uint64_t *out, int max)
+{
+    pthread_mutex_lock(&p->lock);
+    int n = p->nspare < max ? p->nspare : max;
+    for (int i = 0; i < n; i++) {
+        out[2 * i] = (uintptr_t)p->spare[i]->base;
+        out[2 * i + 1] = p->spare[i]->size;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+/* Private pages of [start, end) as up to max (start, end) pairs; their count, -1 if unknown. */
+long wxm_private_pages(pool *p, uint64_t start, uint64_t end, uint64_t *out, long max)
+{
+    if (p->pagemap_fd < 0)
+        return -1;
+    struct wx_page_region vec[SCAN_VEC];
+    uint64_t walk_end;
+    long total = 0;
+    while (start < end) {
+        long n = scan(p->pagemap_fd, start, end, vec, &walk_end);
+        if (n < 0)
+            return -1;
+        for (long i = 0; i < n && total < max; i++, total++) {
+            out[2 * total] = vec[i].start;
+            out[2 * total + 1] = vec[i].end;
+        }
+        if (n < SCAN_VEC || walk_end >= end)
+            break;
+        start = walk_end;
+    }
+    return total;
+}
