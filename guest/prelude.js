@@ -47,6 +47,7 @@
     curFlight: null,
     nextId: 1, // of operations and timers
     meta: undefined, // what the global `metadata` reads: the metadata of the request running now
+    loaded: false, // a script was loaded in this instance
   };
 
   // What streamed responses add to a crossing's report. Apart from `state`: only a
@@ -1882,10 +1883,13 @@
     state.handler = null;
     state.script = h.filename;
     // A fresh instance keeps the snapshot's empty process.env when there is
-    // nothing to put in it: a new object would copy the page of `process`.
-    if (process.env !== snapshotEnv || !isEmpty(snapshotEnv) || !isEmpty(h.env)) {
+    // nothing to put in it (the host leaves `env` out): a new object would copy the
+    // page of `process`. An instance loading a second script (only tests do) starts
+    // that one on a new object too.
+    if (state.loaded || (h.env !== undefined && !isEmpty(h.env))) {
       process.env = Object.assign({}, h.env);
     }
+    state.loaded = true;
     try {
       if (typeof factory !== 'function') throw new TypeError('the compiled script is not a module factory');
       const module = { exports: {}, id: h.filename, filename: h.filename, loaded: false, require };
@@ -2041,8 +2045,9 @@
     flush();
     // and both headers of wx_run, with and without a load
     W.parseJSON('{"budget_ms":null,"batch":[]}');
-    W.parseJSON('{"budget_ms":null,"load":{"filename":"warm-up.js","env":{},"mem_limit":0,"code":0},"batch":[]}');
+    W.parseJSON('{"budget_ms":null,"load":{"filename":"warm-up.js","mem_limit":0,"code":0},"batch":[]}');
     state.handler = null;
+    state.loaded = false;
     enter(null);
     state.meta = undefined;
     return state; // the shim moves its properties next to what requests allocate

@@ -128,7 +128,7 @@ class Driver:
     def load(self, bytecode: bytes, env: dict[str, str], budget_ms: float | None) -> None:
         """Evaluate the script's bytecode once in this instance (``wx_load``)."""
         header = orjson.dumps(
-            {"filename": self.path, "env": env, "mem_limit": self.instance.memory_limit,
+            {"filename": self.path, **_env(env), "mem_limit": self.instance.memory_limit,
              "budget_ms": budget_ms}
         )
         head, _ = self._cross(b"wx_load", header, bytecode, budget_ms, None)
@@ -163,7 +163,7 @@ class Driver:
         if load is not None:
             code, env = load
             header["load"] = {
-                "filename": self.path, "env": env, "mem_limit": self.instance.memory_limit,
+                "filename": self.path, **_env(env), "mem_limit": self.instance.memory_limit,
                 "code": len(code),
             }
             blob = code + blob
@@ -650,6 +650,11 @@ class Driver:
 def _ms(budget: float | None) -> float | None:
     """A budget for the guest: whole milliseconds as an integer, which it parses fastest."""
     return int(budget) if budget is not None and budget == int(budget) else budget
+
+
+def _env(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The load header's ``env`` entry: left out when empty, the usual case (ABI.md)."""
+    return {"env": env} if env else {}
 
 
 def _pairs(headers: list[list[str]]) -> list[tuple[str, str]]:
