@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         "asyncio is there to measure against (benches/http_load.py)."
     )
     workers: int = Field(1, ge=1, description="Server processes, each with its own sandbox.")
+    scheduler: Literal["batch", "normal"] = Field(
+        "batch", description="Linux scheduling policy of the server processes: under SCHED_BATCH "
+        "their own threads (the server's I/O threads, the event loop) stop preempting one another "
+        "on every wake-up (benches/http_load.py: +10% req/s for a bare app, +35% for serverless "
+        "scripts, on granian); `normal` keeps the default policy.",
+    )
     max_body_bytes: int = Field(10 * MiB, description="Largest request body; 413 past it.")
     max_inflight: int = Field(1024, description="Requests in progress per process; 503 past it.")
     max_queue: int = Field(256, description="Requests waiting on one script's @concurrent; 503 past it.")

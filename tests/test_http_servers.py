@@ -35,12 +35,8 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield c
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "granian"])
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_loop_flag_reaches_the_server(server: str, loop: str, monkeypatch: pytest.MonkeyPatch
-                                      ) -> None:
-    """A server left on the other loop answers every request just the same, so look at what
-    `wexec serve --loop` hands the server itself."""
+def _record_server_start(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace the three servers with stubs that note the loop they were given, and return."""
     seen: list[str] = []
 
     class Granian:
@@ -53,9 +49,34 @@ def test_loop_flag_reaches_the_server(server: str, loop: str, monkeypatch: pytes
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: seen.append(kwargs["loop"]))
     monkeypatch.setattr("hypercorn.run.run", lambda config: seen.append(config.worker_class))
     monkeypatch.setattr("granian.Granian", Granian)
+    return seen
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "granian"])
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_loop_flag_reaches_the_server(server: str, loop: str, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    """A server left on the other loop answers every request just the same, so look at what
+    `wexec serve --loop` hands the server itself."""
+    seen = _record_server_start(monkeypatch)
     with mock.patch.dict(os.environ):  # serve() exports the settings for its worker processes
-        main(["serve", "--server", server, "--loop", loop])
+        main(["serve", "--server", server, "--loop", loop, "--scheduler", "normal"])
     assert seen == [loop]
+
+
+@pytest.mark.parametrize("scheduler", ["batch", "normal"])
+def test_scheduler_setting_reaches_the_process(scheduler: str, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """The policy is set before the server starts, so its threads and processes inherit it."""
+    _record_server_start(monkeypatch)
+    before = os.sched_getscheduler(0)
+    try:
+        with mock.patch.dict(os.environ, {"WEXEC_SCHEDULER": scheduler}):
+            main(["serve"])
+        expected = os.SCHED_BATCH if scheduler == "batch" else before
+        assert os.sched_getscheduler(0) == expected
+    finally:
+        os.sched_setscheduler(0, before, os.sched_param(0))
 
 
 def test_hello(client: httpx.Client) -> None:
