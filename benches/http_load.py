@@ -42,12 +42,12 @@ BARE_ENV = {"PYTHONPATH": os.pathsep.join([str(APPS), str(ROOT)])}
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wexec" / "bench"
 
 HELLO = "return { message: 'hello' };"
+"""The wexec hello, identical in both modes but for its `@mode` line; same JSON as apps/bare.py."""
 BUSY = ("let x = 0;\nfor (let i = 0; i < 24000; i++) x = (x * 31 + i) % 1000003;\n"
         "return { message: 'hello', x };")
 """A worker hello that computes for about 1.5 ms first: busy enough that the server, not `wrk` sharing
 its second core, is what a scaling run measures (at 0.4 ms, wrk's share of that core already
 cost the second process 10-20%)."""
-"""The wexec hello, identical in both modes but for its `@mode` line; same JSON as apps/bare.py."""
 
 TARGET_WORKER_RPS = 0.60
 TARGET_SERVERLESS_RPS = 0.35

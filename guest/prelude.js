@@ -8,13 +8,15 @@
  * at build time; work done per request must stay small.
  *
  * Native bindings (W):
- *   blob(x)            append a string (UTF-8) or bytes to the output blob; returns its length
+ *   blob(x)            append a string (UTF-8), bytes, or a list of them to the output blob;
+ *                      returns its length (undefined appends nothing)
  *   encode(s, enc)     string -> ArrayBuffer          decode(bytes, enc) -> string
  *   random(view)       fill from WASI random_get      hostCall(name, parts) -> ArrayBuffer
  *   parseJSON(x)       JSON.parse of a string or UTF-8 bytes, safe against deep nesting
  *   done(rid, status, headers, body)  append body to the blob; returns the report's
  *                      "[rid,status,headers,off,len]" entry for the finished response
  *   fromShape(template, ...values)    a new object shaped like template, holding values
+ *   jobsPending()      whether a promise job waits    zeroTimer()  a zero-delay timer was queued
  */
 (function (W) {
   'use strict';
@@ -62,14 +64,8 @@
   // Appends x (a string, bytes, or a list of them) to the output blob. The blob's
   // length lives in the shim only, so a reference is always right.
   const blob = (x) => {
-    const off = W.blob('');
-    let end = off;
-    if (Array.isArray(x)) {
-      for (const part of x) end = W.blob(part);
-    } else if (x !== undefined) {
-      end = W.blob(x);
-    }
-    return { off, len: end - off };
+    const off = W.blob(undefined);
+    return { off, len: W.blob(x) - off };
   };
 
   // ---- Requests in flight --------------------------------------------------

@@ -536,16 +536,6 @@ static void bytes_put(Bytes *b)
 
 /* ---- Native functions given to the prelude --------------------------------- */
 
-/* blob(x) appends x to the output blob and returns the blob's new length. */
-static int blob_put(JSValueConst v);
-
-static JSValue w_blob(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
-{
-    if (blob_put(argv[0]))
-        return JS_EXCEPTION;
-    return JS_NewInt64(c, (int64_t)hot.out_len);
-}
-
 static int blob_put(JSValueConst v)
 {
     Bytes b;
@@ -556,6 +546,34 @@ static int blob_put(JSValueConst v)
     if (!ok)
         JS_ThrowRangeError(ctx, "response too large: out of memory");
     return ok ? 0 : -1;
+}
+
+/* Appends a body to the blob: nothing for undefined, else a string, bytes, or a list of them. */
+static int blob_put_body(JSValueConst body)
+{
+    if (JS_IsUndefined(body))
+        return 0;
+    if (!JS_IsArray(body))
+        return blob_put(body);
+    int64_t n;
+    if (JS_GetLength(ctx, body, &n))
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        JSValue part = JS_GetPropertyInt64(ctx, body, i);
+        int rc = JS_IsException(part) ? -1 : blob_put(part);
+        JS_FreeValue(ctx, part);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* blob(x) appends a body (as blob_put_body) and returns the blob's new length. */
+static JSValue w_blob(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    if (blob_put_body(argv[0]))
+        return JS_EXCEPTION;
+    return JS_NewInt64(c, (int64_t)hot.out_len);
 }
 
 /* Writes v in decimal at p and returns the end: what snprintf does, at a tenth of its cost. */
@@ -585,21 +603,8 @@ static JSValue w_done(JSContext *c, JSValueConst this, int argc, JSValueConst *a
     if (JS_ToInt32(c, &rid, argv[0]) || JS_ToInt32(c, &status, argv[1]))
         return JS_EXCEPTION;
     size_t off = hot.out_len;
-    JSValueConst body = argv[3];
-    if (JS_IsArray(body)) {
-        int64_t n;
-        if (JS_GetLength(c, body, &n))
-            return JS_EXCEPTION;
-        for (int64_t i = 0; i < n; i++) {
-            JSValue part = JS_GetPropertyInt64(c, body, i);
-            int rc = JS_IsException(part) ? -1 : blob_put(part);
-            JS_FreeValue(c, part);
-            if (rc)
-                return JS_EXCEPTION;
-        }
-    } else if (!JS_IsUndefined(body) && blob_put(body)) {
+    if (blob_put_body(argv[3]))
         return JS_EXCEPTION;
-    }
     size_t hlen;
     const char *headers = JS_ToCStringLen(c, &hlen, argv[2]);
     if (!headers)

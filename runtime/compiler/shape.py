@@ -5,8 +5,8 @@ and ``import``. esbuild rejects a top-level ``return`` in a module and top-level
 CommonJS output, so such a script is rewritten before esbuild: its imports are hoisted onto one
 prefix line that also opens ``export default async function (req, res, metadata, shared) {``
 (``async`` only if the script awaits; ``module.exports =`` instead of ``export default`` when it
-imports nothing), and every other character keeps its original line and column one line lower. That keeps error
-positions recoverable with :meth:`Origin.original`.
+imports nothing), and every other character keeps its original line and column one line lower.
+That keeps error positions recoverable with :meth:`Origin.original`.
 """
 
 from __future__ import annotations

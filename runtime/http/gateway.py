@@ -184,24 +184,20 @@ class Gateway:
         limiter = policy.limiter
         if limiter is not None:
             await limiter.acquire()
+        held_by_stream = False  # a streamed response keeps its @concurrent slot until it ends
         try:
             result = await self.sandbox.invoke(
                 script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name
             )
-        except ScriptError as exc:
-            if limiter is not None:
-                limiter.release()
-            raise _script_failed(exc, policy) from None
-        except BaseException:
-            if limiter is not None:
-                limiter.release()
-            raise
-        if limiter is not None:
-            if result.stream is None:
-                limiter.release()
-            else:
+            if limiter is not None and result.stream is not None:
                 result.stream.on_close(limiter.release)
-        return result
+                held_by_stream = True
+            return result
+        except ScriptError as exc:
+            raise _script_failed(exc, policy) from None
+        finally:
+            if limiter is not None and not held_by_stream:
+                limiter.release()
 
 
 def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:

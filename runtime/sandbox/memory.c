@@ -87,27 +87,67 @@ static __thread uint8_t *last_made;
 
 /* ---- page scan -------------------------------------------------------------------------- */
 
-/* Private pages of [start, end) into vec: their count, or -1 if the kernel would not say. */
-static long scan(int fd, uint64_t start, uint64_t end, struct wx_page_region *vec, uint64_t *walk_end)
+/* Calls visit(arg, lo, hi) for every run of private pages in [start, end), in order:
+ * present or swapped, and neither a page of a file (the image) nor the zero page.
+ * Returns 0, visit's nonzero result, or -1 if the kernel would not say. */
+static int each_private_run(int fd, uint64_t start, uint64_t end,
+                            int (*visit)(void *arg, uint64_t lo, uint64_t hi), void *arg)
 {
-    struct wx_pm_scan_arg arg = {
-        .size = sizeof arg,
-        .start = start,
-        .end = end,
+    struct wx_page_region vec[SCAN_VEC];
+    struct wx_pm_scan_arg scan = {
+        .size = sizeof scan,
         .vec = (uintptr_t)vec,
         .vec_len = SCAN_VEC,
-        /* present or swapped, and neither a page of a file (the image) nor the zero page */
         .category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
         .category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
         .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
         .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
     };
-    long n = ioctl(fd, WX_PAGEMAP_SCAN, &arg);
-    *walk_end = arg.walk_end;
-    return n;
+    while (start < end) {
+        scan.start = start;
+        scan.end = end;
+        scan.walk_end = 0;
+        long n = ioctl(fd, WX_PAGEMAP_SCAN, &scan);
+        if (n < 0)
+            return -1;
+        for (long i = 0; i < n; i++) {
+            int rc = visit(arg, vec[i].start, vec[i].end);
+            if (rc)
+                return rc;
+        }
+        if (n < SCAN_VEC || scan.walk_end >= end)
+            break;
+        start = scan.walk_end;
+    }
+    return 0;
 }
 
 /* ---- slots ------------------------------------------------------------------------------ */
+
+typedef struct {
+    pool *pool;
+    uint8_t *base;
+    long long budget; /* bytes still to copy back in place */
+} reset_run;
+
+/* One run of a reset: copied back from the image (zeroed past it), or past the budget
+ * handed back to the kernel, to refault as the image (or zeros). */
+static int reset_pages(void *arg, uint64_t run_lo, uint64_t run_hi)
+{
+    reset_run *r = arg;
+    size_t lo = run_lo - (uintptr_t)r->base, hi = run_hi - (uintptr_t)r->base;
+    size_t image_len = r->pool->image_len;
+    r->budget -= (long long)(hi - lo);
+    if (r->budget < 0)
+        return madvise(r->base + lo, hi - lo, MADV_DONTNEED) ? 1 : 0;
+    size_t copy_end = hi < image_len ? hi : image_len;
+    if (lo < copy_end)
+        memcpy(r->base + lo, r->pool->image + lo, copy_end - lo);
+    size_t zero_from = lo > image_len ? lo : image_len;
+    if (zero_from < hi)
+        memset(r->base + zero_from, 0, hi - zero_from);
+    return 0;
+}
 
 /* Put back what differs from the image; 0 if the kernel would not say what. */
 static int reset(pool *p, slot *s)
@@ -119,33 +159,8 @@ static int reset(pool *p, slot *s)
             return 0;
         s->size = s->minimum;
     }
-    struct wx_page_region vec[SCAN_VEC];
-    uint64_t start = (uintptr_t)base, end = start + s->size, walk_end;
-    long long budget = (long long)p->keep_resident;
-    while (start < end) {
-        long n = scan(p->pagemap_fd, start, end, vec, &walk_end);
-        if (n < 0)
-            return 0;
-        for (long i = 0; i < n; i++) {
-            size_t lo = vec[i].start - (uintptr_t)base, hi = vec[i].end - (uintptr_t)base;
-            budget -= (long long)(hi - lo);
-            if (budget < 0) { /* give the pages back: they refault as the image (or zeros) */
-                if (madvise(base + lo, hi - lo, MADV_DONTNEED))
-                    return 0;
-                continue;
-            }
-            size_t copy_end = hi < p->image_len ? hi : p->image_len;
-            if (lo < copy_end)
-                memcpy(base + lo, p->image + lo, copy_end - lo);
-            size_t zero_from = lo > p->image_len ? lo : p->image_len;
-            if (zero_from < hi)
-                memset(base + zero_from, 0, hi - zero_from);
-        }
-        if (n < SCAN_VEC || walk_end >= end)
-            break;
-        start = walk_end;
-    }
-    return 1;
+    reset_run run = { .pool = p, .base = base, .budget = (long long)p->keep_resident };
+    return each_private_run(p->pagemap_fd, (uintptr_t)base, (uintptr_t)base + s->size, reset_pages, &run) == 0;
 }
 
 /* A spare slot that fits, the one released last (its pages are the likeliest in cache). */
@@ -260,6 +275,22 @@ static wasmtime_error_t *new_memory(void *env, const void *type, size_t minimum,
 
 /* ---- what memory.py calls --------------------------------------------------------------- */
 
+typedef struct {
+    uint64_t *out; /* room for max (start, end) pairs */
+    long max, count;
+} runs;
+
+static int collect_run(void *arg, uint64_t lo, uint64_t hi)
+{
+    runs *r = arg;
+    if (r->count < r->max) {
+        r->out[2 * r->count] = lo;
+        r->out[2 * r->count + 1] = hi;
+        r->count++;
+    }
+    return 0;
+}
+
 /* A pool over the image file open at image_fd (kept open), or NULL with errno set. */
 pool *wxm_open(int image_fd, size_t keep_resident, int max_spare, error_new_t error_new)
 {
@@ -285,9 +316,8 @@ pool *wxm_open(int image_fd, size_t keep_resident, int max_spare, error_new_t er
     }
     p->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (p->pagemap_fd >= 0) { /* probe: a kernel before 6.7 refuses the ioctl */
-        struct wx_page_region vec[SCAN_VEC];
-        uint64_t probe = (uintptr_t)p->image & ~(uint64_t)4095, walk_end;
-        if (scan(p->pagemap_fd, probe, probe + 4096, vec, &walk_end) < 0) {
+        uint64_t probe = (uintptr_t)p->image & ~(uint64_t)4095;
+        if (each_private_run(p->pagemap_fd, probe, probe + 4096, collect_run, &(runs){ 0 }) < 0) {
             close(p->pagemap_fd);
             p->pagemap_fd = -1;
         }
@@ -341,20 +371,6 @@ long wxm_private_pages(pool *p, uint64_t start, uint64_t end, uint64_t *out, lon
 {
     if (p->pagemap_fd < 0)
         return -1;
-    struct wx_page_region vec[SCAN_VEC];
-    uint64_t walk_end;
-    long total = 0;
-    while (start < end) {
-        long n = scan(p->pagemap_fd, start, end, vec, &walk_end);
-        if (n < 0)
-            return -1;
-        for (long i = 0; i < n && total < max; i++, total++) {
-            out[2 * total] = vec[i].start;
-            out[2 * total + 1] = vec[i].end;
-        }
-        if (n < SCAN_VEC || walk_end >= end)
-            break;
-        start = walk_end;
-    }
-    return total;
+    runs r = { .out = out, .max = max };
+    return each_private_run(p->pagemap_fd, start, end, collect_run, &r) < 0 ? -1 : r.count;
 }
