@@ -102,7 +102,7 @@ def startup_ms() -> tuple[float, float]:
         settings = Settings(); settings.cache_dir
         t1 = time.perf_counter()
         sb = Sandbox(settings)
-        GuestInstance(sb.engine, sb.settings.memory_limit)
+        GuestInstance(sb.engine, sb.settings.memory_limit).start()
         t2 = time.perf_counter()
         print((t1 - t0) * 1000, (t2 - t1) * 1000)
         """

@@ -21,6 +21,7 @@ from runtime.buildtools import load_build_module
 from runtime.config import Settings
 from runtime.host import Capabilities
 from runtime.sandbox import _capi
+from runtime.sandbox.instance import NativeEngine
 from runtime.sandbox.memory import ImageMemories
 
 ENGINE_CONFIG = {"epoch_interruption": True, "cranelift_opt_level": "speed", "memory_may_move": False}
@@ -54,7 +55,7 @@ class GuestEngine:
             linker, "wexec", "host_call", _host_call_type(), self._host_call
         )
         self.pre = linker.instantiate_pre(self.module)
-        self.io_addr: int | None = None  # same in every instance of the snapshot; read once
+        self.native = NativeEngine(settings.cache_dir, self.engine, self.pre)
         self._ticker = _EpochTicker(self.engine, settings.epoch_tick_ms / 1000.0)
 
     def deadline_ticks(self, budget_ms: float | None) -> int:

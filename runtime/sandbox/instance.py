@@ -1,107 +1,146 @@
 """One store + instance of the guest, and the envelope crossing into it.
 
 A crossing writes the input envelope into guest memory, makes one unchecked call, and reads the
-output envelope back: three copies and one ~1 µs call, whatever the request looks like.
+output envelope back. All of it but the two copies out is one call into ``instance.c``: the
+store and instance are made there too, at the first crossing, so a serverless request's fresh
+instance costs one ctypes call where it took a dozen (and as many wrapper objects).
 """
 
 from __future__ import annotations
 
 import ctypes
+from ctypes import (
+    POINTER,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runtime.sandbox import _capi
-from runtime.sandbox.engine import GuestEngine
+import wasmtime
 
+from runtime.sandbox import _capi, native
 
-class _IOBlock(ctypes.Structure):
-    """The guest's io block (``wx_io``), read and written in place."""
-
-    _fields_ = [
-        (name, ctypes.c_uint32) for name in ("in_ptr", "in_cap", "out_ptr", "out_json", "out_blob")
-    ]
-
-
-OOM_MARK = 0xFFFFFFFF
-"""``out_json`` value the guest leaves before trapping on an allocation past its cap."""
+if TYPE_CHECKING:
+    from runtime.sandbox.engine import GuestEngine
 
 STORE_SLACK = 16 * 1024 * 1024
 """Headroom above the script's cap, so the guest's own cap (not wasmtime's) is reached first."""
 
 
+class _Crossing(ctypes.Structure):
+    """What ``wxi_cross`` hands back (``crossing_t`` in instance.c)."""
+
+    _fields_ = [
+        ("head", c_void_p),
+        ("head_len", c_uint32),
+        ("blob_len", c_uint32),
+        ("rc", c_int32),
+        ("out_of_memory", c_uint32),
+        ("error", c_void_p),
+        ("trap", c_void_p),
+    ]
+
+
+_SIGNATURES = [
+    ("wxi_open", c_void_p, [c_char_p, c_void_p, c_void_p, c_size_t, c_size_t, c_size_t, c_size_t]),
+    ("wxi_new", c_void_p, [c_void_p, c_int64]),
+    ("wxi_free", None, [c_void_p]),
+    ("wxi_start", c_int, [c_void_p, POINTER(_Crossing)]),
+    ("wxi_cross", c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_uint32, c_char_p, c_uint32,
+                          c_uint64, POINTER(_Crossing)]),
+]
+
+
+class NativeEngine:
+    """The engine as ``instance.c`` sees it: where instances are made and crossed into."""
+
+    def __init__(self, cache_dir: Path, engine: wasmtime.Engine, pre: wasmtime.InstancePre) -> None:
+        lib = native.library(cache_dir)
+        native.bind(lib, _SIGNATURES)
+        b = _capi.b
+        self.handle: int = lib.wxi_open(
+            b.dll._name.encode(),
+            ctypes.cast(engine.ptr(), c_void_p),
+            ctypes.cast(pre.ptr(), c_void_p),
+            ctypes.sizeof(b.wasmtime_instance_t),
+            ctypes.sizeof(b.wasmtime_extern),
+            b.wasmtime_extern.of.offset,
+            ctypes.sizeof(b.wasmtime_val_raw),
+        )
+        if not self.handle:
+            raise RuntimeError(
+                "instance.c does not match this wasmtime build (a function or a handle layout "
+                "differs); reinstall the pinned wasmtime package"
+            )
+        self._keep = (engine, pre)  # both must outlive every instance made here
+        self.new, self.free, self.start, self.cross = lib.wxi_new, lib.wxi_free, lib.wxi_start, lib.wxi_cross
+
+
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = (
-        "_args",
-        "_base",
-        "_ctx",
-        "_funcs",
-        "_instance",
-        "_io",
-        "_store",
-        "engine",
-        "memory_limit",
-    )
+    __slots__ = ("_cross", "_handle", "_native", "_out", "engine", "memory_limit")
 
     def __init__(self, engine: GuestEngine, memory_limit: int) -> None:
         self.engine = engine
         self.memory_limit = memory_limit
-        self._store, self._ctx = _capi.new_store(engine.engine, memory_limit + STORE_SLACK)
-        self._instance = _capi.instantiate(engine.pre, self._ctx)
-        self._base = engine.memories.last_made()  # fixed: the engine forbids moving
-        self._funcs: dict[bytes, _capi.Extern] = {}
-        self._args = (_capi.ValRaw * 2)()
-        if engine.io_addr is None:
-            self._call(b"wx_io", 0, None)
-            engine.io_addr = self._args[0].i32 & 0xFFFFFFFF
-        self._io = _IOBlock.from_address(self._base + engine.io_addr)
+        self._native = engine.native
+        self._cross = self._native.cross
+        self._handle: int | None = self._native.new(self._native.handle, memory_limit + STORE_SLACK)
+        if not self._handle:
+            raise MemoryError("no memory for a guest instance handle")
+        self._out = _Crossing()
+
+    def start(self) -> None:
+        """Make the store and instance now instead of at the first crossing."""
+        if self._native.start(self._handle, self._out):
+            self._fail(b"instantiate")
 
     def cross(
         self, export: bytes, header: bytes, blob: bytes, budget_ms: float | None
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
-        base, io = self._base, self._io
-        hlen, blen = len(header), len(blob)
-        if hlen + blen > io.in_cap:
-            self._call(b"wx_reserve", 1, None, hlen + blen)
-        in_ptr = base + io.in_ptr
-        _capi.memmove(in_ptr, header, hlen)
-        if blen:
-            _capi.memmove(in_ptr + hlen, blob, blen)
+        out = self._out
+        if self._cross(self._handle, export, len(export), header, len(header), blob, len(blob),
+                       self.engine.deadline_ticks(budget_ms), out):
+            self._fail(export)
+        head = ctypes.string_at(out.head, out.head_len)
+        if out.rc < 0:
+            raise _capi.GuestTrap(
+                f"guest refused {export.decode()}: {head.decode(errors='replace')}"
+            )
+        n = out.blob_len
+        return head, (ctypes.string_at(out.head + out.head_len, n) if n else b"")
+
+    def _fail(self, export: bytes) -> None:
+        """Raise what stopped a crossing: the store must be dropped."""
+        out = self._out
         try:
-            self._call(export, 2, budget_ms, hlen, blen)
+            _capi.raise_on_failure(out.error, out.trap)
         except _capi.GuestTrap as trap:
-            if io.out_json == OOM_MARK:
+            if out.out_of_memory:
                 raise MemoryError(
                     f"script exceeded its memory limit of {self.memory_limit // (1024 * 1024)} MiB"
                 ) from trap
             raise
-        out_ptr, out_json, out_blob = io.out_ptr, io.out_json, io.out_blob
-        rc = self._args[0].i32
-        head = _capi.string_at(base + out_ptr, out_json)
-        if rc < 0:
-            raise _capi.GuestTrap(
-                f"guest refused {export.decode()}: {head.decode(errors='replace')}"
-            )
-        return head, (_capi.string_at(base + out_ptr + out_json, out_blob) if out_blob else b"")
+        raise _capi.GuestTrap(f"the crossing into {export.decode()} failed")
 
     @property
     def closed(self) -> bool:
-        return self._store is None
+        return self._handle is None
 
     def close(self) -> None:
-        if self._store is not None:
-            _capi.delete_store(self._store)
-            self._store = None
+        if self._handle is not None:
+            self._native.free(self._handle)
+            self._handle = None
 
     def __del__(self) -> None:
         self.close()
 
-    def _call(self, export: bytes, nargs: int, budget_ms: float | None, *argv: int) -> None:
-        func = self._funcs.get(export)
-        if func is None:
-            func = self._funcs[export] = _capi.export(self._ctx, self._instance, export)
-        args = self._args
-        for i, v in enumerate(argv):
-            args[i].i32 = v
-        _capi.set_epoch_deadline(self._ctx, self.engine.deadline_ticks(budget_ms))
-        _capi.call(self._ctx, func.of.func, args, max(nargs, 1))

@@ -83,8 +83,6 @@ struct pool {
     slot *spare[SPARE_MAX];
 };
 
-static __thread uint8_t *last_made;
-
 /* ---- page scan -------------------------------------------------------------------------- */
 
 /* Calls visit(arg, lo, hi) for every run of private pages in [start, end), in order:
@@ -265,7 +263,6 @@ static wasmtime_error_t *new_memory(void *env, const void *type, size_t minimum,
             return p->error_new(msg);
         }
     }
-    last_made = s->base;
     out->env = s;
     out->get_memory = get_memory;
     out->grow_memory = grow_memory;
@@ -331,12 +328,6 @@ void wxm_creator(pool *p, memory_creator_t *out)
     out->env = p;
     out->new_memory = new_memory;
     out->finalizer = NULL; /* the pool lives as long as the process */
-}
-
-/* The base of the memory this thread's latest instantiation got. */
-uint8_t *wxm_last_made(void)
-{
-    return last_made;
 }
 
 const uint8_t *wxm_image(pool *p, size_t *len)

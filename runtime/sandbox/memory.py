@@ -17,7 +17,7 @@ Pages past a small budget are handed back to the kernel rather than copied, so a
 dirtied megabytes does not make every later reset copy megabytes; a memory that grew is shrunk
 back the same way. One that cannot be scanned (Linux before 6.7) is unmapped instead.
 
-The creator is native code (``memory.c``, compiled on first use by ``build/native.py``):
+The creator is native code (``memory.c``, built with ``instance.c`` by ``native.py``):
 wasmtime calls it on every instantiation and every store drop, and as Python callbacks those
 calls cost more than the reset itself (about 17 µs of a 64 µs serverless request, against 6).
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 import wasmtime
 from wasmtime import _bindings as b
 
-from runtime.buildtools import load_build_module
+from runtime.sandbox import native
 
 PAGE = 4096
 KEEP_RESIDENT = 256 * 1024
@@ -42,26 +42,14 @@ this, pages are handed back to the kernel instead (as wasmtime's ``*_keep_reside
 SPARE_SLOTS = 16
 """Reset memories kept for reuse; more than the guest threads plus the event loop ever need at
 once."""
-SOURCE = Path(__file__).with_name("memory.c")
-
-
-@functools.cache
-def _library(cache_dir: Path) -> ctypes.CDLL:
-    """``memory.c`` built for this machine (once per cache directory) and loaded."""
-    guest, native = load_build_module("guest"), load_build_module("native")
-    lib = ctypes.CDLL(str(native.build_library(cache_dir, SOURCE, guest.zig_cc, guest.ZIGLANG_VERSION)))
-    for name, restype, argtypes in (
-        ("wxm_open", c_void_p, [c_int, c_size_t, c_int, c_void_p]),
-        ("wxm_creator", None, [c_void_p, POINTER(b.wasmtime_memory_creator)]),
-        ("wxm_last_made", c_void_p, []),
-        ("wxm_image", c_void_p, [c_void_p, POINTER(c_size_t)]),
-        ("wxm_recycling", c_int, [c_void_p, c_int]),
-        ("wxm_spare", c_int, [c_void_p, POINTER(c_uint64), c_int]),
-        ("wxm_private_pages", c_long, [c_void_p, c_uint64, c_uint64, POINTER(c_uint64), c_long]),
-    ):
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
-    return lib
+_SIGNATURES = [
+    ("wxm_open", c_void_p, [c_int, c_size_t, c_int, c_void_p]),
+    ("wxm_creator", None, [c_void_p, POINTER(b.wasmtime_memory_creator)]),
+    ("wxm_image", c_void_p, [c_void_p, POINTER(c_size_t)]),
+    ("wxm_recycling", c_int, [c_void_p, c_int]),
+    ("wxm_spare", c_int, [c_void_p, POINTER(c_uint64), c_int]),
+    ("wxm_private_pages", c_long, [c_void_p, c_uint64, c_uint64, POINTER(c_uint64), c_long]),
+]
 
 
 class ImageMemories:
@@ -77,7 +65,8 @@ class ImageMemories:
         return cls(Path(image).resolve(), Path(cache_dir))
 
     def __init__(self, image: Path, cache_dir: Path) -> None:
-        self._lib = lib = _library(cache_dir)
+        self._lib = lib = native.library(cache_dir)
+        native.bind(lib, _SIGNATURES)
         fd = os.open(image, os.O_RDONLY | os.O_CLOEXEC)  # open for good: mappings are made from it
         error_new = ctypes.cast(b._wasmtime_error_new, c_void_p).value
         self._pool = lib.wxm_open(fd, KEEP_RESIDENT, SPARE_SLOTS, error_new)
@@ -88,9 +77,6 @@ class ImageMemories:
         self.image_len = size.value
         self._creator = b.wasmtime_memory_creator()
         lib.wxm_creator(self._pool, byref(self._creator))
-        self.last_made = lib.wxm_last_made
-        """Address of the memory this thread's latest instantiation got; it never moves, so an
-        instance can take it from here instead of asking wasmtime (two calls, ~3 µs)."""
 
     @property
     def recycles(self) -> bool:

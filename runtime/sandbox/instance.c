@@ -1,0 +1,288 @@
+/*
+ * One guest instance and the envelope crossing into it, native (see instance.py).
+ *
+ * A crossing is: make the store and instance if this is the first one, size the guest's input
+ * buffer, copy the envelope in, set the deadline, call the export, and find the output. Done
+ * from Python that is a dozen ctypes calls and as many wrapper objects, more time than the
+ * wasmtime work they ask for; here it is one call, with the GIL released throughout.
+ *
+ * wasmtime's C API is reached through the library the Python package loaded (wxi_open looks
+ * its functions up by name), and its handle structs are declared below by layout, checked
+ * against the host's own bindings when the engine opens.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- wasmtime's C API (wasmtime.h and what it includes), by layout ------------------- */
+
+typedef struct wasmtime_error wasmtime_error_t;
+typedef struct wasm_trap_t wasm_trap_t;
+typedef struct wasmtime_store wasmtime_store_t;
+typedef struct wasmtime_context wasmtime_context_t;
+typedef struct wasm_engine_t wasm_engine_t;
+typedef struct wasmtime_instance_pre wasmtime_instance_pre_t;
+typedef struct wasi_config_t wasi_config_t;
+
+typedef struct {
+    uint64_t store_id;
+    size_t index;
+} instance_ref;
+
+typedef struct {
+    uint8_t kind;
+    union {
+        struct {
+            uint64_t store_id;
+            void *index;
+        } func;
+        struct {
+            uint64_t store_id;
+            uint32_t index;
+            uint32_t spare;
+        } memory;
+        uint8_t bytes[24];
+    } of;
+} extern_ref;
+
+typedef union {
+    int32_t i32;
+    int64_t i64;
+    uint8_t bytes[16];
+} val_raw;
+
+#define EXTERN_FUNC 0
+#define EXTERN_MEMORY 3
+
+typedef struct {
+    wasmtime_store_t *(*store_new)(wasm_engine_t *, void *, void (*)(void *));
+    wasmtime_context_t *(*store_context)(wasmtime_store_t *);
+    void (*store_limiter)(wasmtime_store_t *, int64_t, int64_t, int64_t, int64_t, int64_t);
+    void (*store_delete)(wasmtime_store_t *);
+    wasi_config_t *(*wasi_config_new)(void);
+    wasmtime_error_t *(*set_wasi)(wasmtime_context_t *, wasi_config_t *);
+    void (*set_epoch_deadline)(wasmtime_context_t *, uint64_t);
+    wasmtime_error_t *(*pre_instantiate)(const wasmtime_instance_pre_t *, wasmtime_context_t *,
+                                         instance_ref *, wasm_trap_t **);
+    bool (*export_get)(wasmtime_context_t *, const instance_ref *, const char *, size_t, extern_ref *);
+    wasmtime_error_t *(*call_unchecked)(wasmtime_context_t *, const void *, val_raw *, size_t,
+                                        wasm_trap_t **);
+    uint8_t *(*memory_data)(const wasmtime_context_t *, const void *);
+    wasmtime_error_t *(*error_new)(const char *);
+} api_t;
+
+static const char *const api_names[] = {
+    "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_limiter",
+    "wasmtime_store_delete", "wasi_config_new", "wasmtime_context_set_wasi",
+    "wasmtime_context_set_epoch_deadline", "wasmtime_instance_pre_instantiate",
+    "wasmtime_instance_export_get", "wasmtime_func_call_unchecked", "wasmtime_memory_data",
+    "wasmtime_error_new",
+};
+
+/* ---- the guest's io block (guest/ABI.md) ------------------------------------------------- */
+
+enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
+#define OOM_MARK 0xFFFFFFFFu /* out_json the guest leaves before trapping past its memory cap */
+
+/* ---- engines and instances --------------------------------------------------------------- */
+
+typedef struct {
+    api_t api;
+    wasm_engine_t *engine;
+    const wasmtime_instance_pre_t *pre;
+    uint32_t io_addr; /* the same in every instance of the snapshot: learnt from the first */
+} engine_t;
+
+#define EXPORT_CACHE 8
+
+typedef struct {
+    const char *name; /* the host's constant; compared by content */
+    size_t len;
+    extern_ref func;
+} cached_export;
+
+typedef struct {
+    engine_t *engine;
+    int64_t memory_limit;
+    wasmtime_store_t *store; /* NULL until the first crossing */
+    wasmtime_context_t *ctx;
+    instance_ref instance;
+    uint8_t *base; /* linear memory: it never moves (the engine forbids it) */
+    int nexports;
+    cached_export exports[EXPORT_CACHE];
+} instance_t;
+
+/* What a crossing hands back: the guest's answer, or why there is none. */
+typedef struct {
+    const uint8_t *head; /* the output: head_len bytes of JSON header, then blob_len of blob */
+    uint32_t head_len, blob_len;
+    int32_t rc;                /* the export's result: negative if it refused the envelope */
+    uint32_t out_of_memory;    /* it trapped at its memory cap */
+    wasmtime_error_t *error;   /* owned by the caller now */
+    wasm_trap_t *trap;         /* owned by the caller now */
+} crossing_t;
+
+/* An engine handle over the wasmtime library at lib_path (already loaded by the host), or
+ * NULL if a function is missing or this build's handle layouts differ from the host's. */
+engine_t *wxi_open(const char *lib_path, wasm_engine_t *engine, const wasmtime_instance_pre_t *pre,
+                   size_t instance_size, size_t extern_size, size_t extern_of, size_t val_size)
+{
+    if (instance_size != sizeof(instance_ref) || extern_size != sizeof(extern_ref)
+        || extern_of != offsetof(extern_ref, of) || val_size != sizeof(val_raw))
+        return NULL;
+    void *lib = dlopen(lib_path, RTLD_NOW | RTLD_NOLOAD);
+    if (!lib)
+        return NULL;
+    engine_t *e = calloc(1, sizeof *e);
+    void **slots = (void **)&e->api;
+    for (size_t i = 0; e && i < sizeof api_names / sizeof *api_names; i++) {
+        slots[i] = dlsym(lib, api_names[i]);
+        if (!slots[i]) {
+            free(e);
+            e = NULL;
+        }
+    }
+    dlclose(lib); /* the host's own reference keeps it loaded */
+    if (e) {
+        e->engine = engine;
+        e->pre = pre;
+    }
+    return e;
+}
+
+instance_t *wxi_new(engine_t *e, int64_t memory_limit)
+{
+    instance_t *in = calloc(1, sizeof *in);
+    if (in) {
+        in->engine = e;
+        in->memory_limit = memory_limit;
+    }
+    return in;
+}
+
+/* Drop the store (its memory goes back to memory.c's pool) and the handle. */
+void wxi_free(instance_t *in)
+{
+    if (in->store)
+        in->engine->api.store_delete(in->store);
+    free(in);
+}
+
+static const extern_ref *export_func(instance_t *in, const char *name, size_t len)
+{
+    for (int i = 0; i < in->nexports; i++) {
+        cached_export *c = &in->exports[i];
+        if (c->len == len && (c->name == name || !memcmp(c->name, name, len)))
+            return &c->func;
+    }
+    static __thread extern_ref scratch;
+    extern_ref *item = in->nexports < EXPORT_CACHE ? &in->exports[in->nexports].func : &scratch;
+    if (!in->engine->api.export_get(in->ctx, &in->instance, name, len, item) || item->kind != EXTERN_FUNC)
+        return NULL;
+    if (item != &scratch)
+        in->exports[in->nexports++] = (cached_export){ .name = name, .len = len, .func = *item };
+    return item;
+}
+
+/* Call export `name` with up to two i32 arguments (any it does not take are ignored); its i32
+ * result in *rc. */
+static bool call(instance_t *in, const char *name, size_t len, uint64_t ticks, int32_t a,
+                 int32_t b, int32_t *rc, crossing_t *out)
+{
+    const api_t *api = &in->engine->api;
+    const extern_ref *f = export_func(in, name, len);
+    if (!f) {
+        char why[96];
+        snprintf(why, sizeof why, "the guest module has no function export %.*s", (int)len, name);
+        out->error = api->error_new(why);
+        return false;
+    }
+    val_raw args[2] = { { .i32 = a }, { .i32 = b } };
+    api->set_epoch_deadline(in->ctx, ticks);
+    out->error = api->call_unchecked(in->ctx, &f->of, args, 2, &out->trap);
+    if (out->error || out->trap)
+        return false;
+    *rc = args[0].i32;
+    return true;
+}
+
+/* Make the store and instance, and find linear memory and the io block. */
+static bool instantiate(instance_t *in, crossing_t *out)
+{
+    engine_t *e = in->engine;
+    const api_t *api = &e->api;
+    in->store = api->store_new(e->engine, NULL, NULL);
+    in->ctx = api->store_context(in->store);
+    api->store_limiter(in->store, in->memory_limit, -1, -1, -1, -1);
+    out->error = api->set_wasi(in->ctx, api->wasi_config_new());
+    if (!out->error)
+        out->error = api->pre_instantiate(e->pre, in->ctx, &in->instance, &out->trap);
+    if (out->error || out->trap)
+        return false;
+    extern_ref mem;
+    if (!api->export_get(in->ctx, &in->instance, "memory", 6, &mem) || mem.kind != EXTERN_MEMORY) {
+        out->error = api->error_new("the guest module exports no memory");
+        return false;
+    }
+    in->base = api->memory_data(in->ctx, &mem.of);
+    if (!__atomic_load_n(&e->io_addr, __ATOMIC_RELAXED)) {
+        int32_t io;
+        if (!call(in, "wx_io", 5, UINT64_MAX >> 2, 0, 0, &io, out))
+            return false;
+        __atomic_store_n(&e->io_addr, (uint32_t)io, __ATOMIC_RELAXED);
+    }
+    return true;
+}
+
+/* Make the store and instance now rather than at the first crossing; 0, or -1 with the
+ * failure in *out (and no store). */
+int wxi_start(instance_t *in, crossing_t *out)
+{
+    *out = (crossing_t){ 0 };
+    if (in->store || instantiate(in, out))
+        return 0;
+    if (in->store)
+        in->engine->api.store_delete(in->store);
+    in->store = NULL;
+    in->nexports = 0;
+    return -1;
+}
+
+/* The crossing: the envelope (header, then blob) into export `name`, and the output found. */
+int wxi_cross(instance_t *in, const char *name, size_t name_len, const uint8_t *header,
+              uint32_t header_len, const uint8_t *blob, uint32_t blob_len, uint64_t ticks,
+              crossing_t *out)
+{
+    if (!in->store && wxi_start(in, out))
+        return -1;
+    *out = (crossing_t){ 0 };
+    volatile uint32_t *io = (uint32_t *)(in->base + in->engine->io_addr);
+    uint32_t total = header_len + blob_len;
+    int32_t rc = 0;
+    if (total > io[IO_IN_CAP]) {
+        if (!call(in, "wx_reserve", 10, ticks, (int32_t)total, 0, &rc, out))
+            return -1;
+        if (rc < 0) {
+            out->error = in->engine->api.error_new("the guest cannot hold the input envelope");
+            return -1;
+        }
+    }
+    uint8_t *dst = in->base + io[IO_IN_PTR];
+    memcpy(dst, header, header_len);
+    if (blob_len)
+        memcpy(dst + header_len, blob, blob_len);
+    if (!call(in, name, name_len, ticks, (int32_t)header_len, (int32_t)blob_len, &rc, out)) {
+        out->out_of_memory = io[IO_OUT_JSON] == OOM_MARK;
+        return -1;
+    }
+    out->rc = rc;
+    out->head = in->base + io[IO_OUT_PTR];
+    out->head_len = io[IO_OUT_JSON];
+    out->blob_len = io[IO_OUT_BLOB];
+    return 0;
+}

@@ -1,0 +1,32 @@
+"""The host's native helpers (``memory.c``, ``instance.c``): one library, built on first use.
+
+Both sit on wasmtime's per-instance hot path, where a Python callback or a dozen ctypes calls
+cost more than the work they ask for. ``build/native.py`` compiles them with the guest's pinned
+toolchain, once per cache directory; each Python module binds the functions of its own source.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+from typing import Any
+
+from runtime.buildtools import load_build_module
+
+SOURCES = [Path(__file__).with_name("memory.c"), Path(__file__).with_name("instance.c")]
+
+
+@functools.cache
+def library(cache_dir: Path) -> ctypes.CDLL:
+    """The helpers built for this machine (once per cache directory) and loaded."""
+    guest, native = load_build_module("guest"), load_build_module("native")
+    path = native.build_library(cache_dir, "wexec", SOURCES, guest.zig_cc, guest.ZIGLANG_VERSION)
+    return ctypes.CDLL(str(path))
+
+
+def bind(lib: ctypes.CDLL, signatures: list[tuple[str, Any, list[Any]]]) -> None:
+    """Give ``lib``'s functions their (name, result type, argument types)."""
+    for name, restype, argtypes in signatures:
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
