@@ -73,8 +73,23 @@ SHAPE_PIN = """\
 #define JS_SHAPE_PIN 0
 #endif
 static inline JSShape *js_new_shape_nohash("""
+# Scripts read the clock through Date and performance.now; JS_CLOCK_READ (the includer's to
+# define) sees each read, so a script's top level that read it is never baked into an image.
+CLOCK_READ = """\
+#ifndef JS_CLOCK_READ
+#define JS_CLOCK_READ() ((void)0)
+#endif
+static int64_t date_now(void) {
+    JS_CLOCK_READ();
+"""
 QUICKJS_PATCHES = (
     ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
+    ("static int64_t date_now(void) {\n", CLOCK_READ, 1),
+    (
+        "static double js__now_ms(void)\n{\n",
+        "static double js__now_ms(void)\n{\n    JS_CLOCK_READ();\n",
+        1,
+    ),
     ("static inline JSShape *js_new_shape_nohash(", SHAPE_PIN, 1),
     (
         "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",

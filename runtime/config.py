@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     )
     epoch_tick_ms: int = Field(10, description="Epoch ticker period: how finely deadlines are checked.")
     guest_threads: int = Field(2, description="Threads that run guest code off the event loop.")
+    serverless_images: int = Field(
+        256, ge=0, description="Serverless scripts whose memory after their top level ran is "
+        "kept as an image that fresh instances start from, skipping the load (only for a top "
+        "level that read no clock, randomness or host and logged nothing); 0 turns this off.",
+    )
     inline_budget_ms: float = Field(
         5.0,
         description="Slice a serverless request may run on the event loop before it is rerun "

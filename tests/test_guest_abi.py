@@ -185,7 +185,7 @@ def test_build_is_cached_and_named_by_hash():
 
 
 def test_hello_round_trip(guest: Instance):
-    assert guest.load(top_level("return {message: 'hi'}")) == {}
+    assert guest.load(top_level("return {message: 'hi'}")) == {"pure": True}
     out, blob = guest.run(rid=7)
     rid, status, headers, _, _ = out["done"][0]
     assert (rid, status) == (7, 200)
@@ -300,6 +300,32 @@ def test_hmac_example_matches_python(guest: Instance):
         headers={"content-type": "application/json", "x-hub-signature-256": "sha256=00"}, **request
     )
     assert out["done"][0][1] == 401
+
+
+@pytest.mark.parametrize(
+    "top",
+    [
+        "const t = Date.now();",
+        "const t = new Date();",
+        "const t = performance.now();",
+        "const r = Math.random();",
+        "const b = crypto.getRandomValues(new Uint8Array(4));",
+        "const u = crypto.randomUUID();",
+        "console.log('loaded');",
+        "const h = require('crypto').createHash('sha256').update('x').digest('hex');",
+    ],
+)
+def test_a_top_level_that_reads_the_world_is_not_pure(guest: Instance, top: str):
+    out = guest.load(factory(top + "\nmodule.exports = () => 1;"))
+    assert "pure" not in out and "error" not in out
+
+
+def test_a_pure_top_level_may_define_state_and_queue_work(guest: Instance):
+    out = guest.load(factory(
+        "const cache = new Map([[1, 'a']]); let n = 0; setTimeout(() => n++, 0);"
+        "Promise.resolve().then(() => n++); module.exports = () => ({n, size: cache.size});"
+    ))
+    assert out == {"pure": True}
 
 
 def test_math_random_is_reseeded_in_every_snapshot_copy(engine: Engine):

@@ -205,6 +205,72 @@ def test_serverless_starts_fresh_every_request(sandbox: Sandbox) -> None:
     assert [body(sandbox.run(artefact, Invocation("GET", "/")))["n"] for _ in range(3)] == [1, 1, 1]
 
 
+# A pure top level (no clock, randomness, host or log) with state of its own; each request
+# mutates that state, the global object and a few hundred KiB of fresh memory.
+IMAGED = """// @mode serverless
+const seen = [];
+const table = new Map([['a', 1], ['b', 2]]);
+export default () => {
+  seen.push(1);
+  table.set('c', (table.get('c') || 0) + 1);
+  globalThis.leak = (globalThis.leak || 0) + 1;
+  const junk = new Uint8Array(300 * 1024).fill(7);
+  return { seen: seen.length, c: table.get('c'), leak: globalThis.leak, junk: junk[5] };
+};
+"""
+
+
+def _imaged(sandbox: Sandbox, artefact: object) -> bool:
+    entry = sandbox._images.get(artefact.key)  # type: ignore[attr-defined]
+    return entry is not None and entry[1] is not None
+
+
+def test_a_pure_serverless_script_starts_from_its_image_and_fresh_every_time(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_source(IMAGED, "imaged.ts")
+    answers = [body(sandbox.run(artefact, Invocation("GET", "/"))) for _ in range(20)]
+    assert _imaged(sandbox, artefact)
+    assert answers == [{"seen": 1, "c": 1, "leak": 1, "junk": 7}] * 20
+
+
+async def test_serverless_requests_from_an_image_share_nothing_when_concurrent(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_source(IMAGED, "imaged-async.ts")
+    first = await sandbox.invoke(artefact, Invocation("GET", "/"))
+    results = await asyncio.gather(*(sandbox.invoke(artefact, Invocation("GET", "/")) for _ in range(16)))
+    assert _imaged(sandbox, artefact)
+    assert {r.body for r in results} == {first.body}
+
+
+@pytest.mark.parametrize(
+    ("top", "varies"),
+    [
+        ("const at = Date.now() + performance.now();", True),
+        ("const at = Math.random();", True),
+        ("const at = crypto.randomUUID();", True),
+        ("const at = 1; console.log('loading');", False),
+    ],
+)
+def test_an_impure_top_level_still_runs_in_every_request(sandbox: Sandbox, top: str, varies: bool) -> None:
+    artefact = sandbox.compiler.compile_source(
+        f"// @mode serverless\n{top}\nexport default () => ({{ at }});", f"impure{next(_names)}.ts"
+    )
+    results = []
+    for _ in range(3):
+        results.append(sandbox.run(artefact, Invocation("GET", "/")))
+        time.sleep(0.002)
+    assert not _imaged(sandbox, artefact)
+    assert len({r.body for r in results}) == (3 if varies else 1)
+    if not varies:
+        assert all([(log.level, log.message) for log in r.logs] == [("log", "loading")] for r in results)
+
+
+def test_a_changed_script_gets_a_new_image(sandbox: Sandbox) -> None:
+    old = sandbox.compiler.compile_source("// @mode serverless\nconst v = 'old';\nexport default () => v;", "changing.ts")
+    assert sandbox.run(old, Invocation("GET", "/")).body == b"old"
+    new = sandbox.compiler.compile_source("// @mode serverless\nconst v = 'new';\nexport default () => v;", "changing.ts")
+    assert [sandbox.run(new, Invocation("GET", "/")).body for _ in range(2)] == [b"new", b"new"]
+    assert _imaged(sandbox, new)
+
+
 def test_worker_keeps_its_globals(sandbox: Sandbox) -> None:
     artefact = sandbox.compiler.compile_file(REPO_ROOT / "scripts", "counter.ts")
     counts = [body(sandbox.run(artefact, Invocation("GET", "/counter")))["count"] for _ in range(3)]

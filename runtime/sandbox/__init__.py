@@ -2,6 +2,10 @@
 
 Worker scripts keep one instance (globals persist, requests interleave at ``await``); serverless
 scripts get a fresh store from the snapshot for every request and it is dropped afterwards.
+A serverless script whose top level is pure (it read no clock, randomness or host, and logged
+nothing: the guest says so, ABI.md) has it run once, in its first request, and its fresh
+instances from then on start from the memory that left, an image derived from the snapshot:
+the same state, without the load.
 Guest code that may run long goes to a small thread pool (ctypes releases the GIL while wasm runs),
 so a busy script costs a thread, not the event loop. A hop to the pool costs ~90 µs here, more
 than a whole serverless request, so a serverless request first runs on the event loop within a
@@ -14,7 +18,9 @@ share one crossing (``Driver.request``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +33,7 @@ from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.errors import SandboxError, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
+from runtime.sandbox.memory import DerivedImage
 from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
 
 if TYPE_CHECKING:
@@ -58,6 +65,8 @@ class Sandbox:
         self.caps = caps or default_capabilities(settings)
         self.engine = GuestEngine(settings, self.caps)
         self._workers: dict[str, Driver] = {}
+        # serverless scripts by key: their artefact and its image (None: its top level is not pure)
+        self._images: OrderedDict[str, tuple[Artefact, DerivedImage | None]] = OrderedDict()
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
         self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
         self._compile_lock = threading.Lock()
@@ -136,14 +145,16 @@ class Sandbox:
             finally:
                 if driver.broken is not None:
                     self._discard(artefact.key, driver)
-        driver = self._driver(artefact)
+        driver, imaged = self._fresh_driver(artefact)
         try:
-            return driver.run(inv, timeout_ms, load=(artefact.bytecode, dict(artefact.env)))
+            start = self._start_fresh if imaged else self._start_imaging
+            return driver.complete(*start(driver, artefact, inv, timeout_ms))
         finally:
             driver.close()
 
     def evict(self, key: str) -> None:
-        """Drop a worker instance (its script changed or was deleted)."""
+        """Drop a worker instance or a serverless image (its script changed or was deleted)."""
+        self._images.pop(key, None)
         driver = self._workers.pop(key, None)
         if driver is not None and driver.idle:
             driver.close()
@@ -157,30 +168,75 @@ class Sandbox:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _driver(self, artefact: Artefact, tenant: str = "default/1") -> Driver:
-        instance = GuestInstance(self.engine, self.settings.memory_limit)
+    def _driver(
+        self, artefact: Artefact, tenant: str = "default/1", image: DerivedImage | None = None
+    ) -> Driver:
+        instance = GuestInstance(self.engine, self.settings.memory_limit, image)
         return Driver(
             instance, path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant
         )
 
-    @staticmethod
+    def _fresh_driver(self, artefact: Artefact, tenant: str = "default/1") -> tuple[Driver, bool]:
+        """A driver on a fresh instance for a serverless request, and whether its script has an
+        image yet (tried: it has one, or its top level is not pure, or images are off)."""
+        entry = self._images.get(artefact.key)
+        if entry is not None and entry[0] is artefact:
+            with contextlib.suppress(KeyError):  # a guest thread may have just evicted it
+                self._images.move_to_end(artefact.key)
+            return self._driver(artefact, tenant, entry[1]), True
+        return self._driver(artefact, tenant), not self.settings.serverless_images
+
     def _start_fresh(
+        self,
         driver: Driver,
         artefact: Artefact,
         inv: Invocation,
         timeout_ms: int | None,
         slice_ms: float | None = None,
     ) -> Any:
-        """Load and start a serverless request in one crossing; with ``slice_ms`` it must fit."""
+        """Start a serverless request; with ``slice_ms`` its crossing must fit.
+
+        From an image, the request runs at once; otherwise the script loads in the same
+        crossing.
+        """
+        if driver.instance.image is not None:
+            return driver.begin(inv, timeout_ms, slice_ms)
         return driver.begin(inv, timeout_ms, slice_ms, load=(artefact.bytecode, dict(artefact.env)))
+
+    def _start_imaging(
+        self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
+    ) -> Any:
+        """A script's first serverless request: its top level runs in a crossing of its own,
+        whose memory becomes the script's image if it was pure, then the request starts.
+
+        The load and the request each have the script's timeout, on this first request only.
+        """
+        logs: list[LogRecord] = []
+        image = None
+        try:
+            if driver.load(artefact.bytecode, dict(artefact.env), timeout_ms, logs):
+                address, size = driver.instance.memory()
+                if size == self.engine.memory_bytes:  # a top level that grew memory is not kept
+                    image = self.engine.memories.derive(address, size)
+        finally:
+            self._images[artefact.key] = (artefact, image)
+            while len(self._images) > self.settings.serverless_images:
+                self._images.popitem(last=False)
+        req, ops = driver.begin(inv, timeout_ms)
+        req.logs[:0] = logs
+        return req, ops
 
     async def _invoke_fresh(
         self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
     ) -> Result:
         """A serverless request: a fresh instance, inline while it fits the slice."""
-        driver = self._driver(artefact, tenant)
+        driver, imaged = self._fresh_driver(artefact, tenant)
         try:
-            if artefact.key in self._slow:
+            if not imaged:
+                req, ops = await self._offload(
+                    lambda: self._start_imaging(driver, artefact, inv, timeout_ms)
+                )
+            elif artefact.key in self._slow:
                 req, ops = await self._offload(lambda: self._start_fresh(driver, artefact, inv, timeout_ms))
             else:
                 try:
@@ -190,7 +246,7 @@ class Sandbox:
                 except SliceExceeded:
                     self._slow.add(artefact.key)
                     driver.close()
-                    driver = self._driver(artefact, tenant)
+                    driver = self._driver(artefact, tenant, driver.instance.image)
                     req, ops = await self._offload(
                         lambda: self._start_fresh(driver, artefact, inv, timeout_ms)
                     )

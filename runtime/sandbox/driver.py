@@ -125,17 +125,30 @@ class Driver:
 
     # -- synchronous entry points (CLI, benches, the first crossing of a request) -----------
 
-    def load(self, bytecode: bytes, env: dict[str, str], budget_ms: float | None) -> None:
-        """Evaluate the script's bytecode once in this instance (``wx_load``)."""
+    def load(
+        self, bytecode: bytes, env: dict[str, str], budget_ms: float | None,
+        logs: list[LogRecord] | None = None,
+    ) -> bool:
+        """Evaluate the script's bytecode once in this instance (``wx_load``).
+
+        Returns whether its top level was pure (ABI.md): memory as it stands may then stand in
+        for running it again. What it logged goes to ``logs`` if given (and to a load error).
+        """
         header = orjson.dumps(
             {"filename": self.path, **_env(env), "mem_limit": self.instance.memory_limit,
              "budget_ms": budget_ms}
         )
         head, _ = self._cross(b"wx_load", header, bytecode, budget_ms, None)
         out = orjson.loads(head)
-        self._collect_logs(out)
+        if logs is None:
+            self._collect_logs(out)
+        else:
+            logs += [_record(log) for log in out.get("logs", ())]
         if "error" in out:
-            raise ScriptError.from_guest(out["error"], self.path, self.locate)
+            err = ScriptError.from_guest(out["error"], self.path, self.locate)
+            err.logs = (logs or []) + err.logs
+            raise err
+        return out.get("pure") is True
 
     def begin(
         self,
@@ -204,7 +217,10 @@ class Driver:
         load: tuple[bytes, dict[str, str]] | None = None,
     ) -> Result:
         """Run one request to completion from synchronous code; a streamed body is gathered."""
-        req, ops = self.begin(inv, timeout_ms, load=load)
+        return self.complete(*self.begin(inv, timeout_ms, load=load))
+
+    def complete(self, req: _Request, ops: list[dict]) -> Result:
+        """Finish a started request from synchronous code (``run``)."""
         if req.outcome is None or req.stream is not None:
             asyncio.run(self._gather(req, ops))
         return self.outcome(req)
@@ -534,7 +550,7 @@ class Driver:
 
     def _collect_logs(self, out: dict) -> None:
         for log in out.get("logs", ()):
-            rec = LogRecord(log.get("level", "log"), log.get("msg", ""))
+            rec = _record(log)
             req = self._requests.get(log.get("rid", 0))
             if req is not None:
                 req.logs.append(rec)
@@ -655,6 +671,11 @@ def _ms(budget: float | None) -> float | None:
 def _env(env: dict[str, str]) -> dict[str, dict[str, str]]:
     """The load header's ``env`` entry: left out when empty, the usual case (ABI.md)."""
     return {"env": env} if env else {}
+
+
+def _record(log: dict[str, Any]) -> LogRecord:
+    """A log line as the guest reports it, as the host keeps it."""
+    return LogRecord(log.get("level", "log"), log.get("msg", ""))
 
 
 def _pairs(headers: list[list[str]]) -> list[tuple[str, str]]:

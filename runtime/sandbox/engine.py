@@ -56,6 +56,10 @@ class GuestEngine:
         )
         self.pre = linker.instantiate_pre(self.module)
         self.native = NativeEngine(settings.cache_dir, self.engine, self.pre)
+        self.memory_bytes = next(
+            e.type.limits.min * 65536 for e in self.module.exports if e.name == "memory"
+        )
+        """Linear memory's size in a new instance: an image must be of exactly this size."""
         self._ticker = _EpochTicker(self.engine, settings.epoch_tick_ms / 1000.0)
 
     def deadline_ticks(self, budget_ms: float | None) -> int:

@@ -73,6 +73,7 @@ typedef struct {
     wasmtime_error_t *(*call_unchecked)(wasmtime_context_t *, const void *, val_raw *, size_t,
                                         wasm_trap_t **);
     uint8_t *(*memory_data)(const wasmtime_context_t *, const void *);
+    size_t (*memory_data_size)(const wasmtime_context_t *, const void *);
     wasmtime_error_t *(*error_new)(const char *);
 } api_t;
 
@@ -81,7 +82,7 @@ static const char *const api_names[] = {
     "wasmtime_store_delete", "wasi_config_new", "wasmtime_context_set_wasi",
     "wasmtime_context_set_epoch_deadline", "wasmtime_instance_pre_instantiate",
     "wasmtime_instance_export_get", "wasmtime_func_call_unchecked", "wasmtime_memory_data",
-    "wasmtime_error_new",
+    "wasmtime_memory_data_size", "wasmtime_error_new",
 };
 
 /* ---- the guest's io block (guest/ABI.md) ------------------------------------------------- */
@@ -106,12 +107,16 @@ typedef struct {
     extern_ref func;
 } cached_export;
 
+void wxm_select(void *image); /* memory.c */
+
 typedef struct {
     engine_t *engine;
     int64_t memory_limit;
+    void *image; /* memory.c's image the memory starts as; NULL: the engine's snapshot */
     wasmtime_store_t *store; /* NULL until the first crossing */
     wasmtime_context_t *ctx;
     instance_ref instance;
+    extern_ref memory;
     uint8_t *base; /* linear memory: it never moves (the engine forbids it) */
     int nexports;
     cached_export exports[EXPORT_CACHE];
@@ -155,14 +160,22 @@ engine_t *wxi_open(const char *lib_path, wasm_engine_t *engine, const wasmtime_i
     return e;
 }
 
-instance_t *wxi_new(engine_t *e, int64_t memory_limit)
+instance_t *wxi_new(engine_t *e, int64_t memory_limit, void *image)
 {
     instance_t *in = calloc(1, sizeof *in);
     if (in) {
         in->engine = e;
         in->memory_limit = memory_limit;
+        in->image = image;
     }
     return in;
+}
+
+/* Linear memory now: its address, and its size in *len (0 before the first crossing). */
+uint8_t *wxi_memory(instance_t *in, size_t *len)
+{
+    *len = in->store ? in->engine->api.memory_data_size(in->ctx, &in->memory.of) : 0;
+    return in->base;
 }
 
 /* Drop the store (its memory goes back to memory.c's pool) and the handle. */
@@ -220,16 +233,19 @@ static bool instantiate(instance_t *in, crossing_t *out)
     in->ctx = api->store_context(in->store);
     api->store_limiter(in->store, in->memory_limit, -1, -1, -1, -1);
     out->error = api->set_wasi(in->ctx, api->wasi_config_new());
-    if (!out->error)
+    if (!out->error) {
+        wxm_select(in->image);
         out->error = api->pre_instantiate(e->pre, in->ctx, &in->instance, &out->trap);
+        wxm_select(NULL);
+    }
     if (out->error || out->trap)
         return false;
-    extern_ref mem;
-    if (!api->export_get(in->ctx, &in->instance, "memory", 6, &mem) || mem.kind != EXTERN_MEMORY) {
+    extern_ref *mem = &in->memory;
+    if (!api->export_get(in->ctx, &in->instance, "memory", 6, mem) || mem->kind != EXTERN_MEMORY) {
         out->error = api->error_new("the guest module exports no memory");
         return false;
     }
-    in->base = api->memory_data(in->ctx, &mem.of);
+    in->base = api->memory_data(in->ctx, &mem->of);
     if (!__atomic_load_n(&e->io_addr, __ATOMIC_RELAXED)) {
         int32_t io;
         if (!call(in, "wx_io", 5, UINT64_MAX >> 2, 0, 0, &io, out))

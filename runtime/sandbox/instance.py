@@ -29,6 +29,7 @@ from runtime.sandbox import _capi, native
 
 if TYPE_CHECKING:
     from runtime.sandbox.engine import GuestEngine
+    from runtime.sandbox.memory import DerivedImage
 
 STORE_SLACK = 16 * 1024 * 1024
 """Headroom above the script's cap, so the guest's own cap (not wasmtime's) is reached first."""
@@ -50,7 +51,8 @@ class _Crossing(ctypes.Structure):
 
 _SIGNATURES = [
     ("wxi_open", c_void_p, [c_char_p, c_void_p, c_void_p, c_size_t, c_size_t, c_size_t, c_size_t]),
-    ("wxi_new", c_void_p, [c_void_p, c_int64]),
+    ("wxi_new", c_void_p, [c_void_p, c_int64, c_void_p]),
+    ("wxi_memory", c_void_p, [c_void_p, POINTER(c_size_t)]),
     ("wxi_free", None, [c_void_p]),
     ("wxi_start", c_int, [c_void_p, POINTER(_Crossing)]),
     ("wxi_cross", c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_uint32, c_char_p, c_uint32,
@@ -81,19 +83,26 @@ class NativeEngine:
             )
         self._keep = (engine, pre)  # both must outlive every instance made here
         self.new, self.free, self.start, self.cross = lib.wxi_new, lib.wxi_free, lib.wxi_start, lib.wxi_cross
+        self.memory = lib.wxi_memory
 
 
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = ("_cross", "_handle", "_native", "_out", "engine", "memory_limit")
+    __slots__ = ("_cross", "_handle", "_native", "_out", "engine", "image", "memory_limit")
 
-    def __init__(self, engine: GuestEngine, memory_limit: int) -> None:
+    def __init__(
+        self, engine: GuestEngine, memory_limit: int, image: DerivedImage | None = None
+    ) -> None:
+        """``image``: what memory starts as, if not the engine's snapshot (kept alive here)."""
         self.engine = engine
         self.memory_limit = memory_limit
+        self.image = image
         self._native = engine.native
         self._cross = self._native.cross
-        self._handle: int | None = self._native.new(self._native.handle, memory_limit + STORE_SLACK)
+        self._handle: int | None = self._native.new(
+            self._native.handle, memory_limit + STORE_SLACK, image.handle if image else None
+        )
         if not self._handle:
             raise MemoryError("no memory for a guest instance handle")
         self._out = _Crossing()
@@ -102,6 +111,11 @@ class GuestInstance:
         """Make the store and instance now instead of at the first crossing."""
         if self._native.start(self._handle, self._out):
             self._fail(b"instantiate")
+
+    def memory(self) -> tuple[int, int]:
+        """Linear memory's (address, size) in this process; (0, 0) before the first crossing."""
+        size = c_size_t()
+        return self._native.memory(self._handle, ctypes.byref(size)) or 0, size.value
 
     def cross(
         self, export: bytes, header: bytes, blob: bytes, budget_ms: float | None

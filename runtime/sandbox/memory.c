@@ -10,6 +10,11 @@
  * back the same way. Where the kernel has no PAGEMAP_SCAN (before 6.7), memories are
  * unmapped instead of reused.
  *
+ * A derived image (wxm_derive) is the snapshot with some pages replaced: a serverless script's
+ * memory right after its top level ran. Its memories map the snapshot and, over it, the
+ * replaced pages from a small file of their own, so each script costs only the pages its load
+ * wrote. Which image an instantiation gets is chosen per thread (wxm_select).
+ *
  * wasmtime calls into here on every instantiation and every store drop, from whichever
  * thread does it; as Python callbacks those calls cost more than the reset itself.
  */
@@ -24,6 +29,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* linux/fs.h (6.7+), spelled out so that older headers build it too */
@@ -81,7 +87,19 @@ struct pool {
     pthread_mutex_t lock;
     int max_spare, nspare;
     slot *spare[SPARE_MAX];
+    /* A derived image (wxm_derive): the base's image with the pages in `diff` over it. */
+    pool *base;          /* NULL for a base image */
+    int diff_fd;
+    const uint8_t *diff; /* the replacement pages, in memory order */
+    size_t diff_len;
+    size_t memory_len;   /* the memory size it was taken at: every memory made is this size */
+    int32_t *diff_page;  /* per page of memory: its page in diff, or -1 */
+    int refs;            /* the host's handle, and one per memory made from it */
+    int dropped;         /* the host let go: memories are no longer kept for reuse */
 };
+
+#define PAGE 4096
+static __thread pool *selected; /* the image this thread's next instantiation gets */
 
 /* ---- page scan -------------------------------------------------------------------------- */
 
@@ -130,20 +148,35 @@ typedef struct {
 
 /* One run of a reset: copied back from the image (zeroed past it), or past the budget
  * handed back to the kernel, to refault as the image (or zeros). */
+static void copy_back(const pool *p, uint8_t *base, size_t lo, size_t hi)
+{
+    size_t copy_end = hi < p->image_len ? hi : p->image_len;
+    if (lo < copy_end)
+        memcpy(base + lo, p->image + lo, copy_end - lo);
+    size_t zero_from = lo > p->image_len ? lo : p->image_len;
+    if (zero_from < hi)
+        memset(base + zero_from, 0, hi - zero_from);
+}
+
 static int reset_pages(void *arg, uint64_t run_lo, uint64_t run_hi)
 {
     reset_run *r = arg;
+    const pool *p = r->pool;
     size_t lo = run_lo - (uintptr_t)r->base, hi = run_hi - (uintptr_t)r->base;
-    size_t image_len = r->pool->image_len;
     r->budget -= (long long)(hi - lo);
     if (r->budget < 0)
         return madvise(r->base + lo, hi - lo, MADV_DONTNEED) ? 1 : 0;
-    size_t copy_end = hi < image_len ? hi : image_len;
-    if (lo < copy_end)
-        memcpy(r->base + lo, r->pool->image + lo, copy_end - lo);
-    size_t zero_from = lo > image_len ? lo : image_len;
-    if (zero_from < hi)
-        memset(r->base + zero_from, 0, hi - zero_from);
+    if (!p->diff_page) {
+        copy_back(p, r->base, lo, hi);
+        return 0;
+    }
+    for (size_t off = lo; off < hi; off += PAGE) { /* a derived image: page by page */
+        int32_t at = off / PAGE < p->memory_len / PAGE ? p->diff_page[off / PAGE] : -1;
+        if (at >= 0)
+            memcpy(r->base + off, p->diff + (size_t)at * PAGE, PAGE);
+        else
+            copy_back(p, r->base, off, off + PAGE);
+    }
     return 0;
 }
 
@@ -201,6 +234,25 @@ static slot *map_slot(pool *p, size_t minimum, size_t capacity, size_t reserved,
     }
     *s = (slot){ .base = base, .minimum = minimum, .size = minimum, .capacity = capacity,
                  .reserved = reserved, .pool = p };
+    size_t pages = p->diff_page ? p->memory_len / PAGE : 0;
+    for (size_t pg = 0; pg < pages;) { /* a derived image: its pages over the base's */
+        int32_t at = p->diff_page[pg];
+        size_t run = 1;
+        if (at < 0) {
+            pg++;
+            continue;
+        }
+        while (pg + run < pages && p->diff_page[pg + run] == at + (int32_t)run)
+            run++;
+        if (mmap(base + pg * PAGE, run * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+                 p->diff_fd, (off_t)at * PAGE) == MAP_FAILED) {
+            snprintf(why, why_len, "mapping a derived image failed: %s", strerror(errno));
+            munmap(base, reserved);
+            free(s);
+            return NULL;
+        }
+        pg += run;
+    }
     return s;
 }
 
@@ -232,36 +284,54 @@ static wasmtime_error_t *grow_memory(void *env, size_t new_size)
     return NULL;
 }
 
+static void unref(pool *p);
+
+static void unmap_slot(slot *s)
+{
+    pool *p = s->pool;
+    munmap(s->base, s->reserved);
+    free(s);
+    unref(p);
+}
+
 static void release(void *env)
 {
     slot *s = env;
     pool *p = s->pool;
     if (p->recycling && reset(p, s)) {
         pthread_mutex_lock(&p->lock);
-        int kept = p->nspare < p->max_spare;
+        int kept = !p->dropped && p->nspare < p->max_spare;
         if (kept)
             p->spare[p->nspare++] = s;
         pthread_mutex_unlock(&p->lock);
         if (kept)
             return;
     }
-    munmap(s->base, s->reserved);
-    free(s);
+    unmap_slot(s);
 }
 
 static wasmtime_error_t *new_memory(void *env, const void *type, size_t minimum, size_t maximum,
                                     size_t reserved, size_t guard, linear_memory_t *out)
 {
-    pool *p = env;
+    pool *p = selected ? selected : env;
     size_t capacity = reserved > minimum ? reserved : minimum;
     slot *s = take(p, minimum, capacity, capacity + guard);
     if (!s) {
         char why[200], msg[240];
-        s = map_slot(p, minimum, capacity, capacity + guard, why, sizeof why);
+        if (p->base && minimum != p->memory_len) {
+            snprintf(why, sizeof why, "a derived image is for a memory of %zu bytes, not %zu",
+                     p->memory_len, minimum);
+            s = NULL;
+        } else {
+            s = map_slot(p, minimum, capacity, capacity + guard, why, sizeof why);
+        }
         if (!s) {
             snprintf(msg, sizeof msg, "cannot map a linear memory: %s", why);
             return p->error_new(msg);
         }
+        pthread_mutex_lock(&p->lock);
+        p->refs++;
+        pthread_mutex_unlock(&p->lock);
     }
     out->env = s;
     out->get_memory = get_memory;
@@ -334,6 +404,93 @@ const uint8_t *wxm_image(pool *p, size_t *len)
 {
     *len = p->image_len;
     return p->image;
+}
+
+/* The image this thread's next instantiation gets its memory from (NULL: the engine's own). */
+void wxm_select(pool *p)
+{
+    selected = p;
+}
+
+/* A derived image: the base's image with every page of mem[0, len) that differs from it
+ * replaced, for memories of exactly len bytes; NULL with errno set if it cannot be made.
+ * The caller holds one reference, given back with wxm_drop. */
+pool *wxm_derive(pool *base, const uint8_t *mem, size_t len)
+{
+    static const uint8_t zeros[PAGE];
+    if (base->base || len % PAGE || len < base->image_len) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t pages = len / PAGE, ndiff = 0;
+    int32_t *diff_page = malloc(pages * sizeof *diff_page);
+    pool *p = calloc(1, sizeof *p);
+    int fd = (int)syscall(SYS_memfd_create, "wexec-image", MFD_CLOEXEC);
+    if (!diff_page || !p || fd < 0)
+        goto fail;
+    for (size_t pg = 0; pg < pages; pg++) {
+        size_t off = pg * PAGE;
+        const uint8_t *was = off < base->image_len ? base->image + off : zeros;
+        size_t n = off < base->image_len && base->image_len - off < PAGE ? base->image_len - off : PAGE;
+        int same = !memcmp(mem + off, was, n) && (n == PAGE || !memcmp(mem + off + n, zeros, PAGE - n));
+        diff_page[pg] = same ? -1 : (int32_t)ndiff++;
+        if (!same && pwrite(fd, mem + off, PAGE, (off_t)diff_page[pg] * PAGE) != PAGE)
+            goto fail;
+    }
+    *p = *base;
+    p->base = base;
+    p->diff_fd = fd;
+    p->diff_len = ndiff * PAGE;
+    p->diff = ndiff ? mmap(NULL, p->diff_len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
+    if (p->diff == MAP_FAILED)
+        goto fail;
+    p->memory_len = len;
+    p->diff_page = diff_page;
+    p->refs = 1;
+    p->dropped = 0;
+    p->nspare = 0;
+    p->max_spare = base->max_spare < 4 ? base->max_spare : 4;
+    pthread_mutex_init(&p->lock, NULL);
+    return p;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(diff_page);
+    free(p);
+    return NULL;
+}
+
+static void unref(pool *p)
+{
+    if (!p->base)
+        return; /* a base image lives as long as the process */
+    pthread_mutex_lock(&p->lock);
+    int last = --p->refs == 0;
+    pthread_mutex_unlock(&p->lock);
+    if (!last)
+        return;
+    if (p->diff)
+        munmap((void *)p->diff, p->diff_len);
+    close(p->diff_fd);
+    free(p->diff_page);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* Give back the host's reference to a derived image: memories made from it are no longer
+ * kept for reuse, and it is freed once the last of them is dropped. */
+void wxm_drop(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->dropped = 1;
+    int n = p->nspare;
+    slot *spare[SPARE_MAX];
+    memcpy(spare, p->spare, n * sizeof *spare);
+    p->nspare = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < n; i++)
+        unmap_slot(spare[i]);
+    unref(p);
 }
 
 /* Whether dropped memories are reset and reused; may be turned off, never on without a scan. */

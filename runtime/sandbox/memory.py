@@ -49,6 +49,8 @@ _SIGNATURES = [
     ("wxm_recycling", c_int, [c_void_p, c_int]),
     ("wxm_spare", c_int, [c_void_p, POINTER(c_uint64), c_int]),
     ("wxm_private_pages", c_long, [c_void_p, c_uint64, c_uint64, POINTER(c_uint64), c_long]),
+    ("wxm_derive", c_void_p, [c_void_p, c_void_p, c_size_t]),
+    ("wxm_drop", None, [c_void_p]),
 ]
 
 
@@ -88,6 +90,12 @@ class ImageMemories:
         """Turn reuse off (memories are then unmapped on drop), or back on where it can be."""
         self._lib.wxm_recycling(self._pool, int(on))
 
+    def derive(self, memory: int, size: int) -> DerivedImage | None:
+        """An image for new memories: this one with the pages of ``memory[0, size)`` that
+        differ from it, kept in a file of their own; None if it cannot be made."""
+        handle = self._lib.wxm_derive(self._pool, memory, size)
+        return DerivedImage(self._lib, handle, size) if handle else None
+
     def install(self, config: wasmtime.Config) -> None:
         """Make ``config``'s engine take every linear memory from here."""
         b._wasmtime_config_host_memory_creator_set(config.ptr(), byref(self._creator))
@@ -105,3 +113,16 @@ class ImageMemories:
         n = self._lib.wxm_private_pages(self._pool, start, end, out, limit)
         return None if n < 0 else list(out[: 2 * n])
 
+
+
+class DerivedImage:
+    """A derived image (``ImageMemories.derive``), for instances made with it
+    (``GuestInstance(..., image=)``); freed once this and every memory made from it are gone."""
+
+    __slots__ = ("_lib", "handle", "size")
+
+    def __init__(self, lib: ctypes.CDLL, handle: int, size: int) -> None:
+        self._lib, self.handle, self.size = lib, handle, size
+
+    def __del__(self) -> None:
+        self._lib.wxm_drop(self.handle)
