@@ -57,7 +57,8 @@ class GuestEngine:
         self.pre = linker.instantiate_pre(self.module)
         self.native = NativeEngine(settings.cache_dir, self.engine, self.pre)
         self.memory_bytes = next(
-            e.type.limits.min * 65536 for e in self.module.exports if e.name == "memory"
+            e.type.limits.min * 65536 for e in self.module.exports
+            if isinstance(e.type, wasmtime.MemoryType)
         )
         """Linear memory's size in a new instance: an image must be of exactly this size."""
         self._ticker = _EpochTicker(self.engine, settings.epoch_tick_ms / 1000.0)

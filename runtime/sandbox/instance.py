@@ -49,7 +49,7 @@ class _Crossing(ctypes.Structure):
     ]
 
 
-_SIGNATURES = [
+_SIGNATURES: list[native.Signature] = [
     ("wxi_open", c_void_p, [c_char_p, c_void_p, c_void_p, c_size_t, c_size_t, c_size_t, c_size_t]),
     ("wxi_new", c_void_p, [c_void_p, c_int64, c_void_p]),
     ("wxi_memory", c_void_p, [c_void_p, POINTER(c_size_t)]),

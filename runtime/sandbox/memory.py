@@ -42,7 +42,7 @@ this, pages are handed back to the kernel instead (as wasmtime's ``*_keep_reside
 SPARE_SLOTS = 16
 """Reset memories kept for reuse; more than the guest threads plus the event loop ever need at
 once."""
-_SIGNATURES = [
+_SIGNATURES: list[native.Signature] = [
     ("wxm_open", c_void_p, [c_int, c_size_t, c_int, c_void_p]),
     ("wxm_creator", None, [c_void_p, POINTER(b.wasmtime_memory_creator)]),
     ("wxm_image", c_void_p, [c_void_p, POINTER(c_size_t)]),

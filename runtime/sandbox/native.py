@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,12 @@ def library(cache_dir: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(path))
 
 
-def bind(lib: ctypes.CDLL, signatures: list[tuple[str, Any, list[Any]]]) -> None:
+Signature = tuple[str, Any, Sequence[Any]]
+"""A function's name, result type and argument types."""
+
+
+def bind(lib: ctypes.CDLL, signatures: Sequence[Signature]) -> None:
     """Give ``lib``'s functions their (name, result type, argument types)."""
     for name, restype, argtypes in signatures:
         fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
+        fn.restype, fn.argtypes = restype, list(argtypes)
