@@ -132,6 +132,45 @@ def test_return_values_are_serialised(sandbox: Sandbox) -> None:
     assert r.status == 204 and r.body == b""
 
 
+JSON_TEXTS = [
+    '{"budget_ms":5,"batch":[[1,"GET","http://h/x?a=1","/x",{"host":"h"},{"a":"1"},{},"127.0.0.1",0]]}',
+    ' { "a" : [ 1 , -2 , 0 , 123456789012345 , 1234567890123456 , 1.5 , 2e3 , -0.0 ] } ',
+    '{"a":1,"a":2,"b":{"a":3},"__proto__":{"x":1},"0":"zero","10":"ten","2":"two"}',
+    r'["caf\u00e9","café","tab\there","q\"uote","\\",null,true,false,[],{},[[[]]]]',
+    "[" + ",".join(str(i) for i in range(40)) + "]",
+    "[" * 40 + "]" * 40,
+    '{"deep":' + '{"d":' * 40 + '1' + '}' * 41,
+    '""', '"x"', '0', '-0', '7', 'true', 'null', '[]', '{}',
+]
+JSON_ERRORS = ["", "{", "[1,]", '{"a":1,}', "01", "1 2", '{"a" 1}', "[1] x", r'"\x"', "nul", "-", "{a:1}"]
+
+
+def test_json_parse_agrees_with_the_json_spec(sandbox: Sandbox) -> None:
+    probe = sandbox.compiler.compile_source(
+        "// @mode serverless\nexport default (req) => req.body.map((t) => {"
+        " try { const v = JSON.parse(t); return [JSON.stringify(v), Object.is(v, -0),"
+        " v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.keys(v) : null,"
+        " Object.getPrototypeOf(v ?? {}) === Object.prototype || Array.isArray(v) || typeof v !== 'object'];"
+        " } catch (e) { return e.name; } });",
+        "json-probe.ts",
+    )
+    texts = JSON_TEXTS + JSON_ERRORS
+    inv = Invocation("POST", "/", headers={"content-type": "application/json"}, body=json.dumps(texts).encode())
+    answers = body(sandbox.run(probe, inv))
+    for text, answer in zip(texts, answers, strict=True):
+        if text in JSON_ERRORS:
+            assert answer == "SyntaxError", text
+            continue
+        value = json.loads(text)
+        dumped, negative_zero, keys, plain_prototype = answer
+        assert json.loads(dumped) == value, text
+        assert negative_zero == (text.strip() in ("-0", "-0.0")), text
+        if isinstance(value, dict):  # integer keys first, ascending, then the rest in order
+            ints = sorted((k for k in value if k.isdigit()), key=int)
+            assert keys == ints + [k for k in value if not k.isdigit()], text
+        assert plain_prototype, text
+
+
 def test_console_is_captured_with_levels(sandbox: Sandbox) -> None:
     r = run(sandbox, "console.log('a', 1); console.warn({ b: 2 }); console.error('c'); return 1;")
     assert [(log.level, log.message) for log in r.logs][:3] == [("log", "a 1"), ("warn", '{"b":2}'), ("error", "c")] or \
