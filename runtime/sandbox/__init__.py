@@ -18,7 +18,6 @@ share one crossing (``Driver.request``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -181,8 +180,10 @@ class Sandbox:
         image yet (tried: it has one, or its top level is not pure, or images are off)."""
         entry = self._images.get(artefact.key)
         if entry is not None and entry[0] is artefact:
-            with contextlib.suppress(KeyError):  # a guest thread may have just evicted it
+            try:
                 self._images.move_to_end(artefact.key)
+            except KeyError:  # a guest thread has just evicted it
+                pass
             return self._driver(artefact, tenant, entry[1]), True
         return self._driver(artefact, tenant), not self.settings.serverless_images
 

@@ -15,12 +15,12 @@ takes them (the ``drain`` operation).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -87,7 +87,21 @@ class _Skipped(Exception):
 
 
 class Driver:
-    """Owns one ``GuestInstance`` and everything in flight on it."""
+    """Owns one ``GuestInstance`` and everything in flight on it.
+
+    Made for every serverless request, so what most requests never touch (the lock that
+    queues worker crossings, the operations' context) is made on first use, and the counters
+    start as class attributes.
+    """
+
+    broken: BaseException | None = None
+    last_crossing_ms = 0.0  # what a request's first crossing took, the latest
+    pace_ms = 0.0  # and its moving average
+    runs = 0  # requests started
+    _resuming = False
+    _closing = False
+    _next_rid = 1
+    _offload: Offload | None = None
 
     def __init__(
         self,
@@ -102,22 +116,22 @@ class Driver:
         self.path = path
         self.caps = caps
         self.locate = locate
-        self.op_context = OpContext(script=path, tenant=tenant)
-        self.broken: BaseException | None = None
-        self.last_crossing_ms = 0.0  # what a request's first crossing took, the latest
-        self.pace_ms = 0.0  # and its moving average
-        self.runs = 0  # requests started
+        self.tenant = tenant
         self._requests: dict[int, _Request] = {}
         self._ops: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._results: list[dict[str, Any]] = []
         self._result_blob = bytearray()
-        self._resuming = False
-        self._closing = False
-        self._next_rid = 1
-        self.lock = asyncio.Lock()
         self._crossing = threading.Lock()
-        self._offload: Offload | None = None
         self._batch: list[tuple[Invocation, int | None, asyncio.Future[Any]]] = []
+
+    @functools.cached_property
+    def lock(self) -> asyncio.Lock:
+        """Held while a crossing or a resume has the instance (worker requests queue on it)."""
+        return asyncio.Lock()
+
+    @functools.cached_property
+    def op_context(self) -> OpContext:
+        return OpContext(script=self.path, tenant=self.tenant)
 
     @property
     def idle(self) -> bool:
@@ -485,6 +499,9 @@ class Driver:
         return ScriptError(f"the sandbox stopped the script: {message}", name="Trap", path=self.path)
 
     def _dispatch(self, out: dict, blob: bytes) -> list[dict]:
+        if "done" in out and len(out) == 1:  # the usual crossing: requests answered, nothing else
+            self._settle_done(out["done"], blob)
+            return []
         self._collect_logs(out)
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
@@ -496,11 +513,7 @@ class Driver:
                     req.stream.feed(blob[off : off + length])
                     req.stream.end()
                 self._forget(rid)
-        for rid, status, headers, off, length in out.get("done", ()):
-            req = requests.get(rid)
-            if req is not None:
-                req.settle(Result(status, _pairs(headers), blob[off : off + length]))
-                self._cancel_ops_of(rid)
+        self._settle_done(out.get("done", ()), blob)
         for failed in out.get("failed", ()):
             req = self._requests.get(failed["rid"])
             if req is None:
@@ -519,13 +532,21 @@ class Driver:
                 entry[1].cancel()
         return list(out.get("ops", ()))
 
+    def _settle_done(self, done: list[list[Any]], blob: bytes) -> None:
+        requests = self._requests
+        for rid, status, headers, off, length in done:
+            req = requests.get(rid)
+            if req is not None:
+                req.settle(Result(status, _pairs(headers), blob[off : off + length]))
+                self._cancel_ops_of(rid)
+
     def _stream_items(self, out: dict, blob: bytes) -> None:
         for started in out.get("started", ()):
             req = self._requests.get(started["rid"])
             if req is None or req.outcome is not None:
                 continue
             req.stream = stream = BodyStream()
-            stream.on_close(partial(self._abandon, req.rid))
+            stream.on_close(functools.partial(self._abandon, req.rid))
             headers = _pairs(started.get("headers", ()))
             req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
         for chunk in out.get("chunks", ()):
