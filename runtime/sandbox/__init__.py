@@ -28,7 +28,7 @@ import orjson
 
 from runtime.config import Settings
 from runtime.host import Capabilities, default_capabilities
-from runtime.sandbox.driver import Driver, SliceExceeded
+from runtime.sandbox.driver import FIRST_RID, Driver, SliceExceeded, answered, first_envelope
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.errors import SandboxError, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
@@ -144,9 +144,10 @@ class Sandbox:
             finally:
                 if driver.broken is not None:
                     self._discard(artefact.key, driver)
-        driver, imaged = self._fresh_driver(artefact)
+        image, tried = self._image_of(artefact)
+        driver = self._driver(artefact, image=image)
         try:
-            start = self._start_fresh if imaged else self._start_imaging
+            start = self._start_fresh if tried else self._start_imaging
             return driver.complete(*start(driver, artefact, inv, timeout_ms))
         finally:
             driver.close()
@@ -175,34 +176,27 @@ class Sandbox:
             instance, path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant
         )
 
-    def _fresh_driver(self, artefact: Artefact, tenant: str = "default/1") -> tuple[Driver, bool]:
-        """A driver on a fresh instance for a serverless request, and whether its script has an
-        image yet (tried: it has one, or its top level is not pure, or images are off)."""
+    def _image_of(self, artefact: Artefact) -> tuple[DerivedImage | None, bool]:
+        """The image a serverless request's fresh instance starts from (None: the snapshot), and
+        whether the script was tried for one (it has one, its top level is not pure, or images
+        are off); a script not tried yet gets its image made by its next request."""
         entry = self._images.get(artefact.key)
         if entry is not None and entry[0] is artefact:
             try:
                 self._images.move_to_end(artefact.key)
             except KeyError:  # a guest thread has just evicted it
                 pass
-            return self._driver(artefact, tenant, entry[1]), True
-        return self._driver(artefact, tenant), not self.settings.serverless_images
+            return entry[1], True
+        return None, not self.settings.serverless_images
 
     def _start_fresh(
-        self,
-        driver: Driver,
-        artefact: Artefact,
-        inv: Invocation,
-        timeout_ms: int | None,
-        slice_ms: float | None = None,
+        self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
     ) -> Any:
-        """Start a serverless request; with ``slice_ms`` its crossing must fit.
-
-        From an image, the request runs at once; otherwise the script loads in the same
-        crossing.
-        """
+        """Start a serverless request: at once from an image, else loading the script in the
+        same crossing."""
         if driver.instance.image is not None:
-            return driver.begin(inv, timeout_ms, slice_ms)
-        return driver.begin(inv, timeout_ms, slice_ms, load=(artefact.bytecode, dict(artefact.env)))
+            return driver.begin(inv, timeout_ms)
+        return driver.begin(inv, timeout_ms, load=(artefact.bytecode, dict(artefact.env)))
 
     def _start_imaging(
         self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
@@ -227,30 +221,71 @@ class Sandbox:
         req.logs[:0] = logs
         return req, ops
 
+    def _answer_inline(
+        self, artefact: Artefact, image: DerivedImage | None, inv: Invocation,
+        timeout_ms: int | None, tenant: str,
+    ) -> Result | tuple[Driver, Any, list[dict]]:
+        """A serverless request on the event loop, within the slice.
+
+        Most end in this one crossing: their result comes back with no driver made for them.
+        The rest (operations, a stream, logs, a failure) go on with a driver that takes the
+        instance over, as if it had made the crossing.
+        """
+        instance = GuestInstance(self.engine, self.settings.memory_limit, image)
+        load = None if image is not None else (artefact.bytecode, dict(artefact.env))
+        header, blob, budget, slice_ms = first_envelope(
+            FIRST_RID, inv, timeout_ms, self.settings.inline_budget_ms, load, artefact.path,
+            instance.memory_limit,
+        )
+        crossed: tuple[dict[str, Any], bytes] | BaseException
+        try:
+            head, out_blob = instance.cross(b"wx_run", header, blob, budget)
+            crossed = orjson.loads(head), out_blob
+        except Exception as exc:  # noqa: BLE001 - the driver takes it over, as its own
+            crossed = exc
+        else:
+            result = answered(*crossed, FIRST_RID)
+            if result is not None:
+                instance.close()
+                return result
+        driver = Driver(instance, path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant)
+        try:
+            req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
+        except BaseException:
+            driver.close()
+            raise
+        return driver, req, ops
+
     async def _invoke_fresh(
         self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
     ) -> Result:
-        """A serverless request: a fresh instance, inline while it fits the slice."""
-        driver, imaged = self._fresh_driver(artefact, tenant)
-        try:
-            if not imaged:
-                req, ops = await self._offload(
-                    lambda: self._start_imaging(driver, artefact, inv, timeout_ms)
-                )
-            elif artefact.key in self._slow:
-                req, ops = await self._offload(lambda: self._start_fresh(driver, artefact, inv, timeout_ms))
+        """A serverless request: a fresh instance, inline while it fits the slice.
+
+        A script's first request (it makes the image) and a slow script's run on the guest
+        threads; so does a request that outran the slice, from scratch on a new instance.
+        """
+        image, tried = self._image_of(artefact)
+        started: tuple[Driver, Any, list[dict]] | None = None
+        if tried and artefact.key not in self._slow:
+            try:
+                answer = self._answer_inline(artefact, image, inv, timeout_ms, tenant)
+            except SliceExceeded:
+                self._slow.add(artefact.key)
             else:
-                try:
-                    req, ops = self._start_fresh(
-                        driver, artefact, inv, timeout_ms, self.settings.inline_budget_ms
-                    )
-                except SliceExceeded:
-                    self._slow.add(artefact.key)
-                    driver.close()
-                    driver = self._driver(artefact, tenant, driver.instance.image)
-                    req, ops = await self._offload(
-                        lambda: self._start_fresh(driver, artefact, inv, timeout_ms)
-                    )
+                if isinstance(answer, Result):
+                    return answer
+                started = answer
+        if started is None:
+            driver = self._driver(artefact, tenant, image)
+            start = self._start_fresh if tried else self._start_imaging
+            try:
+                req, ops = await self._offload(lambda: start(driver, artefact, inv, timeout_ms))
+            except BaseException:
+                driver.close()
+                raise
+        else:
+            driver, req, ops = started
+        try:
             if driver.unsettled(req, ops):
                 await driver.finish(req, ops, self._offload)
             result = driver.outcome(req)

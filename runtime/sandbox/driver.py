@@ -179,26 +179,42 @@ class Driver:
         crossing, as ``load`` would, and its failure is raised the same way.
         """
         req = self._new_request(timeout_ms)
+        header, blob, budget, slice_ms = first_envelope(
+            req.rid, inv, timeout_ms, slice_ms, load, self.path, self.instance.memory_limit
+        )
+
+        def cross() -> tuple[dict[str, Any], bytes]:
+            head, out_blob = self._cross(b"wx_run", header, blob, budget, req)
+            return orjson.loads(head), out_blob
+
+        return self._first_outcome(req, cross, load is not None, slice_ms)
+
+    def take_over(
+        self, crossed: tuple[dict[str, Any], bytes] | BaseException, timeout_ms: int | None,
+        loaded: bool, slice_ms: float | None,
+    ) -> tuple[_Request, list[dict]]:
+        """``begin``, for a fresh instance whose first crossing already ran without a driver
+        (``first_envelope`` with rid ``FIRST_RID``): what it output, or what it raised."""
+        req = self._new_request(timeout_ms)
+        assert req.rid == FIRST_RID
+
+        def cross() -> tuple[dict[str, Any], bytes]:
+            if isinstance(crossed, (_capi.GuestTrap, MemoryError)):
+                raise self._trapped(crossed, req) from crossed
+            if isinstance(crossed, BaseException):
+                raise crossed
+            return crossed
+
+        return self._first_outcome(req, cross, loaded, slice_ms)
+
+    def _first_outcome(
+        self, req: _Request, cross: Callable[[], tuple[dict[str, Any], bytes]], loaded: bool,
+        slice_ms: float | None,
+    ) -> tuple[_Request, list[dict]]:
         rid = req.rid
-        budget: float | None = timeout_ms or None
-        if slice_ms is not None and (budget is None or slice_ms < budget):
-            budget = slice_ms
-        else:
-            slice_ms = None
-        header: dict[str, Any] = {"budget_ms": _ms(budget)}
-        blob = inv.body
-        if load is not None:
-            code, env = load
-            header["load"] = {
-                "filename": self.path, **_env(env), "mem_limit": self.instance.memory_limit,
-                "code": len(code),
-            }
-            blob = code + blob
-        header["batch"] = [_item(rid, inv)]
         try:
-            head, out_blob = self._cross(b"wx_run", orjson.dumps(header), blob, budget, req)
-            out = orjson.loads(head)
-            if load is not None:
+            out, out_blob = cross()
+            if loaded:
                 for log in out.get("logs", ()):  # what the top level logged is this request's
                     log["rid"] = log.get("rid") or rid
                 if "error" in out:
@@ -479,11 +495,15 @@ class Driver:
                     raise ScriptError("the script's instance was closed", path=self.path)
                 return self.instance.cross(export, header, blob, budget)
         except (_capi.GuestTrap, MemoryError) as exc:
-            err = self._trap_error(exc, req)
-            self.broken = err
-            for other in list(self._requests.values()):
-                other.settle(err)
-            raise err from exc
+            raise self._trapped(exc, req) from exc
+
+    def _trapped(self, exc: BaseException, req: _Request | None) -> ScriptError:
+        """The instance stopped (``exc``): it is broken, and every request on it fails."""
+        err = self._trap_error(exc, req)
+        self.broken = err
+        for other in list(self._requests.values()):
+            other.settle(err)
+        return err
 
     def _trap_error(self, exc: BaseException, req: _Request | None) -> ScriptError:
         if isinstance(exc, MemoryError):
@@ -682,6 +702,40 @@ class Driver:
     async def _close_when_free(self) -> None:
         async with self.lock:  # never while a crossing runs on a guest thread
             self.close()
+
+
+FIRST_RID = 1
+"""The rid of a fresh instance's first request."""
+
+
+def first_envelope(
+    rid: int, inv: Invocation, timeout_ms: int | None, slice_ms: float | None,
+    load: tuple[bytes, dict[str, str]] | None, path: str, memory_limit: int,
+) -> tuple[bytes, bytes, float | None, float | None]:
+    """A request's first crossing (``Driver.begin``): (header, blob, the crossing's budget, and
+    ``slice_ms`` if the slice is what bounds it, else None)."""
+    budget: float | None = timeout_ms or None
+    if slice_ms is not None and (budget is None or slice_ms < budget):
+        budget = slice_ms
+    else:
+        slice_ms = None
+    header: dict[str, Any] = {"budget_ms": _ms(budget)}
+    blob = inv.body
+    if load is not None:
+        code, env = load
+        header["load"] = {"filename": path, **_env(env), "mem_limit": memory_limit, "code": len(code)}
+        blob = code + blob
+    header["batch"] = [_item(rid, inv)]
+    return orjson.dumps(header), blob, budget, slice_ms
+
+
+def answered(out: dict[str, Any], blob: bytes, rid: int) -> Result | None:
+    """Request ``rid``'s result, if its crossing did nothing but answer it (as most do)."""
+    done = out.get("done")
+    if done is None or len(out) != 1 or len(done) != 1 or done[0][0] != rid:
+        return None
+    _, status, headers, off, length = done[0]
+    return Result(status, _pairs(headers), blob[off : off + length])
 
 
 def _ms(budget: float | None) -> float | None:
