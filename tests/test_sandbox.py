@@ -555,6 +555,58 @@ async def gather(result: Result) -> list[tuple[float, bytes]]:
     return [(time.monotonic(), chunk) async for chunk in result.stream]
 
 
+# Serverless requests after a script's first run on the event loop, where most end in one
+# crossing without a driver; each of these goes on past it, and must end as on a driver.
+HANDED_OVER = {
+    "logs": ("export default () => { console.warn('w'); return { ok: 1 }; };", 200),
+    "operations": (SLEEP + "export default async () => { await sleep(5); return { ok: 1 }; };", 200),
+    "stream": ("export default async function* () { yield 'a'; yield 'b'; };", 200),
+    "throw": ("export default () => {\n  throw new TypeError('bad');\n};", "TypeError"),
+    "out of memory": ("export default () => { const a = []; for (;;) a.push(new Array(1e5).fill(1)); };", "InternalError"),
+    "memory cap": (
+        "const fill = (a) => { for (;;) a.push(new Array(1e5).fill(1)); };\n"
+        + "export default () => { const a = []; try { fill(a); } catch {} fill(a); };",
+        "MemoryError",
+    ),
+    "recursion": ("const f = (n) => f(n + 1) + 1;\nexport default () => f(0);", "RangeError"),
+    "impure top level": ("const t = Date.now();\nexport default () => ({ ok: t > 0 });", 200),
+}
+
+
+@pytest.mark.parametrize("case", list(HANDED_OVER))
+async def test_serverless_requests_that_go_on_past_their_first_crossing(sandbox: Sandbox, case: str) -> None:
+    source, expected = HANDED_OVER[case]
+    artefact = sandbox.compiler.compile_source(source, f"handover{next(_names)}.ts")
+    outcomes = []
+    for _ in range(3):  # the first run makes the image; the others start on the event loop
+        try:
+            result = await sandbox.invoke(artefact, Invocation("GET", "/"))
+        except ScriptError as exc:
+            outcomes.append((exc.name, exc.line, [log.message for log in exc.logs]))
+            continue
+        text = b"".join([c async for c in result.stream]) if result.stream else result.body
+        outcomes.append((result.status, text, [log.message for log in result.logs]))
+    assert outcomes[0] == outcomes[1] == outcomes[2], outcomes
+    assert outcomes[0][0] == expected
+    if case == "logs":
+        assert outcomes[0][2] == ["w"]
+    if case == "stream":
+        assert outcomes[0][1] == b"ab"
+    if case == "throw":
+        assert outcomes[0][1] == 2
+
+
+async def test_a_serverless_request_that_outruns_the_slice_reruns_on_a_thread(sandbox: Sandbox) -> None:
+    artefact = sandbox.compiler.compile_source(
+        "// @timeout 300\nexport default (req) => { if (req.query.spin) { const t = Date.now(); while (Date.now() - t < 50) {} } return { ok: 1 }; };",
+        "slice.ts",
+    )
+    assert (await sandbox.invoke(artefact, Invocation("GET", "/"))).status == 200
+    spun = await sandbox.invoke(artefact, Invocation("GET", "/?spin=1", query={"spin": "1"}))
+    assert body(spun) == {"ok": 1}
+    assert artefact.key in sandbox._slow  # type: ignore[attr-defined]
+
+
 async def test_a_generator_streams_each_chunk_as_it_is_produced(sandbox: Sandbox) -> None:
     src = SLEEP + (
         "export default async function* () {\n"
