@@ -8,6 +8,7 @@ import json
 import pytest
 
 from runtime.sandbox import Invocation, Sandbox
+from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.memory import KEEP_RESIDENT, PAGE
 
 # Dirties pages in the image (a long string interned into the heap, every global it can
@@ -56,6 +57,25 @@ def test_reused_memory_equals_the_image(recycling: Sandbox) -> None:
         "secret": "undefined",
         "mark": "undefined",
     }
+
+
+def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox) -> None:
+    sandbox = recycling
+    scribble = sandbox.compiler.compile_source(SCRIBBLE, "scribble-imaged.ts")
+    sandbox.run(scribble, Invocation("GET", "/"))  # its first run makes the image
+    image = sandbox._images[scribble.key][1]  # type: ignore[attr-defined]
+    assert image is not None
+    first = GuestInstance(sandbox.engine, sandbox.settings.memory_limit, image)
+    first.start()  # a memory mapped afresh from the image: what every instance must start as
+    address, size = first.memory()
+    pristine = ctypes.string_at(address, size)
+    first.close()
+    for _ in range(3):
+        assert json.loads(sandbox.run(scribble, Invocation("GET", "/")).body) == {"n": 4 * KEEP_RESIDENT}
+    spare = sandbox.engine.memories.spare(image)
+    assert spare, "memories of an image are kept for reuse too"
+    for base, length in spare:
+        assert length == size and ctypes.string_at(base, length) == pristine
 
 
 def test_grown_memory_is_shrunk_and_reused(recycling: Sandbox) -> None:

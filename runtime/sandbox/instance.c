@@ -85,6 +85,9 @@ static const char *const api_names[] = {
     "wasmtime_memory_data_size", "wasmtime_error_new",
 };
 
+_Static_assert(sizeof(api_t) == sizeof api_names / sizeof *api_names * sizeof(void *),
+               "api_names lists every function of api_t");
+
 /* ---- the guest's io block (guest/ABI.md) ------------------------------------------------- */
 
 enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
@@ -133,7 +136,8 @@ typedef struct {
 } crossing_t;
 
 /* An engine handle over the wasmtime library at lib_path (already loaded by the host), or
- * NULL if a function is missing or this build's handle layouts differ from the host's. */
+ * NULL if a function is missing or this build's handle layouts differ from the host's.
+ * A few hundred bytes, never freed: instances may outlive the host's engine object. */
 engine_t *wxi_open(const char *lib_path, wasm_engine_t *engine, const wasmtime_instance_pre_t *pre,
                    size_t instance_size, size_t extern_size, size_t extern_of, size_t val_size)
 {
@@ -144,12 +148,14 @@ engine_t *wxi_open(const char *lib_path, wasm_engine_t *engine, const wasmtime_i
     if (!lib)
         return NULL;
     engine_t *e = calloc(1, sizeof *e);
-    void **slots = (void **)&e->api;
-    for (size_t i = 0; e && i < sizeof api_names / sizeof *api_names; i++) {
-        slots[i] = dlsym(lib, api_names[i]);
-        if (!slots[i]) {
-            free(e);
-            e = NULL;
+    if (e) {
+        void **slots = (void **)&e->api; /* api_t is api_names' functions, in order */
+        for (size_t i = 0; i < sizeof api_names / sizeof *api_names; i++) {
+            if (!(slots[i] = dlsym(lib, api_names[i]))) {
+                free(e);
+                e = NULL;
+                break;
+            }
         }
     }
     dlclose(lib); /* the host's own reference keeps it loaded */

@@ -100,10 +100,11 @@ class ImageMemories:
         """Make ``config``'s engine take every linear memory from here."""
         b._wasmtime_config_host_memory_creator_set(config.ptr(), byref(self._creator))
 
-    def spare(self) -> list[tuple[int, int]]:
-        """(address, size) of the memories waiting for reuse; for tests that check the reset."""
+    def spare(self, image: DerivedImage | None = None) -> list[tuple[int, int]]:
+        """(address, size) of the memories waiting for reuse, this image's or ``image``'s; for
+        tests that check the reset."""
         out = (c_uint64 * (2 * SPARE_SLOTS))()
-        n = self._lib.wxm_spare(self._pool, out, SPARE_SLOTS)
+        n = self._lib.wxm_spare(image.handle if image else self._pool, out, SPARE_SLOTS)
         return [(out[2 * i], out[2 * i + 1]) for i in range(n)]
 
     def private_pages(self, start: int, end: int, limit: int = 1024) -> list[int] | None:
