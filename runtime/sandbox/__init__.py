@@ -169,11 +169,13 @@ class Sandbox:
     # -- internals --------------------------------------------------------------------------
 
     def _driver(
-        self, artefact: Artefact, tenant: str = "default/1", image: DerivedImage | None = None
+        self, artefact: Artefact, tenant: str = "default/1", image: DerivedImage | None = None,
+        instance: GuestInstance | None = None,
     ) -> Driver:
-        instance = GuestInstance(self.engine, self.settings.memory_limit, image)
+        """A driver for ``artefact`` on ``instance``, or on a new one starting as ``image``."""
         return Driver(
-            instance, path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant
+            instance or GuestInstance(self.engine, self.settings.memory_limit, image),
+            path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant,
         )
 
     def _image_of(self, artefact: Artefact) -> tuple[DerivedImage | None, bool]:
@@ -248,7 +250,7 @@ class Sandbox:
             if result is not None:
                 instance.close()
                 return result
-        driver = Driver(instance, path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant)
+        driver = self._driver(artefact, tenant, instance=instance)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
         except BaseException:

@@ -211,6 +211,7 @@ class Driver:
         self, req: _Request, cross: Callable[[], tuple[dict[str, Any], bytes]], loaded: bool,
         slice_ms: float | None,
     ) -> tuple[_Request, list[dict]]:
+        """The rest of ``begin`` once ``cross`` hands back the first crossing's output."""
         rid = req.rid
         try:
             out, out_blob = cross()
