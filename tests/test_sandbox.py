@@ -302,6 +302,19 @@ def test_an_impure_top_level_still_runs_in_every_request(sandbox: Sandbox, top: 
         assert all([(log.level, log.message) for log in r.logs] == [("log", "loading")] for r in results)
 
 
+def test_serverless_images_can_be_turned_off() -> None:
+    from conftest import settings_for_tests
+
+    plain = Sandbox(settings_for_tests(serverless_images=0))
+    try:
+        artefact = plain.compiler.compile_source(IMAGED, "not-imaged.ts")
+        answers = [body(plain.run(artefact, Invocation("GET", "/"))) for _ in range(3)]
+        assert answers == [{"seen": 1, "c": 1, "leak": 1, "junk": 7}] * 3
+        assert not _imaged(plain, artefact)
+    finally:
+        plain.close()
+
+
 def test_a_changed_script_gets_a_new_image(sandbox: Sandbox) -> None:
     old = sandbox.compiler.compile_source("// @mode serverless\nconst v = 'old';\nexport default () => v;", "changing.ts")
     assert sandbox.run(old, Invocation("GET", "/")).body == b"old"
