@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         "kept as an image that fresh instances start from, skipping the load (only for a top "
         "level that read no clock, randomness or host and logged nothing); 0 turns this off.",
     )
+    serverless_image_bytes: int = Field(
+        256 * MiB, ge=0, description="What those images may take in all (the pages each top "
+        "level wrote); past it, the least recently used are dropped.",
+    )
     inline_budget_ms: float = Field(
         5.0,
         description="Slice a serverless request may run on the event loop before it is rerun "

@@ -59,9 +59,16 @@ def test_reused_memory_equals_the_image(recycling: Sandbox) -> None:
     }
 
 
-def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox) -> None:
+# A top level that grows memory well past the snapshot's (its image starts memories there).
+GROWN_TOP = "const table = Array.from({ length: 100000 }, (_, i) => ({ i, s: 'row' + i }));\n"
+
+
+@pytest.mark.parametrize("top", ["", GROWN_TOP], ids=["small top level", "grown top level"])
+def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox, top: str) -> None:
     sandbox = recycling
-    scribble = sandbox.compiler.compile_source(SCRIBBLE, "scribble-imaged.ts")
+    body = SCRIBBLE.removeprefix("// @mode serverless\n")
+    source = f"// @mode serverless\n{top}export default () => {{\n{body}}};\n"
+    scribble = sandbox.compiler.compile_source(source, f"scribble-imaged{len(top)}.ts")
     sandbox.run(scribble, Invocation("GET", "/"))  # its first run makes the image
     image = sandbox._images[scribble.key][1]  # type: ignore[attr-defined]
     assert image is not None
@@ -76,6 +83,7 @@ def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox) -> N
     assert spare, "memories of an image are kept for reuse too"
     for base, length in spare:
         assert length == size and ctypes.string_at(base, length) == pristine
+    assert (size > sandbox.engine.memory_bytes) == bool(top)
 
 
 def test_grown_memory_is_shrunk_and_reused(recycling: Sandbox) -> None:

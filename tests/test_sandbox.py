@@ -315,6 +315,24 @@ def test_serverless_images_can_be_turned_off() -> None:
         plain.close()
 
 
+def test_images_are_kept_within_their_byte_budget() -> None:
+    from conftest import settings_for_tests
+
+    small = Sandbox(settings_for_tests(serverless_image_bytes=64 * 1024))
+    try:
+        tiny = small.compiler.compile_source("// @mode serverless\nexport default () => 1;", "tiny.ts")
+        big = small.compiler.compile_source(
+            "// @mode serverless\nconst rows = Array.from({ length: 50000 }, (_, i) => ({ i }));\n"
+            "export default () => rows.length;",
+            "big.ts",
+        )
+        assert [small.run(big, Invocation("GET", "/")).body for _ in range(2)] == [b"50000"] * 2
+        assert [small.run(tiny, Invocation("GET", "/")).body for _ in range(2)] == [b"1"] * 2
+        assert _imaged(small, tiny) and not _imaged(small, big)
+    finally:
+        small.close()
+
+
 def test_a_changed_script_gets_a_new_image(sandbox: Sandbox) -> None:
     old = sandbox.compiler.compile_source("// @mode serverless\nconst v = 'old';\nexport default () => v;", "changing.ts")
     assert sandbox.run(old, Invocation("GET", "/")).body == b"old"

@@ -66,6 +66,7 @@ class Sandbox:
         self._workers: dict[str, Driver] = {}
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self._images: OrderedDict[str, tuple[Artefact, DerivedImage | None]] = OrderedDict()
+        self._images_lock = threading.Lock()  # guest threads add images, the event loop reads
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
         self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
         self._compile_lock = threading.Lock()
@@ -154,7 +155,8 @@ class Sandbox:
 
     def evict(self, key: str) -> None:
         """Drop a worker instance or a serverless image (its script changed or was deleted)."""
-        self._images.pop(key, None)
+        with self._images_lock:
+            self._images.pop(key, None)
         driver = self._workers.pop(key, None)
         if driver is not None and driver.idle:
             driver.close()
@@ -182,13 +184,11 @@ class Sandbox:
         """The image a serverless request's fresh instance starts from (None: the snapshot), and
         whether the script was tried for one (it has one, its top level is not pure, or images
         are off); a script not tried yet gets its image made by its next request."""
-        entry = self._images.get(artefact.key)
-        if entry is not None and entry[0] is artefact:
-            try:
+        with self._images_lock:
+            entry = self._images.get(artefact.key)
+            if entry is not None and entry[0] is artefact:
                 self._images.move_to_end(artefact.key)
-            except KeyError:  # a guest thread has just evicted it
-                pass
-            return entry[1], True
+                return entry[1], True
         return None, not self.settings.serverless_images
 
     def _start_fresh(
@@ -212,16 +212,25 @@ class Sandbox:
         image = None
         try:
             if driver.load(artefact.bytecode, dict(artefact.env), timeout_ms, logs):
-                address, size = driver.instance.memory()
-                if size == self.engine.memory_bytes:  # a top level that grew memory is not kept
-                    image = self.engine.memories.derive(address, size)
+                image = self.engine.memories.derive(*driver.instance.memory())
         finally:
-            self._images[artefact.key] = (artefact, image)
-            while len(self._images) > self.settings.serverless_images:
-                self._images.popitem(last=False)
+            self._keep_image(artefact, image)
         req, ops = driver.begin(inv, timeout_ms)
         req.logs[:0] = logs
         return req, ops
+
+    def _keep_image(self, artefact: Artefact, image: DerivedImage | None) -> None:
+        """Remember ``artefact``'s image (or that it has none), within the settings' bounds:
+        the least recently used go first; one bigger than the whole budget is not kept."""
+        images, budget = self._images, self.settings.serverless_image_bytes
+        if image is not None and image.stored > budget:
+            image = None
+        with self._images_lock:
+            images[artefact.key] = (artefact, image)
+            stored = sum(entry[1].stored for entry in images.values() if entry[1] is not None)
+            while len(images) > self.settings.serverless_images or stored > budget:
+                _, (_, dropped) = images.popitem(last=False)
+                stored -= dropped.stored if dropped is not None else 0
 
     def _answer_inline(
         self, artefact: Artefact, image: DerivedImage | None, inv: Invocation,

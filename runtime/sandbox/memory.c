@@ -69,7 +69,7 @@ typedef struct pool pool;
 
 typedef struct {
     uint8_t *base;
-    size_t minimum;  /* what it was made with, and shrinks back to */
+    size_t minimum;  /* the size it was made with, and shrinks back to */
     size_t size;     /* accessible now */
     size_t capacity; /* how far it may grow in place; past it, the guard */
     size_t reserved; /* the whole mapping, guard included */
@@ -92,7 +92,7 @@ struct pool {
     int diff_fd;
     const uint8_t *diff; /* the replacement pages, in memory order */
     size_t diff_len;
-    size_t memory_len;   /* the memory size it was taken at: every memory made is this size */
+    size_t memory_len;   /* the memory size it was taken at: every memory starts at this size */
     int32_t *diff_page;  /* per page of memory: its page in diff, or -1 */
     int refs;            /* the host's handle, and one per memory made from it */
     int dropped;         /* the host let go: memories are no longer kept for reuse */
@@ -314,16 +314,19 @@ static wasmtime_error_t *new_memory(void *env, const void *type, size_t minimum,
                                     size_t reserved, size_t guard, linear_memory_t *out)
 {
     pool *p = selected ? selected : env;
-    size_t capacity = reserved > minimum ? reserved : minimum;
-    slot *s = take(p, minimum, capacity, capacity + guard);
+    /* a derived image starts the memory at the size it was taken at, which its top level may
+     * have grown past the module's minimum */
+    size_t initial = p->base ? p->memory_len : minimum;
+    size_t capacity = reserved > initial ? reserved : initial;
+    slot *s = take(p, initial, capacity, capacity + guard);
     if (!s) {
         char why[200], msg[240];
-        if (p->base && minimum != p->memory_len) {
+        if (initial < minimum || (maximum && initial > maximum)) {
             snprintf(why, sizeof why, "a derived image is for a memory of %zu bytes, not %zu",
-                     p->memory_len, minimum);
+                     initial, minimum);
             s = NULL;
         } else {
-            s = map_slot(p, minimum, capacity, capacity + guard, why, sizeof why);
+            s = map_slot(p, initial, capacity, capacity + guard, why, sizeof why);
         }
         if (!s) {
             snprintf(msg, sizeof msg, "cannot map a linear memory: %s", why);
@@ -413,9 +416,10 @@ void wxm_select(pool *p)
 }
 
 /* A derived image: the base's image with every page of mem[0, len) that differs from it
- * replaced, for memories of exactly len bytes; NULL with errno set if it cannot be made.
- * The caller holds one reference, given back with wxm_drop. */
-pool *wxm_derive(pool *base, const uint8_t *mem, size_t len)
+ * replaced, for memories that start at len bytes; NULL with errno set if it cannot be made.
+ * *diff_len is what the replaced pages take. The caller holds one reference, given back
+ * with wxm_drop. */
+pool *wxm_derive(pool *base, const uint8_t *mem, size_t len, size_t *diff_len)
 {
     static const uint8_t zeros[PAGE];
     if (base->base || len % PAGE || len < base->image_len) {
@@ -440,7 +444,7 @@ pool *wxm_derive(pool *base, const uint8_t *mem, size_t len)
     *p = *base;
     p->base = base;
     p->diff_fd = fd;
-    p->diff_len = ndiff * PAGE;
+    p->diff_len = *diff_len = ndiff * PAGE;
     p->diff = ndiff ? mmap(NULL, p->diff_len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
     if (p->diff == MAP_FAILED)
         goto fail;

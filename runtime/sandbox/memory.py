@@ -49,7 +49,7 @@ _SIGNATURES: list[native.Signature] = [
     ("wxm_recycling", c_int, [c_void_p, c_int]),
     ("wxm_spare", c_int, [c_void_p, POINTER(c_uint64), c_int]),
     ("wxm_private_pages", c_long, [c_void_p, c_uint64, c_uint64, POINTER(c_uint64), c_long]),
-    ("wxm_derive", c_void_p, [c_void_p, c_void_p, c_size_t]),
+    ("wxm_derive", c_void_p, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
     ("wxm_drop", None, [c_void_p]),
 ]
 
@@ -93,8 +93,9 @@ class ImageMemories:
     def derive(self, memory: int, size: int) -> DerivedImage | None:
         """An image for new memories: this one with the pages of ``memory[0, size)`` that
         differ from it, kept in a file of their own; None if it cannot be made."""
-        handle = self._lib.wxm_derive(self._pool, memory, size)
-        return DerivedImage(self._lib, handle, size) if handle else None
+        diff = c_size_t()
+        handle = self._lib.wxm_derive(self._pool, memory, size, byref(diff))
+        return DerivedImage(self._lib, handle, size, diff.value) if handle else None
 
     def install(self, config: wasmtime.Config) -> None:
         """Make ``config``'s engine take every linear memory from here."""
@@ -120,10 +121,14 @@ class DerivedImage:
     """A derived image (``ImageMemories.derive``), for instances made with it
     (``GuestInstance(..., image=)``); freed once this and every memory made from it are gone."""
 
-    __slots__ = ("_lib", "handle", "size")
+    __slots__ = ("_lib", "handle", "size", "stored")
 
-    def __init__(self, lib: ctypes.CDLL, handle: int, size: int) -> None:
-        self._lib, self.handle, self.size = lib, handle, size
+    def __init__(self, lib: ctypes.CDLL, handle: int, size: int, stored: int) -> None:
+        self._lib, self.handle = lib, handle
+        self.size = size
+        """What a memory made from it starts at, bytes."""
+        self.stored = stored
+        """What its own pages take, bytes."""
 
     def __del__(self) -> None:
         self._lib.wxm_drop(self.handle)
