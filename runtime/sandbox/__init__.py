@@ -165,6 +165,8 @@ class Sandbox:
         for driver in self._workers.values():
             driver.close()
         self._workers.clear()
+        with self._images_lock:
+            self._images.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
 
