@@ -146,8 +146,7 @@ typedef struct {
     long long budget; /* bytes still to copy back in place */
 } reset_run;
 
-/* One run of a reset: copied back from the image (zeroed past it), or past the budget
- * handed back to the kernel, to refault as the image (or zeros). */
+/* Put [lo, hi) of a memory back as the pool's (base) image has it, zeros past its end. */
 static void copy_back(const pool *p, uint8_t *base, size_t lo, size_t hi)
 {
     size_t copy_end = hi < p->image_len ? hi : p->image_len;
@@ -158,6 +157,8 @@ static void copy_back(const pool *p, uint8_t *base, size_t lo, size_t hi)
         memset(base + zero_from, 0, hi - zero_from);
 }
 
+/* One run of a reset: copied back from the image (a derived image's own pages from its
+ * file), or past the budget handed back to the kernel, to refault as the image (or zeros). */
 static int reset_pages(void *arg, uint64_t run_lo, uint64_t run_hi)
 {
     reset_run *r = arg;
