@@ -914,26 +914,20 @@ static bool json_fast_word(json_fast_state *s, const char *w, size_t n)
     return true;
 }
 
-/* An integer of up to 15 digits (exact in a double); anything else gives up. */
+/* An integer of up to 15 digits (exact in a double), valued as QuickJS's own parser values
+ * it (json_number_value); anything else gives up. */
 static JSValue json_fast_number(json_fast_state *s)
 {
-    const uint8_t *q = s->p;
-    bool neg = *q == '-';
-    q += neg;
-    if (q >= s->end || *q < '0' || *q > '9' || (*q == '0' && q + 1 < s->end && q[1] >= '0' && q[1] <= '9'))
+    const uint8_t *digits = s->p + (*s->p == '-'), *q = digits;
+    while (q < s->end && *q >= '0' && *q <= '9')
+        q++;
+    size_t n = (size_t)(q - digits);
+    if (n == 0 || n > 15 || (*digits == '0' && n > 1)
+        || (q < s->end && (*q == '.' || *q == 'e' || *q == 'E')))
         return JS_UNINITIALIZED;
-    int64_t n = 0;
-    int digits = 0;
-    while (q < s->end && *q >= '0' && *q <= '9' && digits < 16) {
-        n = n * 10 + (*q++ - '0');
-        digits++;
-    }
-    if (digits > 15 || (q < s->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
-        return JS_UNINITIALIZED;
+    JSValue v = js_float64(json_number_value(s->p, q));
     s->p = q;
-    if (neg && n == 0)
-        return JS_NewFloat64(ctx, -0.0);
-    return JS_NewInt64(ctx, neg ? -n : n);
+    return v;
 }
 
 /* Elements are gathered JSON_FAST_CHUNK at a time, the first chunk making the array in

@@ -198,9 +198,7 @@ class Sandbox:
     ) -> Any:
         """Start a serverless request: at once from an image, else loading the script in the
         same crossing."""
-        if driver.instance.image is not None:
-            return driver.begin(inv, timeout_ms)
-        return driver.begin(inv, timeout_ms, load=(artefact.bytecode, dict(artefact.env)))
+        return driver.begin(inv, timeout_ms, load=_load(artefact, driver.instance.image))
 
     def _start_imaging(
         self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
@@ -245,7 +243,7 @@ class Sandbox:
         instance over, as if it had made the crossing.
         """
         instance = GuestInstance(self.engine, self.settings.memory_limit, image)
-        load = None if image is not None else (artefact.bytecode, dict(artefact.env))
+        load = _load(artefact, image)
         header, blob, budget, slice_ms = first_envelope(
             FIRST_RID, inv, timeout_ms, self.settings.inline_budget_ms, load, artefact.path,
             instance.memory_limit,
@@ -367,3 +365,7 @@ class Sandbox:
     async def _offload(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+
+def _load(artefact: Artefact, image: DerivedImage | None) -> tuple[bytes, dict[str, str]] | None:
+    """What a fresh instance loads with its first request: nothing from the script's image."""
+    return None if image is not None else (artefact.bytecode, dict(artefact.env))

@@ -520,9 +520,6 @@ class Driver:
         return ScriptError(f"the sandbox stopped the script: {message}", name="Trap", path=self.path)
 
     def _dispatch(self, out: dict, blob: bytes) -> list[dict]:
-        if "done" in out and len(out) == 1:  # the usual crossing: requests answered, nothing else
-            self._settle_done(out["done"], blob)
-            return []
         self._collect_logs(out)
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
@@ -534,7 +531,11 @@ class Driver:
                     req.stream.feed(blob[off : off + length])
                     req.stream.end()
                 self._forget(rid)
-        self._settle_done(out.get("done", ()), blob)
+        for done in out.get("done", ()):
+            req = requests.get(done[0])
+            if req is not None:
+                req.settle(_result(done, blob))
+                self._cancel_ops_of(req.rid)
         for failed in out.get("failed", ()):
             req = self._requests.get(failed["rid"])
             if req is None:
@@ -552,14 +553,6 @@ class Driver:
             if entry:
                 entry[1].cancel()
         return list(out.get("ops", ()))
-
-    def _settle_done(self, done: list[list[Any]], blob: bytes) -> None:
-        requests = self._requests
-        for rid, status, headers, off, length in done:
-            req = requests.get(rid)
-            if req is not None:
-                req.settle(Result(status, _pairs(headers), blob[off : off + length]))
-                self._cancel_ops_of(rid)
 
     def _stream_items(self, out: dict, blob: bytes) -> None:
         for started in out.get("started", ()):
@@ -735,7 +728,12 @@ def answered(out: dict[str, Any], blob: bytes, rid: int) -> Result | None:
     done = out.get("done")
     if done is None or len(out) != 1 or len(done) != 1 or done[0][0] != rid:
         return None
-    _, status, headers, off, length = done[0]
+    return _result(done[0], blob)
+
+
+def _result(done: list[Any], blob: bytes) -> Result:
+    """A finished response as the guest reports it ([rid, status, headers, off, len])."""
+    _, status, headers, off, length = done
     return Result(status, _pairs(headers), blob[off : off + length])
 
 

@@ -60,7 +60,8 @@ class GuestEngine:
             e.type.limits.min * 65536 for e in self.module.exports
             if isinstance(e.type, wasmtime.MemoryType)
         )
-        """Linear memory's size in a new instance: an image must be of exactly this size."""
+        """Linear memory's size in a new instance of the snapshot (a serverless image's may be
+        larger: its top level grew it)."""
         self._ticker = _EpochTicker(self.engine, settings.epoch_tick_ms / 1000.0)
 
     def deadline_ticks(self, budget_ms: float | None) -> int:

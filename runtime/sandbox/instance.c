@@ -104,8 +104,10 @@ typedef struct {
 
 #define EXPORT_CACHE 8
 
+#define EXPORT_NAME_MAX 24
+
 typedef struct {
-    const char *name; /* the host's constant; compared by content */
+    char name[EXPORT_NAME_MAX]; /* a copy: the caller's buffer may not outlive the call */
     size_t len;
     extern_ref func;
 } cached_export;
@@ -196,15 +198,19 @@ static const extern_ref *export_func(instance_t *in, const char *name, size_t le
 {
     for (int i = 0; i < in->nexports; i++) {
         cached_export *c = &in->exports[i];
-        if (c->len == len && (c->name == name || !memcmp(c->name, name, len)))
+        if (c->len == len && !memcmp(c->name, name, len))
             return &c->func;
     }
     static __thread extern_ref scratch;
-    extern_ref *item = in->nexports < EXPORT_CACHE ? &in->exports[in->nexports].func : &scratch;
+    bool keep = in->nexports < EXPORT_CACHE && len <= EXPORT_NAME_MAX;
+    extern_ref *item = keep ? &in->exports[in->nexports].func : &scratch;
     if (!in->engine->api.export_get(in->ctx, &in->instance, name, len, item) || item->kind != EXTERN_FUNC)
         return NULL;
-    if (item != &scratch)
-        in->exports[in->nexports++] = (cached_export){ .name = name, .len = len, .func = *item };
+    if (keep) {
+        cached_export *c = &in->exports[in->nexports++];
+        memcpy(c->name, name, len);
+        c->len = len;
+    }
     return item;
 }
 

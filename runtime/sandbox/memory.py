@@ -95,7 +95,7 @@ class ImageMemories:
         differ from it, kept in a file of their own; None if it cannot be made."""
         diff = c_size_t()
         handle = self._lib.wxm_derive(self._pool, memory, size, byref(diff))
-        return DerivedImage(self._lib, handle, size, diff.value) if handle else None
+        return DerivedImage(self._lib, handle, diff.value) if handle else None
 
     def install(self, config: wasmtime.Config) -> None:
         """Make ``config``'s engine take every linear memory from here."""
@@ -116,17 +116,14 @@ class ImageMemories:
         return None if n < 0 else list(out[: 2 * n])
 
 
-
 class DerivedImage:
     """A derived image (``ImageMemories.derive``), for instances made with it
     (``GuestInstance(..., image=)``); freed once this and every memory made from it are gone."""
 
-    __slots__ = ("_lib", "handle", "size", "stored")
+    __slots__ = ("_lib", "handle", "stored")
 
-    def __init__(self, lib: ctypes.CDLL, handle: int, size: int, stored: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, handle: int, stored: int) -> None:
         self._lib, self.handle = lib, handle
-        self.size = size
-        """What a memory made from it starts at, bytes."""
         self.stored = stored
         """What its own pages take, bytes."""
 
