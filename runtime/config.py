@@ -36,7 +36,14 @@ class Settings(BaseSettings):
         "(JSON in WEXEC_TENANT_MAX_TIMEOUT_MS).",
     )
     epoch_tick_ms: int = Field(10, description="Epoch ticker period: how finely deadlines are checked.")
-    guest_threads: int = Field(2, description="Threads that run guest code off the event loop.")
+    guest_threads: int = Field(
+        64, ge=1, description="Most threads that run guest code off the event loop; the pool "
+        "grows to it on demand, so each tenant with nothing running gets a thread at once.",
+    )
+    tenant_guest_threads: int = Field(
+        2, ge=1, description="Guest threads one tenant may hold at once; its further requests "
+        "wait in the tenant's own queue, never in other tenants' way.",
+    )
     serverless_images: int = Field(
         256, ge=0, description="Serverless scripts whose memory after their top level ran is "
         "kept as an image that fresh instances start from, skipping the load (only for a top "

@@ -6,22 +6,23 @@ A serverless script whose top level is pure (it read no clock, randomness or hos
 nothing: the guest says so, ABI.md) has it run once, in its first request, and its fresh
 instances from then on start from the memory that left, an image derived from the snapshot:
 the same state, without the load.
-Guest code that may run long goes to a small thread pool (ctypes releases the GIL while wasm runs),
-so a busy script costs a thread, not the event loop. A hop to the pool costs ~90 µs here, more
-than a whole serverless request, so a serverless request first runs on the event loop within a
-short slice (``inline_budget_ms``); if it outruns the slice it is discarded and rerun from scratch
-on the pool — safe, since a fresh instance has done nothing visible yet — and the script is
-remembered as slow. Worker requests that run inline and arrive in the same event-loop iteration
-share one crossing (``Driver.request``).
+Guest code that may run long goes to the guest threads (``threads.py``: ctypes releases the GIL
+while wasm runs, and each tenant gets its fair share of them), so a busy script costs a thread,
+not the event loop. A hop to a thread costs more than a whole serverless request, so a
+serverless request first runs on the event loop within a short slice (``inline_budget_ms``); if
+it outruns the slice it is discarded and rerun from scratch on a thread — safe, since a fresh
+instance has done nothing visible yet — and the script is remembered as slow. A worker's
+requests always run on the threads: a worker request cannot be rerun (it may have changed the
+instance), so it is never stopped for a scheduling decision; the requests that arrive while one
+crossing runs share the next (``Driver.request``), which makes the hop cheap under load.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -33,6 +34,7 @@ from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.errors import SandboxError, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.memory import DerivedImage
+from runtime.sandbox.threads import GuestThreads
 from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
 
 if TYPE_CHECKING:
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _SCRIPT_DEFAULT: Any = object()
-WORKER_PROBATION = 8
-"""Requests a worker script runs on the guest threads before it may run inline."""
 
 __all__ = [
     "BodyStream",
@@ -67,8 +67,9 @@ class Sandbox:
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self._images: OrderedDict[str, tuple[Artefact, DerivedImage | None]] = OrderedDict()
         self._images_lock = threading.Lock()  # guest threads add images, the event loop reads
+        self._imaging: set[str] = set()  # scripts whose image one request is making now
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
-        self._pool = ThreadPoolExecutor(settings.guest_threads, thread_name_prefix="wexec-guest")
+        self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -167,7 +168,7 @@ class Sandbox:
         self._workers.clear()
         with self._images_lock:
             self._images.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.threads.close()
         self.engine.close()
 
     # -- internals --------------------------------------------------------------------------
@@ -185,13 +186,18 @@ class Sandbox:
     def _image_of(self, artefact: Artefact) -> tuple[DerivedImage | None, bool]:
         """The image a serverless request's fresh instance starts from (None: the snapshot), and
         whether the script was tried for one (it has one, its top level is not pure, or images
-        are off); a script not tried yet gets its image made by its next request."""
+        are off); a script not tried yet gets its image made by its next request, and the ones
+        that come meanwhile load it themselves rather than each make an image too."""
+        key = artefact.key
         with self._images_lock:
-            entry = self._images.get(artefact.key)
+            entry = self._images.get(key)
             if entry is not None and entry[0] is artefact:
-                self._images.move_to_end(artefact.key)
+                self._images.move_to_end(key)
                 return entry[1], True
-        return None, not self.settings.serverless_images
+            if key in self._imaging or not self.settings.serverless_images:
+                return None, True
+            self._imaging.add(key)
+        return None, False
 
     def _start_fresh(
         self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
@@ -226,6 +232,7 @@ class Sandbox:
         if image is not None and image.stored > budget:
             image = None
         with self._images_lock:
+            self._imaging.discard(artefact.key)
             images[artefact.key] = (artefact, image)
             stored = sum(entry[1].stored for entry in images.values() if entry[1] is not None)
             while len(images) > self.settings.serverless_images or stored > budget:
@@ -286,19 +293,23 @@ class Sandbox:
                 if isinstance(answer, Result):
                     return answer
                 started = answer
+        offload = functools.partial(self.threads.run, tenant)
         if started is None:
             driver = self._driver(artefact, tenant, image)
             start = self._start_fresh if tried else self._start_imaging
             try:
-                req, ops = await self._offload(lambda: start(driver, artefact, inv, timeout_ms))
+                req, ops = await offload(lambda: start(driver, artefact, inv, timeout_ms))
             except BaseException:
                 driver.close()
+                if not tried:  # cancelled before it ran: the next request makes the image
+                    with self._images_lock:
+                        self._imaging.discard(artefact.key)
                 raise
         else:
             driver, req, ops = started
         try:
             if driver.unsettled(req, ops):
-                await driver.finish(req, ops, self._offload)
+                await driver.finish(req, ops, offload)
             result = driver.outcome(req)
         except BaseException:
             driver.close()
@@ -309,36 +320,13 @@ class Sandbox:
     async def _invoke_worker(
         self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
     ) -> Result:
-        """A worker request: on the event loop while the script proves itself quick.
-
-        The driver times every first crossing into a moving average (``Driver.pace_ms``). A
-        script runs on the guest threads for its first ``WORKER_PROBATION`` requests, and inline,
-        bounded by the slice, while its average stays under a fifth of the slice. An inline
-        crossing that outruns the slice is stopped (the instance survives, as after any timeout),
-        that one request fails, and the script stays on the threads for good: the event loop is
-        never held longer than a slice.
-        """
+        """A worker request, on its script's long-lived instance (made on first use)."""
         key = artefact.key
         driver = self._workers.get(key)
         if driver is None or driver.broken is not None:
             driver = await self._new_worker(artefact, tenant)
-        slice_ms = self.settings.inline_budget_ms
-        inline = (
-            driver.runs >= WORKER_PROBATION and driver.pace_ms < slice_ms / 5
-            and key not in self._slow
-        )
         try:
-            return await driver.request(
-                inv, timeout_ms, self._offload, slice_ms if inline else None
-            )
-        except SliceExceeded:
-            self._slow.add(key)
-            raise ScriptError(
-                f"the script ran longer than {slice_ms} ms without yielding, so this request was "
-                "stopped; from now on it runs on the guest threads. Retry the request.",
-                name="Rescheduled",
-                path=artefact.path,
-            ) from None
+            return await driver.request(inv, timeout_ms, functools.partial(self.threads.run, tenant))
         finally:
             if driver.broken is not None:
                 self._discard(key, driver)
@@ -349,8 +337,9 @@ class Sandbox:
         self._workers[artefact.key] = driver
         try:
             async with driver.lock:  # taken before any await: requests queue behind the load
-                await self._offload(
-                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact))
+                await self.threads.run(
+                    tenant,
+                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact)),
                 )
         except BaseException:
             self._discard(artefact.key, driver)
@@ -361,9 +350,6 @@ class Sandbox:
         if self._workers.get(key) is driver:
             del self._workers[key]
         driver.close()
-
-    async def _offload(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
 
 def _load(artefact: Artefact, image: DerivedImage | None) -> tuple[bytes, dict[str, str]] | None:

@@ -65,8 +65,8 @@ class _Request:
                 self.future.set_result(None)
 
 
-PACE_WEIGHT = 0.1
-"""Weight of the newest crossing in ``Driver.pace_ms``, the moving average."""
+BATCH_MAX = 256
+"""Most requests one crossing starts: bounds the envelope a burst of requests makes."""
 
 STREAM_BUFFER_BYTES = 256 * 1024
 """What a streamed body may hold beyond what its client has taken before the script waits."""
@@ -82,10 +82,6 @@ class SliceExceeded(Exception):
     """A crossing ran past the slice it was given on the event loop."""
 
 
-class _Skipped(Exception):
-    """A request of a batch the guest did not start: an earlier one used up the slice."""
-
-
 class Driver:
     """Owns one ``GuestInstance`` and everything in flight on it.
 
@@ -95,9 +91,7 @@ class Driver:
     """
 
     broken: BaseException | None = None
-    last_crossing_ms = 0.0  # what a request's first crossing took, the latest
-    pace_ms = 0.0  # and its moving average
-    runs = 0  # requests started
+    _batching = False
     _resuming = False
     _closing = False
     _next_rid = 1
@@ -168,26 +162,23 @@ class Driver:
         self,
         inv: Invocation,
         timeout_ms: int | None,
-        slice_ms: float | None = None,
         load: tuple[bytes, dict[str, str]] | None = None,
     ) -> tuple[_Request, list[dict]]:
         """Start a request with its first crossing; returns it and the operations it started.
 
-        ``slice_ms`` bounds this crossing below the request's own timeout; running past it
-        raises ``SliceExceeded`` (the caller retries elsewhere with a fresh instance).
         ``load`` is (bytecode, env) for a fresh instance: the script loads in the same
         crossing, as ``load`` would, and its failure is raised the same way.
         """
         req = self._new_request(timeout_ms)
-        header, blob, budget, slice_ms = first_envelope(
-            req.rid, inv, timeout_ms, slice_ms, load, self.path, self.instance.memory_limit
+        header, blob, budget, _ = first_envelope(
+            req.rid, inv, timeout_ms, None, load, self.path, self.instance.memory_limit
         )
 
         def cross() -> tuple[dict[str, Any], bytes]:
             head, out_blob = self._cross(b"wx_run", header, blob, budget, req)
             return orjson.loads(head), out_blob
 
-        return self._first_outcome(req, cross, load is not None, slice_ms)
+        return self._first_outcome(req, cross, load is not None, None)
 
     def take_over(
         self, crossed: tuple[dict[str, Any], bytes] | BaseException, timeout_ms: int | None,
@@ -269,137 +260,94 @@ class Driver:
 
     # -- asynchronous completion ------------------------------------------------------------
 
-    async def request(
-        self, inv: Invocation, timeout_ms: int | None, offload: Offload, slice_ms: float | None
-    ) -> Result:
+    async def request(self, inv: Invocation, timeout_ms: int | None, offload: Offload) -> Result:
         """Run one request on a shared (worker) instance, interleaving with others in flight.
 
-        With ``slice_ms`` the first crossing runs right here on the event loop, bounded by the
-        slice; otherwise it runs through ``offload``. Either way its duration is left in
-        ``last_crossing_ms`` for the caller's scheduling.
+        The request joins the next batch: requests that arrive while a crossing runs on a guest
+        thread start together in the following one, so under load one hop to a thread carries
+        many requests, and the event loop never runs a worker's code.
         """
-        try:
-            if slice_ms is None:
-                raise _Skipped
-            if timeout_ms and timeout_ms < slice_ms:  # its own limit is tighter: it runs alone
-                async with self.lock:
-                    req, ops = self._timed_begin(inv, timeout_ms, slice_ms)
-            else:
-                req, ops = await self._join_batch(inv, timeout_ms, slice_ms)
-        except _Skipped:
-            async with self.lock:
-                req, ops = await offload(lambda: self._timed_begin(inv, timeout_ms, None))
+        self._offload = offload
+        future: asyncio.Future[tuple[_Request, list[dict]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._batch.append((inv, timeout_ms, future))
+        if not self._batching:
+            self._batching = True
+            asyncio.ensure_future(self._run_batches())  # starts next iteration: others join
+        req, ops = await future
         if self.unsettled(req, ops):
             await self.finish(req, ops, offload)
         return self.outcome(req)
 
-    # -- batches: the inline requests of one event-loop iteration share a crossing -----------
+    # -- batches: the requests waiting for a worker instance share a crossing -----------------
     # Under load many requests for one worker script arrive together; one crossing for all of
-    # them pays the fixed costs (the call, the envelope, the prelude's flush) once, and runs
-    # them back to back while the guest's code and heap are still in the CPU's caches.
+    # them pays the fixed costs (the hop to a thread, the call, the envelope, the prelude's
+    # flush) once, and runs them back to back while the guest's code and heap are in the caches.
 
-    def _join_batch(
-        self, inv: Invocation, timeout_ms: int | None, slice_ms: float
-    ) -> asyncio.Future[tuple[_Request, list[dict]]]:
-        """The request's place in the next batch: a future of what ``begin`` would return."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[_Request, list[dict]]] = loop.create_future()
-        self._batch.append((inv, timeout_ms, future))
-        if len(self._batch) == 1:  # the first of this iteration: run them all in the next one
-            loop.call_soon(self._start_batch, slice_ms)
-        return future
+    async def _run_batches(self) -> None:
+        try:
+            while self._batch:
+                async with self.lock:  # after any resume: one crossing at a time
+                    batch, self._batch = self._batch[:BATCH_MAX], self._batch[BATCH_MAX:]
+                    skipped = await self._cross_batch(batch)
+                self._batch[:0] = skipped  # first in line for the next crossing
+        finally:
+            self._batching = False
 
-    def _start_batch(self, slice_ms: float) -> None:
-        if self.lock.locked():  # a resume or a crossing on a thread has the instance: after it
-            asyncio.ensure_future(self._batch_when_free(slice_ms))
-        else:
-            self._run_batch(slice_ms)
-
-    async def _batch_when_free(self, slice_ms: float) -> None:
-        async with self.lock:
-            self._run_batch(slice_ms)
-
-    def _run_batch(self, slice_ms: float) -> None:
-        # As many as should fit in half the slice at the script's pace; the rest go next.
-        cap = max(1, int(slice_ms / 2 / max(self.last_crossing_ms, 0.001)))
-        batch, self._batch = self._batch[:cap], self._batch[cap:]
-        if self._batch:
-            asyncio.get_running_loop().call_soon(self._start_batch, slice_ms)
+    async def _cross_batch(
+        self, batch: list[tuple[Invocation, int | None, asyncio.Future[Any]]]
+    ) -> list[tuple[Invocation, int | None, asyncio.Future[Any]]]:
+        """Start every request of ``batch`` in one crossing on a guest thread; returns the ones
+        the guest did not start (the crossing used up its budget first: ABI.md)."""
+        batch = [entry for entry in batch if not entry[2].done()]  # callers gone meanwhile
         if not batch:
-            return
-        started = time.perf_counter()
-        try:
-            outcomes = self._cross_batch(batch, slice_ms)
-        except BaseException as exc:  # noqa: BLE001 - each request of the batch gets the error
-            outcomes = [exc] * len(batch)
-        self._timed(started, len(batch))
-        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the caller went away (cancelled) while its request ran
-                if isinstance(outcome, tuple):
-                    self._abandon(outcome[0].rid)
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-    def _cross_batch(
-        self, batch: list[tuple[Invocation, int | None, asyncio.Future[Any]]], slice_ms: float
-    ) -> list[tuple[_Request, list[dict]] | BaseException]:
-        """Start every request of ``batch`` in one crossing.
-
-        Each request has the slice to itself, and one that runs past it gets ``SliceExceeded``,
-        as in ``begin``; the guest starts no request once the crossing has used a slice, and
-        the ones it skipped get ``_Skipped`` (the caller runs them on a guest thread).
-        """
-        budget = slice_ms  # no request of a batch has a tighter limit of its own (``request``)
-        reqs, items, bodies = [], [], []
+            return []
         now = time.monotonic()
-        for inv, timeout_ms, _ in batch:
-            req = self._new_request(timeout_ms, now)
-            reqs.append(req)
-            items.append(_item(req.rid, inv))
-            bodies.append(inv.body)
-        header = orjson.dumps({"budget_ms": _ms(budget), "batch": items})
+        reqs = [self._new_request(timeout_ms, now) for _, timeout_ms, _ in batch]
+        limits = [req.limit_ms for req in reqs if req.limit_ms is not None]
+        budget = min(limits) if len(limits) == len(reqs) else None  # each request's own limit
+        header = orjson.dumps({
+            "budget_ms": _ms(budget), "batch": [_item(r.rid, inv) for r, (inv, _, _) in zip(reqs, batch)]
+        })
+        bodies = b"".join(inv.body for inv, _, _ in batch)
+        # the epoch backstop: the last request may start just before the budget is used up
+        backstop = None if budget is None else 2 * budget
         try:
-            # the epoch backstop: the last request may start just before the slice is used up
-            head, blob = self._cross(b"wx_run", header, b"".join(bodies), 2 * budget, None)
-        except ScriptTimeout:  # the epoch backstop: the instance is gone, and so is the slice
-            for req in reqs:
-                self._forget(req.rid)
-            return [SliceExceeded() for _ in reqs]
-        except ScriptError as err:  # a trap (every request already settled with it), or closed
+            head, blob = await self._cross_off(b"wx_run", header, bodies, backstop)
+        except ScriptError as err:  # a trap (it settled every request), closed, or broken
             for req in reqs:
                 req.settle(err)
-            return [(req, []) for req in reqs]
-        out = orjson.loads(head)
-        skipped = set(out.get("skipped", ()))
-        ops_by_rid: dict[int, list[dict]] = {}
-        for op in self._dispatch(out, blob):
-            ops_by_rid.setdefault(op.get("rid", 0), []).append(op)
-        outcomes: list[tuple[_Request, list[dict]] | BaseException] = []
-        for req in reqs:
-            if req.rid in skipped or isinstance(req.error, ScriptTimeout):
+            outcomes: list[tuple[_Request, list[dict]]] = [(req, []) for req in reqs]
+            skipped_rids: set[int] = set()
+        else:
+            out = orjson.loads(head)
+            skipped_rids = set(out.get("skipped", ()))
+            ops_by_rid: dict[int, list[dict]] = {}
+            for op in self._dispatch(out, blob):
+                ops_by_rid.setdefault(op.get("rid", 0), []).append(op)
+            outcomes = [(req, ops_by_rid.get(req.rid, [])) for req in reqs]
+        skipped = []
+        for entry, (req, ops) in zip(batch, outcomes, strict=True):
+            future = entry[2]
+            if req.rid in skipped_rids:
                 self._forget(req.rid)
-                outcomes.append(_Skipped() if req.rid in skipped else SliceExceeded())
+                skipped.append(entry)
+            elif future.done():  # the caller went away (cancelled) while its request ran
+                self._abandon(req.rid)
             else:
-                outcomes.append((req, ops_by_rid.get(req.rid, [])))
-        return outcomes
+                future.set_result((req, ops))
+        return skipped
 
-    def _timed_begin(
-        self, inv: Invocation, timeout_ms: int | None, slice_ms: float | None
-    ) -> tuple[_Request, list[dict]]:
-        started = time.perf_counter()
+    async def _cross_off(
+        self, export: bytes, header: bytes, blob: bytes, budget: float | None
+    ) -> tuple[bytes, bytes]:
+        """One crossing on a guest thread; what it stopped is settled back on the event loop."""
+        enter = functools.partial(self._enter, export, header, blob, budget)
         try:
-            return self.begin(inv, timeout_ms, slice_ms)
-        finally:
-            self._timed(started, 1)
-
-    def _timed(self, started: float, requests: int) -> None:
-        """Count ``requests`` that started in a crossing begun at ``started`` into the pace."""
-        took = self.last_crossing_ms = (time.perf_counter() - started) * 1000.0 / requests
-        self.pace_ms = took if not self.runs else self.pace_ms + (took - self.pace_ms) * PACE_WEIGHT
-        self.runs += requests
+            return await (self._offload(enter) if self._offload else _now(enter))
+        except (_capi.GuestTrap, MemoryError) as exc:
+            raise self._trapped(exc, None) from exc
 
     @staticmethod
     def unsettled(req: _Request, ops: list[dict]) -> bool:
@@ -486,17 +434,23 @@ class Driver:
     def _cross(
         self, export: bytes, header: bytes, blob: bytes, budget: float | None, req: _Request | None
     ) -> tuple[bytes, bytes]:
+        try:
+            return self._enter(export, header, blob, budget)
+        except (_capi.GuestTrap, MemoryError) as exc:
+            raise self._trapped(exc, req) from exc
+
+    def _enter(
+        self, export: bytes, header: bytes, blob: bytes, budget: float | None
+    ) -> tuple[bytes, bytes]:
+        """The crossing itself, safe on any thread; a trap is raised as it came."""
         if self.broken is not None:
             raise ScriptError(
                 "the script's instance was stopped by an earlier failure", path=self.path
             )
-        try:
-            with self._crossing:  # close() from the event loop waits for a crossing on a thread
-                if self.instance.closed:
-                    raise ScriptError("the script's instance was closed", path=self.path)
-                return self.instance.cross(export, header, blob, budget)
-        except (_capi.GuestTrap, MemoryError) as exc:
-            raise self._trapped(exc, req) from exc
+        with self._crossing:  # close() from the event loop waits for a crossing on a thread
+            if self.instance.closed:
+                raise ScriptError("the script's instance was closed", path=self.path)
+            return self.instance.cross(export, header, blob, budget)
 
     def _trapped(self, exc: BaseException, req: _Request | None) -> ScriptError:
         """The instance stopped (``exc``): it is broken, and every request on it fails."""
@@ -648,12 +602,8 @@ class Driver:
                     budgets = [r.remaining_ms() for r in self._requests.values()]
                     budget = None if (not budgets or None in budgets) else max(budgets)  # type: ignore[type-var]
                     header = orjson.dumps({"budget_ms": budget, "results": results})
-
-                    def cross(h: bytes = header, b: bytes = blob, t: Any = budget) -> tuple[bytes, bytes]:
-                        return self._cross(b"wx_resume", h, b, t, None)
-
                     try:
-                        head, out_blob = await (self._offload(cross) if self._offload else _now(cross))
+                        head, out_blob = await self._cross_off(b"wx_resume", header, blob, budget)
                     except ScriptError:
                         return
                     self._start_ops(self._dispatch(orjson.loads(head), out_blob))
