@@ -19,7 +19,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,11 +29,11 @@ from runtime.host import Capabilities, OpContext
 from runtime.sandbox import _capi
 from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
+from runtime.sandbox.threads import Offload
 from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
 
 T = TypeVar("T")
 script_log = logging.getLogger("wexec.script")
-Offload = Callable[[Callable[[], T]], Awaitable[T]]
 
 
 @dataclass(slots=True)
@@ -340,12 +340,13 @@ class Driver:
         return skipped
 
     async def _cross_off(
-        self, export: bytes, header: bytes, blob: bytes, budget: float | None
+        self, export: bytes, header: bytes, blob: bytes, budget: float | None,
+        resume: bool = False,
     ) -> tuple[bytes, bytes]:
         """One crossing on a guest thread; what it stopped is settled back on the event loop."""
         enter = functools.partial(self._enter, export, header, blob, budget)
         try:
-            return await (self._offload(enter) if self._offload else _now(enter))
+            return await (self._offload(enter, resume=resume) if self._offload else _now(enter))
         except (_capi.GuestTrap, MemoryError) as exc:
             raise self._trapped(exc, None) from exc
 
@@ -603,7 +604,9 @@ class Driver:
                     budget = None if (not budgets or None in budgets) else max(budgets)  # type: ignore[type-var]
                     header = orjson.dumps({"budget_ms": budget, "results": results})
                     try:
-                        head, out_blob = await self._cross_off(b"wx_resume", header, blob, budget)
+                        head, out_blob = await self._cross_off(
+                            b"wx_resume", header, blob, budget, resume=True
+                        )
                     except ScriptError:
                         return
                     self._start_ops(self._dispatch(orjson.loads(head), out_blob))

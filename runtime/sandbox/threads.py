@@ -3,8 +3,10 @@
 Guest code that may run long leaves the event loop for a thread; ctypes releases the GIL while
 wasm runs, so guest threads run in parallel and the OS time-slices them. What must not happen is
 one tenant's runaway requests making another tenant wait for their timeouts. So a tenant holds
-at most ``per_tenant`` threads at once and its excess waits in a queue of its own, while the pool
-grows (up to ``threads``) to give every other tenant a thread at once. Guest threads run at a
+at most ``per_tenant`` threads at once for new requests, and as many again for resuming its
+requests in flight (so those never queue behind its CPU-bound new ones); its excess waits in a
+queue of its own, while the pool grows (up to ``threads``) to give every other tenant a thread
+at once. Guest threads run at a
 lower CPU priority than the event loop, so spinning guests cannot starve the server's own work.
 """
 
@@ -14,12 +16,20 @@ import asyncio
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
+
+class Offload(Protocol):
+    """How a driver sends a crossing to a guest thread (``GuestThreads.run`` for one tenant)."""
+
+    def __call__(self, fn: Callable[[], T], *, resume: bool = False) -> Awaitable[T]: ...
+
+RESUME_LANE = "\0resume"
+"""Appended to a tenant's name for the threads that resume its requests in flight."""
 GUEST_NICE = 5
 """How much lower guest threads' CPU priority is than the event loop's (Linux nice levels)."""
 
@@ -35,9 +45,12 @@ class GuestThreads:
         self._running: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
-    async def run(self, tenant: str, fn: Callable[[], T]) -> T:
-        """``fn()`` on a guest thread, once ``tenant`` has a thread to spare."""
+    async def run(self, tenant: str, fn: Callable[[], T], *, resume: bool = False) -> T:
+        """``fn()`` on a guest thread, once ``tenant`` has a thread to spare; ``resume`` says it
+        resumes requests already running, which have threads of their own."""
         loop = asyncio.get_running_loop()
+        if resume:
+            tenant += RESUME_LANE
         if self._running.get(tenant, 0) >= self.per_tenant:
             await self._wait_turn(tenant, loop)
         else:
