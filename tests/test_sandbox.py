@@ -845,3 +845,20 @@ async def test_a_worker_lets_go_of_streams_nobody_reads(sandbox: Sandbox) -> Non
         assert result.stream is not None and await result.stream.__anext__() == b"x"
         await result.stream.aclose()
         await asyncio.sleep(0)
+
+
+async def test_a_workers_top_level_is_held_to_its_tenants_timeout_cap() -> None:
+    from conftest import settings_for_tests
+
+    capped = Sandbox(settings_for_tests(tenant_max_timeout_ms={"alice/1": 300}))
+    try:
+        artefact = capped.compiler.compile_source(
+            "// @mode worker\n// @timeout 0\nwhile (true) {}\nexport default () => 1;", "spin-at-load.ts"
+        )
+        started = time.monotonic()
+        with pytest.raises(ScriptTimeout):
+            # the tenant's 300 ms, not @timeout 0 (unlimited)
+            await asyncio.wait_for(capped.invoke(artefact, Invocation("GET", "/"), tenant="alice/1"), 10)
+        assert time.monotonic() - started < 3.0
+    finally:
+        capped.close()

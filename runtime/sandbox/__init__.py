@@ -106,9 +106,10 @@ class Sandbox:
         ref = out["bytecode"]
         return blob[ref["off"] : ref["off"] + ref["len"]]
 
-    def timeout_for(self, artefact: Artefact) -> int | None:
-        """The script's ``@timeout`` (or the default), capped by settings; None is unlimited."""
-        return self.settings.effective_timeout(artefact.magic.timeout)
+    def timeout_for(self, artefact: Artefact, tenant: str | None = None) -> int | None:
+        """The script's ``@timeout`` (or the default), capped by settings and the tenant's cap;
+        None is unlimited."""
+        return self.settings.effective_timeout(artefact.magic.timeout, tenant)
 
     def invoke(
         self,
@@ -127,7 +128,7 @@ class Sandbox:
         every request.
         """
         if timeout_ms is _SCRIPT_DEFAULT:
-            timeout_ms = self.timeout_for(artefact)
+            timeout_ms = self.timeout_for(artefact, tenant)
         if artefact.magic.mode == "worker":
             return self._invoke_worker(artefact, inv, timeout_ms, tenant)
         return self._invoke_fresh(artefact, inv, timeout_ms, tenant)
@@ -339,7 +340,7 @@ class Sandbox:
             async with driver.lock:  # taken before any await: requests queue behind the load
                 await self.threads.run(
                     tenant,
-                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact)),
+                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact, tenant)),
                 )
         except BaseException:
             self._discard(artefact.key, driver)
