@@ -1,9 +1,11 @@
 """`@token`: a shared secret the caller must present, compared in constant time.
 
 The token is accepted as `Authorization: Bearer <t>`, as the password of `Authorization: Basic`,
-as an `X-Token` header, or as `?token=`. Only SHA-256 digests are compared, so neither the length
-nor the bytes of the secret leak through timing. A request that carried the token has it removed
-before the script sees it, and `Redactor` scrubs it from anything written out.
+as an `X-Token` header, or as a `token` query parameter. `credentials` is the one place that
+reads a request for them: what it finds is what `accepts` compares, what the request log
+redacts, and exactly what is taken out of the request before the script sees it, so a
+credential accepted in one spelling can never be left behind in another. Only SHA-256 digests
+are compared, so neither the length nor the bytes of the secret leak through timing.
 """
 
 from __future__ import annotations
@@ -12,20 +14,41 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 REDACTED = "[REDACTED]"
 CREDENTIAL_HEADERS = ("authorization", "x-token")
+TOKEN_PARAMETER = "token"
+"""The query parameter, matched after percent- and `+`-decoding and in any case."""
 
 
 def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def presented(headers: dict[str, str], query: dict[str, str | list[str]]) -> list[str]:
-    """Every candidate token in the request, in the order they are checked."""
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request presented as a token, and the request without any of it."""
+
+    presented: list[str]
+    headers: dict[str, str]
+    query: dict[str, str | list[str]]
+    url: str
+
+
+def credentials(
+    headers: dict[str, str], query: dict[str, str | list[str]], url: str
+) -> Credentials:
+    """Every token candidate in the request, and the request with every credential removed.
+
+    `query` is the URL's query string decoded by `parse_qsl`; the URL is rewritten part by part
+    with that same decoding, so `?%74oken=`, `?TOKEN=` and `?token=` are all found and all go.
+    """
     found: list[str] = []
     auth = headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
+    scheme, _, value = auth.strip().partition(" ")
     if scheme.lower() == "bearer":
         found.append(value.strip())
     elif scheme.lower() == "basic":
@@ -36,43 +59,52 @@ def presented(headers: dict[str, str], query: dict[str, str | list[str]]) -> lis
             pass
     if "x-token" in headers:
         found.append(headers["x-token"])
-    q = query.get("token")
-    if isinstance(q, str):
-        found.append(q)
-    elif q:
-        found.extend(q)
-    return found
+    rest: dict[str, str | list[str]] = {}
+    for key, values in query.items():
+        if _is_token_parameter(key):
+            found.extend([values] if isinstance(values, str) else values)
+        else:
+            rest[key] = values
+    if len(rest) < len(query):
+        query = rest
+        base, _, qs = url.partition("?")
+        kept = "&".join(part for part in qs.split("&") if not _names_token(part))
+        url = f"{base}?{kept}" if kept else base
+    if not headers.keys().isdisjoint(CREDENTIAL_HEADERS):
+        headers = {k: v for k, v in headers.items() if k not in CREDENTIAL_HEADERS}
+    return Credentials(found, headers, query, url)
 
 
-def check(expected: bytes, headers: dict[str, str], query: dict[str, str | list[str]]) -> bool:
+def _is_token_parameter(key: str) -> bool:
+    return key.lower() == TOKEN_PARAMETER
+
+
+def _names_token(part: str) -> bool:
+    """Whether one `&`-separated part of a query string is the token, decoded as `query` was."""
+    pairs = parse_qsl(part, keep_blank_values=True)
+    return bool(pairs) and _is_token_parameter(pairs[0][0])
+
+
+def accepts(expected: bytes, presented: list[str]) -> bool:
     """True when any presented token's digest equals `expected` (every candidate is compared)."""
     ok = False
-    for candidate in presented(headers, query):
+    for candidate in presented:
         ok |= hmac.compare_digest(digest(candidate), expected)
     return ok
 
 
-def strip_credentials(
-    headers: dict[str, str], query: dict[str, str | list[str]], url: str
-) -> tuple[dict[str, str], dict[str, str | list[str]], str]:
-    """The request as the script may see it: without the token in headers, query or URL."""
-    headers = {k: v for k, v in headers.items() if k not in CREDENTIAL_HEADERS}
-    if "token" not in query:
-        return headers, query, url
-    query = {k: v for k, v in query.items() if k != "token"}
-    base, _, qs = url.partition("?")
-    kept = "&".join(
-        part for part in qs.split("&") if not part.startswith("token=") and part != "token"
-    )
-    return headers, query, f"{base}?{kept}" if kept else base
+def secret_forms(secret: str) -> list[str]:
+    """A secret as it may appear in text: raw, and escaped inside a JSON string."""
+    return [secret, json.dumps(secret)[1:-1]]
 
 
 class Redactor:
     """Replaces a script's secrets (its token, and what was presented) in text written out."""
 
     def __init__(self, secrets: list[str]) -> None:
+        forms = {form for s in secrets if s for form in secret_forms(s)}
         # Longest first, so a secret containing another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -83,8 +115,8 @@ class Redactor:
 
 def request_secrets(headers: dict[str, str], query: dict[str, str | list[str]]) -> list[str]:
     """Credentials a request carried, whether or not they were right: never to be logged."""
-    if "token" not in query and headers.keys().isdisjoint(CREDENTIAL_HEADERS):
+    if headers.keys().isdisjoint(CREDENTIAL_HEADERS) and not any(map(_is_token_parameter, query)):
         return []  # most requests: nothing to look through
-    secrets = presented(headers, query)
+    secrets = credentials(headers, query, "").presented
     secrets.extend(headers[h] for h in CREDENTIAL_HEADERS if h in headers)
     return secrets

@@ -175,9 +175,10 @@ class Gateway:
             return Result(204, cors.preflight_headers(policy.cors, req.headers), b"")
         headers, query, url = req.headers, req.query, req.url
         if policy.token_digest is not None:
-            if not auth.check(policy.token_digest, headers, query):
+            found = auth.credentials(headers, query, url)
+            if not auth.accepts(policy.token_digest, found.presented):
                 raise unauthorized(policy.script)
-            headers, query, url = auth.strip_credentials(headers, query, url)
+            headers, query, url = found.headers, found.query, found.url
         if req.may_have_body:
             req.body = await read_body(receive, headers.get("content-length"), self.max_body)
         invocation = Invocation(req.method, req.path, url, headers, query, params, req.body, req.ip)
