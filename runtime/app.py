@@ -26,6 +26,7 @@ from runtime.config import Settings
 from runtime.http.gateway import Gateway
 from runtime.http.limits import LoadShedder
 from runtime.http.policy import prepare
+from runtime.http.response import ResponseRules
 from runtime.observe.access_log import AccessLog
 from runtime.sandbox import Sandbox
 
@@ -48,7 +49,7 @@ class App:
         self.settings = settings
         self.api = Starlette(
             routes=[Route(API_PREFIX + "health", health, methods=["GET"])],
-            exception_handlers={HTTPException: _api_error},
+            exception_handlers={HTTPException: _api_error, Exception: _api_crash},
             lifespan=self._lifespan,
         )
         self._gateway: Gateway | None = None
@@ -56,7 +57,8 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(API_PREFIX):
             if self._gateway is None:
-                raise RuntimeError("wexec needs an ASGI server that runs the lifespan protocol")
+                await _not_started(send)
+                return
             await self._gateway(scope, receive, send)
         else:
             await self.api(scope, receive, send)
@@ -73,7 +75,10 @@ class App:
             lambda tenant, rel, artefact: prepare(tenant, rel, artefact, settings),
         )
         await asyncio.to_thread(catalog.refresh, initial=True)
-        self._gateway = Gateway(catalog, sandbox, access_log, settings.max_body_bytes, shedder)
+        rules = ResponseRules(settings.max_response_headers, settings.max_response_header_bytes)
+        self._gateway = Gateway(
+            catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules
+        )
         self.api.state.catalog, self.api.state.shedder = catalog, shedder
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
         # What start-up built lives as long as the process: the collector stops walking it, so a
@@ -104,6 +109,27 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
         {"error": code, "message": message, "path": request.url.path},
         exc.status_code, headers=exc.headers,
     )
+
+
+async def _api_crash(request: Request, exc: Exception) -> JSONResponse:
+    """A failure inside the management API, as JSON (the server logs its traceback)."""
+    return JSONResponse(
+        {"error": "internal_error", "path": request.url.path,
+         "message": f"wexec failed to serve {request.method} {request.url.path}: {exc}"},
+        500,
+    )
+
+
+async def _not_started(send: Send) -> None:
+    """The answer while no gateway exists: the server did not run the lifespan protocol, or
+    the process is starting or stopping."""
+    body = (b'{"error":"not_ready","message":"wexec is not serving scripts in this process: it is '
+            b'starting or stopping, or its ASGI server did not run the lifespan protocol"}')
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+        (b"retry-after", b"1"),
+    ]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _keep_current(catalog: Catalog, sandbox: Sandbox, interval_ms: int) -> None:

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * MiB, description="Largest request body; 413 past it.")
     max_inflight: int = Field(1024, description="Requests in progress per process; 503 past it.")
     max_queue: int = Field(256, description="Requests waiting on one script's @concurrent; 503 past it.")
+
+    # What a response and a client may cost the server (issue 10: hostile scripts and clients).
+    max_response_headers: int = Field(
+        1000, ge=1, description="Headers one script response may have; past it the answer is a 500.",
+    )
+    max_response_header_bytes: int = Field(
+        64 * 1024, ge=1, description="Bytes of header names and values one script response may "
+        "have; past it the answer is a 500.",
+    )
     tenants_root: Path | None = Field(
         None,
         description="Multi-tenant layout {root}/{subdomain}/{execId}/; the default tenant is "

@@ -87,3 +87,12 @@ def script_failed(
     if stack:
         details["stack"] = stack
     return HTTPError(500, kind, f"{name}: {message} ({where})", **details)
+
+
+def invalid_response(script: str, problem: str, logs: list[LogRecord]) -> HTTPError:
+    err = HTTPError(
+        500, "invalid_response",
+        f"{script} returned a response that cannot be sent: {problem}", script=script,
+    )
+    err.logs = logs
+    return err

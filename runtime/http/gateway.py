@@ -3,6 +3,9 @@
 tenant and route (catalog) → script enabled? → CORS preflight → @token → body within limit →
 @concurrent slot → sandbox.invoke under @timeout → response with CORS headers → request log.
 Any step may stop the request with an `HTTPError`, answered as JSON; no script failure escapes.
+What a script returns is checked (`response.ResponseRules`) before the server sees any of it,
+and every request that reached a script leaves one line in its log, whatever happened while
+the answer was being sent.
 A streamed response is sent as its chunks arrive; its @concurrent slot is held until it ends, and
 a script failure mid-stream leaves the body unfinished, so the server cuts the connection and the
 client can tell the body is incomplete.
@@ -24,9 +27,17 @@ from runtime.catalog.magic import MagicCommentError
 from runtime.catalog.tenants import Tenant
 from runtime.compiler import CompileError
 from runtime.http import auth, cors
-from runtime.http.errors import HTTPError, not_found, script_failed, timed_out, unauthorized
+from runtime.http.errors import (
+    HTTPError,
+    invalid_response,
+    not_found,
+    script_failed,
+    timed_out,
+    unauthorized,
+)
 from runtime.http.limits import LoadShedder, read_body
 from runtime.http.policy import Policy
+from runtime.http.response import ResponseRuleBroken, ResponseRules
 from runtime.observe.access_log import AccessLog, Entry, render
 from runtime.sandbox import (
     BodyStream,
@@ -42,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wexec.http")
 
-_DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 _HTTP1 = frozenset({"1.0", "1.1"})
 """HTTP versions where a request without Content-Length or Transfer-Encoding has no body."""
 
@@ -105,57 +115,85 @@ class Gateway:
 
     def __init__(
         self, catalog: Catalog, sandbox: Sandbox, access_log: AccessLog, max_body: int,
-        shedder: LoadShedder,
+        shedder: LoadShedder, rules: ResponseRules,
     ) -> None:
         self.catalog = catalog
         self.sandbox = sandbox
         self.access_log = access_log
         self.max_body = max_body
         self.shedder = shedder
+        self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, t0 = time.time_ns(), time.perf_counter_ns()
-        req = decode(scope)
-        tenant, script, params = self.catalog.lookup(req.headers.get("host", ""), req.route_path)
-        policy: Policy | None = script.policy if script is not None else None
-        extra = cors.allow_headers(policy.cors, req.headers.get("origin")) if policy else []
+        try:
+            req = decode(scope)
+            tenant, script, params = self.catalog.lookup(req.headers.get("host", ""), req.route_path)
+            policy: Policy | None = script.policy if script is not None else None
+            extra = cors.allow_headers(policy.cors, req.headers.get("origin")) if policy else []
+        except Exception as exc:  # a request the path cannot even read still gets JSON
+            log.exception("internal error reading %s %s", scope.get("method"), scope.get("path"))
+            failure = _internal_error(exc)
+            await _send(send, failure.status, _trusted(failure.headers), failure.body())
+            return
         try:
             self.shedder.enter()
         except HTTPError as err:
-            await _send(send, err.status, err.headers, extra, err.body())
+            await _send(send, err.status, _trusted(err.headers, extra), err.body())
             return
+        result: Result | None = None
         error: str | None = None
+        size = 0
         try:
             try:
                 result = await self._run(tenant, script, policy, params, req, receive)
+                try:
+                    head = self.rules.head(result.status, result.headers)
+                except ResponseRuleBroken as broken:
+                    if result.stream is not None:
+                        await result.stream.aclose()
+                    assert policy is not None  # _run answers only for a script it could run
+                    raise invalid_response(policy.script, str(broken), result.logs) from None
+                if extra:
+                    head += _trusted(extra)
             except HTTPError as err:
-                body = err.body()
-                if policy is not None and (redact := _redactor(policy, req)) is not None:
-                    body = redact(body.decode()).encode()
-                result, error = Result(err.status, err.headers, body, err.logs), err.message
+                result, head, error = _answer_error(err, policy, req, extra)
             except Exception as exc:  # a bug on the path must still answer, and keep the process up
                 log.exception("internal error serving %s %s", req.method, req.path)
-                internal = HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
-                result = Result(internal.status, internal.headers, internal.body())
+                result, head, error = _answer_error(_internal_error(exc), policy, req, extra)
             if result.stream is None:
-                await _send(send, result.status, result.headers, extra, result.body)
+                await _send(send, result.status, head, result.body)
                 size = len(result.body)
             else:
                 assert policy is not None
-                size, error = await _send_stream(
-                    send, receive, result, result.stream, extra, policy
-                )
+                size, error = await _send_stream(send, receive, result.stream, result.status, head,
+                                                 policy)
+        except Exception as exc:  # noqa: BLE001 - each server fails a send its own way
+            error = f"sending the response failed: {exc!r}"
+        except asyncio.CancelledError:
+            error = "the server cancelled the request, as its client went away"
+            raise
         finally:
             self.shedder.leave()  # after the body: a stream is a request in progress until it ends
-        if policy is not None and policy.log_level != "none":
-            entry = Entry(
-                policy.script, req.method, req.path, result.status, started,
-                (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, req.body,
-                result.headers, size, result.logs, error,
-            )
-            record = render(entry, policy.log_level, policy.log_request_body)
-            if record is not None:
-                self.access_log.write(tenant.slug, record, _redactor(policy, req))
+            if policy is not None and policy.log_level != "none":
+                self._log(tenant, policy, req, result, size, error, started, t0)
+
+    def _log(
+        self, tenant: Tenant, policy: Policy, req: Request, result: Result | None, size: int,
+        error: str | None, started: int, t0: int,
+    ) -> None:
+        """The request's one log line, written whatever happened while answering or sending."""
+        status, headers, logs = (
+            (result.status, result.headers, result.logs) if result is not None else (500, [], [])
+        )
+        entry = Entry(
+            policy.script, req.method, req.path, status, started,
+            (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, req.body,
+            headers, size, logs, error,
+        )
+        record = render(entry, policy.log_level, policy.log_request_body)
+        if record is not None:
+            self.access_log.write(tenant.slug, record, _redactor(policy, req))
 
     async def _run(
         self, tenant: Tenant, script: Script | None, policy: Policy | None,
@@ -234,19 +272,29 @@ def _compile_failed(rel: str, error: Exception | None) -> HTTPError:
     return script_failed("compile_error", type(error).__name__, str(error), rel, None, None)
 
 
-async def _send(
-    send: Send, status: int, headers: list[tuple[str, str]], extra: list[tuple[str, str]],
-    body: bytes,
-) -> None:
-    raw = _raw_headers(headers, extra)
-    raw.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+def _internal_error(exc: Exception) -> HTTPError:
+    return HTTPError(500, "internal_error", f"wexec failed to serve this request: {exc}")
+
+
+def _answer_error(
+    err: HTTPError, policy: Policy | None, req: Request, extra: list[tuple[str, str]]
+) -> tuple[Result, list[tuple[bytes, bytes]], str]:
+    """The JSON answer for `err`, its raw head, and the error its log line names."""
+    body = err.body()
+    if policy is not None and (redact := _redactor(policy, req)) is not None:
+        body = redact(body.decode()).encode()
+    return Result(err.status, err.headers, body, err.logs), _trusted(err.headers, extra), err.message
+
+
+async def _send(send: Send, status: int, head: list[tuple[bytes, bytes]], body: bytes) -> None:
+    head.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _send_stream(
-    send: Send, receive: Receive, result: Result, stream: BodyStream,
-    extra: list[tuple[str, str]], policy: Policy,
+    send: Send, receive: Receive, stream: BodyStream, status: int,
+    head: list[tuple[bytes, bytes]], policy: Policy,
 ) -> tuple[int, str | None]:
     """Send a streamed response as it is produced; returns its size and what cut it short.
 
@@ -256,13 +304,14 @@ async def _send_stream(
     size = 0
     gone = asyncio.ensure_future(_until_disconnect(receive, stream))
     try:
-        head = _raw_headers(result.headers, extra)
-        await send({"type": "http.response.start", "status": result.status, "headers": head})
+        await send({"type": "http.response.start", "status": status, "headers": head})
         async for chunk in stream:
             size += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except ScriptError as exc:
         return size, _script_failed(exc, policy).message
+    except Exception as exc:  # noqa: BLE001 - each server fails a send its own way
+        return size, f"sending the response failed after {size} bytes: {exc!r}"
     finally:
         gone.cancel()
         await stream.aclose()
@@ -278,12 +327,10 @@ async def _until_disconnect(receive: Receive, stream: BodyStream) -> None:
     stream.end()
 
 
-def _raw_headers(
-    headers: list[tuple[str, str]], extra: list[tuple[str, str]]
+def _trusted(
+    headers: list[tuple[str, str]], extra: list[tuple[str, str]] | None = None
 ) -> list[tuple[bytes, bytes]]:
-    raw = []
-    for name, value in headers + extra if extra else headers:
-        name = name.lower()
-        if name not in _DROPPED_RESPONSE_HEADERS:
-            raw.append((name.encode("latin-1", "replace"), value.encode("latin-1", "replace")))
-    return raw
+    """Headers wexec itself made (errors, CORS), which need no checks: already lower-case text
+    from the request or from code."""
+    pairs = headers + extra if extra else headers
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
