@@ -41,13 +41,18 @@ def write_atomically(path: Path, source: str) -> None:
 
 @contextmanager
 def running_server(
-    args: list[str], env: dict[str, str] | None = None, startup_s: float = 180.0
+    args: list[str], env: dict[str, str] | None = None, startup_s: float = 180.0,
+    output_path: Path | None = None,
 ) -> Iterator[str]:
-    """`wexec serve ARGS` on a free port; yields its base URL, stops it afterwards."""
+    """`wexec serve ARGS` on a free port; yields its base URL, stops it afterwards.
+
+    The server's own output (Python's log) goes to `output_path` when given, for tests that
+    read it.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # Output goes to a file: a pipe nobody reads could fill up and stall the server.
-    with tempfile.TemporaryFile() as output:
+    with (open(output_path, "w+b") if output_path is not None else tempfile.TemporaryFile()) as output:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runtime.cli", "serve", "--port", str(port), *args],
             cwd=REPO, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT,

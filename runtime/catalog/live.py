@@ -20,6 +20,7 @@ from runtime.catalog.routes import Params, Route, RouteError, RouteTable, route_
 from runtime.catalog.tenants import Tenant, TenantResolver, discover
 from runtime.compiler import CompileError
 from runtime.config import Settings
+from runtime.http.auth import Redactor
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact
@@ -126,7 +127,8 @@ class Catalog:
                 continue
             if script.artefact is None and current is not None and current.artefact is not None:
                 tried[rel] = stat
-                log.warning("%s/%s: keeping the previous version: %s", tenant.name, rel, script.error)
+                log.warning("%s/%s: keeping the previous version: %s", tenant.name, rel,
+                            shown(script.error))
                 scripts[rel] = current
                 continue
             tried.pop(rel, None)
@@ -167,3 +169,10 @@ def _keys(view: View) -> set[str]:
         for s in t.scripts.values()
         if s.artefact is not None
     }
+
+
+def shown(error: Exception | None) -> str:
+    """An error's text with the script's secrets taken out, for the server's own log."""
+    secrets = error.secrets if isinstance(error, CompileError) else None
+    text = str(error)
+    return Redactor(list(secrets.values))(text) if secrets is not None else text

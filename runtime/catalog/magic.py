@@ -3,6 +3,11 @@
 They are the only per-script configuration, so a mistake in one must be loud: every problem is
 reported with its line, and nothing silently falls back to a default. The directive table below
 is the single source for both the parser and the published schema.
+
+No problem message ever quotes a directive's value: values include secrets (`@token`,
+`@ai-key`, and whatever a script keeps in `@env`), and errors are shown to callers. The line
+number says where to look. What the secret directives hold is known even when the comments are
+invalid (`Secrets`), so a broken script's errors can still be kept from anyone without its token.
 """
 
 from __future__ import annotations
@@ -30,11 +35,27 @@ FOREIGN_TAGS = frozenset(
 ``@ts-*`` and ``@jsx*`` pragmas are skipped too."""
 
 
+SECRET_DIRECTIVES = ("token", "ai-key")
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """What a script's secret directives hold, read even from comments that are otherwise invalid."""
+
+    token: str | None = None
+    """The ``@token``, when there is exactly one and it could be read."""
+    values: tuple[str, ...] = ()
+    """Every value written in a secret directive, well-formed or not: never to be shown."""
+    unreadable_token: bool = False
+    """A ``@token`` line that could not be read: nobody can prove they hold the token."""
+
+
 class MagicCommentError(ValueError):
     """Magic comments that cannot be honoured; ``problems`` holds ``(line, message)`` pairs."""
 
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
+    def __init__(self, problems: list[tuple[int, str]], secrets: Secrets | None = None) -> None:
         self.problems = sorted(problems)
+        self.secrets = secrets if secrets is not None else Secrets()
         lines = "\n".join(f"  line {line}: {message}" for line, message in self.problems)
         super().__init__(f"invalid magic comments:\n{lines}")
 
@@ -47,7 +68,7 @@ def check_cors(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
             or parts.query or parts.fragment:
         raise ValueError(
-            f"expected reflective, *, none or an origin like https://app.example.com, got {value!r}"
+            "expected reflective, *, none or an origin like https://app.example.com"
         )
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -57,7 +78,7 @@ def check_schedule(value: str) -> str:
     fields = value.split()
     if not (len(fields) == 5 or (len(fields) == 1 and value.startswith("@"))) \
             or not croniter.is_valid(value):
-        raise ValueError(f"expected a five-field cron expression like '*/5 * * * *', got {value!r}")
+        raise ValueError("expected a five-field cron expression like '*/5 * * * *'")
     return " ".join(fields)
 
 
@@ -96,13 +117,19 @@ class MagicComments(BaseModel):
     def _schedule(cls, value: str | None) -> str | None:
         return None if value is None else check_schedule(value)
 
+    @property
+    def secrets(self) -> Secrets:
+        token = self.token.get_secret_value() if self.token is not None else None
+        values = tuple(s.get_secret_value() for s in (self.token, self.ai_key) if s is not None)
+        return Secrets(token, values)
+
 
 def _flag(value: str) -> bool:
     if value in ("", "true", "yes", "on", "1"):
         return True
     if value in ("false", "no", "off", "0"):
         return False
-    raise ValueError(f"expected true or false (or nothing), got {value!r}")
+    raise ValueError("expected true or false (or nothing)")
 
 
 def _boolean(value: str) -> bool:
@@ -114,7 +141,7 @@ def _boolean(value: str) -> bool:
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+            raise ValueError(f"expected one of {', '.join(allowed)}")
         return value
     return parse
 
@@ -127,7 +154,7 @@ def _text(value: str) -> str:
 
 def _word(value: str) -> str:
     if not value or any(c.isspace() for c in value):
-        raise ValueError(f"expected one word without spaces, got {value!r}")
+        raise ValueError("expected one word without spaces")
     return value
 
 
@@ -139,7 +166,7 @@ def _timeout(value: str) -> int:
     if value == "unlimited":
         return 0
     if not value.isdigit():
-        raise ValueError(f"expected milliseconds (an integer), 0 or unlimited, got {value!r}")
+        raise ValueError("expected milliseconds (an integer), 0 or unlimited")
     return int(value)
 
 
@@ -149,7 +176,7 @@ def _concurrent(value: str) -> int | None:
     if value == "false":
         return 1
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"expected a number >= 1, true (unlimited) or false (serial), got {value!r}")
+        raise ValueError("expected a number >= 1, true (unlimited) or false (serial)")
     return int(value)
 
 
@@ -157,15 +184,15 @@ def _temperature(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"expected a number between 0 and 2, got {value!r}") from None
+        raise ValueError("expected a number between 0 and 2") from None
     if not 0 <= number <= 2:
-        raise ValueError(f"expected a number between 0 and 2, got {value!r}")
+        raise ValueError("expected a number between 0 and 2")
     return number
 
 
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"expected a positive integer, got {value!r}")
+        raise ValueError("expected a positive integer")
     return int(value)
 
 
@@ -183,7 +210,7 @@ def _env(value: str) -> tuple[str, str]:
     name, eq, raw = value.partition("=")
     name = name.strip()
     if not eq or not _ENV_NAME.fullmatch(name):
-        raise ValueError(f"expected NAME=value, got {value!r}")
+        raise ValueError("expected NAME=value with NAME a letter or _ then letters, digits or _")
     raw = raw.strip()
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
         raw = raw[1:-1]
@@ -278,6 +305,9 @@ def magic_comment_schema() -> dict[str, Any]:
 
 
 _DIRECTIVE_LINE = re.compile(r"@([A-Za-z][\w-]*)(?:\s+(.*?))?\s*$")
+_DIRECTIVE_NAME = re.compile(r"@([A-Za-z][\w-]*)(.*?)\s*$")
+"""A line that starts like a directive; when `_DIRECTIVE_LINE` refuses it (``@token=x``) and it
+names a known directive, it is a problem rather than an ignored comment."""
 
 
 def _leading_comment_lines(source: str) -> list[tuple[int, str]]:
@@ -319,13 +349,27 @@ def parse_magic_comments(source: str) -> MagicComments:
     problems: list[tuple[int, str]] = []
     values: dict[str, Any] = {}
     seen: dict[str, int] = {}
+    secret_values: list[str] = []
+    tokens: list[str | None] = []  # each @token line's value, None for one that cannot be read
     for number, text in _leading_comment_lines(source):
         match = _DIRECTIVE_LINE.match(text)
         if match is None:
+            loose = _DIRECTIVE_NAME.match(text)
+            if loose is not None and loose.group(1).lower() in _BY_NAME:
+                name, rest = loose.group(1), loose.group(2).lstrip("=: \t")
+                if name.lower() in SECRET_DIRECTIVES:
+                    secret_values.append(rest)
+                    if name.lower() == "token":
+                        tokens.append(None)
+                problems.append((number, f"@{name} must be followed by a space, then its value"))
             continue
         name, raw = match.group(1), (match.group(2) or "")
         if name in FOREIGN_TAGS or name.startswith(("ts-", "jsx")):
             continue
+        if name.lower() in SECRET_DIRECTIVES:
+            secret_values.append(raw)
+            if name.lower() == "token":
+                tokens.append(raw if name == "token" else None)
         directive = _BY_NAME.get(name)
         if directive is None:
             close = difflib.get_close_matches(name.lower(), _BY_NAME, n=1)
@@ -340,6 +384,8 @@ def parse_magic_comments(source: str) -> MagicComments:
             value = directive.parse(raw)
         except ValueError as exc:
             problems.append((number, f"@{name}: {exc}"))
+            if name == "token":
+                tokens[-1] = None
             continue
         if directive.field == "env":
             values.setdefault("env", {})[value[0]] = value[1]
@@ -355,5 +401,7 @@ def parse_magic_comments(source: str) -> MagicComments:
             problems.append((seen["ai"], f"@ai false contradicts @{ai_extras[0]}"))
         values.setdefault("ai", True)
     if problems:
-        raise MagicCommentError(problems)
+        token = tokens[0] if len(tokens) == 1 else None
+        unreadable = bool(tokens) and token is None
+        raise MagicCommentError(problems, Secrets(token, tuple(secret_values), unreadable))
     return MagicComments(**values)

@@ -46,7 +46,9 @@ class Compiler:
         try:
             magic = parse_magic_comments(source)
         except MagicCommentError as exc:
-            raise CompileError(str(exc), path, exc.problems[0][0], None) from exc
+            error = CompileError(str(exc), path, exc.problems[0][0], None)
+            error.secrets = exc.secrets
+            raise error from exc
         loader = loader_for(path)
         options = {"esbuild": self._esbuild_version, "args": esbuild_args(loader, path),
                    "factory": FACTORY_OPEN}
@@ -54,7 +56,11 @@ class Compiler:
         with self._stripes[int(key[:8], 16) % _STRIPES]:
             compiled = self.store.load(key)
             if compiled is None:
-                compiled = self._build(source, path, loader)
+                try:
+                    compiled = self._build(source, path, loader)
+                except CompileError as exc:
+                    exc.secrets = magic.secrets
+                    raise
                 self.store.save(key, compiled)
         return Artefact(key, path, compiled.bytecode, magic, compiled.shape, compiled.mappings,
                         compiled.origin, dict(magic.env))

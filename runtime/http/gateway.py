@@ -23,9 +23,7 @@ from urllib.parse import parse_qsl, quote
 from starlette.types import Receive, Scope, Send
 
 from runtime.catalog.live import Catalog, Script
-from runtime.catalog.magic import MagicCommentError
 from runtime.catalog.tenants import Tenant
-from runtime.compiler import CompileError
 from runtime.http import auth, cors
 from runtime.http.errors import (
     HTTPError,
@@ -36,7 +34,7 @@ from runtime.http.errors import (
     unauthorized,
 )
 from runtime.http.limits import LoadShedder, read_body
-from runtime.http.policy import Policy
+from runtime.http.policy import Policy, compile_failed
 from runtime.http.response import ResponseRuleBroken, ResponseRules
 from runtime.observe.access_log import AccessLog, Entry, render
 from runtime.sandbox import (
@@ -202,7 +200,7 @@ class Gateway:
         if script is None:
             raise not_found(tenant.name, req.path)
         if script.artefact is None or policy is None:
-            raise _compile_failed(script.route.rel, script.error)
+            raise compile_failed(script.route.rel, script.error, req.headers, req.query)
         if not policy.enabled:
             raise HTTPError(
                 404, "not_found",
@@ -256,20 +254,6 @@ def _redactor(policy: Policy, req: Request) -> auth.Redactor | None:
     """What hides the script's secrets and the credentials this request carried; None if neither."""
     carried = auth.request_secrets(req.headers, req.query)
     return auth.Redactor([*policy.secrets, *carried]) if carried else policy.redactor
-
-
-def _compile_failed(rel: str, error: Exception | None) -> HTTPError:
-    magic = error.__cause__ if error is not None else None
-    if isinstance(magic, MagicCommentError):
-        problems = [{"line": line, "message": message} for line, message in magic.problems]
-        return HTTPError(
-            500, "invalid_magic_comments", f"{rel}: {magic}", script=rel,
-            line=problems[0]["line"] if problems else None, problems=problems,
-        )
-    if isinstance(error, CompileError):
-        return script_failed("compile_error", "CompileError", error.message, rel,
-                             error.line, error.col)
-    return script_failed("compile_error", type(error).__name__, str(error), rel, None, None)
 
 
 def _internal_error(exc: Exception) -> HTTPError:

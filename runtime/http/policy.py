@@ -1,13 +1,21 @@
-"""A script's magic comments turned, once per compiled version, into what each request enforces."""
+"""A script's magic comments turned, once per compiled version, into what each request enforces.
+
+A script that does not compile has no policy, but its `@token` still guards it: its compile and
+magic-comment errors are answered in full only to a caller who presents the token, and never
+quote a secret (`compile_failed`).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runtime.catalog.magic import MagicCommentError
+from runtime.compiler import CompileError
 from runtime.config import Settings
+from runtime.http import auth
 from runtime.http.auth import Redactor, digest
+from runtime.http.errors import HTTPError, script_failed, unauthorized
 from runtime.http.limits import FifoLimiter
 
 if TYPE_CHECKING:
@@ -28,25 +36,16 @@ class Policy:
     enabled: bool
 
 
-def secret_forms(secret: str) -> list[str]:
-    """A secret as it may appear in text: raw, and escaped inside a JSON string."""
-    return [secret, json.dumps(secret)[1:-1]]
-
-
 def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) -> Policy:
     """`script` is the path relative to the root of `tenant`, as errors and logs name it."""
     magic = artefact.magic
-    secrets: list[str] = []
-    for secret in (magic.token, magic.ai_key):
-        if secret is not None:
-            secrets.extend(secret_forms(secret.get_secret_value()))
-    token = magic.token.get_secret_value() if magic.token is not None else None
+    secrets = magic.secrets
     return Policy(
         script=script,
         cors=magic.cors,
-        token_digest=digest(token) if token is not None else None,
-        secrets=tuple(secrets),
-        redactor=Redactor(secrets) if secrets else None,
+        token_digest=digest(secrets.token) if secrets.token is not None else None,
+        secrets=secrets.values,
+        redactor=Redactor(list(secrets.values)) if secrets.values else None,
         timeout_ms=settings.effective_timeout(magic.timeout, tenant),
         limiter=(
             FifoLimiter(magic.concurrent, settings.max_queue, script)
@@ -55,4 +54,45 @@ def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) ->
         log_level=magic.log_level,
         log_request_body=magic.log_request_body,
         enabled=magic.enabled,
+    )
+
+
+def compile_failed(
+    script: str, error: Exception | None, headers: dict[str, str],
+    query: dict[str, str | list[str]],
+) -> HTTPError:
+    """The answer for a script that does not compile, as much of it as this caller may see.
+
+    A script with a `@token` shows its errors only to a caller presenting that token (anyone
+    else gets the 401 any request would); one whose `@token` line cannot be read shows nobody
+    more than that it is broken. Whatever is shown has the script's secrets taken out: an
+    esbuild message quotes the source next to the error, and that may be the token.
+    """
+    secrets = error.secrets if isinstance(error, CompileError) else None
+    if secrets is not None and secrets.unreadable_token:
+        return HTTPError(
+            500, "invalid_magic_comments",
+            f"{script} cannot be served: its @token line cannot be read, so its errors are shown "
+            "to nobody; write it as // @token <one word>",
+            script=script,
+        )
+    if secrets is not None and secrets.token is not None:
+        found = auth.credentials(headers, query, "")
+        if not auth.accepts(digest(secrets.token), found.presented):
+            return unauthorized(script)
+    redact = Redactor(list(secrets.values)) if secrets is not None else str
+    magic = error.__cause__ if error is not None else None
+    if isinstance(magic, MagicCommentError):
+        problems = [{"line": line, "message": redact(message)} for line, message in magic.problems]
+        return HTTPError(
+            500, "invalid_magic_comments", redact(f"{script}: {magic}"), script=script,
+            line=problems[0]["line"] if problems else None, problems=problems,
+        )
+    if isinstance(error, CompileError):
+        return script_failed("compile_error", "CompileError", redact(error.message), script,
+                             error.line, error.col)
+    return script_failed(
+        "compile_error", "InternalError",
+        "wexec could not compile this script for a reason of its own; see the server log",
+        script, None, None,
     )
