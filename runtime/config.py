@@ -89,6 +89,26 @@ class Settings(BaseSettings):
         64 * 1024, ge=1, description="Bytes of header names and values one script response may "
         "have; past it the answer is a 500.",
     )
+    max_connections: int = Field(
+        10_000, ge=1, description="Open client connections per server process (granian's "
+        "backpressure, uvicorn's limit_concurrency); the open-files limit is raised to fit.",
+    )
+    header_read_timeout_ms: int = Field(
+        10_000, ge=1, description="Time a client has to send a request's headers, from connecting "
+        "or from the previous response: idle and slow (slowloris) connections are closed past it.",
+    )
+    keep_alive_timeout_ms: int = Field(
+        5_000, ge=1, description="Idle time after a response before the connection is closed "
+        "(uvicorn, hypercorn; granian closes idle connections at the header-read timeout).",
+    )
+    backlog: int = Field(
+        4096, ge=128, description="Connections the kernel queues before the server accepts them "
+        "(capped by net.core.somaxconn).",
+    )
+    restart_on_crash: bool = Field(
+        True, description="Restart a server process that dies unexpectedly (a crashed worker), "
+        "so one crash costs that process's requests, not the service.",
+    )
     tenants_root: Path | None = Field(
         None,
         description="Multi-tenant layout {root}/{subdomain}/{execId}/; the default tenant is "

@@ -5,17 +5,38 @@ variables, which `serve` exports from the resolved settings: one path for every 
 any number of workers. granian is the default: of the three, which all pass the whole suite, it
 was the fastest in benches/http_load.py (about twice uvicorn's requests/s on a bare app, and a much
 lower p99 for serverless scripts). hypercorn stays supported for HTTP/2 and HTTP/3.
+
+Hostile clients are bounded here, with what each server offers: a header-read timeout for idle
+and slowloris connections, a keep-alive timeout, a connection limit per process sized to the
+open-files limit (raised to its hard maximum), and a kernel backlog. And the server runs under a
+small supervisor that starts it again if it dies unexpectedly, so a crash costs the requests of
+one process, not the service.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import logging
+import math
 import os
+import resource
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.config import Settings
 
 APP_FACTORY = "runtime.app:create_app"
+log = logging.getLogger("wexec")
+FD_RESERVE = 256
+"""Open files kept for what a process opens besides connections: scripts, logs, the sandbox."""
+RESTART_DELAY_S = (0.1, 5.0)
+"""Delay before restarting a crashed server, doubling per crash in a row up to the maximum."""
 
 
 def export(settings: Settings) -> None:
@@ -24,40 +45,180 @@ def export(settings: Settings) -> None:
         os.environ[f"WEXEC_{name.upper()}"] = str(value)
 
 
-def serve(settings: Settings, app: str = APP_FACTORY) -> None:
-    """Serve until interrupted. `app` names an ASGI app factory: benches serve a bare app
-    through exactly the same server configuration."""
+def serve(settings: Settings, app: str = APP_FACTORY) -> int:
+    """Serve until interrupted; returns the exit code. `app` names an ASGI app factory: benches
+    serve a bare app through exactly the same server configuration."""
     export(settings)
     if settings.scheduler == "batch":
         _batch_scheduling()
+    connections = min(settings.max_connections, _raise_open_files_limit() - FD_RESERVE)
+    if settings.restart_on_crash:
+        return supervise(lambda: _run(settings, app, connections), (settings.host, settings.port))
+    _run(settings, app, connections)
+    return 0
+
+
+def _run(settings: Settings, app: str, connections: int) -> None:
+    header_read_s = math.ceil(settings.header_read_timeout_ms / 1000)
+    keep_alive_s = math.ceil(settings.keep_alive_timeout_ms / 1000)
     if settings.server == "uvicorn":
         import uvicorn
 
+        # uvicorn has no header-read timeout: a connection idle before its first request, or
+        # trickling its headers, is bounded only by limit_concurrency (answered 503 past it).
         uvicorn.run(
             app, factory=True, host=settings.host, port=settings.port,
             workers=settings.workers, loop=settings.loop, http="httptools", lifespan="on",
-            access_log=False, log_level="warning",
+            access_log=False, log_level="warning", ws="none", limit_concurrency=connections,
+            backlog=settings.backlog, timeout_keep_alive=keep_alive_s,
         )
     elif settings.server == "granian":
         from granian import Granian
-        from granian.constants import Interfaces, Loops
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.http import HTTP1Settings
 
+        # HTTP/1 only: in auto mode granian first waits, with no time limit, for bytes telling
+        # HTTP/1 from HTTP/2, so a client that sends nothing is never dropped. In HTTP/1 mode its
+        # header-read timeout runs from the connection's start and between requests on it, so
+        # it is also the keep-alive timeout. backpressure is its connection limit. No
+        # WebSockets: an Upgrade request reaches the script as plain HTTP (hypercorn serves
+        # HTTP/2).
         Granian(
             app, factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, loop=Loops(settings.loop),
-            log_access=False,
+            log_access=False, backlog=settings.backlog, backpressure=connections,
+            http1_settings=HTTP1Settings(header_read_timeout=settings.header_read_timeout_ms),
+            http=HTTPModes.http1, websockets=False, respawn_failed_workers=True,
         ).serve()
     else:
         from hypercorn.config import Config
         from hypercorn.run import run
 
+        # hypercorn has no connection limit; its read timeout closes a connection that sends
+        # nothing for that long, which bounds idle clients but not a slow trickle of bytes.
         config = Config()
         config.application_path = app + "()"
         config.bind = [f"{settings.host}:{settings.port}"]
         config.workers = 0 if settings.workers == 1 else settings.workers  # 0: this process
         config.worker_class = settings.loop
         config.accesslog = None
+        config.backlog = settings.backlog
+        config.keep_alive_timeout = keep_alive_s
+        config.read_timeout = header_read_s
         run(config)
+
+
+def supervise(run: Callable[[], None], address: tuple[str, int]) -> int:
+    """Run `run` in a child process, and run it again whenever it dies unexpectedly.
+
+    SIGTERM and SIGINT stop the child and then the supervisor. A server that exits by itself
+    before it ever accepted a connection at `address` failed to start (a port in use, a bad
+    setting) and would fail the same way again, so the supervisor stops too. Any other death (a
+    crash, the OOM killer, granian giving up on a worker that crashed twice) is followed by a
+    new child, after a delay that doubles while it keeps dying. Returns the last exit code.
+    """
+    stopping = False
+    child = 0
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child:
+            with contextlib.suppress(ProcessLookupError):  # it may have died just now
+                os.kill(child, signum)
+
+    if _accepts(address):  # else that server would pass for ours having started
+        print(f"wexec: something already listens on {address[0]}:{address[1]}",
+              file=sys.stderr, flush=True)
+        return 1
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    delay = RESTART_DELAY_S[0]
+    served = False
+    while True:
+        started = time.monotonic()
+        child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                code = _child(run)
+            finally:  # the child ends here, whatever happened: never as a second supervisor
+                os._exit(code)
+        if stopping:  # a signal came between the fork and `child` being set
+            os.kill(child, signal.SIGTERM)
+        code, served = _wait(child, address, served)
+        ran = time.monotonic() - started
+        if stopping:
+            return code
+        if not served and code >= 0:
+            print(f"wexec: the server exited with {code} while starting; not restarting it",
+                  file=sys.stderr, flush=True)
+            return code
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+        print(f"wexec: the server process {how} after {ran:.1f} s; starting it again",
+              file=sys.stderr, flush=True)
+        delay = RESTART_DELAY_S[0] if ran > 60 else min(delay * 2, RESTART_DELAY_S[1])
+        time.sleep(delay)
+        if stopping:
+            return code
+
+
+def _wait(child: int, address: tuple[str, int], served: bool) -> tuple[int, bool]:
+    """Wait for `child` to end: its exit code, and whether a server was ever up at `address`
+    (until one is, a connection is tried every 0.1 s)."""
+    while not served:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            return os.waitstatus_to_exitcode(status), False
+        served = _accepts(address)
+        if not served:
+            time.sleep(0.1)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), True
+
+
+def _accepts(address: tuple[str, int]) -> bool:
+    host, port = address
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def _child(run: Callable[[], None]) -> int:
+    """The supervised server: in its own process group, so a terminal's Ctrl-C reaches only the
+    supervisor (which passes it on once), and stopped if the supervisor itself dies."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.setpgid(0, 0)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed supervisor leaves the server running, as without one
+    try:
+        run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log.exception("the server failed")
+        return 1
+    return 0
+
+
+def _raise_open_files_limit() -> int:
+    """Raise this process's open-files limit to its hard maximum (each connection is a file);
+    returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return sys.maxsize if soft == resource.RLIM_INFINITY else soft
 
 
 def _batch_scheduling() -> None:
@@ -107,5 +268,4 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"wexec: serving {root} on http://{settings.host}:{settings.port} "
           f"({settings.server} on {settings.loop}, {settings.workers} worker(s)); "
           f"logs in {settings.data_dir / 'logs'}", flush=True)
-    serve(settings)
-    return 0
+    return serve(settings)

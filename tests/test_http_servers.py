@@ -59,7 +59,9 @@ def test_loop_flag_reaches_the_server(server: str, loop: str, monkeypatch: pytes
     """A server left on the other loop answers every request just the same, so look at what
     `wexec serve --loop` hands the server itself."""
     seen = _record_server_start(monkeypatch)
-    with mock.patch.dict(os.environ):  # serve() exports the settings for its worker processes
+    # serve() exports the settings for its worker processes; unsupervised, the server stub runs
+    # in this process, where `seen` can see it
+    with mock.patch.dict(os.environ, {"WEXEC_RESTART_ON_CRASH": "false"}):
         main(["serve", "--server", server, "--loop", loop, "--scheduler", "normal"])
     assert seen == [loop]
 
@@ -71,7 +73,8 @@ def test_scheduler_setting_reaches_the_process(scheduler: str, monkeypatch: pyte
     _record_server_start(monkeypatch)
     before = os.sched_getscheduler(0)
     try:
-        with mock.patch.dict(os.environ, {"WEXEC_SCHEDULER": scheduler}):
+        with mock.patch.dict(os.environ, {"WEXEC_SCHEDULER": scheduler,
+                                             "WEXEC_RESTART_ON_CRASH": "false"}):
             main(["serve"])
         expected = os.SCHED_BATCH if scheduler == "batch" else before
         assert os.sched_getscheduler(0) == expected
