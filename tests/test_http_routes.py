@@ -86,7 +86,9 @@ def test_scan_skips_private_folders(tmp_path: Path) -> None:
                 "types.d.ts", "readme.md"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("return 1")
-    assert sorted(scan(tmp_path)) == ["a.ts", "b/c.js"]
+    found = scan(tmp_path, 100)
+    assert sorted(found.found) == ["a.ts", "b/c.js"]
+    assert found.skipped == {}
 
 
 def test_tenants_from_host(tmp_path: Path) -> None:

@@ -5,6 +5,11 @@ builds new immutable tables, then swaps them in with one assignment, so a reques
 old view or the new one, never a mix. A changed file is compiled only once it has been left alone
 for `reload_interval_ms`, and its new artefact replaces the old only if it compiles: a script
 being rewritten is never served half-written.
+
+What is not served (a link out of the tenant, a loop, a name that is no route, a tenant folder
+that is a link) is warned about once, not on every scan, and again only if it comes back after
+being fixed. Each tenant is refreshed on its own: nothing in one tenant's folder can stop the
+others, or start-up.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime.catalog.routes import Params, Route, RouteError, RouteTable, route_for, scan
+from runtime.catalog.routes import Params, Route, RouteError, RouteTable, Stat, route_for, scan
 from runtime.catalog.tenants import Tenant, TenantResolver, discover
 from runtime.compiler import CompileError
 from runtime.config import Settings
@@ -26,8 +31,6 @@ if TYPE_CHECKING:
     from runtime.compiler import Artefact
 
 log = logging.getLogger("wexec.catalog")
-
-Stat = tuple[int, int]  # (mtime_ns, size)
 
 
 @dataclass(slots=True)
@@ -68,6 +71,7 @@ class Catalog:
         self._compile = compile_file
         self._prepare = prepare
         self._settle_ns = settings.reload_interval_ms * 1_000_000
+        self._warned: set[str] = set()
         self._view = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
 
     @property
@@ -93,21 +97,34 @@ class Catalog:
         """
         old = self._view
         now = time.time_ns()
-        tenants = discover(self._settings)
+        skipped: dict[str, str] = {}
+        tenants = discover(self._settings, skipped)
+        problems = {f"{path}: {why}" for path, why in skipped.items()}
         fresh: dict[str, TenantScripts] = {}
         for tenant in tenants:
             prev = old.tenants.get(tenant.name)
-            fresh[tenant.name] = self._refresh_tenant(tenant, prev, now, initial)
+            try:
+                fresh[tenant.name] = self._refresh_tenant(tenant, prev, now, initial, problems)
+            except Exception as exc:  # noqa: BLE001 - one tenant must never stop the others
+                problems.add(f"{tenant.name}: re-reading its scripts failed: {exc!r}")
+                if prev is not None:
+                    fresh[tenant.name] = prev
         resolver = old.resolver
         if {t.name for t in resolver.tenants} != {t.name for t in tenants}:
             resolver = TenantResolver(self._settings.tenant_host_pattern, tenants)
         self._view = View(resolver, fresh)
+        for problem in sorted(problems - self._warned):
+            log.warning("%s", problem)
+        self._warned = problems
         return _keys(old) - _keys(self._view)
 
     def _refresh_tenant(
-        self, tenant: Tenant, prev: TenantScripts | None, now: int, initial: bool
+        self, tenant: Tenant, prev: TenantScripts | None, now: int, initial: bool,
+        problems: set[str],
     ) -> TenantScripts:
-        on_disk = scan(tenant.root)
+        found = scan(tenant.root, self._settings.max_tenant_entries)
+        problems.update(f"{tenant.name}/{rel}: {why}; not served" for rel, why in found.skipped.items())
+        on_disk = found.found
         before = prev.scripts if prev is not None else {}
         tried = dict(prev.tried) if prev is not None else {}
         scripts: dict[str, Script] = {}
@@ -122,7 +139,7 @@ class Catalog:
                 if current is not None:
                     scripts[rel] = current  # keep serving the last good version meanwhile
                 continue
-            script = self._load(tenant, rel, stat)
+            script = self._load(tenant, rel, stat, problems)
             if script is None:
                 continue
             if script.artefact is None and current is not None and current.artefact is not None:
@@ -140,11 +157,11 @@ class Catalog:
         table = RouteTable([s.route for s in scripts.values()])
         return TenantScripts(tenant, table, scripts, tried)
 
-    def _load(self, tenant: Tenant, rel: str, stat: Stat) -> Script | None:
+    def _load(self, tenant: Tenant, rel: str, stat: Stat, problems: set[str]) -> Script | None:
         try:
             route = route_for(rel)
         except RouteError as exc:
-            log.warning("%s: not routed: %s", tenant.name, exc)
+            problems.add(f"{tenant.name}/{exc}; not served")
             return None
         try:
             compiled = self._compile(tenant.root, rel)
@@ -154,6 +171,9 @@ class Catalog:
             policy = self._prepare(tenant.name, rel, artefact)
         except FileNotFoundError:
             return None  # deleted since the scan: the next scan drops its route
+        except OSError as exc:  # e.g. swapped for a link out of the tenant since the scan
+            problems.add(f"{tenant.name}/{rel}: cannot be read: {exc}; not served")
+            return None
         except CompileError as exc:
             return Script(route, stat, error=exc)
         except Exception as exc:  # one unexpected failure must not block every other script

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
+
+from runtime.catalog.confine import inside, resolved
 
 SCRIPT_SUFFIXES = (".ts", ".js")
 """Only these are ever executed; `.d.ts` declares types and is never a route."""
@@ -34,32 +36,79 @@ def is_script(name: str) -> bool:
     )
 
 
-def scan(root: Path) -> dict[str, tuple[int, int]]:
+Stat = tuple[int, int]
+"""A script file's (mtime_ns, size): when it changes, the script is compiled again."""
+
+
+@dataclass(slots=True)
+class Scan:
+    """What a tenant's folder holds: the scripts to serve, and what was left out and why."""
+
+    found: dict[str, Stat] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class _Skip(Exception):
+    pass
+
+
+def scan(root: Path, max_entries: int) -> Scan:
     """Every routable script under `root` as relative POSIX path → (mtime_ns, size).
 
     Hidden and `_private` folders and `node_modules` are skipped: they hold helpers and
-    dependencies, not endpoints.
+    dependencies, not endpoints. Links are followed only where they resolve inside `root`; a
+    link out of it, a folder link back to a folder it is in (a loop), an entry that cannot be
+    read, and whatever lies past `max_entries` are skipped, each named in `skipped`. `root`
+    must be a resolved path: a tenant folder that became a link is not scanned at all.
     """
-    found: dict[str, tuple[int, int]] = {}
-    stack = [""]
+    result = Scan()
+    real_root = resolved(root)
+    if real_root is None:
+        result.skipped["."] = "the tenant's folder is a link; tenant folders must be real folders"
+        return result
+    stack = [("", real_root)]  # each folder still to read: relative path, resolved path
+    entries = 0
     while stack:
-        rel_dir = stack.pop()
+        rel_dir, real_dir = stack.pop()
         try:
-            entries = list(os.scandir(root / rel_dir if rel_dir else root))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            listing = list(os.scandir(real_dir))
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                if entry.is_dir():
-                    if not entry.name.startswith((".", "_")) and entry.name != "node_modules":
-                        stack.append(rel)
-                elif entry.is_file() and is_script(entry.name):
-                    st = entry.stat()
-                    found[rel] = (st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
+        except OSError as exc:
+            result.skipped[rel_dir or "."] = f"cannot be read ({exc.strerror})"
+            continue
+        for entry in listing:
+            name = entry.name
+            if name.startswith((".", "_")) or name == "node_modules":
                 continue
-    return found
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            entries += 1
+            if entries > max_entries:
+                result.skipped[rel_dir or "."] = (
+                    f"more than {max_entries} entries in the folder; the rest are not served "
+                    "(WEXEC_MAX_TENANT_ENTRIES)"
+                )
+                return result
+            try:
+                real = entry.path
+                if entry.is_symlink():
+                    real = os.path.realpath(real, strict=True)
+                    if not inside(real, real_root):
+                        raise _Skip("a link that leads out of the tenant's folder")
+                if entry.is_dir():
+                    if inside(real_dir, real):
+                        raise _Skip("a link to a folder it is in (a loop)")
+                    stack.append((rel, real))
+                elif entry.is_file() and is_script(name):
+                    st = entry.stat()
+                    result.found[rel] = (st.st_mtime_ns, st.st_size)
+            except _Skip as skip:
+                result.skipped[rel] = str(skip)
+            except FileNotFoundError:
+                continue  # deleted meanwhile, or a link to nothing
+            except OSError as exc:
+                result.skipped[rel] = f"cannot be read ({exc.strerror})"
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,26 +36,47 @@ class Tenant:
         object.__setattr__(self, "slug", f"{self.subdomain}-{self.exec_id}")
 
 
-def discover(settings: Settings) -> list[Tenant]:
-    """Every tenant on disk; the default tenant always exists, even with no folder yet."""
+def discover(settings: Settings, skipped: dict[str, str] | None = None) -> list[Tenant]:
+    """Every tenant on disk; the default tenant always exists, even with no folder yet.
+
+    Roots are resolved paths. A tenant folder (`{subdomain}` or `{execId}`) that is a link is
+    not a tenant, wherever it leads: one tenant's name must never serve another's scripts.
+    Link the whole tenants root instead to keep tenants elsewhere. What was left out, and why,
+    goes into `skipped`.
+    """
     if settings.tenants_root is None:
-        return [Tenant(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, settings.scripts)]
-    root = settings.tenants_root
+        return [Tenant(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, Path(os.path.realpath(settings.scripts)))]
+    root = Path(os.path.realpath(settings.tenants_root))
     tenants = {(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID): Tenant(
         DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, root / DEFAULT_SUBDOMAIN / DEFAULT_EXEC_ID
     )}
-    for sub in _subdirs(root):
-        for exec_id in _subdirs(root / sub):
+    for sub in _subdirs(root, skipped):
+        for exec_id in _subdirs(root / sub, skipped):
             tenants[(sub, exec_id)] = Tenant(sub, exec_id, root / sub / exec_id)
     return list(tenants.values())
 
 
-def _subdirs(path: Path) -> list[str]:
+def _subdirs(path: Path, skipped: dict[str, str] | None) -> list[str]:
     """Child folders whose names are safe tenant names (lower-case letters, digits, `-`)."""
     try:
-        return [e.name for e in os.scandir(path) if e.is_dir() and _SAFE_NAME.match(e.name)]
-    except (FileNotFoundError, NotADirectoryError):
+        entries = list(os.scandir(path))
+    except OSError:
         return []
+    found = []
+    for entry in entries:
+        if not _SAFE_NAME.match(entry.name):
+            continue
+        try:
+            if entry.is_symlink():
+                if skipped is not None:
+                    skipped[entry.path] = (
+                        "a tenant folder that is a link is no tenant; link the tenants root instead"
+                    )
+            elif entry.is_dir(follow_symlinks=False):
+                found.append(entry.name)
+        except OSError:
+            continue
+    return found
 
 
 class TenantResolver:

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path, PurePosixPath
 
 from ..buildtools import load_build_module
+from ..catalog.confine import read_inside
 from ..catalog.magic import MagicCommentError, parse_magic_comments
 from .artefact import Artefact, locate
 from .bytecode import FACTORY_OPEN, ToBytecode, wrap_factory
@@ -69,18 +70,19 @@ class Compiler:
         """Compile ``root/rel``; an unchanged file (same mtime and size) costs one stat.
 
         Failures are remembered too, so a broken script is not recompiled on every request.
+        A file that does not resolve inside ``root`` is refused (``OutsideRoot``) unread.
         """
         rel = _relative(rel)
-        file = Path(root) / rel
-        stat = file.stat()
+        stat = (Path(root) / rel).stat()
         entry = (str(root), rel)
         hit: Artefact | CompileError | None = self._files.get(entry, stat.st_mtime_ns, stat.st_size)
         if isinstance(hit, CompileError):
             raise hit.located(rel)
         if hit is not None:
             return hit
+        data, stat = read_inside(Path(root), rel)
         try:
-            source = file.read_bytes().decode("utf-8")
+            source = data.decode("utf-8")
             artefact = self.compile_source(source, rel)
         except UnicodeDecodeError as exc:
             error = CompileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", rel)

@@ -1,0 +1,56 @@
+"""Keeping a tenant inside its folder: every file served must resolve inside the tenant's root.
+
+Links are allowed as long as they stay inside: `alias.ts -> hello.ts` and `v2 -> v1` work, a
+link to another tenant's script or folder, or to anything outside, does not. The check is made
+twice: on the resolved path when a folder is scanned, and on the opened file descriptor when a
+script is read, so a file swapped for a link in between cannot lead the read elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class OutsideRoot(PermissionError):
+    """A script whose file, once opened, is not a regular file inside its root."""
+
+
+def inside(real: str, real_root: str) -> bool:
+    """Whether the resolved path `real` is `real_root` or lies under it (both resolved)."""
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def resolved(root: Path) -> str | None:
+    """`root` as a string if it is already its own resolved path; None if a link is on the way.
+
+    Roots are resolved once, when tenants are found, and must stay so: a tenant folder swapped
+    for a link later would otherwise move the tenant, checks and all, somewhere else.
+    """
+    path = os.path.abspath(root)
+    return path if os.path.realpath(path) == path else None
+
+
+def read_inside(root: Path, rel: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of `root/rel` and the status of what was read, if it is a file inside `root`.
+
+    `root` must be a resolved path (`resolved`). The file is opened following links, then the
+    descriptor's own path (Linux's `/proc/self/fd`) is checked: that is the file read, whatever
+    happened to the path since. `O_NONBLOCK` keeps a FIFO from stalling the open; only regular
+    files are read.
+    """
+    real_root = resolved(root)
+    if real_root is None:
+        raise OutsideRoot(f"{root} is a link or passes through one; use its resolved path")
+    fd = os.open(os.path.join(real_root, rel), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OutsideRoot(f"{rel} is not a regular file")
+        if not inside(os.readlink(f"/proc/self/fd/{fd}"), real_root):
+            raise OutsideRoot(f"{rel} resolves outside its folder {root}; links must stay inside it")
+        with open(fd, "rb", closefd=False) as file:
+            return file.read(), status
+    finally:
+        os.close(fd)
