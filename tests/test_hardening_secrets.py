@@ -24,12 +24,13 @@ TWICE = ("TwiceOne-8", "TwiceTwo-9")
 AI_PHRASE = "shared quokkahush words"
 COMPILE_TOKEN = "CompileTok9"
 AI_KEY = "AiKey42x"
+SPLIT_KEY = "Zq7-Wk5"  # esbuild stops at the first word: `found "Zq7"`
 GOOD_TOKEN = "GoodTok5"
 ENV_SECRET = "envsecret-77"
 DISABLED_TOKEN = "DisabledTok3"
 HOT_TOKEN = "HotTok77"
 WRONG = "WrongGuess-0"
-SECRETS = [TOKEN, PHRASE, EQ_SECRET, *TWICE, AI_PHRASE, COMPILE_TOKEN, AI_KEY, GOOD_TOKEN,
+SECRETS = [TOKEN, PHRASE, EQ_SECRET, *TWICE, AI_PHRASE, COMPILE_TOKEN, AI_KEY, "Zq7", GOOD_TOKEN,
            ENV_SECRET, DISABLED_TOKEN, HOT_TOKEN, WRONG]
 HOST = {"host": "alice-1.example.com"}
 
@@ -46,6 +47,7 @@ ALICE = {
     "ai-phrase.ts": f"// @ai-key {AI_PHRASE}\nreturn 'served';\n",
     "compile.ts": f"// @token {COMPILE_TOKEN}\nconst x = 1 {COMPILE_TOKEN};\nreturn x;\n",
     "compile-ai.ts": f"// @ai-key {AI_KEY}\nconst y = 2 {AI_KEY};\nreturn y;\n",
+    "compile-split.ts": f"// @ai-key {SPLIT_KEY}\nconst y = 2 {SPLIT_KEY};\nreturn y;\n",
     "bad-magic.ts": f"// @token {GOOD_TOKEN}\n// @mode wrker\nreturn 1;\n",
     "bad-env.ts": f"// @env 1BAD={ENV_SECRET}\nreturn 1;\n",
     "env-spaces.ts": f"// @env GOOD = {ENV_SECRET}\n// @timeout soon\nreturn 1;\n",
@@ -169,10 +171,11 @@ def test_magic_errors_of_a_token_script_are_for_token_holders(client: httpx.Clie
     _no_secret(r.text)
 
 
-def test_a_compile_error_never_quotes_an_ai_key(client: httpx.Client) -> None:
-    r = client.get("/compile-ai")
+@pytest.mark.parametrize("path", ["/compile-ai", "/compile-split"])
+def test_a_compile_error_never_quotes_an_ai_key_or_part_of_it(client: httpx.Client, path: str) -> None:
+    r = client.get(path)
     assert r.status_code == 500 and r.json()["error"] == "compile_error"
-    assert "[REDACTED]" in r.text
+    assert r.json()["line"] == 2 and "[REDACTED]" in r.text
     _no_secret(r.text)
 
 

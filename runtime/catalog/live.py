@@ -195,4 +195,4 @@ def shown(error: Exception | None) -> str:
     """An error's text with the script's secrets taken out, for the server's own log."""
     secrets = error.secrets if isinstance(error, CompileError) else None
     text = str(error)
-    return Redactor(list(secrets.values))(text) if secrets is not None else text
+    return Redactor(list(secrets.values)).quoting_source(text) if secrets is not None else text

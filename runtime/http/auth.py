@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -22,6 +23,7 @@ REDACTED = "[REDACTED]"
 CREDENTIAL_HEADERS = ("authorization", "x-token")
 TOKEN_PARAMETER = "token"
 """The query parameter, matched after percent- and `+`-decoding and in any case."""
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)+)"')
 
 
 def digest(token: str) -> bytes:
@@ -111,6 +113,15 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+    def quoting_source(self, text: str) -> str:
+        """`text` that quotes source code (a compile error): a quoted piece that is part of a
+        secret goes too, as esbuild quotes the one word it stopped at (`found "sk"` of `sk-1`)."""
+        return _QUOTED.sub(self._quoted, self(text))
+
+    def _quoted(self, match: re.Match[str]) -> str:
+        piece = match.group(1)
+        return f'"{REDACTED}"' if any(piece in secret for secret in self._secrets) else match.group(0)
 
 
 def request_secrets(headers: dict[str, str], query: dict[str, str | list[str]]) -> list[str]:

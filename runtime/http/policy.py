@@ -80,7 +80,7 @@ def compile_failed(
         found = auth.credentials(headers, query, "")
         if not auth.accepts(digest(secrets.token), found.presented):
             return unauthorized(script)
-    redact = Redactor(list(secrets.values)) if secrets is not None else str
+    redact = Redactor(list(secrets.values)).quoting_source if secrets is not None else str
     magic = error.__cause__ if error is not None else None
     if isinstance(magic, MagicCommentError):
         problems = [{"line": line, "message": redact(message)} for line, message in magic.problems]
