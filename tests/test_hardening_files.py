@@ -17,7 +17,7 @@ import httpx
 import pytest
 from _server import eventually, running_server, write_atomically, write_scripts
 
-from runtime.catalog.confine import OutsideRoot, read_inside
+from runtime.catalog.confine import MAX_SCRIPT_BYTES, OutsideRoot, read_inside
 from runtime.catalog.routes import scan
 
 BOB_ENV = "bob-env-SECRET-5"
@@ -164,3 +164,10 @@ def test_a_scan_is_bounded_however_links_multiply(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 2
     assert len(found.found) < 1000
     assert any("more than 1000 entries" in why for why in found.skipped.values())
+
+
+def test_a_script_larger_than_the_cap_is_not_read(tmp_path: Path) -> None:
+    with open(tmp_path / "big.ts", "wb") as big:
+        big.truncate(MAX_SCRIPT_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(OSError, match="larger than"):
+        read_inside(tmp_path, "big.ts")

@@ -8,9 +8,13 @@ script is read, so a file swapped for a link in between cannot lead the read els
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
+
+MAX_SCRIPT_BYTES = 16 * 1024 * 1024
+"""Largest script source read: a tenant's file must not decide how much memory a compile takes."""
 
 
 class OutsideRoot(PermissionError):
@@ -38,7 +42,7 @@ def read_inside(root: Path, rel: str) -> tuple[bytes, os.stat_result]:
     `root` must be a resolved path (`resolved`). The file is opened following links, then the
     descriptor's own path (Linux's `/proc/self/fd`) is checked: that is the file read, whatever
     happened to the path since. `O_NONBLOCK` keeps a FIFO from stalling the open; only regular
-    files are read.
+    files of at most `MAX_SCRIPT_BYTES` are read.
     """
     real_root = resolved(root)
     if real_root is None:
@@ -51,6 +55,9 @@ def read_inside(root: Path, rel: str) -> tuple[bytes, os.stat_result]:
         if not inside(os.readlink(f"/proc/self/fd/{fd}"), real_root):
             raise OutsideRoot(f"{rel} resolves outside its folder {root}; links must stay inside it")
         with open(fd, "rb", closefd=False) as file:
-            return file.read(), status
+            data = file.read(MAX_SCRIPT_BYTES + 1)
+        if len(data) > MAX_SCRIPT_BYTES:
+            raise OSError(errno.EFBIG, f"{rel} is larger than {MAX_SCRIPT_BYTES} bytes")
+        return data, status
     finally:
         os.close(fd)
