@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         200, description="How often scripts are re-scanned; a file must be unchanged for one "
         "interval before its new version is compiled and served.",
     )
+    max_tenant_entries: int = Field(
+        10_000, ge=1, description="Files and folders read in one tenant's folder per scan "
+        "(links inside it count each time they are followed); past it the rest is not served, "
+        "so one tenant's folder cannot slow the re-scan of every tenant.",
+    )
 
     def effective_timeout(self, requested: int | None, tenant: str | None = None) -> int | None:
         """A script's ``@timeout`` (None: the default; 0: unlimited), capped; None = no limit."""
