@@ -266,7 +266,11 @@
     rec.flight.pending--;
     enter(rec.flight);
     if (rec.timer) {
-      fireTimer(rec.timer);
+      if (r.ok) fireTimer(rec.timer);
+      else { // the host refused it (a cap on pending operations): it never fires
+        clearTimer(rec.timer);
+        uncaught(opError(r.error));
+      }
     } else if (r.ok) {
       let v = r.value;
       if (r.bytes && v) v = new Uint8Array(blobBuf || new ArrayBuffer(0), v.off, v.len);
