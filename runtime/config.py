@@ -59,6 +59,28 @@ class Settings(BaseSettings):
         "on the guest threads (and its script is treated as slow from then on).",
     )
 
+    # What a script may make the host hold (issue 10; runtime/host/quotas.py).
+    max_pending_ops: int = Field(
+        1000, ge=1, description="Host operations (timers included) one request may have pending "
+        "at once; past it the operation's promise rejects (a timer fails its request).",
+    )
+    tenant_max_pending_ops: int = Field(
+        10_000, ge=1, description="Host operations pending at once across all of one tenant's "
+        "requests and instances, per server process.",
+    )
+    max_log_bytes: int = Field(
+        1 * MiB, ge=0, description="Console output one request may log (UTF-8 bytes, plus 16 "
+        "per line); past it lines are dropped and counted in one record.",
+    )
+    tenant_log_bytes_per_minute: int = Field(
+        16 * MiB, ge=0, description="Console output one tenant's requests may log per minute "
+        "and server process; past it lines are dropped and counted.",
+    )
+    tenant_stream_bytes: int = Field(
+        64 * MiB, ge=0, description="Bytes one tenant's streamed responses may hold beyond the "
+        "256 KiB each may run ahead of its client; past it the stream being written fails.",
+    )
+
     # HTTP server (`wexec serve`).
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, description="Port to listen on.")

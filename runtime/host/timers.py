@@ -1,17 +1,20 @@
-"""``setTimeout`` and friends: the guest asks for a wake-up, the event loop sleeps for it."""
+"""``setTimeout`` and friends: the guest asks for a wake-up, the event loop's timer heap keeps it.
+
+A delay, not a task: a pending timer costs the host a timer handle (about 200 bytes), not a
+task and its coroutine (about 3 KiB), and requests may keep many.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from runtime.config import Settings
-from runtime.host import Capabilities, OpContext
+from runtime.host import Capabilities
 
 
-async def timer(args: dict[str, Any], ctx: OpContext) -> None:
-    await asyncio.sleep(max(0.0, float(args.get("ms", 0))) / 1000.0)
+def timer(args: dict[str, Any]) -> float:
+    return max(0.0, float(args.get("ms", 0))) / 1000.0
 
 
 def register(caps: Capabilities, settings: Settings) -> None:
-    caps.ops["timer"] = timer
+    caps.delays["timer"] = timer

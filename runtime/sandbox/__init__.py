@@ -29,6 +29,7 @@ import orjson
 
 from runtime.config import Settings
 from runtime.host import Capabilities, default_capabilities
+from runtime.host.quotas import Limits, Quotas
 from runtime.sandbox.driver import FIRST_RID, Driver, SliceExceeded, answered, first_envelope
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.errors import SandboxError, ScriptError, ScriptMemoryError, ScriptTimeout
@@ -70,6 +71,7 @@ class Sandbox:
         self._imaging: set[str] = set()  # scripts whose image one request is making now
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
+        self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -182,6 +184,7 @@ class Sandbox:
         return Driver(
             instance or GuestInstance(self.engine, self.settings.memory_limit, image),
             path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant,
+            quota=self.quotas.of(tenant),
         )
 
     def _image_of(self, artefact: Artefact) -> tuple[DerivedImage | None, bool]:

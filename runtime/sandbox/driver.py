@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,14 +25,14 @@ from typing import Any, TypeVar
 import orjson
 
 from runtime.host import Capabilities, OpContext
+from runtime.host.quotas import Limits, QuotaExceeded, TenantQuota
 from runtime.sandbox import _capi
 from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.threads import Offload
-from runtime.sandbox.types import BodyStream, Invocation, LogRecord, Result
+from runtime.sandbox.types import BodyStream, ConsoleLog, Invocation, LogRecord, Result
 
 T = TypeVar("T")
-script_log = logging.getLogger("wexec.script")
 
 
 @dataclass(slots=True)
@@ -47,6 +46,8 @@ class _Request:
     future: asyncio.Future[None] | None = None
     stream: BodyStream | None = None
     timer: asyncio.TimerHandle | None = None
+    ops: int = 0  # its operations pending on the host
+    console: ConsoleLog | None = None  # what keeps ``logs`` within the caps, once it logs
 
     def remaining_ms(self) -> float | None:
         if self.deadline is None:
@@ -72,7 +73,15 @@ STREAM_BUFFER_BYTES = 256 * 1024
 """What a streamed body may hold beyond what its client has taken before the script waits."""
 STREAM_OVERFLOW_BYTES = 64 * STREAM_BUFFER_BYTES
 """What a stream that does not wait (``res.write``) may hold before its request is failed: the
-host's memory must not be at the mercy of a script writing faster than its client reads."""
+host's memory must not be at the mercy of a script writing faster than its client reads. A
+tenant's streams together have a cap too, on what they hold beyond ``STREAM_BUFFER_BYTES`` each
+(``Limits.stream_bytes_per_tenant``)."""
+
+REFUSED_MAX = 64
+"""Operations refused one by one to a request in one crossing; past it the request fails."""
+
+LATE = "[after its request ended] "
+"""Marks console output of a request the host had already given up on."""
 
 CLOSED = ScriptError("the script's instance was closed")
 """What ``Driver.broken`` holds once the instance is closed; never raised."""
@@ -105,14 +114,19 @@ class Driver:
         caps: Capabilities,
         locate: Locate | None = None,
         tenant: str = "default/1",
+        quota: TenantQuota | None = None,
     ) -> None:
         self.instance = instance
         self.path = path
         self.caps = caps
         self.locate = locate
         self.tenant = tenant
+        self.quota = quota or TenantQuota(Limits())
         self._requests: dict[int, _Request] = {}
-        self._ops: dict[int, tuple[int, asyncio.Task[None]]] = {}
+        self._ops: dict[int, tuple[_Request, asyncio.Task[None] | asyncio.TimerHandle]] = {}
+        # console output no request in flight owns (a worker's top level, a request the host
+        # gave up on): the next request to finish on this instance carries it
+        self._unowned: ConsoleLog | None = None
         self._results: list[dict[str, Any]] = []
         self._result_blob = bytearray()
         self._crossing = threading.Lock()
@@ -148,13 +162,15 @@ class Driver:
         )
         head, _ = self._cross(b"wx_load", header, bytecode, budget_ms, None)
         out = orjson.loads(head)
-        if logs is None:
+        if logs is None:  # a worker's: its first request to finish carries them
             self._collect_logs(out)
+            logs = self._unowned.records if self._unowned is not None else []
         else:
             logs += [_record(log) for log in out.get("logs", ())]
         if "error" in out:
             err = ScriptError.from_guest(out["error"], self.path, self.locate)
-            err.logs = (logs or []) + err.logs
+            err.logs = logs + err.logs
+            self._unowned = None
             raise err
         return out.get("pure") is True
 
@@ -390,7 +406,13 @@ class Driver:
         self._abandon(req.rid)
 
     def outcome(self, req: _Request) -> Result:
-        """The request's result (or raise its error); forgets the request unless it streams."""
+        """The request's result (or raise its error); forgets the request unless it streams.
+
+        Console output no request owned comes first in its logs (``_collect_logs``).
+        """
+        if self._unowned is not None:
+            req.logs[:0] = self._unowned.records
+            self._unowned = None
         out = req.outcome
         if isinstance(out, Result) and out.stream is not None:
             out.logs = req.logs  # the same list: what the stream logs later still reaches it
@@ -406,8 +428,9 @@ class Driver:
         return out
 
     def close(self) -> None:
-        for _, task in self._ops.values():
-            task.cancel()
+        for _, handle in self._ops.values():
+            handle.cancel()
+        self.quota.ops -= len(self._ops)
         self._ops.clear()
         if self.broken is None:  # a resume still queued must not cross into a freed store
             self.broken = CLOSED
@@ -490,7 +513,7 @@ class Driver:
             req = requests.get(done[0])
             if req is not None:
                 req.settle(_result(done, blob))
-                self._cancel_ops_of(req.rid)
+                self._cancel_ops_of(req)
         for failed in out.get("failed", ()):
             req = self._requests.get(failed["rid"])
             if req is None:
@@ -502,11 +525,12 @@ class Driver:
             if req.stream is not None:
                 self._forget(req.rid)
             else:
-                self._cancel_ops_of(req.rid)
+                self._cancel_ops_of(req)
         for op_id in out.get("cancel", ()):
-            entry = self._ops.pop(op_id, None)
+            entry = self._ops.get(op_id)
             if entry:
                 entry[1].cancel()
+                self._release(op_id)
         return list(out.get("ops", ()))
 
     def _stream_items(self, out: dict, blob: bytes) -> None:
@@ -516,6 +540,7 @@ class Driver:
                 continue
             req.stream = stream = BodyStream()
             stream.on_close(functools.partial(self._abandon, req.rid))
+            self.quota.add_stream(stream)
             headers = _pairs(started.get("headers", ()))
             req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
         for chunk in out.get("chunks", ()):
@@ -523,37 +548,122 @@ class Driver:
             if req is not None and req.stream is not None:
                 body = chunk["body"]
                 req.stream.feed(blob[body["off"] : body["off"] + body["len"]])
-                if req.stream.buffered > STREAM_OVERFLOW_BYTES:
-                    self._overflow(req)
+                if req.stream.buffered > STREAM_BUFFER_BYTES:
+                    self._check_stream(req)
 
-    def _overflow(self, req: _Request) -> None:
-        """End a stream whose client has fallen too far behind, and the request with it."""
+    def _check_stream(self, req: _Request) -> None:
+        """End a stream whose client has fallen too far behind (or whose tenant's streams all
+        together have), and the request with it."""
         assert req.stream is not None
-        waiting = req.stream.buffered // (1024 * 1024)
-        req.settle(ScriptError(
-            f"the client reads the streamed response too slowly: {waiting} MiB written with "
-            "res.write() were still waiting for it; return an async generator or a "
-            "ReadableStream to be paced by the client instead",
+        waiting = req.stream.buffered
+        if waiting > STREAM_OVERFLOW_BYTES:
+            why = f"{waiting // (1024 * 1024)} MiB written with res.write() were still waiting for it"
+        else:
+            cap = self.quota.limits.stream_bytes_per_tenant
+            ahead = self.quota.stream_bytes_ahead(STREAM_BUFFER_BYTES)
+            if ahead <= cap:
+                return
+            why = (
+                f"this tenant's streamed responses hold {ahead // (1024 * 1024)} MiB their clients "
+                f"have not read, past its cap of {cap // (1024 * 1024)} MiB "
+                "(WEXEC_TENANT_STREAM_BYTES)"
+            )
+        err = ScriptError(
+            f"the client reads the streamed response too slowly: {why}; return an async "
+            "generator or a ReadableStream to be paced by the client instead",
             name="StreamOverflow", path=self.path,
-        ))
+        )
+        req.stream.cut(err)  # what it held is let go: the client sees the body cut short
+        req.settle(err)
         self._abandon(req.rid)
 
     def _collect_logs(self, out: dict) -> None:
-        for log in out.get("logs", ()):
+        """Keep a crossing's console output with its requests, within the caps (``ConsoleLog``).
+
+        Output of no request in flight (a worker's top level, a request the host already gave
+        up on) is kept within the same caps for the next request to finish on this instance.
+        """
+        logs = out.get("logs")
+        if not logs:
+            return
+        quota, requests = self.quota, self._requests
+        dropping: list[ConsoleLog] = []
+        for log in logs:
             rec = _record(log)
-            req = self._requests.get(log.get("rid", 0))
+            rid = log.get("rid", 0)
+            req = requests.get(rid)
             if req is not None:
-                req.logs.append(rec)
-            else:  # load-time output, or a request the host already gave up on
-                script_log.info("%s [%s] %s", self.path, rec.level, rec.message)
+                console = req.console
+                if console is None:
+                    console = req.console = ConsoleLog(req.logs)
+            else:
+                if rid:
+                    rec.message = LATE + rec.message
+                console = self._unowned
+                if console is None:
+                    console = self._unowned = ConsoleLog()
+            if not console.add(rec, quota) and console not in dropping:
+                dropping.append(console)
+        for console in dropping:
+            console.note(quota)
 
     def _start_ops(self, ops: list[dict]) -> None:
+        """Start the operations a crossing listed, each counted against its request's and its
+        tenant's caps until it ends.
+
+        One past a cap is answered at once with the error; a request that lists more than
+        ``REFUSED_MAX`` past it in one crossing fails as a whole with that error instead, so
+        the answers never make an envelope as large as the flood.
+        """
+        if not ops:
+            return
+        quota, requests, delays = self.quota, self._requests, self.caps.delays
+        loop = asyncio.get_running_loop()
+        refused: dict[int, int] | None = None  # by rid
         for op in ops:
-            rid = op.get("rid", 0)
-            if rid not in self._requests:
+            req = requests.get(op.get("rid", 0))
+            if req is None:
                 continue
-            task = asyncio.ensure_future(self._run_op(op))
-            self._ops[op["id"]] = (rid, task)
+            op_id = op["id"]
+            why = quota.refuse_op(req.ops)
+            handle: asyncio.Task[None] | asyncio.TimerHandle
+            try:
+                if why is not None:
+                    raise why
+                delay = delays.get(op.get("op", ""))
+                if delay is None:
+                    handle = loop.create_task(self._run_op(op))
+                else:
+                    handle = loop.call_later(delay(op.get("args") or {}), self._waited, op_id)
+            except (QuotaExceeded, TypeError, ValueError) as exc:
+                refused = refused or {}
+                count = refused[req.rid] = refused.get(req.rid, 0) + 1
+                if count > REFUSED_MAX:
+                    req.settle(ScriptError(str(exc), name="QuotaExceeded", path=self.path))
+                    self._abandon(req.rid)
+                else:
+                    self._results.append({"id": op_id, "ok": False, "error": _op_error(exc)})
+                continue
+            req.ops += 1
+            quota.ops += 1
+            self._ops[op_id] = (req, handle)
+        if refused:
+            self._wake()
+
+    def _waited(self, op_id: int) -> None:
+        """A delay (``HostDelay``) is over."""
+        if self._release(op_id):
+            self._results.append({"id": op_id, "ok": True, "value": None})
+            self._wake()
+
+    def _release(self, op_id: int) -> bool:
+        """Uncount a pending operation; False if it was no longer pending."""
+        entry = self._ops.pop(op_id, None)
+        if entry is None:
+            return False
+        entry[0].ops -= 1
+        self.quota.ops -= 1
+        return True
 
     async def _run_op(self, op: dict) -> None:
         op_id = op["id"]
@@ -578,7 +688,7 @@ class Driver:
             raise
         except Exception as exc:  # noqa: BLE001 - the script sees a rejected promise
             result = {"id": op_id, "ok": False, "error": str(exc) or type(exc).__name__}
-        if self._ops.pop(op_id, None) is None:
+        if not self._release(op_id):
             return
         self._results.append(result)
         self._wake()
@@ -616,13 +726,13 @@ class Driver:
                 self._resuming = True
                 asyncio.ensure_future(self._resume())
 
-    def _cancel_ops_of(self, rid: int) -> None:
-        if not self._ops:
+    def _cancel_ops_of(self, req: _Request) -> None:
+        if not req.ops:
             return
-        for op_id, (owner, task) in list(self._ops.items()):
-            if owner == rid:
-                task.cancel()
-                del self._ops[op_id]
+        for op_id, (owner, handle) in list(self._ops.items()):
+            if owner is req:
+                handle.cancel()
+                self._release(op_id)
 
     def _abandon(self, rid: int) -> None:
         """Forget a request the guest is still running (timed out, cancelled, stream dropped).
@@ -639,9 +749,10 @@ class Driver:
 
     def _forget(self, rid: int) -> None:
         req = self._requests.pop(rid, None)
-        if req is not None and req.timer is not None:
-            req.timer.cancel()
-        self._cancel_ops_of(rid)
+        if req is not None:
+            if req.timer is not None:
+                req.timer.cancel()
+            self._cancel_ops_of(req)
         if self._closing and not self._requests:
             self._closing = False
             asyncio.ensure_future(self._close_when_free())
@@ -703,6 +814,13 @@ def _env(env: dict[str, str]) -> dict[str, dict[str, str]]:
 def _record(log: dict[str, Any]) -> LogRecord:
     """A log line as the guest reports it, as the host keeps it."""
     return LogRecord(log.get("level", "log"), log.get("msg", ""))
+
+
+def _op_error(exc: Exception) -> str | dict[str, str]:
+    """An operation's failure as the guest takes it: a cap's error keeps its name."""
+    if isinstance(exc, QuotaExceeded):
+        return {"name": "QuotaExceeded", "message": str(exc)}
+    return str(exc) or type(exc).__name__
 
 
 def _pairs(headers: list[list[str]]) -> list[tuple[str, str]]:

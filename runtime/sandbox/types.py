@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtime.host.quotas import TenantQuota
 
 Query = dict[str, str | list[str]]
 
@@ -29,6 +33,64 @@ class LogRecord:
     message: str
 
 
+LINE_BYTES = 16
+"""What a console line costs beyond its text: its share of the record around it."""
+
+
+class ConsoleLog:
+    """What one request (or a driver, for output no request owns) keeps of the console.
+
+    Lines are kept while the request is under its cap and the tenant under its budget
+    (``runtime.host.quotas``); the rest are counted in one record, added where the first was
+    dropped and updated in place, so whoever reads ``records`` (the request log, even of a
+    stream still running) sees the count.
+    """
+
+    __slots__ = ("by_request", "bytes", "dropped", "dropped_bytes", "dropped_lines", "records")
+
+    def __init__(self, records: list[LogRecord] | None = None) -> None:
+        self.records: list[LogRecord] = [] if records is None else records
+        self.bytes = 0
+        self.dropped: LogRecord | None = None
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
+        self.by_request = True  # whether the last line dropped was over the request's cap
+
+    def add(self, record: LogRecord, quota: TenantQuota) -> bool:
+        """Keep ``record`` if the caps allow, else count it; False if dropped (then call
+        ``note`` once the batch of lines is in)."""
+        message = record.message
+        n = LINE_BYTES + (
+            len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
+        )
+        cap = quota.limits.log_bytes_per_request
+        if self.bytes + n <= cap and quota.take_log_bytes(n):
+            self.bytes += n
+            self.records.append(record)
+            return True
+        self.dropped_lines += 1
+        self.dropped_bytes += n
+        self.by_request = self.bytes + n > cap
+        if self.dropped is None:
+            self.dropped = LogRecord("warn", "")
+            self.records.append(self.dropped)
+        return False
+
+    def note(self, quota: TenantQuota) -> None:
+        """Bring the record of dropped lines up to date."""
+        assert self.dropped is not None
+        limits = quota.limits
+        why = (
+            f"this request's cap of {limits.log_bytes_per_request} bytes (WEXEC_MAX_LOG_BYTES)"
+            if self.by_request else
+            f"the tenant's budget of {limits.log_bytes_per_tenant_minute} bytes per minute "
+            "(WEXEC_TENANT_LOG_BYTES_PER_MINUTE)"
+        )
+        self.dropped.message = (
+            f"[wexec] {self.dropped_lines} console lines ({self.dropped_bytes} bytes) dropped: "
+            f"past {why}"
+        )
+
 class BodyStream:
     """A response body that arrives while the script still runs: its chunks, in order.
 
@@ -39,7 +101,7 @@ class BodyStream:
     stream hands items over through it.
     """
 
-    __slots__ = ("_buffered", "_closers", "_ended", "_loop", "_queue", "_taken")
+    __slots__ = ("__weakref__", "_buffered", "_closers", "_ended", "_loop", "_queue", "_taken")
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
@@ -75,6 +137,16 @@ class BodyStream:
         if not self._ended:
             self._ended = True
             self._put(error)
+
+    def cut(self, error: BaseException) -> None:
+        """End with ``error`` at once, letting go of the chunks the consumer has not taken
+        (on the consumer's loop, or before it is bound)."""
+        if self._ended:
+            return
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._buffered = 0
+        self.end(error)
 
     def on_close(self, fn: Callable[[], None]) -> None:
         self._closers.append(fn)
