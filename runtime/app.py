@@ -8,8 +8,11 @@ releases them in reverse order at shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -88,6 +91,9 @@ class App:
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        if settings.supervisor_pid is not None:  # `wexec serve` restarts only what has started
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(settings.supervisor_pid, signal.SIGUSR1)
         try:
             yield
         finally:

@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         True, description="Restart a server process that dies unexpectedly (a crashed worker), "
         "so one crash costs that process's requests, not the service.",
     )
+    supervisor_pid: int | None = Field(
+        None, description="Set by `wexec serve` for the processes it supervises, not by hand: "
+        "each app tells it with SIGUSR1 once started, so a server that dies before that failed "
+        "to start and is not restarted in a loop.",
+    )
     tenants_root: Path | None = Field(
         None,
         description="Multi-tenant layout {root}/{subdomain}/{execId}/; the default tenant is "

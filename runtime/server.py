@@ -53,7 +53,11 @@ def serve(settings: Settings, app: str = APP_FACTORY) -> int:
         _batch_scheduling()
     connections = min(settings.max_connections, _raise_open_files_limit() - FD_RESERVE)
     if settings.restart_on_crash:
-        return supervise(lambda: _run(settings, app, connections), (settings.host, settings.port))
+        if (problem := _cannot_listen(settings.host, settings.port)) is not None:
+            print(f"wexec: cannot listen on {settings.host}:{settings.port}: {problem}",
+                  file=sys.stderr, flush=True)
+            return 1
+        return supervise(lambda: _run(settings, app, connections))
     _run(settings, app, connections)
     return 0
 
@@ -108,17 +112,23 @@ def _run(settings: Settings, app: str, connections: int) -> None:
         run(config)
 
 
-def supervise(run: Callable[[], None], address: tuple[str, int]) -> int:
+def supervise(run: Callable[[], None]) -> int:
     """Run `run` in a child process, and run it again whenever it dies unexpectedly.
 
-    SIGTERM and SIGINT stop the child and then the supervisor. A server that exits by itself
-    before it ever accepted a connection at `address` failed to start (a port in use, a bad
-    setting) and would fail the same way again, so the supervisor stops too. Any other death (a
-    crash, the OOM killer, granian giving up on a worker that crashed twice) is followed by a
-    new child, after a delay that doubles while it keeps dying. Returns the last exit code.
+    SIGTERM and SIGINT stop the child and then the supervisor. An app that has started says so
+    with SIGUSR1 (to `WEXEC_SUPERVISOR_PID`); a server that exits by itself before any app did
+    failed to start (a port in use, a script folder it cannot read) and would fail the same way
+    again, so the supervisor stops too. Any other death (a crash, the OOM killer, granian giving
+    up on a worker that crashed twice) is followed by a new child, after a delay that doubles
+    while it keeps dying. Returns the last exit code.
     """
     stopping = False
+    started = False
     child = 0
+
+    def app_started(_signum: int, _frame: object) -> None:
+        nonlocal started
+        started = True
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -127,16 +137,13 @@ def supervise(run: Callable[[], None], address: tuple[str, int]) -> int:
             with contextlib.suppress(ProcessLookupError):  # it may have died just now
                 os.kill(child, signum)
 
-    if _accepts(address):  # else that server would pass for ours having started
-        print(f"wexec: something already listens on {address[0]}:{address[1]}",
-              file=sys.stderr, flush=True)
-        return 1
+    os.environ["WEXEC_SUPERVISOR_PID"] = str(os.getpid())
+    signal.signal(signal.SIGUSR1, app_started)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     delay = RESTART_DELAY_S[0]
-    served = False
     while True:
-        started = time.monotonic()
+        since = time.monotonic()
         child = os.fork()
         if child == 0:
             code = 1
@@ -146,11 +153,11 @@ def supervise(run: Callable[[], None], address: tuple[str, int]) -> int:
                 os._exit(code)
         if stopping:  # a signal came between the fork and `child` being set
             os.kill(child, signal.SIGTERM)
-        code, served = _wait(child, address, served)
-        ran = time.monotonic() - started
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        ran = time.monotonic() - since
         if stopping:
             return code
-        if not served and code >= 0:
+        if not started and code >= 0:
             print(f"wexec: the server exited with {code} while starting; not restarting it",
                   file=sys.stderr, flush=True)
             return code
@@ -163,34 +170,12 @@ def supervise(run: Callable[[], None], address: tuple[str, int]) -> int:
             return code
 
 
-def _wait(child: int, address: tuple[str, int], served: bool) -> tuple[int, bool]:
-    """Wait for `child` to end: its exit code, and whether a server was ever up at `address`
-    (until one is, a connection is tried every 0.1 s)."""
-    while not served:
-        pid, status = os.waitpid(child, os.WNOHANG)
-        if pid:
-            return os.waitstatus_to_exitcode(status), False
-        served = _accepts(address)
-        if not served:
-            time.sleep(0.1)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), True
-
-
-def _accepts(address: tuple[str, int]) -> bool:
-    host, port = address
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
 def _child(run: Callable[[], None]) -> int:
     """The supervised server: in its own process group, so a terminal's Ctrl-C reaches only the
     supervisor (which passes it on once), and stopped if the supervisor itself dies."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
     os.setpgid(0, 0)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -206,6 +191,22 @@ def _child(run: Callable[[], None]) -> int:
         log.exception("the server failed")
         return 1
     return 0
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen at this address (in use, not allowed), or None.
+
+    Checked before supervising: uvicorn runs the app's start-up before it binds, so its failing
+    to bind would otherwise look like a crash after start-up, and be restarted forever.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _raise_open_files_limit() -> int:
