@@ -351,3 +351,19 @@ async def test_a_flood_of_operations_and_logs_leaves_the_server_bounded_and_answ
     lines = log.splitlines()
     assert lines and max(len(line) for line in lines) < 1.2 * MiB
     assert b"console lines (" in log and b"WEXEC_MAX_LOG_BYTES" in log
+
+
+def test_a_workers_top_level_output_reaches_the_tenants_request_log(tmp_path: Path) -> None:
+    write_scripts(tmp_path / "scripts", {
+        "boot.ts": "// @mode worker\nconsole.warn('booting');\nexport default () => ({ up: true });",
+    })
+    data = tmp_path / "data"
+    with running_server(["--scripts", str(tmp_path / "scripts"), "--data", str(data)]) as base:
+        assert httpx.get(base + "/boot").json() == {"up": True}
+        assert httpx.get(base + "/boot").json() == {"up": True}
+        log = data / "logs" / "default-1.log"
+        deadline = time.monotonic() + 5
+        while not (log.exists() and log.read_bytes().count(b"\n") >= 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    lines = [json.loads(line) for line in log.read_bytes().splitlines()]
+    assert [line.get("console") for line in lines] == [[{"level": "warn", "msg": "booting"}], None]
