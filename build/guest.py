@@ -82,6 +82,126 @@ CLOCK_READ = """\
 static int64_t date_now(void) {
     JS_CLOCK_READ();
 """
+# Async context, as V8's continuation-preserved embedder data (what Node's AsyncLocalStorage
+# rests on): the runtime holds one value, the context of the code running now. A job carries
+# the context current when it was queued, a promise reaction the one current when it was
+# registered (then, await), and each runs in its own, whoever settled the promise. The guest
+# keeps the request a continuation belongs to there (ABI.md). A job that raises leaves its
+# context current, so the caller handles the exception in the context that raised it.
+ASYNC_CONTEXT_PATCHES = (
+    (
+        "    struct list_head job_list; /* list of JSJobEntry.link */\n",
+        (
+            "    struct list_head job_list; /* list of JSJobEntry.link */\n"
+            "    JSValue async_context; /* of the code running now */\n"
+        ),
+        1,
+    ),
+    (
+        "    init_list_head(&rt->job_list);\n\n    if (JS_InitAtoms(rt))",
+        (
+            "    init_list_head(&rt->job_list);\n    rt->async_context = JS_UNDEFINED;\n\n"
+            "    if (JS_InitAtoms(rt))"
+        ),
+        1,
+    ),
+    (
+        "    JS_FreeValueRT(rt, rt->current_exception);\n",
+        (
+            "    JS_FreeValueRT(rt, rt->current_exception);\n"
+            "    JS_FreeValueRT(rt, rt->async_context);\n"
+        ),
+        1,
+    ),
+    (
+        "typedef struct JSJobEntry {\n    struct list_head link;\n",
+        (
+            "typedef struct JSJobEntry {\n    struct list_head link;\n"
+            "    JSValue async_context; /* current while the job runs */\n"
+        ),
+        1,
+    ),
+    (
+        "    e->job_func = job_func;\n",
+        "    e->job_func = job_func;\n    e->async_context = js_dup(rt->async_context);\n",
+        1,
+    ),
+    (
+        (
+            "    res = e->job_func(e->ctx, e->argc, vc(e->argv));\n"
+            "    for(i = 0; i < e->argc; i++)\n"
+            "        JS_FreeValue(ctx, e->argv[i]);\n"
+            "    if (JS_IsException(res))\n"
+            "        ret = -1;\n"
+            "    else\n"
+            "        ret = 1;\n"
+        ),
+        (
+            "    JSValue outer = rt->async_context;\n"
+            "    rt->async_context = e->async_context;\n"
+            "    res = e->job_func(e->ctx, e->argc, vc(e->argv));\n"
+            "    for(i = 0; i < e->argc; i++)\n"
+            "        JS_FreeValue(ctx, e->argv[i]);\n"
+            "    if (JS_IsException(res)) {\n"
+            "        JS_FreeValue(ctx, outer);\n"
+            "        ret = -1;\n"
+            "    } else {\n"
+            "        JS_FreeValue(ctx, rt->async_context);\n"
+            "        rt->async_context = outer;\n"
+            "        ret = 1;\n"
+            "    }\n"
+        ),
+        1,
+    ),
+    (
+        "            JS_FreeValueRT(rt, e->argv[i]);\n",
+        "            JS_FreeValueRT(rt, e->argv[i]);\n        JS_FreeValueRT(rt, e->async_context);\n",
+        1,
+    ),
+    (
+        "    JSValue resolving_funcs[2];\n    JSValue handler;\n} JSPromiseReactionData;",
+        (
+            "    JSValue resolving_funcs[2];\n    JSValue handler;\n"
+            "    JSValue async_context; /* current when the reaction was registered */\n"
+            "} JSPromiseReactionData;"
+        ),
+        1,
+    ),
+    (
+        "    JS_FreeValueRT(rt, rd->handler);\n",
+        "    JS_FreeValueRT(rt, rd->handler);\n    JS_FreeValueRT(rt, rd->async_context);\n",
+        1,
+    ),
+    (
+        "            JS_MarkValue(rt, rd->handler, mark_func);\n",
+        (
+            "            JS_MarkValue(rt, rd->handler, mark_func);\n"
+            "            JS_MarkValue(rt, rd->async_context, mark_func);\n"
+        ),
+        1,
+    ),
+    (
+        "        rd->handler = js_dup(handler);\n",
+        (
+            "        rd->handler = js_dup(handler);\n"
+            "        rd->async_context = js_dup(ctx->rt->async_context);\n"
+        ),
+        1,
+    ),
+    (
+        "        args[4] = value;\n        JS_EnqueueJob(ctx, promise_reaction_job, 5, args);\n",
+        (
+            "        args[4] = value;\n"
+            "        {\n"
+            "            JSValue settler = ctx->rt->async_context;\n"
+            "            ctx->rt->async_context = rd->async_context;\n"
+            "            JS_EnqueueJob(ctx, promise_reaction_job, 5, args);\n"
+            "            ctx->rt->async_context = settler;\n"
+            "        }\n"
+        ),
+        1,
+    ),
+)
 QUICKJS_PATCHES = (
     ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
     ("static int64_t date_now(void) {\n", CLOCK_READ, 1),
@@ -110,6 +230,7 @@ QUICKJS_PATCHES = (
         "js_float64(json_number_value(p_start, p));",
         1,
     ),
+    *ASYNC_CONTEXT_PATCHES,
 )
 QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 

@@ -17,6 +17,10 @@
  *                      "[rid,status,headers,off,len]" entry for the finished response
  *   fromShape(template, ...values)    a new object shaped like template, holding values
  *   jobsPending()      whether a promise job waits    zeroTimer()  a zero-delay timer was queued
+ *   enter(f)           the code that runs next, and the jobs and promise reactions it queues,
+ *                      belong to flight f (null: none); a reaction runs in the flight current
+ *                      when it was registered, whoever settles its promise
+ *   current()          the flight the running code belongs to
  */
 (function (W) {
   'use strict';
@@ -45,10 +49,8 @@
     logBytes: 0, logsDropped: 0,
     handler: null, // the loaded script's
     script: '', // and its path
-    cur: 0, // rid whose code runs now; 0 outside requests
-    curFlight: null,
     nextId: 1, // of operations and timers
-    meta: undefined, // what the global `metadata` reads: the metadata of the request running now
+    meta: undefined, // what the global `metadata` reads outside any request
     loaded: false, // a script was loaded in this instance
   };
 
@@ -84,12 +86,11 @@
   // other flights never carry them, so their objects stay as small as before.
   const FLIGHT = Object.assign(Object.create(Flight.prototype), { rid: 0, finished: false, res: null, meta: null });
 
-  // Code that runs next belongs to flight f (null: outside any request).
-  const enter = (f) => {
-    state.curFlight = f;
-    state.cur = f ? f.rid : 0;
-    if (f) state.meta = f.meta;
-  };
+  // Code that runs next belongs to flight f (null: outside any request). Entry points say so;
+  // promise reactions, timers and operations carry theirs (W.enter), so everything global per
+  // request (metadata, console attribution, operations) follows the request whose code runs.
+  const enter = W.enter;
+  const current = W.current;
 
   // The host cancels what a finished request still had listed; forget it here too.
   const finish = (f) => {
@@ -127,10 +128,7 @@
   const stream = (f, status, headers, source) => {
     if (f.finished || f.parts) return;
     startStream(f, status, headers);
-    pump(f, source).then(() => endStream(f), (e) => {
-      enter(f);
-      fail(f, e);
-    });
+    pump(f, source).then(() => endStream(f), (e) => fail(f, e));
   };
 
   const endStream = (f) => {
@@ -176,7 +174,6 @@
       if (f.finished) return;
       if (!feed(f, partOf(chunk))) {
         f.partBytes = 0;
-        enter(f);
         await op('drain', {}); // ends the crossing; resumes once the client has taken most of it
       }
     }
@@ -212,11 +209,12 @@
   // script's top level) has no host to wait on, so its operations never settle.
   const listOp = (rec, name, args) => {
     const id = state.nextId++;
-    rec.flight = state.curFlight;
-    if (!state.curFlight || state.curFlight.finished) return id;
+    const f = current();
+    rec.flight = f;
+    if (!f || f.finished) return id;
     opsById.set(id, rec);
-    state.curFlight.pending++;
-    (state.ops || (state.ops = [])).push({ id, rid: state.cur, op: name, args });
+    f.pending++;
+    (state.ops || (state.ops = [])).push({ id, rid: f.rid, op: name, args });
     return id;
   };
 
@@ -292,7 +290,7 @@
       this._args = args;
       this._repeat = repeat;
       this._op = 0;
-      this._flight = state.curFlight;
+      this._flight = current();
       this._id = 0;
       this._cleared = false;
     }
@@ -364,7 +362,7 @@
 
   const rejection = (promise, reason, handled) => {
     if (handled) unhandled.delete(promise);
-    else unhandled.set(promise, [reason, state.curFlight]);
+    else unhandled.set(promise, [reason, current()]);
   };
 
   const reportUnhandled = () => {
@@ -504,6 +502,11 @@
     return s;
   };
 
+  const ridNow = () => {
+    const f = current();
+    return f ? f.rid : 0;
+  };
+
   const log = (level, args, rid) => {
     let msg = args.length === 1 && typeof args[0] === 'string' ? args[0] : format(args);
     if (state.logBytes >= LOG_BYTES_PER_CROSSING) {
@@ -512,7 +515,7 @@
     }
     if (msg.length > LOG_MESSAGE_MAX) msg = msg.slice(0, LOG_MESSAGE_MAX) + '... (truncated)';
     state.logBytes += msg.length;
-    (state.logs || (state.logs = [])).push({ rid: rid === undefined ? state.cur : rid, level, msg });
+    (state.logs || (state.logs = [])).push({ rid: rid === undefined ? ridNow() : rid, level, msg });
   };
 
   const counts = new Map();
@@ -1758,17 +1761,11 @@
   const onSettled = (f, v) => {
     // finished, or already streaming what it gave res.send (but res.write's stream ends here)
     if (f.finished || (f.parts && !f.res._streaming)) return;
-    enter(f);
     try {
       respondWith(f, v);
     } catch (e) {
       fail(f, e);
     }
-  };
-
-  const onRejected = (f, e) => {
-    enter(f);
-    fail(f, e);
   };
 
   const run = (q, raw) => {
@@ -1791,7 +1788,7 @@
       return;
     }
     if (v !== null && typeof v === 'object' && typeof v.then === 'function') {
-      v.then((x) => onSettled(f, x), (e) => onRejected(f, e));
+      v.then((x) => onSettled(f, x), (e) => fail(f, e));
     } else if (W.jobsPending()) {
       // Where `await handler()` would see it: after the jobs the handler queued.
       queueMicrotask(() => onSettled(f, v));
@@ -1802,13 +1799,15 @@
 
   // An exception thrown outside any promise (a timer callback, a microtask).
   const uncaught = (e) => {
-    if (state.curFlight && !state.curFlight.finished) fail(state.curFlight, e);
+    const f = current();
+    if (f && !f.finished) fail(f, e);
     else log('error', ['Uncaught', e]);
   };
 
   const timeout = (ms) => {
     const e = { name: 'TimeoutError', message: 'the script ran longer than its budget of ' + ms + ' ms', stack: '' };
-    if (state.curFlight && !state.curFlight.finished) fail(state.curFlight, e);
+    const f = current();
+    if (f && !f.finished) fail(f, e);
   };
 
   const flush = () => {
@@ -1827,7 +1826,7 @@
     if (streaming.open) openStreams();
     if (unhandled.size) reportUnhandled();
     if (state.logsDropped) {
-      (state.logs || (state.logs = [])).push({ rid: state.cur, level: 'warn', msg: '[wexec] ' + state.logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
+      (state.logs || (state.logs = [])).push({ rid: ridNow(), level: 'warn', msg: '[wexec] ' + state.logsDropped + ' log lines dropped (limit ' + LOG_BYTES_PER_CROSSING + ' bytes per call)' });
     }
     let s = '';
     if (streaming.started) {
@@ -2021,11 +2020,19 @@
     shared,
     __wexec: { op, bytes: (x) => blob(viewOf(x) || x) },
   });
-  // Kept in `state` rather than in a property of the global object, which has a
-  // page of its own in the snapshot.
+  // The metadata of the request whose code runs (see enter). Outside any request it is kept in
+  // `state` rather than in a property of the global object, which has a page of its own in the
+  // snapshot.
   Object.defineProperty(G, 'metadata', {
-    get() { return state.meta; },
-    set(v) { state.meta = v; },
+    get() {
+      const f = current();
+      return f ? f.meta : state.meta;
+    },
+    set(v) {
+      const f = current();
+      if (f) f.meta = v;
+      else state.meta = v;
+    },
     configurable: true,
   });
   Object.defineProperty(G, 'crypto', {

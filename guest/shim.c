@@ -1122,6 +1122,23 @@ static JSValue w_zero_timer(JSContext *c, JSValueConst this, int argc, JSValueCo
     return JS_UNDEFINED;
 }
 
+/* enter(f): the code that runs from here on, and every job and promise reaction it queues,
+ * belongs to request f (null: to none). That async context is the runtime's (build/guest.py):
+ * a reaction runs in the context it was registered in, whoever settles its promise. */
+static JSValue w_enter(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    JSValue outer = rt->async_context;
+    rt->async_context = js_dup(argv[0]);
+    JS_FreeValue(c, outer);
+    return JS_UNDEFINED;
+}
+
+/* current(): the request the running code belongs to (what enter set, or its job carried). */
+static JSValue w_current(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    return js_dup(rt->async_context);
+}
+
 /* Whether a job (a promise reaction, a queued microtask) is waiting to run. */
 static JSValue w_jobs_pending(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
@@ -1164,6 +1181,8 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("zeroTimer", 0, w_zero_timer),
     JS_CFUNC_DEF("fromShape", 1, w_from_shape),
     JS_CFUNC_DEF("done", 4, w_done),
+    JS_CFUNC_DEF("enter", 1, w_enter),
+    JS_CFUNC_DEF("current", 0, w_current),
 };
 
 /* ---- Running JS ----------------------------------------------------------- */

@@ -342,7 +342,9 @@ class Driver:
             ops_by_rid: dict[int, list[dict]] = {}
             for op in self._dispatch(out, blob):
                 ops_by_rid.setdefault(op.get("rid", 0), []).append(op)
-            outcomes = [(req, ops_by_rid.get(req.rid, [])) for req in reqs]
+            outcomes = [(req, ops_by_rid.pop(req.rid, [])) for req in reqs]
+            for ops in ops_by_rid.values():  # of requests that went on in this crossing
+                self._start_ops(ops)
         skipped = []
         for entry, (req, ops) in zip(batch, outcomes, strict=True):
             future = entry[2]
