@@ -21,6 +21,8 @@
  *                      belong to flight f (null: none); a reaction runs in the flight current
  *                      when it was registered, whoever settles its promise
  *   current()          the flight the running code belongs to
+ *   ready()            something the host waits for is in this crossing's report
+ *   leftOver()         the flights of the jobs still queued
  */
 (function (W) {
   'use strict';
@@ -121,6 +123,7 @@
   // Reports the head of f's response and makes f a streaming flight.
   const startStream = (f, status, headers) => {
     (streaming.started || (streaming.started = [])).push('{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers + '}');
+    W.ready();
     f.parts = [];
     f.partBytes = 0;
   };
@@ -136,6 +139,7 @@
     const ref = blob(f.parts);
     f.parts.length = 0;
     (streaming.ended || (streaming.ended = [])).push('[' + f.rid + ',' + ref.off + ',' + ref.len + ']');
+    W.ready();
     finish(f);
   };
 
@@ -198,6 +202,7 @@
       return;
     }
     (state.failed || (state.failed = [])).push({ rid: f.rid, error: errorInfo(e) });
+    W.ready();
     finish(f);
   };
 
@@ -1810,7 +1815,16 @@
     if (f && !f.finished) fail(f, e);
   };
 
-  const flush = () => {
+  // The requests whose work the crossing leaves queued (0: work of none).
+  const leftOver = () => {
+    const rids = new Set();
+    for (const f of W.leftOver()) rids.add(f ? f.rid : 0);
+    for (const t of zero) if (!t._cleared) rids.add(t._flight ? t._flight.rid : 0);
+    return [...rids];
+  };
+
+  // The report of a crossing; `more` when the guest stopped with work left (ABI.md).
+  const flush = (more) => {
     if (waiting.length) {
       for (let i = waiting.length - 1; i >= 0; i--) {
         const f = waiting[i];
@@ -1855,6 +1869,7 @@
     if (state.ops && state.ops.length) s += ',"ops":' + JSON.stringify(state.ops);
     if (state.cancel) s += ',"cancel":' + JSON.stringify(state.cancel);
     if (state.logs) s += ',"logs":' + JSON.stringify(state.logs);
+    if (more) s += ',"more":' + JSON.stringify(leftOver());
     state.done = state.failed = state.ops = state.cancel = state.logs = state.skipped = null;
     state.logBytes = state.logsDropped = 0;
     return s ? '{' + s.slice(1) + '}' : '{}';

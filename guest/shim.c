@@ -28,6 +28,9 @@ static struct hot {
     bool seeded, soft_tripped, timed_out;
     bool impure; /* the code running read the clock, randomness or the host (see wx_load) */
     bool zero_timers; /* the prelude queued a zero-delay timer: drain() must call its tick */
+    bool ready; /* the crossing has an answer to report: its jobs get one more slice */
+    bool more;  /* drain() stopped with work left: the crossing says "more" (ABI.md) */
+    uint64_t slice_end_ns; /* when the jobs of a ready crossing must stop; 0: not started */
     size_t heap_used, heap_cap, heap_soft;
     uint64_t deadline_ns; /* 0: no deadline */
     uint64_t budget_ns;
@@ -629,6 +632,7 @@ static JSValue w_done(JSContext *c, JSValueConst this, int argc, JSValueConst *a
         *p++ = ']';
         r = JS_NewStringLen(c, text, (size_t)(p - text));
         js_free(c, text);
+        hot.ready = true;
     }
     JS_FreeCString(c, headers);
     return r;
@@ -1139,6 +1143,34 @@ static JSValue w_current(JSContext *c, JSValueConst this, int argc, JSValueConst
     return js_dup(rt->async_context);
 }
 
+/* ready(): something the host waits for (a failed request, a streamed head or end) is in
+ * the report; a finished response (done) says so itself. */
+static JSValue w_ready(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    hot.ready = true;
+    return JS_UNDEFINED;
+}
+
+/* leftOver(): the async contexts (flights) of the jobs still queued, each once in a row. */
+static JSValue w_left_over(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    JSValue list = JS_NewArray(c);
+    uint32_t n = 0;
+    JSValue last = JS_UNINITIALIZED;
+    struct list_head *el;
+    list_for_each(el, &rt->job_list) {
+        JSValue v = list_entry(el, JSJobEntry, link)->async_context;
+        if (JS_VALUE_GET_TAG(v) == JS_VALUE_GET_TAG(last) && JS_VALUE_GET_PTR(v) == JS_VALUE_GET_PTR(last))
+            continue;
+        last = v;
+        if (JS_SetPropertyUint32(c, list, n++, js_dup(v)) < 0) {
+            JS_FreeValue(c, list);
+            return JS_EXCEPTION;
+        }
+    }
+    return list;
+}
+
 /* Whether a job (a promise reaction, a queued microtask) is waiting to run. */
 static JSValue w_jobs_pending(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
@@ -1183,6 +1215,8 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("done", 4, w_done),
     JS_CFUNC_DEF("enter", 1, w_enter),
     JS_CFUNC_DEF("current", 0, w_current),
+    JS_CFUNC_DEF("ready", 0, w_ready),
+    JS_CFUNC_DEF("leftOver", 0, w_left_over),
 };
 
 /* ---- Running JS ----------------------------------------------------------- */
@@ -1233,18 +1267,43 @@ static void call_void(JSValueConst fn, int argc, JSValueConst *argv)
     JS_FreeValue(ctx, call(fn, argc, argv));
 }
 
+/* How long the jobs of a crossing may go on once it has an answer to report (ABI.md). */
+#define READY_SLICE_NS 1000000
+
+/* Whether drain() must hand the crossing back with work left: its answer waits for no
+ * microtask storm. The slice starts at the first job after the answer. Past the deadline, the
+ * next job polls for interrupts at once: a storm of jobs too small to reach a poll within the
+ * slice still ends at its deadline. */
+static bool slice_over(void)
+{
+    if (!hot.ready)
+        return false;
+    uint64_t now = now_ns();
+    if (hot.deadline_ns && now >= hot.deadline_ns)
+        ctx->interrupt_counter = 1;
+    if (!hot.slice_end_ns) {
+        hot.slice_end_ns = now + READY_SLICE_NS;
+        return false;
+    }
+    if (now < hot.slice_end_ns)
+        return false;
+    hot.more = true;
+    return true;
+}
+
 /* Runs microtasks to exhaustion, then 0 ms timers one at a time, each
- * followed by the microtasks it queued. */
+ * followed by the microtasks it queued; within a slice once the crossing is ready. */
 static void drain(void)
 {
     for (;;) {
         JSContext *c;
-        int r;
-        while ((r = JS_ExecutePendingJob(rt, &c)) != 0) {
-            if (r < 0)
+        while (JS_IsJobPending(rt)) {
+            if (slice_over())
+                return;
+            if (JS_ExecutePendingJob(rt, &c) < 0)
                 on_escape();
         }
-        if (!hot.zero_timers)
+        if (!hot.zero_timers || slice_over())
             return;
         JSValue more = call(E.tick, 0, NULL);
         bool again = JS_IsBool(more) && JS_VALUE_GET_BOOL(more);
@@ -1259,7 +1318,8 @@ static void drain(void)
 static int32_t flush(void)
 {
     hot.deadline_ns = 0;
-    return out_value(JS_Call(ctx, E.flush, JS_UNDEFINED, 0, NULL));
+    JSValue more = JS_NewBool(ctx, hot.more);
+    return out_value(JS_Call(ctx, E.flush, JS_UNDEFINED, 1, &more));
 }
 
 /* ---- Entry points ------------------------------------------------------- */
@@ -1545,6 +1605,10 @@ static int32_t start_crossing(int32_t json_len, int32_t blob_len, JSValue *h)
     if (!hot.seeded)
         reseed();
     start_budget(number_field(*h, "budget_ms"));
+    /* work an earlier crossing left is sliced from the start, answer or not */
+    hot.ready = hot.more;
+    hot.more = false;
+    hot.slice_end_ns = 0;
     return 0;
 }
 
@@ -1647,6 +1711,8 @@ EXPORT("wx_resume") int32_t wx_resume(int32_t json_len, int32_t blob_len)
         JS_FreeValue(ctx, argv[0]);
         drain();
     }
+    if (!count) /* the host lets the work an earlier crossing left go on */
+        drain();
     JS_FreeValue(ctx, argv[1]);
     JS_FreeValue(ctx, results);
     JS_FreeValue(ctx, h);

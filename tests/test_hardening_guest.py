@@ -1,4 +1,5 @@
-"""Hardening of the guest (issue 10): per-request globals follow the request whose code runs.
+"""Hardening of the guest (issue 10): per-request globals follow the request whose code runs,
+and a finished answer leaves promptly whatever the script keeps queueing.
 
 Worker requests here interleave on one instance: a request that awaits a promise another
 request settles goes on in that other request's crossing, where everything global per request
@@ -11,6 +12,8 @@ import asyncio
 import json
 import time
 from itertools import count
+
+import pytest
 
 from runtime.sandbox import Invocation, Result, Sandbox
 
@@ -173,3 +176,56 @@ export default async () => {
     a, b, c = await in_order(sandbox, artefact, "a", "b", "c")
     assert answer(a) == {"who": "a", "got": ["a", None]} and lines(a) == ["all a"]
     assert answer(b) == {"who": "b"} and answer(c) == {"who": "c"}
+
+
+# ---- a finished answer leaves promptly -------------------------------------------------------
+
+STORMS = {
+    "microtasks": "res.json({ ok: 1 });\n(function spin() { spins++; Promise.resolve().then(spin); })();",
+    "async loop": "res.json({ ok: 1 });\nfor (;;) { spins++; await null; }",
+    "returned": "(function spin() { spins++; queueMicrotask(spin); })();\nreturn { ok: 1 };",
+}
+
+
+@pytest.mark.parametrize("storm", list(STORMS))
+async def test_a_serverless_answer_leaves_before_its_storm_ends(sandbox: Sandbox, storm: str) -> None:
+    artefact = sandbox.compiler.compile_source(
+        f"// @mode serverless\n// @timeout 3000\nlet spins = 0;\n{STORMS[storm]}", f"storm{next(_names)}.ts"
+    )
+    for _ in range(3):  # the first makes the image; the others start on the event loop
+        started = time.monotonic()
+        result = await sandbox.invoke(artefact, Invocation("GET", "/"))
+        assert json.loads(result.body) == {"ok": 1}
+        assert time.monotonic() - started < 0.5, storm
+    started = time.monotonic()
+    assert json.loads(sandbox.run(artefact, Invocation("GET", "/")).body) == {"ok": 1}
+    assert time.monotonic() - started < 0.5, storm
+
+
+@pytest.mark.parametrize("storm", list(STORMS))
+async def test_a_worker_answers_before_its_storm_ends_and_serves_others_meanwhile(
+    sandbox: Sandbox, storm: str
+) -> None:
+    # The storm goes on after the answer, in slices between which other requests are served,
+    # until the timeout of the request it belongs to stops it.
+    src = (
+        "// @mode worker\nlet spins = 0;\n"
+        "export default async (req, res) => {\n"
+        "  if (req.query.count) return { spins };\n"
+        f"  {STORMS[storm]}\n}};\n"
+    )
+    artefact = sandbox.compiler.compile_source(src, f"worker-storm{next(_names)}.ts")
+    count_inv = Invocation("GET", "/", query={"count": "1"})
+    await sandbox.invoke(artefact, count_inv, timeout_ms=5_000)  # the worker starts
+    started = time.monotonic()
+    result = await sandbox.invoke(artefact, Invocation("GET", "/"), timeout_ms=1_000)
+    assert json.loads(result.body) == {"ok": 1}
+    assert time.monotonic() - started < 0.5
+    asked = time.monotonic()
+    during = answer(await sandbox.invoke(artefact, count_inv, timeout_ms=5_000))["spins"]
+    assert time.monotonic() - asked < 0.5  # served between the storm's slices
+    await asyncio.sleep(max(0.0, started + 1.3 - time.monotonic()))
+    after = answer(await sandbox.invoke(artefact, count_inv, timeout_ms=5_000))["spins"]
+    await asyncio.sleep(0.2)
+    later = answer(await sandbox.invoke(artefact, count_inv, timeout_ms=5_000))["spins"]
+    assert 1 < during < after == later  # it went on after the answer, and stopped at its timeout

@@ -103,6 +103,7 @@ class Driver:
     _batching = False
     _resuming = False
     _closing = False
+    _left: dict[int, float | None] | None = None  # work the guest left: whose, until when
     _next_rid = 1
     _offload: Offload | None = None
 
@@ -345,6 +346,8 @@ class Driver:
             outcomes = [(req, ops_by_rid.pop(req.rid, [])) for req in reqs]
             for ops in ops_by_rid.values():  # of requests that went on in this crossing
                 self._start_ops(ops)
+            if self._left:
+                self._wake()
         skipped = []
         for entry, (req, ops) in zip(batch, outcomes, strict=True):
             future = entry[2]
@@ -500,6 +503,8 @@ class Driver:
         return ScriptError(f"the sandbox stopped the script: {message}", name="Trap", path=self.path)
 
     def _dispatch(self, out: dict, blob: bytes) -> list[dict]:
+        if self._left or "more" in out:
+            self._left_over(out.get("more"))
         self._collect_logs(out)
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
@@ -534,6 +539,30 @@ class Driver:
                 entry[1].cancel()
                 self._release(op_id)
         return list(out.get("ops", ()))
+
+    def _left_over(self, rids: list[int] | None) -> None:
+        """Work a crossing left (``more``: whose it is, ABI.md) goes on in later resumes until
+        the latest deadline of the requests it belongs to, answered ones included: each obeys
+        its own timeout (a serverless instance is closed instead, work and all). A crossing
+        without ``more`` left nothing; work of no request known has no time left."""
+        if not rids:
+            self._left = None
+            return
+        known, requests = self._left or {}, self._requests
+        self._left = {
+            rid: req.deadline if (req := requests.get(rid)) is not None else known.get(rid, 0.0)
+            for rid in rids
+        }
+
+    def _left_ms(self) -> float | None:
+        """The budget of the work left: until its latest deadline (None: it has none); past it,
+        a last millisecond, in which the guest stops it."""
+        assert self._left
+        deadlines = list(self._left.values())
+        if None in deadlines:
+            return None
+        until = max(d for d in deadlines if d is not None)
+        return max(1.0, (until - time.monotonic()) * 1000.0)
 
     def _stream_items(self, out: dict, blob: bytes) -> None:
         for started in out.get("started", ()):
@@ -709,10 +738,13 @@ class Driver:
     async def _resume(self) -> None:
         try:
             async with self.lock:
-                while self._results and self.broken is None:
+                while (self._results or self._left) and self.broken is None:
+                    going_on = not self._results  # only the work a crossing left
                     results, blob = self._results, bytes(self._result_blob)
                     self._results, self._result_blob = [], bytearray()
                     budgets = [r.remaining_ms() for r in self._requests.values()]
+                    if self._left:
+                        budgets.append(self._left_ms())
                     budget = None if (not budgets or None in budgets) else max(budgets)  # type: ignore[type-var]
                     header = orjson.dumps({"budget_ms": budget, "results": results})
                     try:
@@ -722,9 +754,11 @@ class Driver:
                     except ScriptError:
                         return
                     self._start_ops(self._dispatch(orjson.loads(head), out_blob))
+                    if going_on:
+                        break  # requests waiting for the instance cross before its next slice
         finally:
             self._resuming = False
-            if self._results and self.broken is None:
+            if (self._results or self._left) and self.broken is None:
                 self._resuming = True
                 asyncio.ensure_future(self._resume())
 
@@ -790,9 +824,10 @@ def first_envelope(
 
 
 def answered(out: dict[str, Any], blob: bytes, rid: int) -> Result | None:
-    """Request ``rid``'s result, if its crossing did nothing but answer it (as most do)."""
+    """Request ``rid``'s result, if its crossing did nothing but answer it (as most do); work it
+    left (``more``) goes with its instance."""
     done = out.get("done")
-    if done is None or len(out) != 1 or len(done) != 1 or done[0][0] != rid:
+    if done is None or len(out) != 1 + ("more" in out) or len(done) != 1 or done[0][0] != rid:
         return None
     return _result(done[0], blob)
 
