@@ -416,3 +416,21 @@ def test_connections_past_the_limit_wait_only_until_the_header_read_timeout(
             assert time.monotonic() - t0 < 3
         finally:
             _close_all(socks)
+
+
+async def test_wexec_answers_json_where_the_server_would_answer_plain_text(tmp_path: Path
+                                                                         ) -> None:
+    """The app itself, before its lifespan ran: a script request is a JSON 503 (not an exception
+    the server turns into a plain-text 500), and the management API failing (its state is not
+    built yet) is a JSON 500."""
+    from runtime.app import create_app
+    from runtime.config import Settings
+
+    app = create_app(Settings(scripts=tmp_path, data=tmp_path / "data"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://wexec") as c:
+        r = await c.get("/hello")
+        assert r.status_code == 503 and r.json()["error"] == "not_ready"
+        r = await c.get("/api/v1/exec/health")
+        assert r.status_code == 500 and r.json()["error"] == "internal_error"
+        assert "/api/v1/exec/health" in r.json()["message"]
