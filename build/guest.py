@@ -87,7 +87,8 @@ static int64_t date_now(void) {
 # the context current when it was queued, a promise reaction the one current when it was
 # registered (then, await), and each runs in its own, whoever settled the promise. The guest
 # keeps the request a continuation belongs to there (ABI.md). A job that raises leaves its
-# context current, so the caller handles the exception in the context that raised it.
+# context current, so the caller handles the exception in the context that raised it. A
+# FinalizationRegistry callback runs in none: the collector, not a request, decides when.
 ASYNC_CONTEXT_PATCHES = (
     (
         "    struct list_head job_list; /* list of JSJobEntry.link */\n",
@@ -198,6 +199,16 @@ ASYNC_CONTEXT_PATCHES = (
             "            JS_EnqueueJob(ctx, promise_reaction_job, 5, args);\n"
             "            ctx->rt->async_context = settler;\n"
             "        }\n"
+        ),
+        1,
+    ),
+    (
+        "                JS_EnqueueJob(fre->ctx, js_finrec_job, 2, args);\n",
+        (
+            "                JSValue collector = rt->async_context;\n"
+            "                rt->async_context = JS_UNDEFINED;\n"
+            "                JS_EnqueueJob(fre->ctx, js_finrec_job, 2, args);\n"
+            "                rt->async_context = collector;\n"
         ),
         1,
     ),

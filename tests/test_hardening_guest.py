@@ -178,6 +178,22 @@ export default async () => {
     assert answer(b) == {"who": "b"} and answer(c) == {"who": "c"}
 
 
+async def test_a_finalizer_runs_as_no_request_whichever_request_collected(sandbox: Sandbox) -> None:
+    # a's garbage (a cycle: only the collector frees it) is collected while b allocates
+    artefact = worker(sandbox, """
+let seen = 'not yet';
+const registry = new FinalizationRegistry(() => { seen = metadata === undefined ? 'none' : who(); });
+export default async () => {
+  if (who() === 'a') { const o = {}; o.self = o; registry.register(o, 1); }
+  if (who() === 'b') { let junk = []; for (let i = 0; i < 50000; i++) junk.push({ i }); junk = null; }
+  return { who: who(), seen };
+};
+""")
+    a, b, c = await in_order(sandbox, artefact, "a", "b", "c")
+    assert [answer(r)["who"] for r in (a, b)] == ["a", "b"]
+    assert answer(c) == {"who": "c", "seen": "none"}
+
+
 # ---- a finished answer leaves promptly -------------------------------------------------------
 
 STORMS = {
