@@ -70,7 +70,7 @@ def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox, top:
     source = f"// @mode serverless\n{top}export default () => {{\n{body}}};\n"
     scribble = sandbox.compiler.compile_source(source, f"scribble-imaged{len(top)}.ts")
     sandbox.run(scribble, Invocation("GET", "/"))  # its first run makes the image
-    image = sandbox._images[scribble.key][1]  # type: ignore[attr-defined]
+    image = sandbox.images.lookup(scribble)[0]
     assert image is not None
     first = GuestInstance(sandbox.engine, sandbox.settings.memory_limit, image)
     first.start()  # a memory mapped afresh from the image: what every instance must start as

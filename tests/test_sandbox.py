@@ -13,7 +13,7 @@ from itertools import count
 
 import pytest
 
-from runtime.compiler import CompileError
+from runtime.compiler import Artefact, CompileError
 from runtime.config import REPO_ROOT
 from runtime.sandbox import (
     Invocation,
@@ -259,9 +259,8 @@ export default () => {
 """
 
 
-def _imaged(sandbox: Sandbox, artefact: object) -> bool:
-    entry = sandbox._images.get(artefact.key)  # type: ignore[attr-defined]
-    return entry is not None and entry[1] is not None
+def _imaged(sandbox: Sandbox, artefact: Artefact) -> bool:
+    return sandbox.images.lookup(artefact)[0] is not None
 
 
 def test_a_pure_serverless_script_starts_from_its_image_and_fresh_every_time(sandbox: Sandbox) -> None:

@@ -1,0 +1,311 @@
+"""``Sandbox``: compiled scripts in, responses out, every run inside its own wasm store.
+
+Worker scripts keep one instance (globals persist, requests interleave at ``await``); serverless
+scripts get a fresh store from the snapshot for every request and it is dropped afterwards.
+A serverless script whose top level is pure starts its fresh instances from the memory that
+top level left (``images.py``).
+Guest code that may run long goes to the guest threads (``threads.py``: ctypes releases the GIL
+while wasm runs, and each tenant gets its fair share of them), so a busy script costs a thread,
+not the event loop. A hop to a thread costs more than a whole serverless request, so a
+serverless request first runs on the event loop within a short slice (``inline_budget_ms``); if
+it outruns the slice it is discarded and rerun from scratch on a thread — safe, since a fresh
+instance has done nothing visible yet — and the script is remembered as slow. A worker's
+requests always run on the threads: a worker request cannot be rerun (it may have changed the
+instance), so it is never stopped for a scheduling decision; the requests that arrive while one
+crossing runs share the next (``Driver.request``), which makes the hop cheap under load.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from runtime.config import Settings
+from runtime.host import Capabilities, default_capabilities
+from runtime.host.quotas import Limits, Quotas
+from runtime.sandbox.driver import FIRST_RID, Driver, SliceExceeded, answered, first_envelope
+from runtime.sandbox.engine import GuestEngine
+from runtime.sandbox.images import ImageCache
+from runtime.sandbox.instance import GuestInstance
+from runtime.sandbox.memory import DerivedImage
+from runtime.sandbox.threads import GuestThreads
+from runtime.sandbox.types import Invocation, LogRecord, Result
+
+if TYPE_CHECKING:
+    from runtime.compiler import Artefact, Compiler
+
+T = TypeVar("T")
+_SCRIPT_DEFAULT: Any = object()
+
+
+class Sandbox:
+    """One per process: the guest engine, the compiler bound to it, and the worker instances."""
+
+    def __init__(self, settings: Settings, caps: Capabilities | None = None) -> None:
+        self.settings = settings
+        self.caps = caps or default_capabilities(settings)
+        self.engine = GuestEngine(settings, self.caps)
+        self._workers: dict[str, Driver] = {}
+        # serverless scripts by key: their artefact and its image (None: its top level is not pure)
+        self.images = ImageCache(settings.serverless_images, settings.serverless_image_bytes)
+        self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
+        self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
+        self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
+        self._compile_lock = threading.Lock()
+        self._compile_instance: GuestInstance | None = None
+        self._compiler: Compiler | None = None
+
+    @property
+    def compiler(self) -> Compiler:
+        if self._compiler is None:
+            from runtime.compiler import Compiler
+
+            self._compiler = Compiler(
+                self.settings.cache_dir, self.engine.guest_hash, self.to_bytecode
+            )
+        return self._compiler
+
+    def to_bytecode(self, js: str, filename: str) -> bytes:
+        """Compile JS text to QuickJS bytecode inside the guest (thread-safe)."""
+        from runtime.compiler import CompileError
+
+        with self._compile_lock:
+            if self._compile_instance is None:
+                self._compile_instance = GuestInstance(self.engine, self.settings.memory_limit)
+            head, blob = self._compile_instance.cross(
+                b"wx_compile", orjson.dumps({"filename": filename}), js.encode(), 10_000
+            )
+        out = orjson.loads(head)
+        if "error" in out:
+            e = out["error"]
+            raise CompileError(
+                f"{e.get('name', 'SyntaxError')}: {e.get('message', '')}",
+                filename,
+                e.get("line"),
+                e.get("col"),
+            )
+        ref = out["bytecode"]
+        return blob[ref["off"] : ref["off"] + ref["len"]]
+
+    def timeout_for(self, artefact: Artefact, tenant: str | None = None) -> int | None:
+        """The script's ``@timeout`` (or the default), capped by settings and the tenant's cap;
+        None is unlimited."""
+        return self.settings.effective_timeout(artefact.magic.timeout, tenant)
+
+    def invoke(
+        self,
+        artefact: Artefact,
+        inv: Invocation,
+        *,
+        timeout_ms: int | None = _SCRIPT_DEFAULT,
+        tenant: str = "default/1",
+    ) -> Coroutine[Any, Any, Result]:
+        """Run ``artefact`` for one request, in its worker instance or a fresh one.
+
+        ``tenant`` is who the host capabilities act for. Worker instances are cached by
+        ``artefact.key``, so a key must be unique per tenant and script (the catalog's are).
+        A streamed result returns at its head; a fresh instance lives until its stream ends.
+        A plain function handing back the mode's coroutine: one coroutine less to resume on
+        every request.
+        """
+        if timeout_ms is _SCRIPT_DEFAULT:
+            timeout_ms = self.timeout_for(artefact, tenant)
+        if artefact.magic.mode == "worker":
+            return self._invoke_worker(artefact, inv, timeout_ms, tenant)
+        return self._invoke_fresh(artefact, inv, timeout_ms, tenant)
+
+    def run(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
+        """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
+        if timeout_ms is _SCRIPT_DEFAULT:
+            timeout_ms = self.timeout_for(artefact)
+        if artefact.magic.mode == "worker":
+            driver = self._workers.get(artefact.key)
+            if driver is None or driver.broken is not None:
+                driver = self._workers[artefact.key] = self._driver(artefact)
+                driver.load(artefact.bytecode, dict(artefact.env), timeout_ms)
+            try:
+                return driver.run(inv, timeout_ms)
+            finally:
+                if driver.broken is not None:
+                    self._discard(artefact.key, driver)
+        image, tried = self.images.lookup(artefact)
+        driver = self._driver(artefact, image=image)
+        try:
+            start = self._start_fresh if tried else self._start_imaging
+            return driver.complete(*start(driver, artefact, inv, timeout_ms))
+        finally:
+            driver.close()
+
+    def evict(self, key: str) -> None:
+        """Drop a worker instance or a serverless image (its script changed or was deleted)."""
+        self.images.evict(key)
+        driver = self._workers.pop(key, None)
+        if driver is not None and driver.idle:
+            driver.close()
+
+    def close(self) -> None:
+        for driver in self._workers.values():
+            driver.close()
+        self._workers.clear()
+        self.images.clear()
+        self.threads.close()
+        self.engine.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _driver(
+        self, artefact: Artefact, tenant: str = "default/1", image: DerivedImage | None = None,
+        instance: GuestInstance | None = None,
+    ) -> Driver:
+        """A driver for ``artefact`` on ``instance``, or on a new one starting as ``image``."""
+        return Driver(
+            instance or GuestInstance(self.engine, self.settings.memory_limit, image),
+            path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant,
+            quota=self.quotas.of(tenant),
+        )
+
+    def _start_fresh(
+        self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
+    ) -> Any:
+        """Start a serverless request: at once from an image, else loading the script in the
+        same crossing."""
+        return driver.begin(inv, timeout_ms, load=_load(artefact, driver.instance.image))
+
+    def _start_imaging(
+        self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
+    ) -> Any:
+        """A script's first serverless request: its top level runs in a crossing of its own,
+        whose memory becomes the script's image if it was pure, then the request starts.
+
+        The load and the request each have the script's timeout, on this first request only.
+        """
+        logs: list[LogRecord] = []
+        image = None
+        try:
+            if driver.load(artefact.bytecode, dict(artefact.env), timeout_ms, logs):
+                image = self.engine.memories.derive(*driver.instance.memory())
+        finally:
+            self.images.keep(artefact, image)
+        req, ops = driver.begin(inv, timeout_ms)
+        req.logs[:0] = logs
+        return req, ops
+
+    def _answer_inline(
+        self, artefact: Artefact, image: DerivedImage | None, inv: Invocation,
+        timeout_ms: int | None, tenant: str,
+    ) -> Result | tuple[Driver, Any, list[dict]]:
+        """A serverless request on the event loop, within the slice.
+
+        Most end in this one crossing: their result comes back with no driver made for them.
+        The rest (operations, a stream, logs, a failure) go on with a driver that takes the
+        instance over, as if it had made the crossing.
+        """
+        instance = GuestInstance(self.engine, self.settings.memory_limit, image)
+        load = _load(artefact, image)
+        header, blob, budget, slice_ms = first_envelope(
+            FIRST_RID, inv, timeout_ms, self.settings.inline_budget_ms, load, artefact.path,
+            instance.memory_limit,
+        )
+        crossed: tuple[dict[str, Any], bytes] | BaseException
+        try:
+            head, out_blob = instance.cross(b"wx_run", header, blob, budget)
+            crossed = orjson.loads(head), out_blob
+        except Exception as exc:  # noqa: BLE001 - the driver takes it over, as its own
+            crossed = exc
+        else:
+            result = answered(*crossed, FIRST_RID)
+            if result is not None:
+                instance.close()
+                return result
+        driver = self._driver(artefact, tenant, instance=instance)
+        try:
+            req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
+        except BaseException:
+            driver.close()
+            raise
+        return driver, req, ops
+
+    async def _invoke_fresh(
+        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
+    ) -> Result:
+        """A serverless request: a fresh instance, inline while it fits the slice.
+
+        A script's first request (it makes the image) and a slow script's run on the guest
+        threads; so does a request that outran the slice, from scratch on a new instance.
+        """
+        image, tried = self.images.lookup(artefact)
+        started: tuple[Driver, Any, list[dict]] | None = None
+        if tried and artefact.key not in self._slow:
+            try:
+                answer = self._answer_inline(artefact, image, inv, timeout_ms, tenant)
+            except SliceExceeded:
+                self._slow.add(artefact.key)
+            else:
+                if isinstance(answer, Result):
+                    return answer
+                started = answer
+        offload = functools.partial(self.threads.run, tenant)
+        if started is None:
+            driver = self._driver(artefact, tenant, image)
+            start = self._start_fresh if tried else self._start_imaging
+            try:
+                req, ops = await offload(lambda: start(driver, artefact, inv, timeout_ms))
+            except BaseException:
+                driver.close()
+                if not tried:  # cancelled before it ran: the next request makes the image
+                    self.images.abandon(artefact)
+                raise
+        else:
+            driver, req, ops = started
+        try:
+            if driver.unsettled(req, ops):
+                await driver.finish(req, ops, offload)
+            result = driver.outcome(req)
+        except BaseException:
+            driver.close()
+            raise
+        driver.close_when_idle()
+        return result
+
+    async def _invoke_worker(
+        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
+    ) -> Result:
+        """A worker request, on its script's long-lived instance (made on first use)."""
+        key = artefact.key
+        driver = self._workers.get(key)
+        if driver is None or driver.broken is not None:
+            driver = await self._new_worker(artefact, tenant)
+        try:
+            return await driver.request(inv, timeout_ms, functools.partial(self.threads.run, tenant))
+        finally:
+            if driver.broken is not None:
+                self._discard(key, driver)
+
+    async def _new_worker(self, artefact: Artefact, tenant: str) -> Driver:
+        """The script's worker instance, created and loaded (it had none, or a broken one)."""
+        driver = self._driver(artefact, tenant)
+        self._workers[artefact.key] = driver
+        try:
+            async with driver.lock:  # taken before any await: requests queue behind the load
+                await self.threads.run(
+                    tenant,
+                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact, tenant)),
+                )
+        except BaseException:
+            self._discard(artefact.key, driver)
+            raise
+        return driver
+
+    def _discard(self, key: str, driver: Driver) -> None:
+        if self._workers.get(key) is driver:
+            del self._workers[key]
+        driver.close()
+
+
+def _load(artefact: Artefact, image: DerivedImage | None) -> tuple[bytes, dict[str, str]] | None:
+    """What a fresh instance loads with its first request: nothing from the script's image."""
+    return None if image is not None else (artefact.bytecode, dict(artefact.env))
