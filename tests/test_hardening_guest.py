@@ -245,3 +245,17 @@ async def test_a_worker_answers_before_its_storm_ends_and_serves_others_meanwhil
     await asyncio.sleep(0.2)
     later = answer(await sandbox.invoke(artefact, count_inv, timeout_ms=5_000))["spins"]
     assert 1 < during < after == later  # it went on after the answer, and stopped at its timeout
+
+
+async def test_a_stream_whose_first_crossing_ran_out_of_its_slice_goes_on(sandbox: Sandbox) -> None:
+    # the head leaves at once; the generator's many awaits outlast the first crossing's slice
+    src = (
+        "// @timeout 5000\nexport default () => (async function* () {\n  yield 'a';\n"
+        "  let x = 0;\n  for (let i = 0; i < 200000; i++) { await null; x++; }\n  yield 'b' + x;\n})();"
+    )
+    artefact = sandbox.compiler.compile_source(src, f"guest-hardening{next(_names)}.ts")
+    started = time.monotonic()
+    result = await sandbox.invoke(artefact, Invocation("GET", "/"))
+    assert result.stream is not None
+    assert b"".join([chunk async for chunk in result.stream]) == b"ab200000"
+    assert time.monotonic() - started < 4.0  # went on in later crossings, not at its timeout

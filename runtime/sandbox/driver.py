@@ -380,6 +380,8 @@ class Driver:
         """Run the request's operations and resumes until it settles or its time is up."""
         self._offload = offload
         self._start_ops(ops)
+        if self._left:  # the first crossing handed back work it had no time for
+            self._wake()
         if req.outcome is None:
             req.future = asyncio.get_running_loop().create_future()
             remaining = req.remaining_ms()
