@@ -28,7 +28,7 @@ from runtime.catalog.live import Catalog
 from runtime.config import Settings
 from runtime.http.gateway import Gateway
 from runtime.http.limits import LoadShedder
-from runtime.http.policy import prepare
+from runtime.http.policy import Policy, prepare
 from runtime.http.response import ResponseRules
 from runtime.observe.access_log import AccessLog
 from runtime.sandbox import Sandbox
@@ -72,7 +72,7 @@ class App:
         sandbox = Sandbox(settings)
         access_log = AccessLog(settings.data_dir / "logs")
         shedder = LoadShedder(settings.max_inflight)
-        catalog = Catalog(
+        catalog: Catalog[Policy] = Catalog(
             settings,
             sandbox.compiler.compile_file,
             lambda tenant, rel, artefact: prepare(tenant, rel, artefact, settings),

@@ -19,66 +19,70 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from runtime.catalog.routes import Params, Route, RouteError, RouteTable, Stat, route_for, scan
 from runtime.catalog.tenants import Tenant, TenantResolver, discover
 from runtime.compiler import CompileError
 from runtime.config import Settings
-from runtime.http.auth import Redactor
+from runtime.observe.redact import Redactor
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact
 
 log = logging.getLogger("wexec.catalog")
 
+P = TypeVar("P")
+"""What the server derives from each compiled version (`http.policy.Policy`); the catalog only
+keeps it, so it needs nothing from the HTTP layer that reads it."""
+
 
 @dataclass(slots=True)
-class Script:
+class Script(Generic[P]):
     """One route's current version: an artefact ready to run, or the error that stops it."""
 
     route: Route
     stat: Stat
     artefact: Artefact | None = None
     error: Exception | None = None  # compile or magic-comment error, answered as a 500
-    policy: Any = None  # what `prepare` derived from the artefact, once per version
+    policy: P | None = None  # what `prepare` derived from the artefact, once per version
 
 
 @dataclass(slots=True)
-class TenantScripts:
+class TenantScripts(Generic[P]):
     tenant: Tenant
     table: RouteTable
-    scripts: dict[str, Script]  # by path relative to the tenant root
+    scripts: dict[str, Script[P]]  # by path relative to the tenant root
     tried: dict[str, Stat] = field(default_factory=dict)  # last version that failed to compile
 
 
 @dataclass(frozen=True, slots=True)
-class View:
+class View(Generic[P]):
     resolver: TenantResolver
-    tenants: dict[str, TenantScripts]  # by tenant name
+    tenants: dict[str, TenantScripts[P]]  # by tenant name
 
 
-class Catalog:
+class Catalog(Generic[P]):
     """Resolves (Host, path) to a script and keeps every tenant's scripts current."""
 
     def __init__(
         self,
         settings: Settings,
         compile_file: Callable[[Path, str], Artefact],
-        prepare: Callable[[str, str, Artefact], Any],
+        prepare: Callable[[str, str, Artefact], P],
     ) -> None:
         self._settings = settings
         self._compile = compile_file
         self._prepare = prepare
         self._settle_ns = settings.reload_interval_ms * 1_000_000
         self._warned: set[str] = set()
-        self._view = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
+        self._view: View[P] = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
 
     @property
-    def view(self) -> View:
+    def view(self) -> View[P]:
         return self._view
 
-    def lookup(self, host: str, path: str) -> tuple[Tenant, Script | None, Params]:
+    def lookup(self, host: str, path: str) -> tuple[Tenant, Script[P] | None, Params]:
         view = self._view
         tenant = view.resolver.resolve(host)
         scripts = view.tenants.get(tenant.name)
@@ -100,7 +104,7 @@ class Catalog:
         skipped: dict[str, str] = {}
         tenants = discover(self._settings, skipped)
         problems = {f"{path}: {why}" for path, why in skipped.items()}
-        fresh: dict[str, TenantScripts] = {}
+        fresh: dict[str, TenantScripts[P]] = {}
         for tenant in tenants:
             prev = old.tenants.get(tenant.name)
             try:
@@ -119,15 +123,15 @@ class Catalog:
         return _keys(old) - _keys(self._view)
 
     def _refresh_tenant(
-        self, tenant: Tenant, prev: TenantScripts | None, now: int, initial: bool,
+        self, tenant: Tenant, prev: TenantScripts[P] | None, now: int, initial: bool,
         problems: set[str],
-    ) -> TenantScripts:
+    ) -> TenantScripts[P]:
         found = scan(tenant.root, self._settings.max_tenant_entries)
         problems.update(f"{tenant.name}/{rel}: {why}; not served" for rel, why in found.skipped.items())
         on_disk = found.found
         before = prev.scripts if prev is not None else {}
         tried = dict(prev.tried) if prev is not None else {}
-        scripts: dict[str, Script] = {}
+        scripts: dict[str, Script[P]] = {}
         changed = False
         for rel, stat in on_disk.items():
             current = before.get(rel)
@@ -157,7 +161,7 @@ class Catalog:
         table = RouteTable([s.route for s in scripts.values()])
         return TenantScripts(tenant, table, scripts, tried)
 
-    def _load(self, tenant: Tenant, rel: str, stat: Stat, problems: set[str]) -> Script | None:
+    def _load(self, tenant: Tenant, rel: str, stat: Stat, problems: set[str]) -> Script[P] | None:
         try:
             route = route_for(rel)
         except RouteError as exc:
@@ -182,7 +186,7 @@ class Catalog:
         return Script(route, stat, artefact, policy=policy)
 
 
-def _keys(view: View) -> set[str]:
+def _keys(view: View[P]) -> set[str]:
     return {
         s.artefact.key
         for t in view.tenants.values()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..catalog.magic import MagicComments
 from .bytecode import FACTORY_LINES
+from .magic import MagicComments
 from .shape import Origin, Shape
 from .sourcemap import SourceMap
 

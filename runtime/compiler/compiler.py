@@ -8,11 +8,11 @@ from pathlib import Path, PurePosixPath
 
 from ..buildtools import load_build_module
 from ..catalog.confine import read_inside
-from ..catalog.magic import MagicCommentError, parse_magic_comments
 from .artefact import Artefact, locate
 from .bytecode import FACTORY_OPEN, ToBytecode, wrap_factory
 from .cache import ArtefactStore, Compiled, StatLRU, cache_key
 from .errors import CompileError
+from .magic import MagicCommentError, parse_magic_comments
 from .shape import prepare
 from .sourcemap import SourceMap
 from .transpile import esbuild_args, loader_for, transpile

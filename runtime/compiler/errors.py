@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..catalog.magic import Secrets
+    from .magic import Secrets
 
 
 class CompileError(Exception):

@@ -14,16 +14,17 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
-import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-REDACTED = "[REDACTED]"
-CREDENTIAL_HEADERS = ("authorization", "x-token")
+from runtime.observe.redact import CREDENTIAL_HEADERS, REDACTED, Redactor
+
+# Redaction is defined beside the request log; its names stay importable from here.
+__all__ = ["CREDENTIAL_HEADERS", "REDACTED", "TOKEN_PARAMETER", "Credentials", "Redactor", "accepts",
+           "credentials", "digest", "request_secrets"]
+
 TOKEN_PARAMETER = "token"
 """The query parameter, matched after percent- and `+`-decoding and in any case."""
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)+)"')
 
 
 def digest(token: str) -> bytes:
@@ -93,35 +94,6 @@ def accepts(expected: bytes, presented: list[str]) -> bool:
     for candidate in presented:
         ok |= hmac.compare_digest(digest(candidate), expected)
     return ok
-
-
-def secret_forms(secret: str) -> list[str]:
-    """A secret as it may appear in text: raw, and escaped inside a JSON string."""
-    return [secret, json.dumps(secret)[1:-1]]
-
-
-class Redactor:
-    """Replaces a script's secrets (its token, and what was presented) in text written out."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        forms = {form for s in secrets if s for form in secret_forms(s)}
-        # Longest first, so a secret containing another is replaced whole.
-        self._secrets = sorted(forms, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-    def quoting_source(self, text: str) -> str:
-        """`text` that quotes source code (a compile error): a quoted piece that is part of a
-        secret goes too, as esbuild quotes the one word it stopped at (`found "sk"` of `sk-1`)."""
-        return _QUOTED.sub(self._quoted, self(text))
-
-    def _quoted(self, match: re.Match[str]) -> str:
-        piece = match.group(1)
-        return f'"{REDACTED}"' if any(piece in secret for secret in self._secrets) else match.group(0)
 
 
 def request_secrets(headers: dict[str, str], query: dict[str, str | list[str]]) -> list[str]:

@@ -37,6 +37,7 @@ from runtime.http.limits import LoadShedder, read_body
 from runtime.http.policy import Policy, compile_failed
 from runtime.http.response import ResponseRuleBroken, ResponseRules
 from runtime.observe.access_log import AccessLog, Entry, render
+from runtime.observe.redact import Redactor
 from runtime.sandbox import (
     BodyStream,
     Invocation,
@@ -112,7 +113,7 @@ class Gateway:
     """Runs the script a request routes to; one instance serves every tenant of the process."""
 
     def __init__(
-        self, catalog: Catalog, sandbox: Sandbox, access_log: AccessLog, max_body: int,
+        self, catalog: Catalog[Policy], sandbox: Sandbox, access_log: AccessLog, max_body: int,
         shedder: LoadShedder, rules: ResponseRules,
     ) -> None:
         self.catalog = catalog
@@ -194,7 +195,7 @@ class Gateway:
             self.access_log.write(tenant.slug, record, _redactor(policy, req))
 
     async def _run(
-        self, tenant: Tenant, script: Script | None, policy: Policy | None,
+        self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
         params: dict[str, Any], req: Request, receive: Receive,
     ) -> Result:
         if script is None:
@@ -250,10 +251,10 @@ def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:
     return err
 
 
-def _redactor(policy: Policy, req: Request) -> auth.Redactor | None:
+def _redactor(policy: Policy, req: Request) -> Redactor | None:
     """What hides the script's secrets and the credentials this request carried; None if neither."""
     carried = auth.request_secrets(req.headers, req.query)
-    return auth.Redactor([*policy.secrets, *carried]) if carried else policy.redactor
+    return Redactor([*policy.secrets, *carried]) if carried else policy.redactor
 
 
 def _internal_error(exc: Exception) -> HTTPError:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runtime.catalog.magic import MagicCommentError
 from runtime.compiler import CompileError
+from runtime.compiler.magic import MagicCommentError
 from runtime.config import Settings
 from runtime.http import auth
-from runtime.http.auth import Redactor, digest
+from runtime.http.auth import digest
 from runtime.http.errors import HTTPError, script_failed, unauthorized
 from runtime.http.limits import FifoLimiter
+from runtime.observe.redact import Redactor
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact

@@ -28,11 +28,11 @@ from typing import Any
 
 import orjson
 
-from runtime.http.auth import CREDENTIAL_HEADERS, REDACTED, Redactor
+from runtime.compiler.magic import LOG_LEVELS
+from runtime.observe.redact import CREDENTIAL_HEADERS, REDACTED, Redactor
 from runtime.sandbox.types import LogRecord
 
-LEVELS = ("none", "minimal", "standard", "full", "debug")
-_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+_RANK = {level: rank for rank, level in enumerate(LOG_LEVELS)}
 CONSOLE_KEPT = {
     "standard": frozenset({"warn", "error"}),
     "full": frozenset({"log", "info", "warn", "error"}),
