@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from runtime.catalog.routes import route_for, split_path
     from runtime.compiler import CompileError
     from runtime.sandbox import Invocation, Sandbox, ScriptError
-    from runtime.sandbox.types import Query
+    from runtime.types import Query
 
     file: Path = args.file.resolve()
     if not file.is_file():

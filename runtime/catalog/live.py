@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from runtime.catalog.routes import Params, Route, RouteError, RouteTable, Stat, route_for, scan
+from runtime.catalog.routes import Route, RouteError, RouteTable, Stat, route_for, scan
 from runtime.catalog.tenants import Tenant, TenantResolver, discover
 from runtime.compiler import CompileError
 from runtime.config import Settings
 from runtime.observe.redact import Redactor
+from runtime.types import Query
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact
@@ -82,7 +83,7 @@ class Catalog(Generic[P]):
     def view(self) -> View[P]:
         return self._view
 
-    def lookup(self, host: str, path: str) -> tuple[Tenant, Script[P] | None, Params]:
+    def lookup(self, host: str, path: str) -> tuple[Tenant, Script[P] | None, Query]:
         view = self._view
         tenant = view.resolver.resolve(host)
         scripts = view.tenants.get(tenant.name)

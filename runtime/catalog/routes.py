@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from runtime.catalog.confine import inside, resolved
+from runtime.types import Query
 
 SCRIPT_SUFFIXES = (".ts", ".js")
 """Only these are ever executed; `.d.ts` declares types and is never a route."""
@@ -23,8 +24,6 @@ STATIC, DYNAMIC, CATCH_ALL, OPTIONAL_CATCH_ALL = range(4)
 _DYNAMIC = re.compile(r"^\[([A-Za-z_$][\w$]*)\]$")
 _CATCH_ALL = re.compile(r"^\[\.\.\.([A-Za-z_$][\w$]*)\]$")
 _OPTIONAL_CATCH_ALL = re.compile(r"^\[\[\.\.\.([A-Za-z_$][\w$]*)\]\]$")
-
-Params = dict[str, str | list[str]]
 
 
 def is_script(name: str) -> bool:
@@ -134,8 +133,8 @@ class Route:
         shown = {STATIC: "{}", DYNAMIC: "[{}]", CATCH_ALL: "[...{}]", OPTIONAL_CATCH_ALL: "[[...{}]]"}
         return "/" + "/".join(shown[s.kind].format(s.value) for s in self.segments)
 
-    def match(self, parts: list[str]) -> Params | None:
-        params: Params = {}
+    def match(self, parts: list[str]) -> Query | None:
+        params: Query = {}
         for i, seg in enumerate(self.segments):
             if seg.kind == STATIC:
                 if i >= len(parts) or parts[i] != seg.value:
@@ -201,7 +200,7 @@ class RouteTable:
                 self._patterns.append(route)
         self.routes = ordered
 
-    def match(self, path: str) -> tuple[Route, Params] | None:
+    def match(self, path: str) -> tuple[Route, Query] | None:
         if "%" not in path and "//" not in path:
             route = self._static.get(path)  # a hit is already in the form split_path gives
             if route is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from runtime.observe.redact import CREDENTIAL_HEADERS, REDACTED, Redactor
+from runtime.types import Query
 
 # Redaction is defined beside the request log; its names stay importable from here.
 __all__ = ["CREDENTIAL_HEADERS", "REDACTED", "TOKEN_PARAMETER", "Credentials", "Redactor", "accepts",
@@ -37,12 +38,12 @@ class Credentials:
 
     presented: list[str]
     headers: dict[str, str]
-    query: dict[str, str | list[str]]
+    query: Query
     url: str
 
 
 def credentials(
-    headers: dict[str, str], query: dict[str, str | list[str]], url: str
+    headers: dict[str, str], query: Query, url: str
 ) -> Credentials:
     """Every token candidate in the request, and the request with every credential removed.
 
@@ -62,7 +63,7 @@ def credentials(
             pass
     if "x-token" in headers:
         found.append(headers["x-token"])
-    rest: dict[str, str | list[str]] = {}
+    rest: Query = {}
     for key, values in query.items():
         if _is_token_parameter(key):
             found.extend([values] if isinstance(values, str) else values)
@@ -96,7 +97,7 @@ def accepts(expected: bytes, presented: list[str]) -> bool:
     return ok
 
 
-def request_secrets(headers: dict[str, str], query: dict[str, str | list[str]]) -> list[str]:
+def request_secrets(headers: dict[str, str], query: Query) -> list[str]:
     """Credentials a request carried, whether or not they were right: never to be logged."""
     if headers.keys().isdisjoint(CREDENTIAL_HEADERS) and not any(map(_is_token_parameter, query)):
         return []  # most requests: nothing to look through

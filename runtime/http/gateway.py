@@ -46,6 +46,7 @@ from runtime.sandbox import (
     ScriptMemoryError,
     ScriptTimeout,
 )
+from runtime.types import Query
 
 if TYPE_CHECKING:
     from runtime.sandbox import Sandbox
@@ -65,7 +66,7 @@ class Request:
     route_path: str  # still percent-encoded: the router splits it before decoding segments
     url: str
     headers: dict[str, str]
-    query: dict[str, str | list[str]]
+    query: Query
     ip: str
     may_have_body: bool = True
     body: bytes = b""  # set once read, so the request log has it even when the script fails
@@ -81,7 +82,7 @@ def decode(scope: Scope) -> Request:
             before = headers.get(name)
             headers[name] = value if before is None else f"{before}, {value}"
     qs = scope.get("query_string", b"").decode("latin-1")
-    query: dict[str, str | list[str]] = {}
+    query: Query = {}
     for key, value in parse_qsl(qs, keep_blank_values=True) if qs else ():
         seen = query.get(key)
         if seen is None:

@@ -18,6 +18,7 @@ from runtime.http.auth import digest
 from runtime.http.errors import HTTPError, script_failed, unauthorized
 from runtime.http.limits import FifoLimiter
 from runtime.observe.redact import Redactor
+from runtime.types import Query
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact
@@ -60,7 +61,7 @@ def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) ->
 
 def compile_failed(
     script: str, error: Exception | None, headers: dict[str, str],
-    query: dict[str, str | list[str]],
+    query: Query,
 ) -> HTTPError:
     """The answer for a script that does not compile, as much of it as this caller may see.
 
