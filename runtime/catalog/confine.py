@@ -40,24 +40,33 @@ def read_inside(root: Path, rel: str) -> tuple[bytes, os.stat_result]:
     """The bytes of `root/rel` and the status of what was read, if it is a file inside `root`.
 
     `root` must be a resolved path (`resolved`). The file is opened following links, then the
-    descriptor's own path (Linux's `/proc/self/fd`) is checked: that is the file read, whatever
-    happened to the path since. `O_NONBLOCK` keeps a FIFO from stalling the open; only regular
-    files of at most `MAX_SCRIPT_BYTES` are read.
+    descriptor itself is checked (`read_opened`): that is the file read, whatever happened to the
+    path since. `O_NONBLOCK` keeps a FIFO from stalling the open.
     """
     real_root = resolved(root)
     if real_root is None:
         raise OutsideRoot(f"{root} is a link or passes through one; use its resolved path")
     fd = os.open(os.path.join(real_root, rel), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise OutsideRoot(f"{rel} is not a regular file")
-        if not inside(os.readlink(f"/proc/self/fd/{fd}"), real_root):
-            raise OutsideRoot(f"{rel} resolves outside its folder {root}; links must stay inside it")
-        with open(fd, "rb", closefd=False) as file:
-            data = file.read(MAX_SCRIPT_BYTES + 1)
-        if len(data) > MAX_SCRIPT_BYTES:
-            raise OSError(errno.EFBIG, f"{rel} is larger than {MAX_SCRIPT_BYTES} bytes")
-        return data, status
+        return read_opened(fd, rel, real_root, f"its folder {root}")
     finally:
         os.close(fd)
+
+
+def read_opened(fd: int, rel: str, real_root: str, folder: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of the open file `fd` (named `rel`, under `folder` in messages), checked first.
+
+    Only a regular file whose descriptor's own path (Linux's `/proc/self/fd`) lies inside
+    `real_root` is read, and at most `MAX_SCRIPT_BYTES` of it: whichever path led to `fd`, this
+    is the file read.
+    """
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        raise OutsideRoot(f"{rel} is not a regular file")
+    if not inside(os.readlink(f"/proc/self/fd/{fd}"), real_root):
+        raise OutsideRoot(f"{rel} resolves outside {folder}; links must stay inside it")
+    with open(fd, "rb", closefd=False) as file:
+        data = file.read(MAX_SCRIPT_BYTES + 1)
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise OSError(errno.EFBIG, f"{rel} is larger than {MAX_SCRIPT_BYTES} bytes")
+    return data, status
