@@ -1,8 +1,8 @@
 """The ASGI application: scripts at bare paths, the management API under `/api/v1/exec/`.
 
-Server-agnostic: uvicorn, granian and hypercorn all run it. The lifespan owns the process's
-resources — the sandbox, the live catalog of scripts and its reload loop, the request logs — and
-releases them in reverse order at shutdown.
+Server-agnostic: uvicorn, granian and hypercorn all run it. `App` owns the process's lifespan:
+it builds the sandbox, the live catalog of scripts and its reload loop, the request logs and the
+management API (`runtime.api`), and releases them in reverse order at shutdown.
 """
 
 from __future__ import annotations
@@ -10,20 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Mount, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
-from runtime.api.health import health
+from runtime.api.services import Services
 from runtime.catalog.live import Catalog
 from runtime.config import Settings
 from runtime.http.gateway import Gateway
@@ -45,17 +43,17 @@ class App:
     """Dispatches each request to the script gateway or the management API.
 
     Scripts bypass Starlette's router and middleware: their path is the hot one, and the gateway
-    already answers every error itself.
+    already answers every error itself. Everything else (the API, the lifespan protocol) goes
+    through one router that mounts the API app under `API_PREFIX`.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.api = Starlette(
-            routes=[Route(API_PREFIX + "health", health, methods=["GET"])],
-            exception_handlers={HTTPException: _api_error, Exception: _api_crash},
-            lifespan=self._lifespan,
-        )
         self._gateway: Gateway | None = None
+        self._api: ASGIApp | None = None
+        self._router = Router(
+            routes=[Mount(API_PREFIX.rstrip("/"), app=self._serve_api)], lifespan=self._lifespan
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(API_PREFIX):
@@ -64,10 +62,19 @@ class App:
                 return
             await self._gateway(scope, receive, send)
         else:
-            await self.api(scope, receive, send)
+            await self._router(scope, receive, send)
+
+    async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._api is None:
+            if scope["type"] == "http":
+                await _api_not_started(scope, send)
+            else:
+                await WebSocketClose()(scope, receive, send)
+            return
+        await self._api(scope, receive, send)
 
     @asynccontextmanager
-    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+    async def _lifespan(self, _: object) -> AsyncIterator[None]:
         settings = self.settings
         sandbox = Sandbox(settings)
         access_log = AccessLog(settings.data_dir / "logs")
@@ -77,12 +84,14 @@ class App:
             sandbox.compiler.compile_file,
             lambda tenant, rel, artefact: prepare(tenant, rel, artefact, settings),
         )
+        services = Services(settings, catalog, sandbox, shedder, access_log)
+        api = asyncio.create_task(asyncio.to_thread(_build_api, services))
         await asyncio.to_thread(catalog.refresh, initial=True)
+        self._api = await api
         rules = ResponseRules(settings.max_response_headers, settings.max_response_header_bytes)
         self._gateway = Gateway(
             catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules
         )
-        self.api.state.catalog, self.api.state.shedder = catalog, shedder
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
         # What start-up built lives as long as the process: the collector stops walking it, so a
         # full collection costs what requests left behind, not the whole heap (a p99 spike).
@@ -99,31 +108,33 @@ class App:
         finally:
             reloader.cancel()
             await asyncio.gather(reloader, return_exceptions=True)
-            self._gateway = None
+            self._gateway = self._api = None
             access_log.close()
             sandbox.close()
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    """The management API's own 404/405s, as JSON like every other error."""
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = f"{request.method} {request.url.path}: {exc.detail}"
-    if exc.status_code == 404:
-        message = f"no management endpoint at {request.url.path}; see GET {API_PREFIX}health"
-    return JSONResponse(
-        {"error": code, "message": message, "path": request.url.path},
-        exc.status_code, headers=exc.headers,
-    )
+def _build_api(services: Services) -> ASGIApp:
+    """The management API app, imported here and run on a thread beside the first scan:
+    FastAPI takes about a quarter of a second to import, which start-up then does not wait for."""
+    from runtime.api.app import build
+
+    return build(services)
 
 
-async def _api_crash(request: Request, exc: Exception) -> JSONResponse:
-    """A failure inside the management API, as JSON (the server logs its traceback)."""
-    return JSONResponse(
-        {"error": "internal_error", "path": request.url.path,
-         "message": f"wexec failed to serve {request.method} {request.url.path}: {exc}"},
-        500,
-    )
+async def _api_not_started(scope: Scope, send: Send) -> None:
+    """The management API's answer while it does not exist: before the lifespan built it, or
+    after it ended (the same JSON 500 a failing handler gives)."""
+    method, path = scope.get("method", "GET"), scope["path"]
+    body = json.dumps({
+        "error": "internal_error", "path": path,
+        "message": f"wexec failed to serve {method} {path}: the management API is built at "
+                   "start-up, and this process has not started (or is stopping), or its ASGI "
+                   "server did not run the lifespan protocol",
+    }).encode()
+    await send({"type": "http.response.start", "status": 500, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+    ]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _not_started(send: Send) -> None:
@@ -138,7 +149,7 @@ async def _not_started(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _keep_current(catalog: Catalog, sandbox: Sandbox, interval_ms: int) -> None:
+async def _keep_current(catalog: Catalog[Policy], sandbox: Sandbox, interval_ms: int) -> None:
     """Re-scan scripts forever; drop the worker instances of versions nobody serves any more."""
     while True:
         await asyncio.sleep(interval_ms / 1000)

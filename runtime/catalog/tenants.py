@@ -38,6 +38,11 @@ class Tenant:
         object.__setattr__(self, "slug", f"{self.subdomain}-{self.exec_id}")
 
 
+def is_tenant_name(name: str) -> bool:
+    """Whether `name` can be a tenant's subdomain or exec id: lower-case letters, digits, `-`."""
+    return _SAFE_NAME.match(name) is not None
+
+
 def discover(settings: Settings, skipped: dict[str, str] | None = None) -> list[Tenant]:
     """Every tenant on disk; the default tenant always exists, even with no folder yet.
 
@@ -66,7 +71,7 @@ def _subdirs(path: Path, skipped: dict[str, str] | None) -> list[str]:
         return []
     found = []
     for entry in entries:
-        if not _SAFE_NAME.match(entry.name):
+        if not is_tenant_name(entry.name):
             continue
         try:
             if entry.is_symlink():
@@ -93,6 +98,10 @@ class TenantResolver:
     @property
     def tenants(self) -> list[Tenant]:
         return list(self._tenants.values())
+
+    def get(self, subdomain: str, exec_id: str) -> Tenant | None:
+        """The tenant named so, if it is known."""
+        return self._tenants.get((subdomain, exec_id))
 
     def resolve(self, host: str) -> Tenant:
         tenant = self._by_host.get(host)
