@@ -50,7 +50,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._gateway: Gateway | None = None
-        self._api: ASGIApp | None = None
+        self._api: asyncio.Task[ASGIApp] | None = None
         self._router = Router(
             routes=[Mount(API_PREFIX.rstrip("/"), app=self._serve_api)], lifespan=self._lifespan
         )
@@ -71,7 +71,8 @@ class App:
             else:
                 await WebSocketClose()(scope, receive, send)
             return
-        await self._api(scope, receive, send)
+        api = await self._api  # built by now, except for the first requests after start-up
+        await api(scope, receive, send)
 
     @asynccontextmanager
     async def _lifespan(self, _: object) -> AsyncIterator[None]:
@@ -84,10 +85,7 @@ class App:
             sandbox.compiler.compile_file,
             lambda tenant, rel, artefact: prepare(tenant, rel, artefact, settings),
         )
-        services = Services(settings, catalog, sandbox, shedder, access_log)
-        api = asyncio.create_task(asyncio.to_thread(_build_api, services))
         await asyncio.to_thread(catalog.refresh, initial=True)
-        self._api = await api
         rules = ResponseRules(settings.max_response_headers, settings.max_response_header_bytes)
         self._gateway = Gateway(
             catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules
@@ -100,6 +98,11 @@ class App:
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        # FastAPI takes about a quarter of a second to import, five times the rest of start-up:
+        # the API is built on a thread while scripts are already served, and a management
+        # request arriving meanwhile waits for it.
+        services = Services(settings, catalog, sandbox, shedder, access_log)
+        self._api = asyncio.create_task(asyncio.to_thread(_build_api, services))
         if settings.supervisor_pid is not None:  # `wexec serve` restarts only what has started
             with contextlib.suppress(ProcessLookupError):
                 os.kill(settings.supervisor_pid, signal.SIGUSR1)
@@ -107,15 +110,15 @@ class App:
             yield
         finally:
             reloader.cancel()
-            await asyncio.gather(reloader, return_exceptions=True)
+            await asyncio.gather(reloader, self._api, return_exceptions=True)
             self._gateway = self._api = None
             access_log.close()
             sandbox.close()
 
 
 def _build_api(services: Services) -> ASGIApp:
-    """The management API app, imported here and run on a thread beside the first scan:
-    FastAPI takes about a quarter of a second to import, which start-up then does not wait for."""
+    """The management API app; imported here, on the thread that builds it, so that importing
+    `runtime.app` does not load FastAPI."""
     from runtime.api.app import build
 
     return build(services)

@@ -1,17 +1,93 @@
-"""The API app as the process serves it: mounted once under /api/v1/exec, built by the lifespan."""
+"""The API app as the process serves it: mounted once under /api/v1/exec, built by the lifespan.
+
+The app is started here as an ASGI server starts it (the lifespan protocol), not through a
+server subprocess: these tests are about the app's own wiring.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import pytest_asyncio
+
+from runtime.app import App, create_app
+from runtime.config import Settings
 
 PREFIX = "/api/v1/exec"
 
 
+class Lifespan:
+    """Runs an app's lifespan protocol the way an ASGI server does."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+        self._task = asyncio.create_task(self._app(scope, self._inbox.get, self._outbox.put))
+        await self._event("startup")
+
+    async def stop(self) -> None:
+        await self._event("shutdown")
+        assert self._task is not None
+        await self._task
+
+    async def _event(self, event: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{event}"})
+        answer = await asyncio.wait_for(self._outbox.get(), 60)
+        assert answer["type"] == f"lifespan.{event}.complete", answer
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    root = tmp_path / "scripts"
+    (root / "api").mkdir(parents=True)
+    (root / "hello.ts").write_text("return 'hello';\n")
+    (root / "api" / "users.ts").write_text("return [];\n")
+    return root
+
+
+@pytest.fixture
+def app(tmp_path: Path, scripts: Path) -> App:
+    return create_app(Settings(scripts=scripts, data=tmp_path / "data"))
+
+
+# The app's lifespan and its requests run on the test's own loop, as a server runs them on one.
+@pytest_asyncio.fixture(loop_scope="function")
+async def asgi(app: App) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app`, which has not started."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+        yield c
+
+
+@pytest.fixture
+def lifespan(app: App) -> Lifespan:
+    return Lifespan(app)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def client(asgi: httpx.AsyncClient, lifespan: Lifespan
+                 ) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` after its start-up; the app is shut down afterwards."""
+    await lifespan.start()
+    yield asgi
+    await lifespan.stop()
+
+
 async def test_health_reports_what_the_process_serves(client: httpx.AsyncClient) -> None:
     r = await client.get(f"{PREFIX}/health")
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok" and body["tenants"] == 1 and body["scripts"] == 2
     assert body["inflight"] == 0 and body["uptime_s"] >= 0 and body["version"]
@@ -42,7 +118,7 @@ async def test_openapi_is_generated_from_the_models(client: httpx.AsyncClient) -
 
 
 async def test_the_api_exists_while_the_process_runs_and_its_lifespan_is_the_apps(
-        asgi: httpx.AsyncClient, lifespan: Any) -> None:
+        asgi: httpx.AsyncClient, lifespan: Lifespan) -> None:
     before = await asgi.get(f"{PREFIX}/health")
     assert before.status_code == 500 and before.json()["error"] == "internal_error"
     assert "has not started" in before.json()["message"]
@@ -52,3 +128,10 @@ async def test_the_api_exists_while_the_process_runs_and_its_lifespan_is_the_app
     after = await asgi.get(f"{PREFIX}/health")
     assert after.status_code == 500 and after.json()["path"] == f"{PREFIX}/health"
     assert (await asgi.get("/hello")).status_code == 503
+
+
+def test_importing_the_app_does_not_load_fastapi() -> None:
+    """Start-up does not wait for FastAPI's import: the lifespan builds the API on a thread."""
+    code = "import sys, runtime.app; print('fastapi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
