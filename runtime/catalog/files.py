@@ -97,7 +97,8 @@ class TenantFiles:
         """Replace or create `path` atomically: written aside, flushed, renamed over the old one."""
         *folder, name = self._file(path)
         with self._folder(folder, path, create=create_dirs) as fd:
-            self._movable(fd, name, path, missing_ok=True)
+            if _kind(fd, name, path) == "folder":
+                raise IsADirectoryError(f"{path}: is a folder; write to a file inside it")
             aside = f".{name}.{secrets.token_hex(6)}.tmp"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             file = os.open(aside, flags, 0o644, dir_fd=fd)
@@ -120,7 +121,10 @@ class TenantFiles:
         """Remove a file or link (never what a link points at), or an empty folder."""
         *folder, name = self._file(path)
         with self._folder(folder, path) as fd:
-            if self._movable(fd, name, path) == "folder":
+            kind = _kind(fd, name, path)
+            if kind == "missing":
+                raise FileNotFoundError(f"{path}: no such file in the tenant's folder")
+            if kind == "folder":
                 try:
                     os.rmdir(name, dir_fd=fd)
                 except OSError as exc:
@@ -137,9 +141,13 @@ class TenantFiles:
         """Rename `source` to `target` in one step; an existing `target` stays unless `overwrite`."""
         *source_folder, source_name = self._file(source)
         *target_folder, target_name = self._file(target)
+        source_names = [*source_folder, source_name]
+        if [*target_folder, target_name][:len(source_names)] == source_names:
+            raise PathRefused(target, f"is {source} or inside it; nothing can move into itself")
         with (self._folder(source_folder, source) as source_fd,
               self._folder(target_folder, target, create=create_dirs) as target_fd):
-            self._movable(source_fd, source_name, source)
+            if _kind(source_fd, source_name, source) == "missing":
+                raise FileNotFoundError(f"{source}: no such file in the tenant's folder")
             _rename(source_fd, source_name, target_fd, target_name, source, target,
                     replace=overwrite)
             os.fsync(target_fd)
@@ -240,26 +248,22 @@ class TenantFiles:
         if not inside(os.readlink(f"/proc/self/fd/{fd}"), self.root):
             raise PathRefused(path, "passes through a link that leads outside the tenant's folder")
 
-    @staticmethod
-    def _movable(fd: int, name: str, path: str, *, missing_ok: bool = False
-                 ) -> Literal["file", "folder", "link", "missing"]:
-        """What `name` is, refusing anything but a regular file, a link or a folder."""
-        try:
-            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-        except FileNotFoundError:
-            if missing_ok:
-                return "missing"
-            raise FileNotFoundError(f"{path}: no such file in the tenant's folder") from None
-        if stat.S_ISREG(mode):
-            return "file"
-        if stat.S_ISLNK(mode):
-            return "link"
-        if stat.S_ISDIR(mode):
-            if missing_ok:  # only a write passes missing_ok, and a write needs a file
-                raise IsADirectoryError(f"{path}: is a folder; write to a file inside it")
-            return "folder"
-        raise PathRefused(path, "is a FIFO, socket or device; only regular files, links and "
-                          "folders are handled")
+
+
+def _kind(fd: int, name: str, path: str) -> Literal["file", "folder", "link", "missing"]:
+    """What `name` in the folder `fd` is; PathRefused for anything but a file, link or folder."""
+    try:
+        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    raise PathRefused(path, "is a FIFO, socket or device; only regular files, links and folders "
+                      "are handled")
 
 
 def _rename(source_fd: int, source_name: str, target_fd: int, target_name: str, source: str,
@@ -278,6 +282,4 @@ def _rename(source_fd: int, source_name: str, target_fd: int, target_name: str, 
         raise IsADirectoryError(f"{target}: is a folder; a file cannot replace it")
     if err == errno.ENOTDIR:
         raise NotADirectoryError(f"{target}: is a file; a folder cannot replace it")
-    if err == errno.EINVAL:
-        raise PathRefused(target, f"is inside {source}; a folder cannot move into itself")
     raise OSError(err, f"{source} -> {target}: {os.strerror(err)}")
