@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from runtime.buildtools import load_build_module
-from runtime.catalog.magic import MagicCommentError
 from runtime.compiler import Artefact, CompileError, Compiler, Shape
 from runtime.compiler import compiler as compiler_module
+from runtime.compiler.magic import MagicCommentError
 from runtime.compiler.sourcemap import decode_vlq
 
 NODE = shutil.which("node")

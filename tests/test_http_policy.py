@@ -14,6 +14,7 @@ from runtime.http import auth, cors
 from runtime.http.errors import HTTPError
 from runtime.http.limits import FifoLimiter, LoadShedder, read_body
 from runtime.observe.access_log import FLUSH_INTERVAL_S, AccessLog, Entry, render
+from runtime.observe.redact import REDACTED, Redactor
 from runtime.sandbox.types import LogRecord
 
 TOKEN = "s3cr3t-Tok"
@@ -52,7 +53,7 @@ def test_credentials_are_stripped_before_the_script_sees_them() -> None:
 
 
 def test_redactor_replaces_longest_secret_first() -> None:
-    redact = auth.Redactor(["abc", "abcdef", ""])
+    redact = Redactor(["abc", "abcdef", ""])
     assert redact("x abcdef y abc") == "x [REDACTED] y [REDACTED]"
 
 
@@ -169,7 +170,7 @@ def test_log_levels_grow() -> None:
     assert [c["msg"] for c in render(entry, "standard", False)["console"]] == ["e"]
     full = render(entry, "full", False)
     assert [c["msg"] for c in full["console"]] == ["l", "e"]
-    assert full["headers"]["authorization"] == auth.REDACTED
+    assert full["headers"]["authorization"] == REDACTED
     assert [c["msg"] for c in render(entry, "debug", False)["console"]] == ["d", "l", "e"]
     assert render(entry, "minimal", True)["body"] == "payload"
 
@@ -201,7 +202,7 @@ def test_log_time_follows_the_clock_within_one_second() -> None:
 async def test_access_log_writes_batches_soon_and_the_rest_on_close(tmp_path: Path) -> None:
     log = AccessLog(tmp_path)
     log.write("t-1", {"n": 1}, None)
-    log.write("t-1", {"msg": "has s3cret"}, auth.Redactor(["s3cret"]))
+    log.write("t-1", {"msg": "has s3cret"}, Redactor(["s3cret"]))
     path = tmp_path / "t-1.log"
     assert not path.exists()
     await asyncio.sleep(FLUSH_INTERVAL_S * 3)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.catalog.magic import (
+from runtime.compiler.magic import (
     DIRECTIVES,
     MagicCommentError,
     MagicComments,

@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 
 from runtime.api.services import Services
 from runtime.catalog.live import Catalog
-from runtime.catalog.tenants import DEFAULT_SUBDOMAIN, Tenant, is_tenant_name
+from runtime.catalog.tenants import Tenant, is_tenant_name
 from runtime.http.errors import HTTPError
 from runtime.http.policy import Policy
+from runtime.types import DEFAULT_SUBDOMAIN
 
 
 def services(request: Request) -> Services:

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.config import Settings
+from runtime.types import DEFAULT_EXEC_ID, DEFAULT_SUBDOMAIN
 
-DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID = "default", "1"
-DEFAULT_TENANT = f"{DEFAULT_SUBDOMAIN}/{DEFAULT_EXEC_ID}"
-"""The default tenant's name (`Tenant.name`), for code that names a tenant before it has one."""
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 

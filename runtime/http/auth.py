@@ -17,12 +17,8 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from runtime.observe.redact import CREDENTIAL_HEADERS, REDACTED, Redactor
+from runtime.observe.redact import CREDENTIAL_HEADERS
 from runtime.types import Query
-
-# Redaction is defined beside the request log; its names stay importable from here.
-__all__ = ["CREDENTIAL_HEADERS", "REDACTED", "TOKEN_PARAMETER", "Credentials", "Redactor", "accepts",
-           "credentials", "digest", "request_secrets"]
 
 TOKEN_PARAMETER = "token"
 """The query parameter, matched after percent- and `+`-decoding and in any case."""

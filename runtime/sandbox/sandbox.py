@@ -34,6 +34,7 @@ from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.memory import DerivedImage
 from runtime.sandbox.threads import GuestThreads
 from runtime.sandbox.types import Invocation, LogRecord, Result
+from runtime.types import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact, Compiler
@@ -102,7 +103,7 @@ class Sandbox:
         inv: Invocation,
         *,
         timeout_ms: int | None = _SCRIPT_DEFAULT,
-        tenant: str = "default/1",
+        tenant: str = DEFAULT_TENANT,
     ) -> Coroutine[Any, Any, Result]:
         """Run ``artefact`` for one request, in its worker instance or a fresh one.
 
@@ -158,7 +159,7 @@ class Sandbox:
     # -- internals --------------------------------------------------------------------------
 
     def _driver(
-        self, artefact: Artefact, tenant: str = "default/1", image: DerivedImage | None = None,
+        self, artefact: Artefact, tenant: str = DEFAULT_TENANT, image: DerivedImage | None = None,
         instance: GuestInstance | None = None,
     ) -> Driver:
         """A driver for ``artefact`` on ``instance``, or on a new one starting as ``image``."""

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from runtime.types import Query
+
 if TYPE_CHECKING:
     from runtime.host.quotas import TenantQuota
-
-Query = dict[str, str | list[str]]
 
 
 @dataclass(slots=True)
