@@ -1,4 +1,4 @@
-"""Build the guest engine: QuickJS-NG + guest/shim.c + guest/prelude.js as one wasm32-wasi reactor.
+"""Build the guest engine: QuickJS-NG + guest/shim.c (with shim/, abi.h) + the prelude as one wasm32-wasi reactor.
 
 The build is reproducible from pinned inputs (the QuickJS-NG sdist, checked by hash, the
 ziglang toolchain from pyproject, the flags below) and cached by a hash of all of them, so
@@ -246,8 +246,13 @@ QUICKJS_PATCHES = (
 QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
-GUEST_FILES = ("shim.c", "prelude.js")
+GUEST_SOURCES = (".c", ".h", ".js")  # what the engine is built from; ABI.md is not
 ENGINE_NAME = "engine.wasm"
+
+
+def guest_files() -> list[Path]:
+    """Every source file of the guest tree, in a stable order."""
+    return sorted(p for p in GUEST_DIR.rglob("*") if p.is_file() and p.suffix in GUEST_SOURCES)
 
 
 def guest_hash() -> str:
@@ -263,8 +268,9 @@ def guest_hash() -> str:
     )
     h.update("\0".join(pins).encode())
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
-    for name in GUEST_FILES:
-        data = (GUEST_DIR / name).read_bytes()
+    for path in guest_files():
+        name = path.relative_to(GUEST_DIR).as_posix()
+        data = path.read_bytes()
         h.update(f"\0{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()[:32]
@@ -294,7 +300,11 @@ def build_guest(cache_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         work = Path(tmp)
         (work / "prelude.h").write_text(_prelude_header((GUEST_DIR / "prelude.js").read_bytes()))
-        shutil.copyfile(GUEST_DIR / "shim.c", work / "shim.c")
+        for path in guest_files():
+            if path.suffix != ".js":
+                copy = work / path.relative_to(GUEST_DIR)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
         (work / "quickjs.c").write_text(_patched_quickjs((src / "quickjs.c").read_text()))
         wasm = work / ENGINE_NAME
         zig_cc(
@@ -302,8 +312,8 @@ def build_guest(cache_dir: Path) -> Path:
             [
                 *CFLAGS,
                 *LDFLAGS,
+                f"-I{work}",  # first: the patched quickjs.c, not the sdist's
                 f"-I{src}",
-                f"-I{work}",
                 str(work / "shim.c"),
                 *(str(src / name) for name in QUICKJS_SOURCES),
                 "-o",

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 CFLAGS = ("-O2", "-shared", "-fPIC", "-std=gnu11", "-Wall", "-Werror", "-DNDEBUG")
+GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
+HEADERS = (GUEST_DIR / "abi.h",)  # shared with the guest; found on the include path
 
 ZigCC = Callable[[Path, list[str], Path], None]
 
@@ -25,7 +27,7 @@ def build_library(
 ) -> Path:
     """``lib{name}.so`` built from ``sources``, compiled now if this cache has none yet."""
     digest = hashlib.sha256("\0".join((toolchain, *CFLAGS)).encode())
-    for source in sources:
+    for source in (*sources, *HEADERS):
         digest.update(b"\0" + Path(source).name.encode() + b"\0" + Path(source).read_bytes())
     out = Path(cache_dir) / "native" / digest.hexdigest()[:32] / f"lib{name}.so"
     if out.is_file():
@@ -33,6 +35,6 @@ def build_library(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         staged = Path(tmp) / out.name
-        zig_cc(Path(cache_dir), [*CFLAGS, *map(str, sources), "-o", str(staged)], Path(tmp))
+        zig_cc(Path(cache_dir), [*CFLAGS, f"-I{GUEST_DIR}", *map(str, sources), "-o", str(staged)], Path(tmp))
         os.replace(staged, out)
     return out

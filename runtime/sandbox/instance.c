@@ -90,8 +90,7 @@ _Static_assert(sizeof(api_t) == sizeof api_names / sizeof *api_names * sizeof(vo
 
 /* ---- the guest's io block (guest/ABI.md) ------------------------------------------------- */
 
-enum { IO_IN_PTR, IO_IN_CAP, IO_OUT_PTR, IO_OUT_JSON, IO_OUT_BLOB };
-#define OOM_MARK 0xFFFFFFFFu /* out_json the guest leaves before trapping past its memory cap */
+#include "abi.h" /* guest/abi.h: the io block and the out-of-memory mark */
 
 /* ---- engines and instances --------------------------------------------------------------- */
 
