@@ -20,12 +20,12 @@ from conftest import settings_for_tests
 
 from runtime.buildtools import load_build_module
 from runtime.config import REPO_ROOT
-from runtime.host import crypto
+from runtime.host.registry import Registry
 
 REPO = REPO_ROOT
 CACHE = settings_for_tests().cache_dir
 build = load_build_module("guest")
-HOST_CALLS = {"crypto.hash": crypto.digest, "crypto.hmac": crypto.hmac_digest}
+HOST_CALLS = Registry(settings_for_tests()).calls
 
 
 def host_call(name: str, data: bytes) -> bytes:

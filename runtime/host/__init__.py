@@ -1,53 +1,109 @@
-"""Capabilities the guest may call, one module each, all behind one registry.
+"""The contract every host capability keeps: one ``Unit`` each, run by ``registry.Registry``.
 
-A capability is either a *call* — synchronous, pure and quick (hashing), answered while the
-guest waits inside ``host_call`` — or an *op* — asynchronous I/O (later fetch, state, AI),
-listed by the guest in its envelope and run by the host on the event loop — or a *delay*, an
-op that only waits (timers): answered with null after the time its args give, on the event
-loop's timer heap rather than a task of its own. Every op and delay a script lists counts
-against its request's and its tenant's caps while it is pending (``quotas``). Each capability
-module exposes ``register(caps, settings)``; the sandbox links whatever the registry holds.
+A unit (Spin's factor, Python-sized) goes through one life cycle:
+
+- **settings**: its section, a pydantic ``BaseSettings`` class of ``WEXEC_*`` fields that
+  ``runtime.config.Settings`` inherits, so every knob stays on one object (tested);
+- **per tenant**: ``configure(settings, tenant)`` reads what the operator and the tenant allow
+  (allow-lists, which backend) into one plain value;
+- **per script version**: ``grant(configured, magic)`` narrows that by the script's magic
+  comments (never widens it) into what the version may use, or None to refuse the unit; the
+  grants of every unit are computed once per version (``http.policy.Policy.grants``). A unit
+  that declares no ``grant`` is refused to every script: deny by default;
+- **per request**: ``request_state()`` makes what the unit keeps for one request (subrequests
+  made, hops), on the first op of the unit in that request.
+
+What the guest reaches is the unit's *calls* and *ops*, named ``<unit>.<verb>``. A call is
+synchronous, quick and pure (hashing): it gets bytes, not a caller, so it cannot hold
+authority; anything that acts for someone is an op, which gets an ``OpContext`` saying who
+asks. A *delay* is an op that only waits (timers). Every check lives in the unit and the
+registry, never in the guest prelude: script code can reach the raw op interface
+(``__wexec.op(name, args)``) and list any name with any arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime.config import Settings
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
+    from runtime.compiler.magic import MagicComments
+    from runtime.config import Settings
+    from runtime.sandbox.types import BodyStream
 
 HostCall = Callable[[bytes], bytes]
-"""A synchronous capability: request bytes → response bytes; raise ValueError to refuse."""
+"""A call: request bytes → response bytes; raise ValueError to refuse. Pure by construction."""
+
+Grants = Mapping[str, Any]
+"""What one script version may use: unit name → that unit's grant (absent: refused)."""
 
 
 @dataclass(slots=True)
 class OpContext:
-    """Who is asking: the capability decides what that caller may do (deny by default)."""
+    """Who asks for an op, made on a request's first op: a unit decides from it (deny by default)."""
 
+    tenant: str
     script: str
-    tenant: str = "default/1"
+    rid: int
+    deadline: float | None  # time.monotonic() past which the request is given up; None: never
+    grants: Grants
+    stream: BodyStream | None = None  # the request's streamed response, once it has one
+    state: dict[str, Any] = field(default_factory=dict)  # unit name → its ``request_state()``
 
 
 HostOp = Callable[[dict[str, Any], OpContext], Awaitable[Any]]
-"""An asynchronous capability: JSON args → a JSON-able value (or bytes)."""
+"""An op: JSON args and who asks → a JSON-able value or bytes; an exception rejects it."""
 
 HostDelay = Callable[[dict[str, Any]], float]
-"""An op that only waits: JSON args → seconds to wait before answering null; ValueError refuses."""
+"""An op that only waits: JSON args → seconds before it answers null; ValueError refuses."""
 
 
-@dataclass
-class Capabilities:
-    calls: dict[str, HostCall] = field(default_factory=dict)
-    ops: dict[str, HostOp] = field(default_factory=dict)
-    delays: dict[str, HostDelay] = field(default_factory=dict)
+class HostError(Exception):
+    """A refusal the script sees as an error of ``js_name``, with this text as its message."""
+
+    js_name = "Error"
 
 
-def default_capabilities(settings: Settings) -> Capabilities:
-    """Every built-in capability, linked for one sandbox."""
-    from runtime.host import crypto, timers
+class Refused(HostError):
+    """An op that is unknown, not held by this sandbox, or not granted to the script."""
 
-    caps = Capabilities()
-    for module in (crypto, timers):
-        module.register(caps, settings)
-    return caps
+    js_name = "TypeError"
+
+
+def _not_configured(settings: Settings, tenant: str) -> None:
+    return None
+
+
+def _denied(configured: Any, magic: MagicComments) -> None:
+    return None
+
+
+def always(configured: Any, magic: MagicComments) -> bool:
+    """``grant`` for a unit that reaches nothing outside the host's own time and CPU."""
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One host capability: what it declares at each stage of the life cycle (module docstring)."""
+
+    name: str
+    granted_by: str
+    """What grants the unit, as a refusal tells the script author (a setting, a magic comment)."""
+    calls: Mapping[str, HostCall] = field(default_factory=dict)  # by verb
+    ops: Mapping[str, HostOp] = field(default_factory=dict)  # by verb
+    delays: Mapping[str, HostDelay] = field(default_factory=dict)  # by verb
+    wire: Mapping[str, str] = field(default_factory=dict)
+    """Names the guest sends instead of ``<unit>.<verb>`` (wire name → verb), until it renames."""
+    settings: type[BaseSettings] | None = None
+    configure: Callable[[Settings, str], Any] = _not_configured
+    grant: Callable[[Any, MagicComments], Any] = _denied
+    request_state: Callable[[], Any] | None = None
+
+    def verbs(self) -> dict[str, str]:
+        """Every name the guest may send for this unit → the verb it means."""
+        names = {f"{self.name}.{verb}": verb for verb in (*self.calls, *self.ops, *self.delays)}
+        return names | dict(self.wire)

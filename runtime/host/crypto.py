@@ -1,7 +1,7 @@
 """Hashing for ``require('crypto')``: digests and HMACs computed by the host's hashlib.
 
 The guest frames each request as ``alg`` ``\\n`` payload; randomness does not cross here, the
-guest takes it from WASI ``random_get`` directly.
+guest takes it from WASI ``random_get`` directly. Calls only: hashing acts for nobody.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from runtime.config import Settings
-from runtime.host import Capabilities
+from runtime.host import Unit, always
 
 ALGORITHMS = frozenset({"md5", "sha1", "sha256", "sha384", "sha512"})
 
@@ -37,6 +36,9 @@ def hmac_digest(data: bytes) -> bytes:
     return hmac.digest(key, payload, alg)
 
 
-def register(caps: Capabilities, settings: Settings) -> None:
-    caps.calls["crypto.hash"] = digest
-    caps.calls["crypto.hmac"] = hmac_digest
+UNIT = Unit(
+    name="crypto",
+    granted_by="every script may hash where the crypto unit is held",
+    calls={"hash": digest, "hmac": hmac_digest},
+    grant=always,
+)

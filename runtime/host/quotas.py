@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runtime.config import Settings
+from runtime.host import HostError
 
 if TYPE_CHECKING:
     from runtime.sandbox.types import BodyStream
@@ -47,8 +48,10 @@ class Limits:
         )
 
 
-class QuotaExceeded(Exception):
+class QuotaExceeded(HostError):
     """An operation refused at a cap; its text is what the script's promise rejects with."""
+
+    js_name = "QuotaExceeded"
 
 
 class TenantQuota:

@@ -226,7 +226,8 @@ class Gateway:
         held_by_stream = False  # a streamed response keeps its @concurrent slot until it ends
         try:
             result = await self.sandbox.invoke(
-                script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name
+                script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
+                grants=policy.grants,
             )
             if limiter is not None and result.stream is not None:
                 result.stream.on_close(limiter.release)

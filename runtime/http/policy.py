@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from runtime.compiler import CompileError
 from runtime.compiler.magic import MagicCommentError
 from runtime.config import Settings
+from runtime.host import Grants
+from runtime.host.registry import UNITS, grants_for
 from runtime.http import auth
 from runtime.http.auth import digest
 from runtime.http.errors import HTTPError, script_failed, unauthorized
@@ -36,6 +38,7 @@ class Policy:
     log_level: str
     log_request_body: bool
     enabled: bool
+    grants: Grants  # the host units the version may use and how far (host.registry.grants_for)
 
 
 def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) -> Policy:
@@ -56,6 +59,7 @@ def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) ->
         log_level=magic.log_level,
         log_request_body=magic.log_request_body,
         enabled=magic.enabled,
+        grants=grants_for(UNITS, settings, tenant, magic),
     )
 
 

@@ -20,17 +20,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from runtime.host import Capabilities, OpContext
-from runtime.host.quotas import Limits, QuotaExceeded, TenantQuota
+from runtime.host import Grants, HostError, OpContext
+from runtime.host.quotas import Limits, TenantQuota
+from runtime.host.registry import Entry, Registry, answer, error_value
+from runtime.host.response import STREAM_BUFFER_BYTES
 from runtime.sandbox import _capi
 from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.threads import Offload
 from runtime.sandbox.types import BodyStream, ConsoleLog, Invocation, LogRecord, Result
+
+if TYPE_CHECKING:
+    from runtime.compiler.magic import MagicComments
 
 T = TypeVar("T")
 
@@ -48,6 +53,7 @@ class _Request:
     timer: asyncio.TimerHandle | None = None
     ops: int = 0  # its operations pending on the host
     console: ConsoleLog | None = None  # what keeps ``logs`` within the caps, once it logs
+    context: OpContext | None = None  # who asks, for its ops: made on its first op
 
     def remaining_ms(self) -> float | None:
         if self.deadline is None:
@@ -69,8 +75,6 @@ class _Request:
 BATCH_MAX = 256
 """Most requests one crossing starts: bounds the envelope a burst of requests makes."""
 
-STREAM_BUFFER_BYTES = 256 * 1024
-"""What a streamed body may hold beyond what its client has taken before the script waits."""
 STREAM_OVERFLOW_BYTES = 64 * STREAM_BUFFER_BYTES
 """What a stream that does not wait (``res.write``) may hold before its request is failed: the
 host's memory must not be at the mercy of a script writing faster than its client reads. A
@@ -112,14 +116,20 @@ class Driver:
         instance: GuestInstance,
         *,
         path: str,
-        caps: Capabilities,
+        registry: Registry,
+        magic: MagicComments,
+        grants: Grants | None = None,
         locate: Locate | None = None,
         tenant: str = "default/1",
         quota: TenantQuota | None = None,
     ) -> None:
+        """``grants`` are the script version's (its ``Policy``'s); None: the registry derives
+        them from ``magic`` on the first op, so a request without ops never pays for them."""
         self.instance = instance
         self.path = path
-        self.caps = caps
+        self.registry = registry
+        self.magic = magic
+        self.grants = grants
         self.locate = locate
         self.tenant = tenant
         self.quota = quota or TenantQuota(Limits())
@@ -137,10 +147,6 @@ class Driver:
     def lock(self) -> asyncio.Lock:
         """Held while a crossing or a resume has the instance (worker requests queue on it)."""
         return asyncio.Lock()
-
-    @functools.cached_property
-    def op_context(self) -> OpContext:
-        return OpContext(script=self.path, tenant=self.tenant)
 
     @property
     def idle(self) -> bool:
@@ -572,6 +578,8 @@ class Driver:
             if req is None or req.outcome is not None:
                 continue
             req.stream = stream = BodyStream()
+            if req.context is not None:
+                req.context.stream = stream
             stream.on_close(functools.partial(self._abandon, req.rid))
             self.quota.add_stream(stream)
             headers = _pairs(started.get("headers", ()))
@@ -642,15 +650,16 @@ class Driver:
 
     def _start_ops(self, ops: list[dict]) -> None:
         """Start the operations a crossing listed, each counted against its request's and its
-        tenant's caps until it ends.
+        tenant's caps until it ends; the registry decides whether the script may run it.
 
-        One past a cap is answered at once with the error; a request that lists more than
-        ``REFUSED_MAX`` past it in one crossing fails as a whole with that error instead, so
-        the answers never make an envelope as large as the flood.
+        One past a cap, or refused, is answered at once with the error; a request that lists
+        more than ``REFUSED_MAX`` such in one crossing fails as a whole with that error instead,
+        so the answers never make an envelope as large as the flood.
         """
         if not ops:
             return
-        quota, requests, delays = self.quota, self._requests, self.caps.delays
+        quota, requests, registry = self.quota, self._requests, self.registry
+        grants = self.grants if self.grants is not None else self._grants()
         loop = asyncio.get_running_loop()
         refused: dict[int, int] | None = None  # by rid
         for op in ops:
@@ -658,30 +667,43 @@ class Driver:
             if req is None:
                 continue
             op_id = op["id"]
-            why = quota.refuse_op(req.ops)
             handle: asyncio.Task[None] | asyncio.TimerHandle
             try:
+                why = quota.refuse_op(req.ops)
                 if why is not None:
                     raise why
-                delay = delays.get(op.get("op", ""))
-                if delay is None:
-                    handle = loop.create_task(self._run_op(op))
+                entry = registry.op(op.get("op", ""), grants)
+                args = op.get("args") or {}
+                if entry.delay is not None:
+                    handle = loop.call_later(entry.delay(args), self._waited, op_id)
                 else:
-                    handle = loop.call_later(delay(op.get("args") or {}), self._waited, op_id)
-            except (QuotaExceeded, TypeError, ValueError) as exc:
+                    ctx = req.context or self._context(req, grants)
+                    handle = loop.create_task(self._run_op(entry, op_id, args, ctx))
+            except (HostError, TypeError, ValueError) as exc:
                 refused = refused or {}
                 count = refused[req.rid] = refused.get(req.rid, 0) + 1
                 if count > REFUSED_MAX:
-                    req.settle(ScriptError(str(exc), name="QuotaExceeded", path=self.path))
+                    name = exc.js_name if isinstance(exc, HostError) else "Error"
+                    req.settle(ScriptError(str(exc), name=name, path=self.path))
                     self._abandon(req.rid)
                 else:
-                    self._results.append({"id": op_id, "ok": False, "error": _op_error(exc)})
+                    self._results.append(answer(op_id, False, error_value(exc), self._result_blob))
                 continue
             req.ops += 1
             quota.ops += 1
             self._ops[op_id] = (req, handle)
         if refused:
             self._wake()
+
+    def _grants(self) -> Grants:
+        """The version's grants, derived on the first op when its caller brought none."""
+        self.grants = self.registry.grants(self.tenant, self.magic)
+        return self.grants
+
+    def _context(self, req: _Request, grants: Grants) -> OpContext:
+        """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""
+        req.context = OpContext(self.tenant, self.path, req.rid, req.deadline, grants, req.stream)
+        return req.context
 
     def _waited(self, op_id: int) -> None:
         """A delay (``HostDelay``) is over."""
@@ -698,38 +720,11 @@ class Driver:
         self.quota.ops -= 1
         return True
 
-    async def _run_op(self, op: dict) -> None:
-        op_id = op["id"]
-        name = op.get("op", "")
-        fn = self.caps.ops.get(name)
-        try:
-            if name == "drain":  # the driver's own: a stream waits for its client (ABI.md)
-                await self._drain(op.get("rid", 0))
-                value = None
-            elif fn is None:
-                raise ValueError(f"unknown host operation {name!r}")
-            else:
-                value = await fn(op.get("args") or {}, self.op_context)
-            result: dict[str, Any] = {"id": op_id, "ok": True}
-            if isinstance(value, (bytes, bytearray)):
-                result["value"] = {"off": len(self._result_blob), "len": len(value)}
-                result["bytes"] = True
-                self._result_blob += value
-            else:
-                result["value"] = value
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the script sees a rejected promise
-            result = {"id": op_id, "ok": False, "error": str(exc) or type(exc).__name__}
-        if not self._release(op_id):
-            return
-        self._results.append(result)
-        self._wake()
-
-    async def _drain(self, rid: int) -> None:
-        req = self._requests.get(rid)
-        if req is not None and req.stream is not None:
-            await req.stream.drained(STREAM_BUFFER_BYTES)
+    async def _run_op(self, entry: Entry, op_id: int, args: dict[str, Any], ctx: OpContext) -> None:
+        ok, value = await self.registry.run(entry, args, ctx)
+        if self._release(op_id):
+            self._results.append(answer(op_id, ok, value, self._result_blob))
+            self._wake()
 
     def _wake(self) -> None:
         """Resume the guest with the results queued, once the lock is free."""
@@ -853,13 +848,6 @@ def _env(env: dict[str, str]) -> dict[str, dict[str, str]]:
 def _record(log: dict[str, Any]) -> LogRecord:
     """A log line as the guest reports it, as the host keeps it."""
     return LogRecord(log.get("level", "log"), log.get("msg", ""))
-
-
-def _op_error(exc: Exception) -> str | dict[str, str]:
-    """An operation's failure as the guest takes it: a cap's error keeps its name."""
-    if isinstance(exc, QuotaExceeded):
-        return {"name": "QuotaExceeded", "message": str(exc)}
-    return str(exc) or type(exc).__name__
 
 
 def _pairs(headers: list[list[str]]) -> list[tuple[str, str]]:

@@ -19,7 +19,8 @@ import wasmtime
 
 from runtime.buildtools import load_build_module
 from runtime.config import Settings
-from runtime.host import Capabilities
+from runtime.host import HostError
+from runtime.host.registry import Registry
 from runtime.sandbox import _capi
 from runtime.sandbox.instance import NativeEngine
 from runtime.sandbox.memory import ImageMemories
@@ -38,9 +39,9 @@ def _host_call_type() -> wasmtime.FuncType:
 class GuestEngine:
     """Owns everything shared by all stores: Engine → Module → InstancePre."""
 
-    def __init__(self, settings: Settings, caps: Capabilities) -> None:
+    def __init__(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
-        self.caps = caps
+        self.registry = registry
         bare, image, self.guest_hash = self._prepare()
         self.memories = ImageMemories.of(image, settings.cache_dir)
         config = wasmtime.Config()
@@ -103,14 +104,11 @@ class GuestEngine:
         name = read(base + (args[0].i32 & m), args[1].i32).decode()
         data = read(base + (args[2].i32 & m), args[3].i32)
         out, cap = base + (args[4].i32 & m), args[5].i32
-        fn = self.caps.calls.get(name)
         try:
-            if fn is None:
-                raise ValueError(f"unknown host call {name!r}")
-            result = fn(data)
+            result = self.registry.call(name)(data)
             if len(result) > cap:
                 raise ValueError(f"{name}: result of {len(result)} bytes exceeds {cap}")
-        except ValueError as exc:
+        except (HostError, ValueError) as exc:
             msg = str(exc).encode()[:cap]
             _capi.memmove(out, msg, len(msg))
             args[0].i32 = -len(msg)

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from runtime.config import Settings
-from runtime.host import Capabilities, default_capabilities
+from runtime.host import Grants, Unit
 from runtime.host.quotas import Limits, Quotas
+from runtime.host.registry import UNITS, Registry
 from runtime.sandbox.driver import FIRST_RID, Driver, SliceExceeded, answered, first_envelope
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.images import ImageCache
@@ -46,10 +47,11 @@ _SCRIPT_DEFAULT: Any = object()
 class Sandbox:
     """One per process: the guest engine, the compiler bound to it, and the worker instances."""
 
-    def __init__(self, settings: Settings, caps: Capabilities | None = None) -> None:
+    def __init__(self, settings: Settings, units: tuple[Unit, ...] = UNITS) -> None:
+        """``units``: the host capabilities its scripts may be granted (``host.registry``)."""
         self.settings = settings
-        self.caps = caps or default_capabilities(settings)
-        self.engine = GuestEngine(settings, self.caps)
+        self.registry = Registry(settings, units)
+        self.engine = GuestEngine(settings, self.registry)
         self._workers: dict[str, Driver] = {}
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self.images = ImageCache(settings.serverless_images, settings.serverless_image_bytes)
@@ -104,10 +106,12 @@ class Sandbox:
         *,
         timeout_ms: int | None = _SCRIPT_DEFAULT,
         tenant: str = DEFAULT_TENANT,
+        grants: Grants | None = None,
     ) -> Coroutine[Any, Any, Result]:
         """Run ``artefact`` for one request, in its worker instance or a fresh one.
 
-        ``tenant`` is who the host capabilities act for. Worker instances are cached by
+        ``tenant`` is who the host capabilities act for, with the version's ``grants``
+        (``Policy.grants``; None: derived from its magic comments on its first op). Worker instances are cached by
         ``artefact.key``, so a key must be unique per tenant and script (the catalog's are).
         A streamed result returns at its head; a fresh instance lives until its stream ends.
         A plain function handing back the mode's coroutine: one coroutine less to resume on
@@ -116,8 +120,8 @@ class Sandbox:
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact, tenant)
         if artefact.magic.mode == "worker":
-            return self._invoke_worker(artefact, inv, timeout_ms, tenant)
-        return self._invoke_fresh(artefact, inv, timeout_ms, tenant)
+            return self._invoke_worker(artefact, inv, timeout_ms, tenant, grants)
+        return self._invoke_fresh(artefact, inv, timeout_ms, tenant, grants)
 
     def run(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
         """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
@@ -160,13 +164,13 @@ class Sandbox:
 
     def _driver(
         self, artefact: Artefact, tenant: str = DEFAULT_TENANT, image: DerivedImage | None = None,
-        instance: GuestInstance | None = None,
+        instance: GuestInstance | None = None, grants: Grants | None = None,
     ) -> Driver:
         """A driver for ``artefact`` on ``instance``, or on a new one starting as ``image``."""
         return Driver(
             instance or GuestInstance(self.engine, self.settings.memory_limit, image),
-            path=artefact.path, caps=self.caps, locate=artefact.locate, tenant=tenant,
-            quota=self.quotas.of(tenant),
+            path=artefact.path, registry=self.registry, magic=artefact.magic, grants=grants,
+            locate=artefact.locate, tenant=tenant, quota=self.quotas.of(tenant),
         )
 
     def _start_fresh(
@@ -197,7 +201,7 @@ class Sandbox:
 
     def _answer_inline(
         self, artefact: Artefact, image: DerivedImage | None, inv: Invocation,
-        timeout_ms: int | None, tenant: str,
+        timeout_ms: int | None, tenant: str, grants: Grants | None,
     ) -> Result | tuple[Driver, Any, list[dict]]:
         """A serverless request on the event loop, within the slice.
 
@@ -222,7 +226,7 @@ class Sandbox:
             if result is not None:
                 instance.close()
                 return result
-        driver = self._driver(artefact, tenant, instance=instance)
+        driver = self._driver(artefact, tenant, instance=instance, grants=grants)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
         except BaseException:
@@ -231,7 +235,8 @@ class Sandbox:
         return driver, req, ops
 
     async def _invoke_fresh(
-        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
+        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str,
+        grants: Grants | None,
     ) -> Result:
         """A serverless request: a fresh instance, inline while it fits the slice.
 
@@ -242,7 +247,7 @@ class Sandbox:
         started: tuple[Driver, Any, list[dict]] | None = None
         if tried and artefact.key not in self._slow:
             try:
-                answer = self._answer_inline(artefact, image, inv, timeout_ms, tenant)
+                answer = self._answer_inline(artefact, image, inv, timeout_ms, tenant, grants)
             except SliceExceeded:
                 self._slow.add(artefact.key)
             else:
@@ -251,7 +256,7 @@ class Sandbox:
                 started = answer
         offload = functools.partial(self.threads.run, tenant)
         if started is None:
-            driver = self._driver(artefact, tenant, image)
+            driver = self._driver(artefact, tenant, image, grants=grants)
             start = self._start_fresh if tried else self._start_imaging
             try:
                 req, ops = await offload(lambda: start(driver, artefact, inv, timeout_ms))
@@ -273,22 +278,23 @@ class Sandbox:
         return result
 
     async def _invoke_worker(
-        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str
+        self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str,
+        grants: Grants | None,
     ) -> Result:
         """A worker request, on its script's long-lived instance (made on first use)."""
         key = artefact.key
         driver = self._workers.get(key)
         if driver is None or driver.broken is not None:
-            driver = await self._new_worker(artefact, tenant)
+            driver = await self._new_worker(artefact, tenant, grants)
         try:
             return await driver.request(inv, timeout_ms, functools.partial(self.threads.run, tenant))
         finally:
             if driver.broken is not None:
                 self._discard(key, driver)
 
-    async def _new_worker(self, artefact: Artefact, tenant: str) -> Driver:
+    async def _new_worker(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Driver:
         """The script's worker instance, created and loaded (it had none, or a broken one)."""
-        driver = self._driver(artefact, tenant)
+        driver = self._driver(artefact, tenant, grants=grants)
         self._workers[artefact.key] = driver
         try:
             async with driver.lock:  # taken before any await: requests queue behind the load
