@@ -69,7 +69,7 @@ int32_t wx_host_call(const char *name, int32_t name_len, const uint8_t *in,
 static JSRuntime *rt;
 static JSContext *ctx;
 
-/* The prelude's entry points; see the end of prelude.js. */
+/* The prelude's entry points: the exports of guest/prelude/index.js. */
 static struct entries {
     JSValue load, error, run, settle, tick, flush, timeout, uncaught, rejection, warm, skip;
 } E;

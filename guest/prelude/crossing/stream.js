@@ -1,0 +1,82 @@
+// Streamed responses: the head at once, then chunks at the end of each crossing.
+
+import { push } from './intrinsics.js';
+import { W } from '../natives.js';
+import { blob, streaming } from './state.js';
+import { finish } from './flight.js';
+import { fail } from './errors.js';
+import { op } from './ops.js';
+import { viewOf } from '../lib/encoding.js';
+
+const STREAM_FLUSH_BYTES = 64 * 1024;
+
+// The head is reported at once; the pump runs in the job loop like any script code,
+// and what it produced goes out at the end of each crossing (flush).
+
+const streamOf = (v) =>
+  v !== null && typeof v === 'object' && typeof v[Symbol.asyncIterator] === 'function' ? v : null;
+
+// Reports the head of f's response and makes f a streaming flight.
+const startStream = (f, status, headers) => {
+  push(streaming.started || (streaming.started = []), '{"rid":' + f.rid + ',"status":' + status + ',"headers":' + headers + '}');
+  W.ready();
+  f.parts = [];
+  f.partBytes = 0;
+};
+
+const stream = (f, status, headers, source) => {
+  if (f.finished || f.parts) return;
+  startStream(f, status, headers);
+  pump(f, source).then(() => endStream(f), (e) => fail(f, e));
+};
+
+const endStream = (f) => {
+  if (f.finished) return;
+  const ref = blob(f.parts);
+  f.parts.length = 0;
+  push(streaming.ended || (streaming.ended = []), '[' + f.rid + ',' + ref.off + ',' + ref.len + ']');
+  W.ready();
+  finish(f);
+};
+
+// Adds a chunk to a streaming flight; false once this crossing has produced enough of them.
+const feed = (f, part) => {
+  if (!f.parts.length) push(streaming.flowing || (streaming.flowing = []), f);
+  push(f.parts, part);
+  f.partBytes += part.length;
+  return f.partBytes < STREAM_FLUSH_BYTES;
+};
+
+// At the end of a crossing, a response that res.write() began and res.end() has not
+// finished starts streaming: what was written goes out now, the rest as it is written.
+const openStreams = () => {
+  for (const f of streaming.open) {
+    const res = f.res;
+    if (f.finished || f.parts || !res._chunks) continue;
+    startStream(f, res.statusCode, res._headersJSON());
+    for (const part of res._chunks) feed(f, part);
+    res._chunks = null;
+    res._streaming = true;
+  }
+  streaming.open = null;
+};
+
+const partOf = (chunk) => {
+  const part = typeof chunk === 'string' ? chunk : viewOf(chunk);
+  if (part === null) {
+    throw new TypeError('a streamed body yields strings or bytes, not ' + (chunk === null ? 'null' : typeof chunk));
+  }
+  return part;
+};
+
+const pump = async (f, source) => {
+  for await (const chunk of source) {
+    if (f.finished) return;
+    if (!feed(f, partOf(chunk))) {
+      f.partBytes = 0;
+      await op('drain', {}); // ends the crossing; resumes once the client has taken most of it
+    }
+  }
+};
+
+export { endStream, feed, openStreams, partOf, stream, streamOf };
