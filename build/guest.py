@@ -250,7 +250,7 @@ QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
 GUEST_SOURCES = (".c", ".h", ".js")  # what the engine is built from; ABI.md is not
 ENGINE_NAME = "engine.wasm"
-PRELUDE_NAME = "prelude.js"  # the bundle, kept beside the engine: prelude frames' lines are its
+PRELUDE_NAME = "prelude.js"  # the bundle, kept beside the engine: the file prelude frames name
 # How guest/prelude/ becomes one script. Its modules share one closure, as the single-file prelude
 # did; the script evaluates to a function of the shim's natives (natives.js reads them), which
 # returns index.js's exports. Unminified, each module keeps a `// guest/prelude/<path>` marker, so
@@ -261,7 +261,7 @@ PRELUDE_BUNDLE = (
     "--global-name=entries",
     "--target=es2023",
     "--charset=utf8",
-    "--keep-names",  # hoisting renames (class Buffer -> _Buffer, require -> require2); not seen
+    "--keep-names",  # scripts see Buffer.name, require.name as written, not as bundling renamed them
     "--log-level=warning",
     "--banner:js=(function (natives) {\n'use strict';",
     "--footer:js=return entries;\n})",

@@ -19,7 +19,7 @@
  *   ready()            something the host waits for is in this crossing's report
  */
 
-const W = natives; // eslint-disable-line no-undef -- the bundle's parameter
+const W = natives; // the parameter of the function the bundle is (build/guest.py)
 
 // The encodings of W.encode and W.decode (ENC_* in guest/shim/natives.c).
 const UTF8 = 0, LATIN1 = 1, HEX = 2, BASE64 = 3, BASE64URL = 4, UTF8_FATAL = 5, UTF16LE = 6;
