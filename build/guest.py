@@ -253,18 +253,19 @@ ENGINE_NAME = "engine.wasm"
 PRELUDE_NAME = "prelude.js"  # the bundle, kept beside the engine: the file prelude frames name
 # How guest/prelude/ becomes one script. Its modules share one closure, as the single-file prelude
 # did; the script evaluates to a function of the shim's natives (natives.js reads them), which
-# returns index.js's exports. Unminified, each module keeps a `// guest/prelude/<path>` marker, so
-# a frame `prelude.js:<line>` leads to its module through the kept bundle.
+# returns index.js's exports. The CommonJS format puts the modules straight in that function: an
+# IIFE inside it would be a second function holding the whole source, which QuickJS keeps (for
+# Function.prototype.toString) in the snapshot. Unminified, each module keeps a
+# `// guest/prelude/<path>` marker, so a frame `prelude.js:<line>` leads to its module.
 PRELUDE_BUNDLE = (
     "--bundle",
-    "--format=iife",
-    "--global-name=entries",
+    "--format=cjs",
     "--target=es2023",
     "--charset=utf8",
     "--keep-names",  # scripts see Buffer.name, require.name as written, not as bundling renamed them
     "--log-level=warning",
-    "--banner:js=(function (natives) {\n'use strict';",
-    "--footer:js=return entries;\n})",
+    "--banner:js=(function (natives) {\n'use strict';\nconst module = {};",
+    "--footer:js=return module.exports;\n})",
 )
 
 

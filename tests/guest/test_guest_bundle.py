@@ -16,7 +16,7 @@ from runtime.config import REPO_ROOT
 from runtime.sandbox import Invocation, Sandbox
 
 PRELUDE = REPO_ROOT / "guest" / "prelude"
-MARKER = re.compile(r"^  // (guest/prelude/\S+\.js)$", re.MULTILINE)
+MARKER = re.compile(r"^// (guest/prelude/\S+\.js)$", re.MULTILINE)
 
 
 def bundle(sandbox: Sandbox) -> str:
