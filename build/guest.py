@@ -271,7 +271,12 @@ PRELUDE_BUNDLE = (
 
 def guest_files() -> list[Path]:
     """Every source file of the guest tree, in a stable order."""
-    return sorted(p for p in GUEST_DIR.rglob("*") if p.is_file() and p.suffix in GUEST_SOURCES)
+    return sorted(
+        Path(folder, name)
+        for folder, _, names in os.walk(GUEST_DIR)
+        for name in names
+        if name.endswith(GUEST_SOURCES)
+    )
 
 
 def guest_hash() -> str:
@@ -285,7 +290,8 @@ def guest_hash() -> str:
         *CFLAGS,
         *LDFLAGS,
     )
-    h.update("\0".join((*pins, _esbuild().ESBUILD_VERSION, *PRELUDE_BUNDLE)).encode())
+    h.update("\0".join((*pins, *PRELUDE_BUNDLE)).encode())
+    h.update(Path(__file__).with_name("esbuild.py").read_bytes())  # the bundler's pin, unimported
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
     for path in guest_files():
         name = path.relative_to(GUEST_DIR).as_posix()
