@@ -269,10 +269,14 @@ PRELUDE_BUNDLE = (
 )
 
 
-def guest_files() -> list[Path]:
-    """Every source file of the guest tree, in a stable order."""
+def guest_files() -> list[str]:
+    """Every source file of the guest tree, as a path under it, in a stable order.
+
+    Plain strings: the hash reads the tree at every start-up, where Path objects cost more than
+    the reads."""
+    root = len(str(GUEST_DIR)) + 1
     return sorted(
-        Path(folder, name)
+        os.path.join(folder, name)[root:]
         for folder, _, names in os.walk(GUEST_DIR)
         for name in names
         if name.endswith(GUEST_SOURCES)
@@ -293,9 +297,9 @@ def guest_hash() -> str:
     h.update("\0".join((*pins, *PRELUDE_BUNDLE)).encode())
     h.update(Path(__file__).with_name("esbuild.py").read_bytes())  # the bundler's pin, unimported
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
-    for path in guest_files():
-        name = path.relative_to(GUEST_DIR).as_posix()
-        data = path.read_bytes()
+    for name in guest_files():
+        with open(os.path.join(GUEST_DIR, name), "rb") as f:
+            data = f.read()
         h.update(f"\0{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()[:32]
@@ -326,11 +330,10 @@ def build_guest(cache_dir: Path) -> Path:
         work = Path(tmp)
         prelude = _bundle_prelude(cache_dir)
         (work / "prelude.h").write_text(_prelude_header(prelude))
-        for path in guest_files():
-            if path.suffix != ".js":
-                copy = work / path.relative_to(GUEST_DIR)
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, copy)
+        for name in guest_files():
+            if not name.endswith(".js"):
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(GUEST_DIR / name, work / name)
         (work / "quickjs.c").write_text(_patched_quickjs((src / "quickjs.c").read_text()))
         wasm = work / ENGINE_NAME
         zig_cc(
