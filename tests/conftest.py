@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from runtime.config import Settings
-
-
-def settings_for_tests(**overrides: object) -> Settings:
-    """Settings for tests: the machine's shared build cache, unless WEXEC_CACHE says otherwise."""
-    cache = os.environ.get("WEXEC_CACHE")
-    if cache:
-        overrides.setdefault("cache", Path(cache))
-    return Settings(**overrides)  # type: ignore[arg-type]
+from tests.support import settings_for_tests
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from itertools import count
 from typing import Any
 
-from conftest import settings_for_tests
-
 from runtime.config import Settings
 from runtime.host import Unit
 from runtime.sandbox import Invocation, Result, Sandbox
+from tests.support import settings_for_tests
 
 _names = count()
 

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import settings_for_tests
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -17,6 +16,7 @@ from runtime.config import Settings
 from runtime.host import OpContext, Unit
 from runtime.host.registry import grants_for
 from tests.host.harness import holding
+from tests.support import settings_for_tests
 
 
 class ProbeSettings(BaseSettings):

@@ -7,7 +7,6 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from conftest import settings_for_tests
 
 from runtime.compiler.magic import MagicComments
 from runtime.config import REPO_ROOT, Settings
@@ -15,6 +14,7 @@ from runtime.host import Refused, Unit, crypto, response, timers
 from runtime.host.quotas import QuotaExceeded
 from runtime.host.registry import CORE, UNITS, Registry, answer, error_value
 from runtime.http.policy import prepare
+from tests.support import settings_for_tests
 
 GUEST = REPO_ROOT / "guest"
 _QUOTED = re.compile(r"'([^']*)'")

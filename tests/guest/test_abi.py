@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from conftest import settings_for_tests
 
 from runtime.buildtools import load_build_module
 from runtime.config import REPO_ROOT
 from runtime.host.registry import Registry
+from tests.support import settings_for_tests
 
 REPO = REPO_ROOT
 CACHE = settings_for_tests().cache_dir

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _server import eventually, running_server, write_atomically, write_scripts
+
+from tests.support import eventually, running_server, write_atomically, write_scripts
 
 TOKEN = "tk-Alpha7-SECRET"
 PHRASE = "my zebrahush words"

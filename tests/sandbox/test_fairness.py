@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from runtime.sandbox.threads import GUEST_NICE, GuestThreads
-from tests._server import running_server, write_scripts
+from tests.support import running_server, write_scripts
 
 SPIN = "// @timeout 6000\n{mode}\nconst t = Date.now();\nwhile (Date.now() - t < 10000) {{}}\nreturn 'never';"
 WORK = "// @mode {mode}\nconst t = performance.now();\nwhile (performance.now() - t < {ms}) {{}}\nreturn {{ done: true }};"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _server import eventually, running_server, write_atomically, write_scripts
 
 from runtime.catalog.confine import MAX_SCRIPT_BYTES, OutsideRoot, read_inside
 from runtime.catalog.routes import scan
+from tests.support import eventually, running_server, write_atomically, write_scripts
 
 BOB_ENV = "bob-env-SECRET-5"
 OUTSIDE_TEXT = "OUTSIDE_CONTENT_42"

@@ -1,4 +1,5 @@
-"""Start the real `wexec serve` in a subprocess on a free port, and write scripts for it."""
+"""What tests share: settings on the machine's build cache, and the real `wexec serve` started in a
+subprocess on a free port, with scripts written for it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,17 @@ from typing import IO
 
 import httpx
 
+from runtime.config import Settings
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def settings_for_tests(**overrides: object) -> Settings:
+    """Settings for tests: the machine's shared build cache, unless WEXEC_CACHE says otherwise."""
+    cache = os.environ.get("WEXEC_CACHE")
+    if cache:
+        overrides.setdefault("cache", Path(cache))
+    return Settings(**overrides)  # type: ignore[arg-type]
 
 
 def free_port() -> int:

@@ -19,8 +19,7 @@ import httpx
 import pytest
 
 from runtime.sandbox import Invocation, Result, Sandbox, ScriptError
-from tests._server import running_server, write_scripts
-from tests.conftest import settings_for_tests
+from tests.support import running_server, settings_for_tests, write_scripts
 
 MiB = 1024 * 1024
 SLEEP = "const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\n"

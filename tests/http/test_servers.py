@@ -14,9 +14,9 @@ from unittest import mock
 
 import httpx
 import pytest
-from _server import running_server
 
 from runtime.cli import main
+from tests.support import running_server
 
 SERVERS = {
     "uvicorn": ["--server", "uvicorn"],

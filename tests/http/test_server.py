@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _server import eventually, running_server, write_atomically, write_scripts
+
+from tests.support import eventually, running_server, write_atomically, write_scripts
 
 ROUTE_FILES = [
     "index.ts", "about.ts", "blog/index.ts", "blog/[slug].ts", "blog/featured.ts",

@@ -316,7 +316,7 @@ def test_an_impure_top_level_still_runs_in_every_request(sandbox: Sandbox, top: 
 
 
 def test_serverless_images_can_be_turned_off() -> None:
-    from conftest import settings_for_tests
+    from tests.support import settings_for_tests
 
     plain = Sandbox(settings_for_tests(serverless_images=0))
     try:
@@ -329,7 +329,7 @@ def test_serverless_images_can_be_turned_off() -> None:
 
 
 def test_images_are_kept_within_their_byte_budget() -> None:
-    from conftest import settings_for_tests
+    from tests.support import settings_for_tests
 
     small = Sandbox(settings_for_tests(serverless_image_bytes=64 * 1024))
     try:
@@ -861,7 +861,7 @@ async def test_a_worker_lets_go_of_streams_nobody_reads(sandbox: Sandbox) -> Non
 
 
 async def test_a_workers_top_level_is_held_to_its_tenants_timeout_cap() -> None:
-    from conftest import settings_for_tests
+    from tests.support import settings_for_tests
 
     capped = Sandbox(settings_for_tests(tenant_max_timeout_ms={"alice/1": 300}))
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_snapshot() -> ModuleType:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _server import eventually, running_server, write_scripts
+
+from tests.support import eventually, running_server, write_scripts
 
 SCRIPTS = {
     "hello.js": "module.exports = (req, res) => res.send('hello');\n",
