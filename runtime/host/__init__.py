@@ -96,8 +96,6 @@ class Unit:
     calls: Mapping[str, HostCall] = field(default_factory=dict)  # by verb
     ops: Mapping[str, HostOp] = field(default_factory=dict)  # by verb
     delays: Mapping[str, HostDelay] = field(default_factory=dict)  # by verb
-    wire: Mapping[str, str] = field(default_factory=dict)
-    """Names the guest sends instead of ``<unit>.<verb>`` (wire name → verb), until it renames."""
     settings: type[BaseSettings] | None = None
     configure: Callable[[Settings, str], Any] = _not_configured
     grant: Callable[[Any, MagicComments], Any] = _denied
@@ -105,5 +103,4 @@ class Unit:
 
     def verbs(self) -> dict[str, str]:
         """Every name the guest may send for this unit → the verb it means."""
-        names = {f"{self.name}.{verb}": verb for verb in (*self.calls, *self.ops, *self.delays)}
-        return names | dict(self.wire)
+        return {f"{self.name}.{verb}": verb for verb in (*self.calls, *self.ops, *self.delays)}

@@ -71,14 +71,13 @@ class Registry:
         self.units = held(units)
         self.ops: dict[str, Entry] = {}
         self.calls: dict[str, HostCall] = {}
-        owners: dict[str, str] = {}  # name the guest sends → unit
         if len({u.name for u in self.units}) != len(self.units):
             raise ValueError(f"two host units share a name: {[u.name for u in self.units]}")
         for unit in self.units:
+            verbs = [*unit.calls, *unit.ops, *unit.delays]
+            if len(set(verbs)) != len(verbs):
+                raise ValueError(f"the {unit.name} unit declares one verb twice: {sorted(verbs)}")
             for name, verb in unit.verbs().items():
-                if name in owners:
-                    raise ValueError(f"{name!r} is claimed by the {owners[name]} and {unit.name} units")
-                owners[name] = unit.name
                 if verb in unit.calls:
                     self.calls[name] = unit.calls[verb]
                 else:

@@ -23,6 +23,5 @@ UNIT = Unit(
     name="response",
     granted_by="every script's response may stream",
     ops={"drain": drain},
-    wire={"drain": "drain"},  # the guest's name for response.drain until it renames
     grant=always,
 )

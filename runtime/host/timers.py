@@ -20,6 +20,5 @@ UNIT = Unit(
     name="timers",
     granted_by="every script may use timers where the timers unit is held",
     delays={"sleep": sleep},
-    wire={"timer": "sleep"},  # the guest's name for timers.sleep until it renames
     grant=always,
 )

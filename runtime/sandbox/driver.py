@@ -33,6 +33,7 @@ from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, Scrip
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.threads import Offload
 from runtime.sandbox.types import BodyStream, ConsoleLog, Invocation, LogRecord, Result
+from runtime.types import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
@@ -120,7 +121,7 @@ class Driver:
         magic: MagicComments,
         grants: Grants | None = None,
         locate: Locate | None = None,
-        tenant: str = "default/1",
+        tenant: str = DEFAULT_TENANT,
         quota: TenantQuota | None = None,
     ) -> None:
         """``grants`` are the script version's (its ``Policy``'s); None: the registry derives

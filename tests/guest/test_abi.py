@@ -212,7 +212,7 @@ def test_timer_goes_through_the_host(guest: Instance):
     assert "done" not in out
     assert out["logs"] == [{"rid": 3, "level": "info", "msg": "waiting"}]
     [op] = out["ops"]
-    assert op["rid"] == 3 and op["op"] == "timer" and op["args"] == {"ms": 250}
+    assert op["rid"] == 3 and op["op"] == "timers.sleep" and op["args"] == {"ms": 250}
     out, blob = guest.resume([{"id": op["id"], "ok": True, "value": None}])
     assert out["done"][0][0] == 3
     assert response_body(out, blob) == b"late"

@@ -44,7 +44,7 @@ def test_replaced_intrinsics_leave_the_answer_logs_and_ops_intact(sandbox: Sandb
         "  console.log('before', 1);\n"
         "  res.setHeader('x-list', ['a', 'b']);\n" + REPLACE +
         "  console.warn('after');\n"
-        "  await new Promise((resolve) => setTimeout(resolve, 5)); // the host op 'timer'\n"
+        "  await new Promise((resolve) => setTimeout(resolve, 5)); // the host op 'timers.sleep'\n"
         "  return { ok: [1, 2], s: 'text' };\n"
         "};\n"
     )

@@ -101,7 +101,7 @@ async def test_a_script_reaching_the_raw_op_interface_gets_only_what_it_was_gran
             "  try { await __wexec.op('probe.ask', { topic }); out.push(topic + ': ok'); }\n"
             "  catch (e) { out.push(e.message); }\n"
             "}\n"
-            "try { await __wexec.op('timer', { ms: 1 }); } catch (e) { out.push(e.name + ': ' + e.message); }\n"
+            "try { await __wexec.op('timers.sleep', { ms: 1 }); } catch (e) { out.push(e.name + ': ' + e.message); }\n"
             "return out;"
         )
         out = json.loads((await h.run(src)).body)
@@ -110,7 +110,7 @@ async def test_a_script_reaching_the_raw_op_interface_gets_only_what_it_was_gran
         "a: ok",
         "probe of 'b' refused: not among ['a']",
         (
-            "TypeError: host operation 'timer' refused: this sandbox does not hold the timers "
+            "TypeError: host operation 'timers.sleep' refused: this sandbox does not hold the timers "
             "unit (every script may use timers where the timers unit is held)"
         ),
     ]

@@ -65,7 +65,7 @@ def console_bytes(result: Result) -> int:
 @pytest.mark.parametrize("flood", [
     "for (let i = 0; i < 20000; i++) setTimeout(() => {}, 60000);",
     "for (let i = 0; i < 200; i++) setInterval(() => {}, 5);",
-    "for (let i = 0; i < 5000; i++) __wexec.op('timer', { ms: 60000 });",  # never awaited
+    "for (let i = 0; i < 5000; i++) __wexec.op('timers.sleep', { ms: 60000 });",  # never awaited
 ])
 async def test_a_request_past_its_operations_cap_fails_at_once_naming_it(
     capped: Sandbox, flood: str, mode: str
@@ -83,7 +83,7 @@ async def test_each_operation_past_the_cap_rejects_its_own_promise(capped: Sandb
     who = tenant()
     src = (
         "const ps = [];\n"
-        "for (let i = 0; i < 110; i++) ps.push(__wexec.op('timer', { ms: 60000 }).then(() => 'ok', (e) => e.name + ': ' + e.message));\n"
+        "for (let i = 0; i < 110; i++) ps.push(__wexec.op('timers.sleep', { ms: 60000 }).then(() => 'ok', (e) => e.name + ': ' + e.message));\n"
         "return { last: await ps[109], tenth: await ps[100] };"
     )
     out = await invoke(capped, src, who)
@@ -96,7 +96,7 @@ async def test_each_operation_past_the_cap_rejects_its_own_promise(capped: Sandb
 
 async def test_promises_never_awaited_end_with_their_request(capped: Sandbox) -> None:
     who = tenant()
-    src = "// @mode worker\nexport default () => { for (let i = 0; i < 90; i++) __wexec.op('timer', { ms: 60000 }); return 'left'; };"
+    src = "// @mode worker\nexport default () => { for (let i = 0; i < 90; i++) __wexec.op('timers.sleep', { ms: 60000 }); return 'left'; };"
     artefact = capped.compiler.compile_source(src, f"s{next(_names)}.ts")
     for _ in range(5):  # 450 listed in all: more than the tenant may hold, never refused
         result = await capped.invoke(artefact, Invocation("GET", "/"), tenant=who)
@@ -113,7 +113,7 @@ async def test_the_tenant_cap_spans_its_scripts_and_spares_other_tenants(capped:
     # another script of alice's gets what is left of her 150 (59), not its own 100
     probe = (
         "const ps = [];\n"
-        "for (let i = 0; i < 80; i++) ps.push(__wexec.op('timer', { ms: 60000 }).then(() => 'ok', (e) => e.message));\n"
+        "for (let i = 0; i < 80; i++) ps.push(__wexec.op('timers.sleep', { ms: 60000 }).then(() => 'ok', (e) => e.message));\n"
         "return await ps[79];"
     )
     refused = await invoke(capped, "// @mode worker\n" + probe, alice)
@@ -254,8 +254,8 @@ async def test_a_tenants_streams_together_hold_at_most_their_cap() -> None:
 FLOODS = {
     "timers.ts": "// @timeout 3000\nfor (let i = 0; i < 15000; i++) setTimeout(() => {}, 60000);\nawait new Promise(() => {});",
     "interval.ts": "// @timeout 4000\n// @mode worker\nexport default async () => { for (let i = 0; i < 500; i++) setInterval(() => {}, 1); await new Promise((r) => setTimeout(r, 3000)); };",
-    "raw.ts": "// @timeout 3000\nfor (let i = 0; i < 20000; i++) __wexec.op('timer', { ms: 60000 });\nawait new Promise(() => {});",
-    "held.ts": "// @timeout 3000\nfor (let i = 0; i < 999; i++) __wexec.op('timer', { ms: 60000 }).catch(() => {});\nawait new Promise(() => {});",
+    "raw.ts": "// @timeout 3000\nfor (let i = 0; i < 20000; i++) __wexec.op('timers.sleep', { ms: 60000 });\nawait new Promise(() => {});",
+    "held.ts": "// @timeout 3000\nfor (let i = 0; i < 999; i++) __wexec.op('timers.sleep', { ms: 60000 }).catch(() => {});\nawait new Promise(() => {});",
     "logs.ts": "// @timeout 3000\nsetInterval(() => { for (let i = 0; i < 50; i++) console.error('x'.repeat(1000)); }, 1);\nawait new Promise(() => {});",
     "huge.ts": "// @timeout 3000\nfor (let i = 0; i < 2000; i++) console.error('h'.repeat(100000));",
 }

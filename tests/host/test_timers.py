@@ -24,7 +24,7 @@ async def test_a_sandbox_without_timers_refuses_set_timeout_naming_the_unit() ->
         await h.run(SLEEP)
     assert caught.value.name == "TypeError"
     assert caught.value.message == (
-        "host operation 'timer' refused: this sandbox does not hold the timers unit "
+        "host operation 'timers.sleep' refused: this sandbox does not hold the timers unit "
         "(every script may use timers where the timers unit is held)"
     )
 

@@ -74,7 +74,7 @@ const pump = async (f, source) => {
     if (f.finished) return;
     if (!feed(f, partOf(chunk))) {
       f.partBytes = 0;
-      await op('drain', {}); // ends the crossing; resumes once the client has taken most of it
+      await op('response.drain', {}); // ends the crossing; resumes once the client has taken most of it
     }
   }
 };

@@ -1,5 +1,5 @@
 // The guest half of runtime/host/timers.py: setTimeout and friends. A timer with a delay is
-// the host op 'timer'; a 0 ms one runs in the guest, between microtasks.
+// the host op 'timers.sleep'; a 0 ms one runs in the guest, between microtasks.
 
 import { W } from '../natives.js';
 import { state } from '../crossing/state.js';
@@ -34,7 +34,7 @@ const armTimer = (t) => {
     zero.push(t);
     W.zeroTimer();
   } else {
-    t._op = listOp({ timer: t }, 'timer', { ms: t._ms });
+    t._op = listOp({ timer: t }, 'timers.sleep', { ms: t._ms });
   }
   if (!t._id) t._id = t._op || state.nextId++;
 };
