@@ -1,4 +1,4 @@
-"""The response's own op: a streamed body waits for its client (``drain``, ABI.md).
+"""The response's own op: a streamed body waits for its client (``response.drain``, ABI.md).
 
 Not a capability a script may be without, so every sandbox holds it (``registry.CORE``).
 """
@@ -14,7 +14,8 @@ STREAM_BUFFER_BYTES = 256 * 1024
 
 
 async def drain(args: dict[str, Any], ctx: OpContext) -> None:
-    """Answer once the client has taken most of what the request's stream holds."""
+    """``response.drain {}``: settles with ``null`` once the client has taken most of what the
+    request's stream holds."""
     if ctx.stream is not None:
         await ctx.stream.drained(STREAM_BUFFER_BYTES)
 

@@ -13,6 +13,7 @@ from runtime.host import Unit, always
 
 
 def sleep(args: dict[str, Any]) -> float:
+    """``timers.sleep {"ms"}``: settles with ``null`` once ``ms`` have passed (seconds here)."""
     return max(0.0, float(args.get("ms", 0))) / 1000.0
 
 
