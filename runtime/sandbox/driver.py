@@ -29,7 +29,18 @@ from runtime.host.quotas import Limits, TenantQuota
 from runtime.host.registry import Entry, Registry, answer, error_value
 from runtime.host.response import STREAM_BUFFER_BYTES
 from runtime.sandbox import _capi
-from runtime.sandbox.errors import Locate, ScriptError, ScriptMemoryError, ScriptTimeout
+from runtime.sandbox.envelope import (
+    FIRST_RID,
+    budget_ms,
+    env_entry,
+    first_envelope,
+    header_pairs,
+    log_record,
+    request_item,
+    result_of,
+    stopped,
+)
+from runtime.sandbox.errors import Locate, ScriptError, ScriptTimeout
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.threads import Offload
 from runtime.sandbox.types import BodyStream, ConsoleLog, Invocation, LogRecord, Result
@@ -165,7 +176,7 @@ class Driver:
         for running it again. What it logged goes to ``logs`` if given (and to a load error).
         """
         header = orjson.dumps(
-            {"filename": self.path, **_env(env), "mem_limit": self.instance.memory_limit,
+            {"filename": self.path, **env_entry(env), "mem_limit": self.instance.memory_limit,
              "budget_ms": budget_ms}
         )
         head, _ = self._cross(b"wx_load", header, bytecode, budget_ms, None)
@@ -174,7 +185,7 @@ class Driver:
             self._collect_logs(out)
             logs = self._unowned.records if self._unowned is not None else []
         else:
-            logs += [_record(log) for log in out.get("logs", ())]
+            logs += [log_record(log) for log in out.get("logs", ())]
         if "error" in out:
             err = ScriptError.from_guest(out["error"], self.path, self.locate)
             err.logs = logs + err.logs
@@ -332,7 +343,7 @@ class Driver:
         limits = [req.limit_ms for req in reqs if req.limit_ms is not None]
         budget = min(limits) if len(limits) == len(reqs) else None  # each request's own limit
         header = orjson.dumps({
-            "budget_ms": _ms(budget), "batch": [_item(r.rid, inv) for r, (inv, _, _) in zip(reqs, batch)]
+            "budget_ms": budget_ms(budget), "batch": [request_item(r.rid, inv) for r, (inv, _, _) in zip(reqs, batch)]
         })
         bodies = b"".join(inv.body for inv, _, _ in batch)
         # the epoch backstop: the last request may start just before the budget is used up
@@ -492,24 +503,11 @@ class Driver:
 
     def _trapped(self, exc: BaseException, req: _Request | None) -> ScriptError:
         """The instance stopped (``exc``): it is broken, and every request on it fails."""
-        err = self._trap_error(exc, req)
+        err = stopped(exc, req.limit_ms if req else None, self.path)
         self.broken = err
         for other in list(self._requests.values()):
             other.settle(err)
         return err
-
-    def _trap_error(self, exc: BaseException, req: _Request | None) -> ScriptError:
-        if isinstance(exc, MemoryError):
-            return ScriptMemoryError(str(exc), name="MemoryError", path=self.path)
-        assert isinstance(exc, _capi.GuestTrap)
-        if exc.interrupted:
-            return ScriptTimeout.after(req.limit_ms if req else None, self.path)
-        message = str(exc)
-        if "call stack exhausted" in message or "stack overflow" in message:
-            return ScriptError(
-                "Maximum call stack size exceeded", name="RangeError", path=self.path
-            )
-        return ScriptError(f"the sandbox stopped the script: {message}", name="Trap", path=self.path)
 
     def _dispatch(self, out: dict, blob: bytes) -> list[dict]:
         if self._left or "more" in out:
@@ -528,7 +526,7 @@ class Driver:
         for done in out.get("done", ()):
             req = requests.get(done[0])
             if req is not None:
-                req.settle(_result(done, blob))
+                req.settle(result_of(done, blob))
                 self._cancel_ops_of(req)
         for failed in out.get("failed", ()):
             req = self._requests.get(failed["rid"])
@@ -583,7 +581,7 @@ class Driver:
                 req.context.stream = stream
             stream.on_close(functools.partial(self._abandon, req.rid))
             self.quota.add_stream(stream)
-            headers = _pairs(started.get("headers", ()))
+            headers = header_pairs(started.get("headers", ()))
             req.settle(Result(int(started.get("status", 200)), headers, b"", stream=stream))
         for chunk in out.get("chunks", ()):
             req = self._requests.get(chunk["rid"])
@@ -631,7 +629,7 @@ class Driver:
         quota, requests = self.quota, self._requests
         dropping: list[ConsoleLog] = []
         for log in logs:
-            rec = _record(log)
+            rec = log_record(log)
             rid = log.get("rid", 0)
             req = requests.get(rid)
             if req is not None:
@@ -794,72 +792,6 @@ class Driver:
     async def _close_when_free(self) -> None:
         async with self.lock:  # never while a crossing runs on a guest thread
             self.close()
-
-
-FIRST_RID = 1
-"""The rid of a fresh instance's first request."""
-
-
-def first_envelope(
-    rid: int, inv: Invocation, timeout_ms: int | None, slice_ms: float | None,
-    load: tuple[bytes, dict[str, str]] | None, path: str, memory_limit: int,
-) -> tuple[bytes, bytes, float | None, float | None]:
-    """A request's first crossing (``Driver.begin``): (header, blob, the crossing's budget, and
-    ``slice_ms`` if the slice is what bounds it, else None)."""
-    budget: float | None = timeout_ms or None
-    if slice_ms is not None and (budget is None or slice_ms < budget):
-        budget = slice_ms
-    else:
-        slice_ms = None
-    header: dict[str, Any] = {"budget_ms": _ms(budget)}
-    blob = inv.body
-    if load is not None:
-        code, env = load
-        header["load"] = {"filename": path, **_env(env), "mem_limit": memory_limit, "code": len(code)}
-        blob = code + blob
-    header["batch"] = [_item(rid, inv)]
-    return orjson.dumps(header), blob, budget, slice_ms
-
-
-def answered(out: dict[str, Any], blob: bytes, rid: int) -> Result | None:
-    """Request ``rid``'s result, if its crossing did nothing but answer it (as most do); work it
-    left (``more``) goes with its instance."""
-    done = out.get("done")
-    if done is None or len(out) != 1 + ("more" in out) or len(done) != 1 or done[0][0] != rid:
-        return None
-    return _result(done[0], blob)
-
-
-def _result(done: list[Any], blob: bytes) -> Result:
-    """A finished response as the guest reports it ([rid, status, headers, off, len])."""
-    _, status, headers, off, length = done
-    return Result(status, _pairs(headers), blob[off : off + length])
-
-
-def _ms(budget: float | None) -> float | None:
-    """A budget for the guest: whole milliseconds as an integer, which it parses fastest."""
-    return int(budget) if budget is not None and budget == int(budget) else budget
-
-
-def _env(env: dict[str, str]) -> dict[str, dict[str, str]]:
-    """The load header's ``env`` entry: left out when empty, the usual case (ABI.md)."""
-    return {"env": env} if env else {}
-
-
-def _record(log: dict[str, Any]) -> LogRecord:
-    """A log line as the guest reports it, as the host keeps it."""
-    return LogRecord(log.get("level", "log"), log.get("msg", ""))
-
-
-def _pairs(headers: list[list[str]]) -> list[tuple[str, str]]:
-    """Response headers as the guest reports them (JSON pairs) as the host keeps them."""
-    return [(k, v) for k, v in headers]
-
-
-def _item(rid: int, inv: Invocation) -> list[Any]:
-    """A request as the guest takes it (ABI.md): positional, so parsing it makes no keys."""
-    return [rid, inv.method, inv.url, inv.path, inv.headers, inv.query, inv.params, inv.ip,
-            len(inv.body)]
 
 
 async def _now(fn: Callable[[], T]) -> T:

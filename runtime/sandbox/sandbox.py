@@ -28,8 +28,9 @@ from runtime.config import Settings
 from runtime.host import Grants, Unit
 from runtime.host.quotas import Limits, Quotas
 from runtime.host.registry import UNITS, Registry
-from runtime.sandbox.driver import FIRST_RID, Driver, SliceExceeded, answered, first_envelope
+from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
+from runtime.sandbox.envelope import FIRST_RID, answered, first_envelope
 from runtime.sandbox.images import ImageCache
 from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.memory import DerivedImage
