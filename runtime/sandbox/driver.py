@@ -1,15 +1,15 @@
-"""Drives requests through one guest instance: crossings, async operations, and who waits.
+"""Drives requests through one guest instance: their life cycle, async operations, who waits.
 
 A worker instance may have several requests in flight, interleaved at their ``await`` points
-just as in any JS runtime, and the requests that arrive together start in one crossing. Every
-crossing returns an envelope listing finished requests, failed ones, new host operations and log
+just as in any JS runtime (``worker.py`` starts them in batches); a serverless instance has one.
+What crosses is encoded in ``envelope.py``. Every crossing returns an envelope listing finished requests, failed ones, new host operations and log
 lines, each tagged with its request id; the driver routes them, runs the operations on the event
 loop, and resumes the guest as they finish.
 
 A streamed response settles its request early, on ``started``, with a ``Result`` whose body is a
 ``BodyStream``; the request stays in flight (its operations run, its timeout counts) until the
 guest reports it done or failed, and later ``chunks`` feed the stream, no faster than the client
-takes them (the ``drain`` operation).
+takes them (the ``response.drain`` operation).
 """
 
 from __future__ import annotations
@@ -31,12 +31,10 @@ from runtime.host.response import STREAM_BUFFER_BYTES
 from runtime.sandbox import _capi
 from runtime.sandbox.envelope import (
     FIRST_RID,
-    budget_ms,
     env_entry,
     first_envelope,
     header_pairs,
     log_record,
-    request_item,
     result_of,
     stopped,
 )
@@ -53,7 +51,7 @@ T = TypeVar("T")
 
 
 @dataclass(slots=True)
-class _Request:
+class InFlight:
     rid: int
     limit_ms: int | None
     deadline: float | None
@@ -84,9 +82,6 @@ class _Request:
                 self.future.set_result(None)
 
 
-BATCH_MAX = 256
-"""Most requests one crossing starts: bounds the envelope a burst of requests makes."""
-
 STREAM_OVERFLOW_BYTES = 64 * STREAM_BUFFER_BYTES
 """What a stream that does not wait (``res.write``) may hold before its request is failed: the
 host's memory must not be at the mercy of a script writing faster than its client reads. A
@@ -116,7 +111,6 @@ class Driver:
     """
 
     broken: BaseException | None = None
-    _batching = False
     _resuming = False
     _closing = False
     _left: dict[int, float | None] | None = None  # work the guest left: whose, until when
@@ -145,15 +139,14 @@ class Driver:
         self.locate = locate
         self.tenant = tenant
         self.quota = quota or TenantQuota(Limits())
-        self._requests: dict[int, _Request] = {}
-        self._ops: dict[int, tuple[_Request, asyncio.Task[None] | asyncio.TimerHandle]] = {}
+        self._requests: dict[int, InFlight] = {}
+        self._ops: dict[int, tuple[InFlight, asyncio.Task[None] | asyncio.TimerHandle]] = {}
         # console output no request in flight owns (a worker's top level, a request the host
         # gave up on): the next request to finish on this instance carries it
         self._unowned: ConsoleLog | None = None
         self._results: list[dict[str, Any]] = []
         self._result_blob = bytearray()
         self._crossing = threading.Lock()
-        self._batch: list[tuple[Invocation, int | None, asyncio.Future[Any]]] = []
 
     @functools.cached_property
     def lock(self) -> asyncio.Lock:
@@ -162,7 +155,7 @@ class Driver:
 
     @property
     def idle(self) -> bool:
-        return not self._requests and not self._batch
+        return not self._requests
 
     # -- synchronous entry points (CLI, benches, the first crossing of a request) -----------
 
@@ -198,7 +191,7 @@ class Driver:
         inv: Invocation,
         timeout_ms: int | None,
         load: tuple[bytes, dict[str, str]] | None = None,
-    ) -> tuple[_Request, list[dict]]:
+    ) -> tuple[InFlight, list[dict]]:
         """Start a request with its first crossing; returns it and the operations it started.
 
         ``load`` is (bytecode, env) for a fresh instance: the script loads in the same
@@ -218,7 +211,7 @@ class Driver:
     def take_over(
         self, crossed: tuple[dict[str, Any], bytes] | BaseException, timeout_ms: int | None,
         loaded: bool, slice_ms: float | None,
-    ) -> tuple[_Request, list[dict]]:
+    ) -> tuple[InFlight, list[dict]]:
         """``begin``, for a fresh instance whose first crossing already ran without a driver
         (``first_envelope`` with rid ``FIRST_RID``): what it output, or what it raised."""
         req = self._new_request(timeout_ms)
@@ -234,9 +227,9 @@ class Driver:
         return self._first_outcome(req, cross, loaded, slice_ms)
 
     def _first_outcome(
-        self, req: _Request, cross: Callable[[], tuple[dict[str, Any], bytes]], loaded: bool,
+        self, req: InFlight, cross: Callable[[], tuple[dict[str, Any], bytes]], loaded: bool,
         slice_ms: float | None,
-    ) -> tuple[_Request, list[dict]]:
+    ) -> tuple[InFlight, list[dict]]:
         """The rest of ``begin`` once ``cross`` hands back the first crossing's output."""
         rid = req.rid
         try:
@@ -260,11 +253,11 @@ class Driver:
             raise SliceExceeded
         return req, ops
 
-    def _new_request(self, timeout_ms: int | None, now: float | None = None) -> _Request:
+    def _new_request(self, timeout_ms: int | None, now: float | None = None) -> InFlight:
         rid = self._next_rid
         self._next_rid += 1
         deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
-        req = self._requests[rid] = _Request(rid, timeout_ms or None, deadline)
+        req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline)
         return req
 
     def run(
@@ -276,13 +269,13 @@ class Driver:
         """Run one request to completion from synchronous code; a streamed body is gathered."""
         return self.complete(*self.begin(inv, timeout_ms, load=load))
 
-    def complete(self, req: _Request, ops: list[dict]) -> Result:
+    def complete(self, req: InFlight, ops: list[dict]) -> Result:
         """Finish a started request from synchronous code (``run``)."""
         if req.outcome is None or req.stream is not None:
             asyncio.run(self._gather(req, ops))
         return self.outcome(req)
 
-    async def _gather(self, req: _Request, ops: list[dict]) -> None:
+    async def _gather(self, req: InFlight, ops: list[dict]) -> None:
         await self.finish(req, ops)
         out = req.outcome
         if req.stream is None or not isinstance(out, Result):
@@ -294,89 +287,6 @@ class Driver:
         out.stream = None
 
     # -- asynchronous completion ------------------------------------------------------------
-
-    async def request(self, inv: Invocation, timeout_ms: int | None, offload: Offload) -> Result:
-        """Run one request on a shared (worker) instance, interleaving with others in flight.
-
-        The request joins the next batch: requests that arrive while a crossing runs on a guest
-        thread start together in the following one, so under load one hop to a thread carries
-        many requests, and the event loop never runs a worker's code.
-        """
-        self._offload = offload
-        future: asyncio.Future[tuple[_Request, list[dict]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._batch.append((inv, timeout_ms, future))
-        if not self._batching:
-            self._batching = True
-            asyncio.ensure_future(self._run_batches())  # starts next iteration: others join
-        req, ops = await future
-        if self.unsettled(req, ops):
-            await self.finish(req, ops, offload)
-        return self.outcome(req)
-
-    # -- batches: the requests waiting for a worker instance share a crossing -----------------
-    # Under load many requests for one worker script arrive together; one crossing for all of
-    # them pays the fixed costs (the hop to a thread, the call, the envelope, the prelude's
-    # flush) once, and runs them back to back while the guest's code and heap are in the caches.
-
-    async def _run_batches(self) -> None:
-        try:
-            while self._batch:
-                async with self.lock:  # after any resume: one crossing at a time
-                    batch, self._batch = self._batch[:BATCH_MAX], self._batch[BATCH_MAX:]
-                    skipped = await self._cross_batch(batch)
-                self._batch[:0] = skipped  # first in line for the next crossing
-        finally:
-            self._batching = False
-
-    async def _cross_batch(
-        self, batch: list[tuple[Invocation, int | None, asyncio.Future[Any]]]
-    ) -> list[tuple[Invocation, int | None, asyncio.Future[Any]]]:
-        """Start every request of ``batch`` in one crossing on a guest thread; returns the ones
-        the guest did not start (the crossing used up its budget first: ABI.md)."""
-        batch = [entry for entry in batch if not entry[2].done()]  # callers gone meanwhile
-        if not batch:
-            return []
-        now = time.monotonic()
-        reqs = [self._new_request(timeout_ms, now) for _, timeout_ms, _ in batch]
-        limits = [req.limit_ms for req in reqs if req.limit_ms is not None]
-        budget = min(limits) if len(limits) == len(reqs) else None  # each request's own limit
-        header = orjson.dumps({
-            "budget_ms": budget_ms(budget), "batch": [request_item(r.rid, inv) for r, (inv, _, _) in zip(reqs, batch)]
-        })
-        bodies = b"".join(inv.body for inv, _, _ in batch)
-        # the epoch backstop: the last request may start just before the budget is used up
-        backstop = None if budget is None else 2 * budget
-        try:
-            head, blob = await self._cross_off(b"wx_run", header, bodies, backstop)
-        except ScriptError as err:  # a trap (it settled every request), closed, or broken
-            for req in reqs:
-                req.settle(err)
-            outcomes: list[tuple[_Request, list[dict]]] = [(req, []) for req in reqs]
-            skipped_rids: set[int] = set()
-        else:
-            out = orjson.loads(head)
-            skipped_rids = set(out.get("skipped", ()))
-            ops_by_rid: dict[int, list[dict]] = {}
-            for op in self._dispatch(out, blob):
-                ops_by_rid.setdefault(op.get("rid", 0), []).append(op)
-            outcomes = [(req, ops_by_rid.pop(req.rid, [])) for req in reqs]
-            for ops in ops_by_rid.values():  # of requests that went on in this crossing
-                self._start_ops(ops)
-            if self._left:
-                self._wake()
-        skipped = []
-        for entry, (req, ops) in zip(batch, outcomes, strict=True):
-            future = entry[2]
-            if req.rid in skipped_rids:
-                self._forget(req.rid)
-                skipped.append(entry)
-            elif future.done():  # the caller went away (cancelled) while its request ran
-                self._abandon(req.rid)
-            else:
-                future.set_result((req, ops))
-        return skipped
 
     async def _cross_off(
         self, export: bytes, header: bytes, blob: bytes, budget: float | None,
@@ -390,11 +300,11 @@ class Driver:
             raise self._trapped(exc, None) from exc
 
     @staticmethod
-    def unsettled(req: _Request, ops: list[dict]) -> bool:
+    def unsettled(req: InFlight, ops: list[dict]) -> bool:
         """Whether a started request still needs ``finish`` (most finish in their first crossing)."""
         return bool(ops) or req.outcome is None or req.stream is not None
 
-    async def finish(self, req: _Request, ops: list[dict], offload: Offload | None = None) -> None:
+    async def finish(self, req: InFlight, ops: list[dict], offload: Offload | None = None) -> None:
         """Run the request's operations and resumes until it settles or its time is up."""
         self._offload = offload
         self._start_ops(ops)
@@ -417,7 +327,7 @@ class Driver:
         if req.stream is not None:
             self._watch_stream(req)
 
-    def _watch_stream(self, req: _Request) -> None:
+    def _watch_stream(self, req: InFlight) -> None:
         """Bind a streamed body to this loop and hold its request to the timeout."""
         assert req.stream is not None
         loop = asyncio.get_running_loop()
@@ -426,11 +336,11 @@ class Driver:
         if remaining is not None and req.rid in self._requests:
             req.timer = loop.call_later(remaining / 1000.0, self._stream_timeout, req)
 
-    def _stream_timeout(self, req: _Request) -> None:
+    def _stream_timeout(self, req: InFlight) -> None:
         req.settle(ScriptTimeout.after(req.limit_ms, self.path))
         self._abandon(req.rid)
 
-    def outcome(self, req: _Request) -> Result:
+    def outcome(self, req: InFlight) -> Result:
         """The request's result (or raise its error); forgets the request unless it streams.
 
         Console output no request owned comes first in its logs (``_collect_logs``).
@@ -481,7 +391,7 @@ class Driver:
     # -- internals --------------------------------------------------------------------------
 
     def _cross(
-        self, export: bytes, header: bytes, blob: bytes, budget: float | None, req: _Request | None
+        self, export: bytes, header: bytes, blob: bytes, budget: float | None, req: InFlight | None
     ) -> tuple[bytes, bytes]:
         try:
             return self._enter(export, header, blob, budget)
@@ -501,7 +411,7 @@ class Driver:
                 raise ScriptError("the script's instance was closed", path=self.path)
             return self.instance.cross(export, header, blob, budget)
 
-    def _trapped(self, exc: BaseException, req: _Request | None) -> ScriptError:
+    def _trapped(self, exc: BaseException, req: InFlight | None) -> ScriptError:
         """The instance stopped (``exc``): it is broken, and every request on it fails."""
         err = stopped(exc, req.limit_ms if req else None, self.path)
         self.broken = err
@@ -591,7 +501,7 @@ class Driver:
                 if req.stream.buffered > STREAM_BUFFER_BYTES:
                     self._check_stream(req)
 
-    def _check_stream(self, req: _Request) -> None:
+    def _check_stream(self, req: InFlight) -> None:
         """End a stream whose client has fallen too far behind (or whose tenant's streams all
         together have), and the request with it."""
         assert req.stream is not None
@@ -699,7 +609,7 @@ class Driver:
         self.grants = self.registry.grants(self.tenant, self.magic)
         return self.grants
 
-    def _context(self, req: _Request, grants: Grants) -> OpContext:
+    def _context(self, req: InFlight, grants: Grants) -> OpContext:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""
         req.context = OpContext(self.tenant, self.path, req.rid, req.deadline, grants, req.stream)
         return req.context
@@ -758,7 +668,7 @@ class Driver:
                 self._resuming = True
                 asyncio.ensure_future(self._resume())
 
-    def _cancel_ops_of(self, req: _Request) -> None:
+    def _cancel_ops_of(self, req: InFlight) -> None:
         if not req.ops:
             return
         for op_id, (owner, handle) in list(self._ops.items()):

@@ -36,12 +36,14 @@ from runtime.sandbox.instance import GuestInstance
 from runtime.sandbox.memory import DerivedImage
 from runtime.sandbox.threads import GuestThreads
 from runtime.sandbox.types import Invocation, LogRecord, Result
+from runtime.sandbox.worker import WorkerDriver
 from runtime.types import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from runtime.compiler import Artefact, Compiler
 
 T = TypeVar("T")
+D = TypeVar("D", bound=Driver)
 _SCRIPT_DEFAULT: Any = object()
 
 
@@ -53,7 +55,7 @@ class Sandbox:
         self.settings = settings
         self.registry = Registry(settings, units)
         self.engine = GuestEngine(settings, self.registry)
-        self._workers: dict[str, Driver] = {}
+        self._workers: dict[str, WorkerDriver] = {}
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self.images = ImageCache(settings.serverless_images, settings.serverless_image_bytes)
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
@@ -131,7 +133,7 @@ class Sandbox:
         if artefact.magic.mode == "worker":
             driver = self._workers.get(artefact.key)
             if driver is None or driver.broken is not None:
-                driver = self._workers[artefact.key] = self._driver(artefact)
+                driver = self._workers[artefact.key] = self._driver(WorkerDriver, artefact)
                 driver.load(artefact.bytecode, dict(artefact.env), timeout_ms)
             try:
                 return driver.run(inv, timeout_ms)
@@ -139,12 +141,12 @@ class Sandbox:
                 if driver.broken is not None:
                     self._discard(artefact.key, driver)
         image, tried = self.images.lookup(artefact)
-        driver = self._driver(artefact, image=image)
+        fresh = self._driver(Driver, artefact, image=image)
         try:
             start = self._start_fresh if tried else self._start_imaging
-            return driver.complete(*start(driver, artefact, inv, timeout_ms))
+            return fresh.complete(*start(fresh, artefact, inv, timeout_ms))
         finally:
-            driver.close()
+            fresh.close()
 
     def evict(self, key: str) -> None:
         """Drop a worker instance or a serverless image (its script changed or was deleted)."""
@@ -164,11 +166,13 @@ class Sandbox:
     # -- internals --------------------------------------------------------------------------
 
     def _driver(
-        self, artefact: Artefact, tenant: str = DEFAULT_TENANT, image: DerivedImage | None = None,
-        instance: GuestInstance | None = None, grants: Grants | None = None,
-    ) -> Driver:
-        """A driver for ``artefact`` on ``instance``, or on a new one starting as ``image``."""
-        return Driver(
+        self, kind: type[D], artefact: Artefact, tenant: str = DEFAULT_TENANT,
+        image: DerivedImage | None = None, instance: GuestInstance | None = None,
+        grants: Grants | None = None,
+    ) -> D:
+        """A driver of ``kind`` for ``artefact`` on ``instance``, or on a new one starting as
+        ``image``."""
+        return kind(
             instance or GuestInstance(self.engine, self.settings.memory_limit, image),
             path=artefact.path, registry=self.registry, magic=artefact.magic, grants=grants,
             locate=artefact.locate, tenant=tenant, quota=self.quotas.of(tenant),
@@ -227,7 +231,7 @@ class Sandbox:
             if result is not None:
                 instance.close()
                 return result
-        driver = self._driver(artefact, tenant, instance=instance, grants=grants)
+        driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
         except BaseException:
@@ -257,7 +261,7 @@ class Sandbox:
                 started = answer
         offload = functools.partial(self.threads.run, tenant)
         if started is None:
-            driver = self._driver(artefact, tenant, image, grants=grants)
+            driver = self._driver(Driver, artefact, tenant, image, grants=grants)
             start = self._start_fresh if tried else self._start_imaging
             try:
                 req, ops = await offload(lambda: start(driver, artefact, inv, timeout_ms))
@@ -293,9 +297,11 @@ class Sandbox:
             if driver.broken is not None:
                 self._discard(key, driver)
 
-    async def _new_worker(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Driver:
+    async def _new_worker(
+        self, artefact: Artefact, tenant: str, grants: Grants | None
+    ) -> WorkerDriver:
         """The script's worker instance, created and loaded (it had none, or a broken one)."""
-        driver = self._driver(artefact, tenant, grants=grants)
+        driver = self._driver(WorkerDriver, artefact, tenant, grants=grants)
         self._workers[artefact.key] = driver
         try:
             async with driver.lock:  # taken before any await: requests queue behind the load

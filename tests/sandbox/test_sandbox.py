@@ -23,7 +23,8 @@ from runtime.sandbox import (
     ScriptMemoryError,
     ScriptTimeout,
 )
-from runtime.sandbox.driver import BATCH_MAX, STREAM_OVERFLOW_BYTES, Driver
+from runtime.sandbox.driver import STREAM_OVERFLOW_BYTES
+from runtime.sandbox.worker import BATCH_MAX, WorkerDriver
 
 _names = count()
 
@@ -493,13 +494,13 @@ async def test_a_worker_request_is_never_failed_for_a_scheduling_decision(sandbo
 def crossings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many requests each batched crossing into a guest starts, as the test goes on."""
     sizes: list[int] = []
-    real = Driver._cross_batch
+    real = WorkerDriver._cross_batch
 
-    async def counted(self: Driver, batch: list) -> list:
+    async def counted(self: WorkerDriver, batch: list) -> list:
         sizes.append(len(batch))
         return await real(self, batch)
 
-    monkeypatch.setattr(Driver, "_cross_batch", counted)
+    monkeypatch.setattr(WorkerDriver, "_cross_batch", counted)
     return sizes
 
 

@@ -1,0 +1,120 @@
+"""A worker script's driver: its requests share one long-lived instance, in batches.
+
+Under load many requests for one worker script arrive together; one crossing for all of them
+pays the fixed costs (the hop to a guest thread, the call, the envelope, the prelude's flush)
+once, and runs them back to back while the guest's code and heap are in the caches. The
+requests that arrive while a crossing runs start together in the next one, so the event loop
+never runs a worker's code and no request is stopped for a scheduling decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from runtime.sandbox.driver import Driver, InFlight
+from runtime.sandbox.envelope import budget_ms, request_item
+from runtime.sandbox.errors import ScriptError
+from runtime.sandbox.threads import Offload
+from runtime.sandbox.types import Invocation, Result
+
+BATCH_MAX = 256
+"""Most requests one crossing starts: bounds the envelope a burst of requests makes."""
+
+Waiting = tuple[Invocation, int | None, "asyncio.Future[tuple[InFlight, list[dict]]]"]
+"""A request waiting for the next crossing: what it asks, its timeout, where its start goes."""
+
+
+class WorkerDriver(Driver):
+    """A ``Driver`` whose requests, from any number of callers, join batches."""
+
+    _batching = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch: list[Waiting] = []
+
+    @property
+    def idle(self) -> bool:
+        return super().idle and not self._batch
+
+    async def request(self, inv: Invocation, timeout_ms: int | None, offload: Offload) -> Result:
+        """Run one request on a shared (worker) instance, interleaving with others in flight.
+
+        The request joins the next batch: requests that arrive while a crossing runs on a guest
+        thread start together in the following one, so under load one hop to a thread carries
+        many requests, and the event loop never runs a worker's code.
+        """
+        self._offload = offload
+        future: asyncio.Future[tuple[InFlight, list[dict]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._batch.append((inv, timeout_ms, future))
+        if not self._batching:
+            self._batching = True
+            asyncio.ensure_future(self._run_batches())  # starts next iteration: others join
+        req, ops = await future
+        if self.unsettled(req, ops):
+            await self.finish(req, ops, offload)
+        return self.outcome(req)
+
+    async def _run_batches(self) -> None:
+        try:
+            while self._batch:
+                async with self.lock:  # after any resume: one crossing at a time
+                    batch, self._batch = self._batch[:BATCH_MAX], self._batch[BATCH_MAX:]
+                    skipped = await self._cross_batch(batch)
+                self._batch[:0] = skipped  # first in line for the next crossing
+        finally:
+            self._batching = False
+
+    async def _cross_batch(
+        self, batch: list[Waiting]
+    ) -> list[Waiting]:
+        """Start every request of ``batch`` in one crossing on a guest thread; returns the ones
+        the guest did not start (the crossing used up its budget first: ABI.md)."""
+        batch = [entry for entry in batch if not entry[2].done()]  # callers gone meanwhile
+        if not batch:
+            return []
+        now = time.monotonic()
+        reqs = [self._new_request(timeout_ms, now) for _, timeout_ms, _ in batch]
+        limits = [req.limit_ms for req in reqs if req.limit_ms is not None]
+        budget = min(limits) if len(limits) == len(reqs) else None  # each request's own limit
+        header = orjson.dumps({
+            "budget_ms": budget_ms(budget), "batch": [request_item(r.rid, inv) for r, (inv, _, _) in zip(reqs, batch)]
+        })
+        bodies = b"".join(inv.body for inv, _, _ in batch)
+        # the epoch backstop: the last request may start just before the budget is used up
+        backstop = None if budget is None else 2 * budget
+        try:
+            head, blob = await self._cross_off(b"wx_run", header, bodies, backstop)
+        except ScriptError as err:  # a trap (it settled every request), closed, or broken
+            for req in reqs:
+                req.settle(err)
+            outcomes: list[tuple[InFlight, list[dict]]] = [(req, []) for req in reqs]
+            skipped_rids: set[int] = set()
+        else:
+            out = orjson.loads(head)
+            skipped_rids = set(out.get("skipped", ()))
+            ops_by_rid: dict[int, list[dict]] = {}
+            for op in self._dispatch(out, blob):
+                ops_by_rid.setdefault(op.get("rid", 0), []).append(op)
+            outcomes = [(req, ops_by_rid.pop(req.rid, [])) for req in reqs]
+            for ops in ops_by_rid.values():  # of requests that went on in this crossing
+                self._start_ops(ops)
+            if self._left:
+                self._wake()
+        skipped = []
+        for entry, (req, ops) in zip(batch, outcomes, strict=True):
+            future = entry[2]
+            if req.rid in skipped_rids:
+                self._forget(req.rid)
+                skipped.append(entry)
+            elif future.done():  # the caller went away (cancelled) while its request ran
+                self._abandon(req.rid)
+            else:
+                future.set_result((req, ops))
+        return skipped
