@@ -125,12 +125,12 @@ def main() -> None:
     inv = Invocation("GET", "/hello", "http://localhost/hello")
     serverless = sandbox.compiler.compile_source("// @mode serverless\n" + HELLO, "hello.ts")
     worker = sandbox.compiler.compile_source("// @mode worker\n" + HELLO, "hello-worker.ts")
-    assert sandbox.run(serverless, inv).status == 200
+    assert sandbox.run_sync(serverless, inv).status == 200
 
     rows = []
-    s50, s99 = timed(lambda: sandbox.run(serverless, inv), args.n)
+    s50, s99 = timed(lambda: sandbox.run_sync(serverless, inv), args.n)
     rows.append(("serverless request (fresh store)", s50, s99, "p50 <= 100 us", s50 <= 100))
-    w50, w99 = timed(lambda: sandbox.run(worker, inv), args.n)
+    w50, w99 = timed(lambda: sandbox.run_sync(worker, inv), args.n)
     rows.append(("worker request (warm)", w50, w99, "p50 <= 30 us", w50 <= 30))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +157,7 @@ def main() -> None:
     ]
     before = rss_kib()
     for a in artefacts:
-        sandbox.run(a, inv)
+        sandbox.run_sync(a, inv)
     after = rss_kib()
     per = {k: (after[k] - before[k]) / args.scripts for k in after}
 

@@ -26,7 +26,7 @@ from runtime.catalog.live import Catalog
 from runtime.config import Settings
 from runtime.http.gateway import Gateway
 from runtime.http.limits import LoadShedder
-from runtime.http.policy import Policy, prepare
+from runtime.http.policy import Policy, policy_for
 from runtime.http.response import ResponseRules
 from runtime.observe.access_log import AccessLog
 from runtime.sandbox import Sandbox
@@ -83,7 +83,7 @@ class App:
         catalog: Catalog[Policy] = Catalog(
             settings,
             sandbox.compiler.compile_file,
-            lambda tenant, rel, artefact: prepare(tenant, rel, artefact, settings),
+            lambda tenant, rel, artefact: policy_for(tenant, rel, artefact, settings),
         )
         await asyncio.to_thread(catalog.refresh, initial=True)
         rules = ResponseRules(settings.max_response_headers, settings.max_response_header_bytes)

@@ -81,7 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         artefact = sandbox.compiler.compile_file(root, rel)
         inv = Invocation(args.method.upper(), path, url, headers, query, params, body, "127.0.0.1")
         kw = {} if args.timeout is None else {"timeout_ms": args.timeout}
-        result = sandbox.run(artefact, inv, **kw)
+        result = sandbox.run_sync(artefact, inv, **kw)
     except (CompileError, ScriptError) as exc:
         print(f"wexec: {exc}", file=sys.stderr)
         if isinstance(exc, ScriptError) and exc.stack:

@@ -46,7 +46,7 @@ class Script(Generic[P]):
     stat: Stat
     artefact: Artefact | None = None
     error: Exception | None = None  # compile or magic-comment error, answered as a 500
-    policy: P | None = None  # what `prepare` derived from the artefact, once per version
+    policy: P | None = None  # what `policy_of` derived from the artefact, once per version
 
 
 @dataclass(slots=True)
@@ -70,11 +70,11 @@ class Catalog(Generic[P]):
         self,
         settings: Settings,
         compile_file: Callable[[Path, str], Artefact],
-        prepare: Callable[[str, str, Artefact], P],
+        policy_of: Callable[[str, str, Artefact], P],
     ) -> None:
         self._settings = settings
         self._compile = compile_file
-        self._prepare = prepare
+        self._policy_of = policy_of
         self._settle_ns = settings.reload_interval_ms * 1_000_000
         self._warned: set[str] = set()
         self._view: View[P] = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
@@ -173,7 +173,7 @@ class Catalog(Generic[P]):
             # The compiler keys artefacts by content, and the sandbox keeps one worker instance
             # per key: scoping the key to tenant and file keeps identical scripts apart.
             artefact = replace(compiled, key=f"{tenant.name}/{rel}@{compiled.key}")
-            policy = self._prepare(tenant.name, rel, artefact)
+            policy = self._policy_of(tenant.name, rel, artefact)
         except FileNotFoundError:
             return None  # deleted since the scan: the next scan drops its route
         except OSError as exc:  # e.g. swapped for a link out of the tenant since the scan

@@ -58,7 +58,7 @@ _HTTP1 = frozenset({"1.0", "1.1"})
 
 
 @dataclass(slots=True)
-class Request:
+class ScriptRequest:
     """The parts of an ASGI request the path needs, decoded once."""
 
     method: str
@@ -72,7 +72,7 @@ class Request:
     body: bytes = b""  # set once read, so the request log has it even when the script fails
 
 
-def decode(scope: Scope) -> Request:
+def decode(scope: Scope) -> ScriptRequest:
     raw_headers = scope["headers"]
     headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw_headers}
     if len(headers) < len(raw_headers):  # a repeated header: its values joined, in order
@@ -96,7 +96,7 @@ def decode(scope: Scope) -> Request:
     host = headers.get("host", "")
     url = f"{scope.get('scheme', 'http')}://{host}{route_path}" + (f"?{qs}" if qs else "")
     client = scope.get("client")
-    return Request(
+    return ScriptRequest(
         scope["method"], scope["path"], route_path, url, headers, query,
         client[0] if client else "", _may_have_body(scope, headers),
     )
@@ -179,7 +179,7 @@ class Gateway:
                 self._log(tenant, policy, req, result, size, error, started, t0)
 
     def _log(
-        self, tenant: Tenant, policy: Policy, req: Request, result: Result | None, size: int,
+        self, tenant: Tenant, policy: Policy, req: ScriptRequest, result: Result | None, size: int,
         error: str | None, started: int, t0: int,
     ) -> None:
         """The request's one log line, written whatever happened while answering or sending."""
@@ -197,7 +197,7 @@ class Gateway:
 
     async def _run(
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
-        params: dict[str, Any], req: Request, receive: Receive,
+        params: dict[str, Any], req: ScriptRequest, receive: Receive,
     ) -> Result:
         if script is None:
             raise not_found(tenant.name, req.path)
@@ -253,7 +253,7 @@ def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:
     return err
 
 
-def _redactor(policy: Policy, req: Request) -> Redactor | None:
+def _redactor(policy: Policy, req: ScriptRequest) -> Redactor | None:
     """What hides the script's secrets and the credentials this request carried; None if neither."""
     carried = auth.request_secrets(req.headers, req.query)
     return Redactor([*policy.secrets, *carried]) if carried else policy.redactor
@@ -264,7 +264,7 @@ def _internal_error(exc: Exception) -> HTTPError:
 
 
 def _answer_error(
-    err: HTTPError, policy: Policy | None, req: Request, extra: list[tuple[str, str]]
+    err: HTTPError, policy: Policy | None, req: ScriptRequest, extra: list[tuple[str, str]]
 ) -> tuple[Result, list[tuple[bytes, bytes]], str]:
     """The JSON answer for `err`, its raw head, and the error its log line names."""
     body = err.body()

@@ -41,7 +41,7 @@ class Policy:
     grants: Grants  # the host units the version may use and how far (host.registry.grants_for)
 
 
-def prepare(tenant: str, script: str, artefact: Artefact, settings: Settings) -> Policy:
+def policy_for(tenant: str, script: str, artefact: Artefact, settings: Settings) -> Policy:
     """`script` is the path relative to the root of `tenant`, as errors and logs name it."""
     magic = artefact.magic
     secrets = magic.secrets

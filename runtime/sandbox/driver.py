@@ -159,7 +159,7 @@ class Driver:
 
     # -- synchronous entry points (CLI, benches, the first crossing of a request) -----------
 
-    def load(
+    def load_script(
         self, bytecode: bytes, env: dict[str, str], budget_ms: float | None,
         logs: list[LogRecord] | None = None,
     ) -> bool:
@@ -195,7 +195,7 @@ class Driver:
         """Start a request with its first crossing; returns it and the operations it started.
 
         ``load`` is (bytecode, env) for a fresh instance: the script loads in the same
-        crossing, as ``load`` would, and its failure is raised the same way.
+        crossing, as ``load_script`` would, and its failure is raised the same way.
         """
         req = self._new_request(timeout_ms)
         header, blob, budget, _ = first_envelope(
@@ -260,7 +260,7 @@ class Driver:
         req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline)
         return req
 
-    def run(
+    def run_sync(
         self,
         inv: Invocation,
         timeout_ms: int | None = None,
@@ -270,7 +270,7 @@ class Driver:
         return self.complete(*self.begin(inv, timeout_ms, load=load))
 
     def complete(self, req: InFlight, ops: list[dict]) -> Result:
-        """Finish a started request from synchronous code (``run``)."""
+        """Finish a started request from synchronous code (``run_sync``)."""
         if req.outcome is None or req.stream is not None:
             asyncio.run(self._gather(req, ops))
         return self.outcome(req)

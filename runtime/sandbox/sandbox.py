@@ -126,7 +126,7 @@ class Sandbox:
             return self._invoke_worker(artefact, inv, timeout_ms, tenant, grants)
         return self._invoke_fresh(artefact, inv, timeout_ms, tenant, grants)
 
-    def run(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
+    def run_sync(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
         """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact)
@@ -134,9 +134,9 @@ class Sandbox:
             driver = self._workers.get(artefact.key)
             if driver is None or driver.broken is not None:
                 driver = self._workers[artefact.key] = self._driver(WorkerDriver, artefact)
-                driver.load(artefact.bytecode, dict(artefact.env), timeout_ms)
+                driver.load_script(artefact.bytecode, dict(artefact.env), timeout_ms)
             try:
-                return driver.run(inv, timeout_ms)
+                return driver.run_sync(inv, timeout_ms)
             finally:
                 if driver.broken is not None:
                     self._discard(artefact.key, driver)
@@ -196,7 +196,7 @@ class Sandbox:
         logs: list[LogRecord] = []
         image = None
         try:
-            if driver.load(artefact.bytecode, dict(artefact.env), timeout_ms, logs):
+            if driver.load_script(artefact.bytecode, dict(artefact.env), timeout_ms, logs):
                 image = self.engine.memories.derive(*driver.instance.memory())
         finally:
             self.images.keep(artefact, image)
@@ -307,7 +307,7 @@ class Sandbox:
             async with driver.lock:  # taken before any await: requests queue behind the load
                 await self.threads.run(
                     tenant,
-                    lambda: driver.load(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact, tenant)),
+                    lambda: driver.load_script(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact, tenant)),
                 )
         except BaseException:
             self._discard(artefact.key, driver)

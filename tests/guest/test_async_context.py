@@ -214,7 +214,7 @@ async def test_a_serverless_answer_leaves_before_its_storm_ends(sandbox: Sandbox
         assert json.loads(result.body) == {"ok": 1}
         assert time.monotonic() - started < 0.5, storm
     started = time.monotonic()
-    assert json.loads(sandbox.run(artefact, Invocation("GET", "/")).body) == {"ok": 1}
+    assert json.loads(sandbox.run_sync(artefact, Invocation("GET", "/")).body) == {"ok": 1}
     assert time.monotonic() - started < 0.5, storm
 
 

@@ -26,7 +26,7 @@ def bundle(sandbox: Sandbox) -> str:
 
 def run(sandbox: Sandbox, source: str, name: str) -> object:
     artefact = sandbox.compiler.compile_source(source, name)
-    return json.loads(sandbox.run(artefact, Invocation("GET", "/t")).body)
+    return json.loads(sandbox.run_sync(artefact, Invocation("GET", "/t")).body)
 
 
 def test_every_prelude_module_is_in_the_bundle(sandbox: Sandbox) -> None:

@@ -33,7 +33,7 @@ REPLACE = """
 
 def run(sandbox: Sandbox, source: str) -> object:
     artefact = sandbox.compiler.compile_source(source, f"intrinsics{next(_names)}.js")
-    return sandbox.run(artefact, Invocation("GET", "/t"))
+    return sandbox.run_sync(artefact, Invocation("GET", "/t"))
 
 
 @pytest.mark.parametrize("mode", ["serverless", "worker"])

@@ -13,7 +13,7 @@ from runtime.config import REPO_ROOT, Settings
 from runtime.host import Refused, Unit, crypto, response, timers
 from runtime.host.quotas import QuotaExceeded
 from runtime.host.registry import CORE, UNITS, Registry, answer, error_value
-from runtime.http.policy import prepare
+from runtime.http.policy import policy_for
 from tests.support import settings_for_tests
 
 GUEST = REPO_ROOT / "guest"
@@ -112,8 +112,8 @@ def test_a_failure_keeps_the_name_of_a_host_refusal() -> None:
 
 
 def test_every_built_in_is_granted_by_policy_once_per_version() -> None:
-    artefact = SimpleNamespace(magic=MagicComments())  # all prepare reads of an artefact
-    policy = prepare("default/1", "p.ts", artefact, settings_for_tests())  # type: ignore[arg-type]
+    artefact = SimpleNamespace(magic=MagicComments())  # all policy_for reads of an artefact
+    policy = policy_for("default/1", "p.ts", artefact, settings_for_tests())  # type: ignore[arg-type]
     assert dict(policy.grants) == {"response": True, "timers": True, "crypto": True}
     assert {u.name for u in UNITS} | {response.UNIT.name} == set(policy.grants)
 

@@ -46,14 +46,14 @@ def test_reused_memory_equals_the_image(recycling: Sandbox) -> None:
         "// @mode serverless\nreturn { secret: typeof globalThis.secret, mark: typeof Object.__scribbled };",
         "probe.ts",
     )
-    result = sandbox.run(scribble, Invocation("GET", "/"))
+    result = sandbox.run_sync(scribble, Invocation("GET", "/"))
     assert json.loads(result.body) == {"n": 4 * KEEP_RESIDENT}
     spare = _spare_memories(sandbox)
     assert spare, "a serverless memory that did not grow is kept for reuse"
     for base, size in spare:
         assert ctypes.string_at(base, size) == _expected(sandbox, size)
     # and the next instance, on a reused memory, sees nothing of it
-    assert json.loads(sandbox.run(probe, Invocation("GET", "/")).body) == {
+    assert json.loads(sandbox.run_sync(probe, Invocation("GET", "/")).body) == {
         "secret": "undefined",
         "mark": "undefined",
     }
@@ -69,7 +69,7 @@ def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox, top:
     body = SCRIBBLE.removeprefix("// @mode serverless\n")
     source = f"// @mode serverless\n{top}export default () => {{\n{body}}};\n"
     scribble = sandbox.compiler.compile_source(source, f"scribble-imaged{len(top)}.ts")
-    sandbox.run(scribble, Invocation("GET", "/"))  # its first run makes the image
+    sandbox.run_sync(scribble, Invocation("GET", "/"))  # its first run makes the image
     image = sandbox.images.lookup(scribble)[0]
     assert image is not None
     first = GuestInstance(sandbox.engine, sandbox.settings.memory_limit, image)
@@ -78,7 +78,7 @@ def test_memories_of_a_serverless_image_are_reset_to_it(recycling: Sandbox, top:
     pristine = ctypes.string_at(address, size)
     first.close()
     for _ in range(3):
-        assert json.loads(sandbox.run(scribble, Invocation("GET", "/")).body) == {"n": 4 * KEEP_RESIDENT}
+        assert json.loads(sandbox.run_sync(scribble, Invocation("GET", "/")).body) == {"n": 4 * KEEP_RESIDENT}
     spare = sandbox.engine.memories.spare(image)
     assert spare, "memories of an image are kept for reuse too"
     for base, length in spare:
@@ -92,7 +92,7 @@ def test_grown_memory_is_shrunk_and_reused(recycling: Sandbox) -> None:
         "// @mode serverless\nconst a = new Uint8Array(8 * 1024 * 1024); a.fill(7); return { ok: a.length };",
         "grow.ts",
     )
-    assert json.loads(sandbox.run(grow, Invocation("GET", "/")).body) == {"ok": 8 * 1024 * 1024}
+    assert json.loads(sandbox.run_sync(grow, Invocation("GET", "/")).body) == {"ok": 8 * 1024 * 1024}
     spare = _spare_memories(sandbox)
     assert spare
     for base, size in spare:
@@ -104,7 +104,7 @@ def test_grown_memory_is_shrunk_and_reused(recycling: Sandbox) -> None:
         " return { sum: a.reduce((x, y) => x + y, 0) };",
         "grow-again.ts",
     )
-    assert json.loads(sandbox.run(again, Invocation("GET", "/")).body) == {"sum": 0}
+    assert json.loads(sandbox.run_sync(again, Invocation("GET", "/")).body) == {"sum": 0}
 
 
 def test_pages_are_reported_at_page_granularity(recycling: Sandbox) -> None:
@@ -122,7 +122,7 @@ def test_without_pagemap_scan_memories_are_unmapped(sandbox: Sandbox, monkeypatc
     before = memories.spare()
     hello = sandbox.compiler.compile_source("// @mode serverless\nreturn { ok: 1 };", "plain.ts")
     for _ in range(3):
-        assert json.loads(sandbox.run(hello, Invocation("GET", "/")).body) == {"ok": 1}
+        assert json.loads(sandbox.run_sync(hello, Invocation("GET", "/")).body) == {"ok": 1}
     assert len(memories.spare()) <= len(before)
 
 

@@ -31,7 +31,7 @@ _names = count()
 
 def run(sandbox: Sandbox, source: str, *, ext: str = "ts", inv: Invocation | None = None, **kw: object) -> Result:
     artefact = sandbox.compiler.compile_source(source, f"t{next(_names)}.{ext}")
-    return sandbox.run(artefact, inv or Invocation("GET", "/t"), **kw)  # type: ignore[arg-type]
+    return sandbox.run_sync(artefact, inv or Invocation("GET", "/t"), **kw)  # type: ignore[arg-type]
 
 
 def body(result: Result) -> object:
@@ -157,7 +157,7 @@ def test_json_parse_agrees_with_the_json_spec(sandbox: Sandbox) -> None:
     )
     texts = JSON_TEXTS + JSON_ERRORS
     inv = Invocation("POST", "/", headers={"content-type": "application/json"}, body=json.dumps(texts).encode())
-    answers = body(sandbox.run(probe, inv))
+    answers = body(sandbox.run_sync(probe, inv))
     for text, answer in zip(texts, answers, strict=True):
         if text in JSON_ERRORS:
             assert answer == "SyntaxError", text
@@ -243,10 +243,10 @@ def test_webhook_hmac_example_runs_unchanged(sandbox: Sandbox) -> None:
     payload = b'{"event":"push","ref":"main"}'
     sig = "sha256=" + hmac.new(b"shhh-test", payload, "sha256").hexdigest()
     good = Invocation("POST", "/webhook", headers={"content-type": "application/json", "x-hub-signature-256": sig}, body=payload)
-    r = sandbox.run(artefact, good)
+    r = sandbox.run_sync(artefact, good)
     assert (r.status, body(r)) == (200, {"accepted": True, "payload": {"event": "push", "ref": "main"}})
     bad = Invocation("POST", "/webhook", headers={"content-type": "application/json", "x-hub-signature-256": "sha256=00"}, body=payload)
-    assert sandbox.run(artefact, bad).status == 401
+    assert sandbox.run_sync(artefact, bad).status == 401
 
 
 # -- isolation and persistence ---------------------------------------------------------------
@@ -256,7 +256,7 @@ def test_serverless_starts_fresh_every_request(sandbox: Sandbox) -> None:
     artefact = sandbox.compiler.compile_source(
         "// @mode serverless\nglobalThis.n = (globalThis.n || 0) + 1;\nreturn { n: globalThis.n };", "fresh.ts"
     )
-    assert [body(sandbox.run(artefact, Invocation("GET", "/")))["n"] for _ in range(3)] == [1, 1, 1]
+    assert [body(sandbox.run_sync(artefact, Invocation("GET", "/")))["n"] for _ in range(3)] == [1, 1, 1]
 
 
 # A pure top level (no clock, randomness, host or log) with state of its own; each request
@@ -280,7 +280,7 @@ def _imaged(sandbox: Sandbox, artefact: Artefact) -> bool:
 
 def test_a_pure_serverless_script_starts_from_its_image_and_fresh_every_time(sandbox: Sandbox) -> None:
     artefact = sandbox.compiler.compile_source(IMAGED, "imaged.ts")
-    answers = [body(sandbox.run(artefact, Invocation("GET", "/"))) for _ in range(20)]
+    answers = [body(sandbox.run_sync(artefact, Invocation("GET", "/"))) for _ in range(20)]
     assert _imaged(sandbox, artefact)
     assert answers == [{"seen": 1, "c": 1, "leak": 1, "junk": 7}] * 20
 
@@ -308,7 +308,7 @@ def test_an_impure_top_level_still_runs_in_every_request(sandbox: Sandbox, top: 
     )
     results = []
     for _ in range(3):
-        results.append(sandbox.run(artefact, Invocation("GET", "/")))
+        results.append(sandbox.run_sync(artefact, Invocation("GET", "/")))
         time.sleep(0.002)
     assert not _imaged(sandbox, artefact)
     assert len({r.body for r in results}) == (3 if varies else 1)
@@ -322,7 +322,7 @@ def test_serverless_images_can_be_turned_off() -> None:
     plain = Sandbox(settings_for_tests(serverless_images=0))
     try:
         artefact = plain.compiler.compile_source(IMAGED, "not-imaged.ts")
-        answers = [body(plain.run(artefact, Invocation("GET", "/"))) for _ in range(3)]
+        answers = [body(plain.run_sync(artefact, Invocation("GET", "/"))) for _ in range(3)]
         assert answers == [{"seen": 1, "c": 1, "leak": 1, "junk": 7}] * 3
         assert not _imaged(plain, artefact)
     finally:
@@ -340,8 +340,8 @@ def test_images_are_kept_within_their_byte_budget() -> None:
             "export default () => rows.length;",
             "big.ts",
         )
-        assert [small.run(big, Invocation("GET", "/")).body for _ in range(2)] == [b"50000"] * 2
-        assert [small.run(tiny, Invocation("GET", "/")).body for _ in range(2)] == [b"1"] * 2
+        assert [small.run_sync(big, Invocation("GET", "/")).body for _ in range(2)] == [b"50000"] * 2
+        assert [small.run_sync(tiny, Invocation("GET", "/")).body for _ in range(2)] == [b"1"] * 2
         assert _imaged(small, tiny) and not _imaged(small, big)
     finally:
         small.close()
@@ -349,21 +349,21 @@ def test_images_are_kept_within_their_byte_budget() -> None:
 
 def test_a_changed_script_gets_a_new_image(sandbox: Sandbox) -> None:
     old = sandbox.compiler.compile_source("// @mode serverless\nconst v = 'old';\nexport default () => v;", "changing.ts")
-    assert sandbox.run(old, Invocation("GET", "/")).body == b"old"
+    assert sandbox.run_sync(old, Invocation("GET", "/")).body == b"old"
     new = sandbox.compiler.compile_source("// @mode serverless\nconst v = 'new';\nexport default () => v;", "changing.ts")
-    assert [sandbox.run(new, Invocation("GET", "/")).body for _ in range(2)] == [b"new", b"new"]
+    assert [sandbox.run_sync(new, Invocation("GET", "/")).body for _ in range(2)] == [b"new", b"new"]
     assert _imaged(sandbox, new)
 
 
 def test_worker_keeps_its_globals(sandbox: Sandbox) -> None:
     artefact = sandbox.compiler.compile_file(REPO_ROOT / "scripts", "counter.ts")
-    counts = [body(sandbox.run(artefact, Invocation("GET", "/counter")))["count"] for _ in range(3)]
+    counts = [body(sandbox.run_sync(artefact, Invocation("GET", "/counter")))["count"] for _ in range(3)]
     assert counts[1:] == [counts[0] + 1, counts[0] + 2]
 
 
 def test_random_differs_between_serverless_instances(sandbox: Sandbox) -> None:
     artefact = sandbox.compiler.compile_source("return { r: Math.random(), u: crypto.randomUUID() };", "rng.ts")
-    seen = [body(sandbox.run(artefact, Invocation("GET", "/"))) for _ in range(3)]
+    seen = [body(sandbox.run_sync(artefact, Invocation("GET", "/"))) for _ in range(3)]
     assert len({s["r"] for s in seen}) == 3 and len({s["u"] for s in seen}) == 3
 
 
@@ -374,7 +374,7 @@ def test_infinite_loop_is_stopped_at_its_timeout(sandbox: Sandbox) -> None:
     artefact = sandbox.compiler.compile_source("// @timeout 200\nwhile (true) {}", "spin.ts")
     started = time.monotonic()
     with pytest.raises(ScriptTimeout) as info:
-        sandbox.run(artefact, Invocation("GET", "/"))
+        sandbox.run_sync(artefact, Invocation("GET", "/"))
     elapsed_ms = (time.monotonic() - started) * 1000
     assert info.value.limit_ms == 200
     assert 190 <= elapsed_ms < 200 + 100, elapsed_ms
@@ -383,10 +383,10 @@ def test_infinite_loop_is_stopped_at_its_timeout(sandbox: Sandbox) -> None:
 def test_worker_survives_a_timeout(sandbox: Sandbox) -> None:
     src = "// @mode worker\n// @timeout 100\nlet n = 0;\nexport default (req) => { n++; if (req.method === 'POST') while (true) {} return { n }; };"
     artefact = sandbox.compiler.compile_source(src, "spinworker.ts")
-    assert body(sandbox.run(artefact, Invocation("GET", "/")))["n"] == 1
+    assert body(sandbox.run_sync(artefact, Invocation("GET", "/")))["n"] == 1
     with pytest.raises(ScriptTimeout):
-        sandbox.run(artefact, Invocation("POST", "/"))
-    assert body(sandbox.run(artefact, Invocation("GET", "/")))["n"] >= 2
+        sandbox.run_sync(artefact, Invocation("POST", "/"))
+    assert body(sandbox.run_sync(artefact, Invocation("GET", "/")))["n"] >= 2
 
 
 def test_memory_bomb_is_a_clean_error(sandbox: Sandbox) -> None:
@@ -404,10 +404,10 @@ def test_swallowed_out_of_memory_still_ends_the_run(sandbox: Sandbox) -> None:
 def test_worker_is_rebuilt_after_a_trap(sandbox: Sandbox) -> None:
     src = "// @mode worker\nlet n = 0;\nconst keep = [];\nexport default (req) => { n++; if (req.method === 'POST') while (true) { try { keep.push(new Array(1e6).fill(1)); } catch {} } return { n }; };"
     artefact = sandbox.compiler.compile_source(src, "bombworker.ts")
-    sandbox.run(artefact, Invocation("GET", "/"))
+    sandbox.run_sync(artefact, Invocation("GET", "/"))
     with pytest.raises(ScriptMemoryError):
-        sandbox.run(artefact, Invocation("POST", "/"))
-    assert body(sandbox.run(artefact, Invocation("GET", "/")))["n"] == 1
+        sandbox.run_sync(artefact, Invocation("POST", "/"))
+    assert body(sandbox.run_sync(artefact, Invocation("GET", "/")))["n"] == 1
 
 
 def test_deep_recursion_is_a_range_error(sandbox: Sandbox) -> None:
