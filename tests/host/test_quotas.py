@@ -223,6 +223,9 @@ async def test_a_tenants_streams_together_hold_at_most_their_cap() -> None:
             "  res.end();\n};"
         )
         artefact = sb.compiler.compile_source(src, "writer.ts")
+        first = await sb.invoke(artefact, Invocation("GET", "/"), tenant="alice/1")
+        assert first.stream is not None  # its first request makes its image: read it whole
+        assert len(b"".join([chunk async for chunk in first.stream])) == 12 * 256 * 1024
         # nobody reads these streams: 3 MiB each, 5.5 MiB together past 256 KiB each, over
         # alice's 5 MiB: the one that passes it is cut and lets go of its bytes, the other is not
         results = await asyncio.gather(*[
