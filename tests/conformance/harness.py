@@ -1,0 +1,110 @@
+"""Web Platform Tests data, run inside the sandbox: one run per API, not per case.
+
+Each API's test gives the harness the WPT data file's cases and a small JS runner that
+defines ``caseName(c, i)`` (a stable id for the case) and ``runCase(c)`` (throws when the
+case fails). The harness evaluates every case in one sandboxed script, then compares the
+failures with ``expected_failures.json``: a failure not listed fails the test, and so does a
+listed one that now passes, so the list can only shrink. ``conftest.py`` prints the table.
+
+The same runner can be run under Node (``node_outcome``) to print Node's figure beside ours.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WPT = HERE / "wpt"  # vendored data files; PROVENANCE.md says where each comes from
+EXPECTED = HERE / "expected_failures.json"
+
+# The script around a runner: every case in one run, failures as {id: message}.
+DRIVER = """
+const failed = {};
+for (let i = 0; i < cases.length; i++) {
+  const c = cases[i];
+  let name = String(i);
+  try { name = String(caseName(c, i)); } catch {}
+  try { runCase(c); } catch (e) {
+    failed[name] = String((e && e.message) || e).slice(0, 200);
+  }
+}
+"""
+
+
+@dataclass
+class Outcome:
+    """One API's run: how many cases, which failed (id → message), Node's failures if run."""
+
+    api: str
+    total: int
+    failed: dict[str, str]
+    expected: dict[str, str] = field(default_factory=dict)
+    node_failed: int | None = None
+
+    @property
+    def passed(self) -> int:
+        return self.total - len(self.failed)
+
+
+RESULTS: list[Outcome] = []  # read by conftest.py's summary
+
+
+def wpt_json(rel: str) -> Any:
+    """A vendored WPT data file, e.g. ``wpt_json('url/urltestdata.json')``."""
+    return json.loads((WPT / rel).read_text(encoding="utf-8"))
+
+
+def _source(runner: str, cases: list[Any], tail: str) -> str:
+    data = json.dumps(json.dumps(cases))  # a JS string literal holding the JSON
+    return f"const cases = JSON.parse({data});\n{runner}\n{DRIVER}\n{tail}\n"
+
+
+def run_cases(sandbox: Any, api: str, runner: str, cases: list[Any]) -> Outcome:
+    """Run every case of one API in one sandboxed script; returns its outcome."""
+    from runtime.sandbox import Invocation
+
+    source = _source(runner, cases, "return { total: cases.length, failed };")
+    artefact = sandbox.compiler.compile_source(source, f"wpt-{api}.js")
+    result = sandbox.run_sync(artefact, Invocation("GET", "/"))
+    body = json.loads(result.body)
+    return Outcome(api, body["total"], body["failed"])
+
+
+def node_outcome(runner: str, cases: list[Any]) -> int | None:
+    """How many of the same cases Node fails (None when node is not on PATH)."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    source = _source(runner, cases, "process.stdout.write(JSON.stringify(Object.keys(failed).length));")
+    proc = subprocess.run(
+        [node, "--input-type=module", "-"], check=False, input=source, capture_output=True, text=True, timeout=120
+    )
+    return int(proc.stdout) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
+
+
+def expected_failures(api: str) -> dict[str, str]:
+    """The listed failures of one API, each with its reason."""
+    listed: dict[str, dict[str, str]] = json.loads(EXPECTED.read_text()) if EXPECTED.exists() else {}
+    return listed.get(api, {})
+
+
+def check(outcome: Outcome) -> None:
+    """Record the outcome for the table; fail on a new failure or on a listed one that passes."""
+    outcome.expected = expected_failures(outcome.api)
+    RESULTS.append(outcome)
+    assert all(outcome.expected.values()), f"{outcome.api}: every expected failure needs a reason"
+    new = sorted(set(outcome.failed) - set(outcome.expected))
+    fixed = sorted(set(outcome.expected) - set(outcome.failed))
+    assert not new, (
+        f"{outcome.api}: {len(new)} case(s) fail that expected_failures.json does not list: "
+        + "; ".join(f"{k}: {outcome.failed[k]}" for k in new[:10])
+    )
+    assert not fixed, (
+        f"{outcome.api}: {len(fixed)} listed failure(s) now pass; remove them from "
+        f"expected_failures.json: {fixed[:10]}"
+    )
