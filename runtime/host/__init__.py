@@ -42,6 +42,17 @@ Grants = Mapping[str, Any]
 
 
 @dataclass(slots=True)
+class Services:
+    """What an op may use of the host around it, beyond its own unit. The sandbox sets
+    ``sandbox`` (a nested run, as ``isolate.eval`` makes); the app that serves HTTP sets
+    ``dispatch`` (a request answered in-process, as a relative ``fetch`` makes). None: this
+    host has no such service, and the op says so."""
+
+    sandbox: Any = None
+    dispatch: Any = None
+
+
+@dataclass(slots=True)
 class OpContext:
     """Who asks for an op, made on a request's first op: a unit decides from it (deny by default)."""
 
@@ -52,6 +63,7 @@ class OpContext:
     grants: Grants
     stream: BodyStream | None = None  # the request's streamed response, once it has one
     state: dict[str, Any] = field(default_factory=dict)  # unit name → its ``request_state()``
+    services: Services = field(default_factory=Services)
 
 
 HostOp = Callable[[dict[str, Any], OpContext], Awaitable[Any]]

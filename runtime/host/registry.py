@@ -20,6 +20,7 @@ from runtime.host import (
     HostOp,
     OpContext,
     Refused,
+    Services,
     Unit,
     crypto,
     response,
@@ -68,6 +69,7 @@ class Registry:
 
     def __init__(self, settings: Settings, units: tuple[Unit, ...] = UNITS) -> None:
         self.settings = settings
+        self.services = Services()  # filled in by the sandbox and the app (see Services)
         self.units = held(units)
         self.ops: dict[str, Entry] = {}
         self.calls: dict[str, HostCall] = {}

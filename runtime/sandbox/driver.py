@@ -611,7 +611,10 @@ class Driver:
 
     def _context(self, req: InFlight, grants: Grants) -> OpContext:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""
-        req.context = OpContext(self.tenant, self.path, req.rid, req.deadline, grants, req.stream)
+        req.context = OpContext(
+            self.tenant, self.path, req.rid, req.deadline, grants, req.stream,
+            services=self.registry.services,
+        )
         return req.context
 
     def _waited(self, op_id: int) -> None:

@@ -54,6 +54,7 @@ class Sandbox:
         """``units``: the host capabilities its scripts may be granted (``host.registry``)."""
         self.settings = settings
         self.registry = Registry(settings, units)
+        self.registry.services.sandbox = self
         self.engine = GuestEngine(settings, self.registry)
         self._workers: dict[str, WorkerDriver] = {}
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
