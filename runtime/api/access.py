@@ -3,57 +3,26 @@
 - `WEXEC_API_TOKEN` grants every tenant; each of `WEXEC_API_TENANT_TOKENS` grants one tenant, and
   a call it makes for any other tenant is refused (403) whatever `execId`/`subdomain` it names.
 - With neither configured, the API answers only loopback clients, and only on a loopback bind:
-  local development. `wexec serve` refuses another address without a token (`refusal_to_serve`).
+  local development. `wexec serve` refuses another address without a token
+  (`tokens.refusal_to_serve`).
 
 Tokens are presented as scripts present their `@token` (`http.auth.credentials`: Bearer, the
 Basic password, `X-Token`, `?token=`). Only SHA-256 digests are compared, each in constant time
 and every configured one each time, so neither a token's bytes nor which tenant it belongs to
 leak through timing. Tenant tokens are kept as their digests: API tokens are random secrets, not
 passwords, so a slow salted hash would only cost every call time without protecting anything.
-
-No FastAPI here: the CLI checks a configuration before any server starts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import ipaddress
 from dataclasses import dataclass
 
+from runtime.api.tokens import HASH_PREFIX, is_loopback
 from runtime.config import Settings
 from runtime.http.auth import credentials, digest
 from runtime.http.errors import HTTPError
 from runtime.types import Query
-
-HASH_PREFIX = "sha256:"
-
-
-def hash_token(token: str) -> str:
-    """A tenant token as `WEXEC_API_TENANT_TOKENS` stores it."""
-    return HASH_PREFIX + hashlib.sha256(token.encode()).hexdigest()
-
-
-def is_loopback(host: str) -> bool:
-    """Whether an address (or `localhost`) can only be reached from this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def refusal_to_serve(settings: Settings) -> str | None:
-    """Why `wexec serve` must not start with these settings, or None."""
-    if settings.api_token or settings.api_tenant_tokens or is_loopback(settings.host):
-        return None
-    return (f"refusing to serve on {settings.host}: the management API (/api/v1/exec/) can "
-            "rewrite scripts, and no token protects it. Set WEXEC_API_TOKEN to a long random "
-            "secret (e.g. `export WEXEC_API_TOKEN=$(python -c 'import secrets; "
-            "print(secrets.token_urlsafe(32))')`) and send it as 'Authorization: Bearer <token>', "
-            "or give tenants their own tokens in WEXEC_API_TENANT_TOKENS (`wexec token hash`); "
-            "or listen on 127.0.0.1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,17 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtime.api import errors, health, scripts, validate
+from runtime.api import cache, errors, health, magic_comments, routing, scripts, system, validate
 from runtime.api.access import Gatekeeper
 from runtime.api.deps import authorize
 from runtime.api.services import Services
 
 PUBLIC: list[APIRouter] = [health.router]
 """Routers anyone may call: they tell whether the process is up, nothing about any tenant."""
-ROUTERS: list[APIRouter] = [scripts.router, validate.router]
+ROUTERS: list[APIRouter] = [
+    scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
+    system.router,
+]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""
 

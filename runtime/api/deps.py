@@ -88,9 +88,9 @@ def tenant_of(request: Request, catalog: Catalog[Policy], body: TenantFields | N
         if access.tenant is not None:
             subdomain, _, exec_id = access.tenant.partition("/")
         else:
-            tenant = catalog.view.resolver.resolve(request.headers.get("host", ""))
-            access.check(tenant.name)
-            return tenant
+            hosted = catalog.view.resolver.resolve(request.headers.get("host", ""))
+            access.check(hosted.name)
+            return hosted
     if exec_id is None:
         raise HTTPError(
             400, "invalid_tenant",

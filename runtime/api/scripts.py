@@ -312,7 +312,7 @@ async def list_scripts(
                 continue
             item.error = error
             if magic is not None and metadata:
-                item.metadata = _summary(magic)
+                item.metadata = summary(magic)
             if magic is not None and include_comments:
                 item.magicComments = magic_dump(magic)
         items.append(item)
@@ -349,7 +349,7 @@ async def tree(request: Request, services: ServicesDep, body: TreeBody | None = 
                             modified=iso(entry.mtime_ns), route=route_of(entry.path))
             if body.includeMetadata and is_code(entry.path):
                 magic, _ = _magic_of(files, entry.path)
-                node.metadata = _summary(magic) if magic is not None else None
+                node.metadata = summary(magic) if magic is not None else None
         folders[parent].append(node)
     return TreeResult(baseDir=base, tree=roots, files=counts["file"],
                       directories=counts["folder"])
@@ -444,7 +444,7 @@ def _magic_of(files: TenantFiles, path: str) -> tuple[MagicComments | None, str 
         return None, exc.message
 
 
-def _summary(magic: MagicComments) -> dict[str, Any]:
+def summary(magic: MagicComments) -> dict[str, Any]:
     return {"mode": magic.mode, "enabled": magic.enabled, "description": magic.description,
             "label": magic.label, "tags": list(magic.tags), "websocket": magic.websocket,
             "schedule": magic.schedule}

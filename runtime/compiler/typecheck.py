@@ -484,9 +484,8 @@ class TypeChecker:
             optional = t.name == "Partial"
             members = {k: Member(m.type, optional) for k, m in base.members.items()}
             self._check(Obj(members, base.index), value, path, out, depth)
-        elif t.name == "Date":
-            if not isinstance(value, str):
-                miss("expected a Date, which JSON carries as a string")
+        elif t.name == "Date" and not isinstance(value, str):
+            miss("expected a Date, which JSON carries as a string")
 
 
 _ABSENT = object()
