@@ -24,7 +24,7 @@ from runtime.api.deps import ServicesDep, TenantFields, tenant_of
 from runtime.api.services import Services
 from runtime.api.validate import Problem, ScriptReport, magic_dump, script_report
 from runtime.catalog.confine import MAX_SCRIPT_BYTES, OutsideRoot
-from runtime.catalog.files import Entry, TenantFiles
+from runtime.catalog.files import Entry, TenantFiles, parts
 from runtime.catalog.routes import RouteError, is_script, route_for
 from runtime.catalog.tenants import Tenant
 from runtime.compiler.magic import MagicCommentError, MagicComments, parse_magic_comments
@@ -234,6 +234,8 @@ async def write(request: Request, body: ScriptWrite, services: ServicesDep,
     `validate` is false; `.json` must parse; anything else is stored as is. When this answers,
     the script's route already runs the new version."""
     tenant = tenant_of(request, services.catalog, body, create=True)
+    with file_errors(body.path):
+        parts(body.path)  # a path refused by its form is refused before any check runs
     data = body.content.encode()
     if len(data) > MAX_SCRIPT_BYTES:
         raise HTTPError(413, "too_large", f"content is {len(data)} bytes; a file may hold at "

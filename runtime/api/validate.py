@@ -162,7 +162,7 @@ def _where(p: Problem) -> str:
 
 
 def _path(body: CodeBody) -> str:
-    if not body.path.endswith((".ts", ".js")):
+    if not body.path.endswith((".ts", ".js")) or "\0" in body.path:
         raise HTTPError(400, "invalid_path",
                         f"path={body.path!r}: give a .ts or .js name; only those are scripts",
                         path=body.path)

@@ -167,9 +167,10 @@ class Catalog(Generic[P]):
             tried.pop(rel, None)
             scripts[rel] = script
             changed = True
-        if prev is not None and not changed and scripts.keys() == before.keys():
-            return prev
         tried = {rel: stat for rel, stat in tried.items() if rel in on_disk}
+        if prev is not None and not changed and scripts.keys() == before.keys() \
+                and tried == prev.tried:
+            return prev
         table = RouteTable([s.route for s in scripts.values()])
         return TenantScripts(tenant, table, scripts, tried)
 
