@@ -103,7 +103,8 @@ def test_serve_refuses_a_public_address_without_a_token() -> None:
            if k not in ("WEXEC_API_TOKEN", "WEXEC_API_TENANT_TOKENS")}
     done = subprocess.run(
         [sys.executable, "-m", "runtime.cli", "serve", "--host", "0.0.0.0", "--port",
-         str(free_port())], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+         str(free_port())], cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        check=False)
     assert done.returncode == 2
     assert "refusing to serve on 0.0.0.0" in done.stderr and "WEXEC_API_TOKEN" in done.stderr
 

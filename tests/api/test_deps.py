@@ -23,8 +23,12 @@ def catalog(tmp_path: Path) -> Catalog[None]:
     return Catalog(settings, lambda root, rel: None, lambda tenant, rel, artefact: None)
 
 
+EVERY_TENANT = Access(None)
+"""What WEXEC_API_TOKEN admits."""
+
+
 def request(query: dict[str, str] | None = None, host: str = "localhost:8080",
-            access: Access = Access(None)) -> Request:
+            access: Access = EVERY_TENANT) -> Request:
     """A management request as `deps.authorize` leaves it: its access admitted."""
     return Request({"type": "http", "method": "GET", "path": "/api/v1/exec/scripts/list",
                     "query_string": urlencode(query or {}).encode(),
@@ -33,12 +37,12 @@ def request(query: dict[str, str] | None = None, host: str = "localhost:8080",
 
 def name(catalog: Catalog[None], query: dict[str, str] | None = None,
          body: TenantFields | None = None, host: str = "localhost:8080",
-         access: Access = Access(None)) -> str:
+         access: Access = EVERY_TENANT) -> str:
     return tenant_of(request(query, host, access), catalog, body).name  # type: ignore[arg-type]
 
 
 def refusal(catalog: Catalog[None], query: dict[str, str] | None = None,
-            body: TenantFields | None = None, access: Access = Access(None)) -> HTTPError:
+            body: TenantFields | None = None, access: Access = EVERY_TENANT) -> HTTPError:
     with pytest.raises(HTTPError) as refused:
         name(catalog, query, body, access=access)
     return refused.value
