@@ -28,6 +28,7 @@ from runtime.catalog.files import Entry, TenantFiles, parts
 from runtime.catalog.routes import RouteError, is_script, route_for
 from runtime.catalog.tenants import Tenant
 from runtime.compiler.magic import MagicCommentError, MagicComments, parse_magic_comments
+from runtime.compiler.shape import detect_shape
 from runtime.http.errors import HTTPError
 
 # -- shared with the other namespaces that touch files ---------------------------------------
@@ -116,7 +117,9 @@ class ScriptWrite(TenantFields):
         True, alias="validate",
         description=".ts/.js: syntax, TypeScript, dependencies and magic comments must pass "
         "(400 with `validation` otherwise); .json: must parse; other files are stored as is. "
-        "false stores anything verbatim.")
+        "false stores anything verbatim. Unlike the reference, a valid script is never "
+        "rewritten: wexec runs the module.exports and export default forms as they are (the "
+        "answer's `shape` says which it found), so what is read back is what was written.")
 
 
 class WriteResult(BaseModel):
@@ -126,6 +129,9 @@ class WriteResult(BaseModel):
     created: bool = Field(description="No file was there before.")
     validated: bool = Field(description="Whether the content was checked before writing.")
     route: str | None = Field(description="The URL path it answers, live once this returns.")
+    shape: Literal["script", "commonjs", "esm"] | None = Field(
+        None, description="wexec addition, for a script: top-level code that returns its "
+        "answer (canonical), module.exports = handler, or export default handler.")
     validation: ScriptReport | None = Field(None, description="The checks' report, for a "
                                             "validated script.")
     compileError: str | None = Field(
@@ -251,9 +257,10 @@ async def write(request: Request, body: ScriptWrite, services: ServicesDep,
     if is_code(body.path):
         await services.publish(tenant, body.path)
         compile_error = _rejected(services, tenant, body.path)
+    shape = detect_shape(body.content).value if is_code(body.path) else None
     return WriteResult(path=body.path, size=len(data), created=created,
-                       validated=body.validate_, route=route_of(body.path), validation=report,
-                       compileError=compile_error)
+                       validated=body.validate_, route=route_of(body.path), shape=shape,
+                       validation=report, compileError=compile_error)
 
 
 @router.delete("/delete", summary="Delete Script")

@@ -30,6 +30,7 @@ curl -sX POST "$KIT/api/v1/exec/scripts/write" \
   }'
 """))
     assert written["success"] is True and written["validated"] is True
+    assert written["shape"] == "commonjs"  # run as it is: never rewritten
     invoked = run(open_api, r"""
 curl -sX POST "$KIT/echo" \
   -H 'Content-Type: application/json' \
