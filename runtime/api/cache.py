@@ -13,8 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, access_of, tenant_of
-from runtime.api.scripts import TenantQuery
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, access_of, tenant_of
 from runtime.catalog.tenants import Tenant
 from runtime.http.errors import HTTPError
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -33,6 +33,11 @@ def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+TenantQuery = Annotated[str | None, Query(
+    description="The tenant (execId, its alias exec_id, subdomain); the query wins over the "
+    "body. Without any: a tenant token's tenant, else the Host header's.")]
+"""How a handler declares the tenant's query parameters, so the OpenAPI document shows them
+(`tenant_of` reads them from the request)."""
 
 _bearer = HTTPBearer(
     auto_error=False,

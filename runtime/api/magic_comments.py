@@ -15,9 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, tenant_of
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
 from runtime.api.scripts import (
-    TenantQuery,
     file_errors,
     files_of,
     is_code,

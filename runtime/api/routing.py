@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, tenant_of
-from runtime.api.scripts import TenantQuery, summary
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
+from runtime.api.scripts import summary
 from runtime.api.services import Services
 from runtime.catalog.live import Script, TenantScripts
 from runtime.catalog.routes import (

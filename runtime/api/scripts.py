@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, tenant_of
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
 from runtime.api.services import Services
 from runtime.api.validate import Problem, ScriptReport, magic_dump, script_report
 from runtime.catalog.confine import MAX_SCRIPT_BYTES, OutsideRoot
@@ -208,8 +208,6 @@ class MoveResult(BaseModel):
 # -- handlers -------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/scripts", tags=["scripts"])
-TenantQuery = Annotated[str | None, Query(description="Optional execution scope; query wins "
-                                          "over body.")]
 
 
 @router.get("/read", summary="Read Script")

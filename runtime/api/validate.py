@@ -12,7 +12,7 @@ from typing import Any, Self
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, tenant_of
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
 from runtime.compiler import checks
 from runtime.compiler.checks import Outcome
 from runtime.compiler.compiler import Compiler
@@ -174,8 +174,9 @@ router = APIRouter(prefix="/validate", tags=["validate"])
 
 
 @router.post("/script", summary="Validate Script")
-def validate_script(request: Request, body: CodeBody, services: ServicesDep
-                          ) -> ScriptReport:
+def validate_script(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> ScriptReport:
     """Syntax (the real compile), TypeScript (parse and transpile; not a type check),
     dependencies (built-in modules only) and magic comments, each in its `results` slot."""
     tenant_of(request, services.catalog, body)
@@ -183,15 +184,18 @@ def validate_script(request: Request, body: CodeBody, services: ServicesDep
 
 
 @router.post("/syntax", summary="Validate Syntax")
-def validate_syntax(request: Request, body: CodeBody, services: ServicesDep) -> Check:
+def validate_syntax(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> Check:
     """The compile the server makes of a script at `path` (default script.ts)."""
     tenant_of(request, services.catalog, body)
     return Check.of(checks.syntax(services.sandbox.compiler, body.code, _path(body)))
 
 
 @router.post("/typescript", summary="Validate Type Script")
-def validate_typescript(request: Request, body: CodeBody, services: ServicesDep
-                              ) -> TypeScriptCheck:
+def validate_typescript(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> TypeScriptCheck:
     """Parses and transpiles the code as TypeScript, as the server does. Types are stripped,
     not checked (wexec runs no tsc): `typeChecked` is false and a warning says so."""
     tenant_of(request, services.catalog, body)
@@ -199,8 +203,9 @@ def validate_typescript(request: Request, body: CodeBody, services: ServicesDep
 
 
 @router.post("/dependencies", summary="Validate Dependencies")
-async def validate_dependencies(request: Request, body: CodeBody, services: ServicesDep
-                                ) -> DependencyCheck:
+async def validate_dependencies(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> DependencyCheck:
     """Every module the code loads. wexec installs no npm packages and bundles no local
     modules: only its built-in modules (crypto, buffer, url, util, timers, process) pass."""
     tenant_of(request, services.catalog, body)
@@ -208,16 +213,18 @@ async def validate_dependencies(request: Request, body: CodeBody, services: Serv
 
 
 @router.post("/magic-comments", summary="Validate Magic Comments")
-async def validate_magic_comments(request: Request, body: CodeBody, services: ServicesDep
-                                  ) -> MagicCheck:
+async def validate_magic_comments(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> MagicCheck:
     """The magic-comment parser the server uses; every problem names its line."""
     tenant_of(request, services.catalog, body)
     return magic_check(body.code)
 
 
 @router.post("/return-type", summary="Validate Return Type")
-async def validate_return_type(request: Request, body: ReturnTypeBody, services: ServicesDep
-                               ) -> ReturnTypeReport:
+async def validate_return_type(request: Request, body: ReturnTypeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> ReturnTypeReport:
     """A JSON value against a TypeScript type: primitives, literals, arrays, tuples, object
     types and interfaces (optional members, index signatures, extends), aliases, unions,
     intersections, Record, Partial, Required, Readonly, Promise. Objects may carry members
