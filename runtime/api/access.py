@@ -6,7 +6,8 @@
   local development. `wexec serve` refuses another address without a token
   (`tokens.refusal_to_serve`).
 
-Tokens are presented as scripts present their `@token` (`http.auth.credentials`: Bearer, the
+`Guard` decides before anything else happens, the body included: a caller without a token
+cannot make the server read (or hold) a large body. Tokens are presented as scripts present their `@token` (`http.auth.credentials`: Bearer, the
 Basic password, `X-Token`, `?token=`). Only SHA-256 digests are compared, each in constant time
 and every configured one each time, so neither a token's bytes nor which tenant it belongs to
 leak through timing. Tenant tokens are kept as their digests: API tokens are random secrets, not
@@ -17,11 +18,15 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.api.tokens import HASH_PREFIX, is_loopback
 from runtime.config import Settings
 from runtime.http.auth import credentials, digest
 from runtime.http.errors import HTTPError
+from runtime.http.limits import read_body
 from runtime.types import Query
 
 
@@ -94,3 +99,48 @@ class Gatekeeper:
 
 def _unauthorized(message: str) -> HTTPError:
     return HTTPError(401, "unauthorized", message, [("www-authenticate", 'Bearer realm="wexec"')])
+
+
+class Guard:
+    """The API app behind its gatekeeper: every call but the `public` paths is admitted (or
+    refused) from its head alone, then its body is read, up to `max_body` bytes, before the app
+    sees it. The access admitted goes into the request's state for `deps.tenant_of`."""
+
+    def __init__(self, app: ASGIApp, gatekeeper: Gatekeeper, max_body: int,
+                 public: frozenset[str]) -> None:
+        self.app, self.gatekeeper, self.max_body, self.public = app, gatekeeper, max_body, public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            if scope["path"][len(scope.get("root_path", "")):] not in self.public:
+                query: Query = {k: v[0] if len(v) == 1 else v for k, v in
+                                parse_qs(scope["query_string"].decode("latin-1")).items()}
+                client = scope.get("client")
+                access = self.gatekeeper.admit(headers, query, client[0] if client else None)
+                scope.setdefault("state", {})["access"] = access
+            body = await read_body(receive, headers.get("content-length"), self.max_body)
+        except HTTPError as err:
+            await _answer(send, err)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()  # after the body: a disconnect, when it comes
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _answer(send: Send, err: HTTPError) -> None:
+    body = err.body()
+    head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in err.headers]
+    await send({"type": "http.response.start", "status": err.status,
+                "headers": [*head, (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})

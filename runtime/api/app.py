@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import yaml
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from runtime.api import cache, errors, health, magic_comments, routing, scripts, system, validate
-from runtime.api.access import Gatekeeper
+from runtime.api.access import Gatekeeper, Guard
 from runtime.api.deps import authorize
 from runtime.api.services import Services
 
 PUBLIC: list[APIRouter] = [health.router]
 """Routers anyone may call: they tell whether the process is up, nothing about any tenant."""
+DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2-redirect"})
+"""The API's own description, open like the public routers."""
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
     system.router,
@@ -44,7 +48,7 @@ header's tenant (as for scripts). Every error is JSON: `{"error": code, "message
 """
 
 
-def build(services: Services) -> FastAPI:
+def build(services: Services) -> ASGIApp:
     """The API app for this process's `services`; built once, by the lifespan."""
     api = FastAPI(
         title="wexec management API",
@@ -56,7 +60,6 @@ def build(services: Services) -> FastAPI:
         exception_handlers=errors.HANDLERS,
     )
     api.state.services = services
-    api.state.gatekeeper = Gatekeeper(services.settings)
     for router in PUBLIC:
         api.include_router(router)
     for router in ROUTERS:
@@ -67,4 +70,6 @@ def build(services: Services) -> FastAPI:
         text = yaml.safe_dump(api.openapi(), sort_keys=False, allow_unicode=True)
         return Response(text, media_type="application/yaml")
 
-    return api
+    public = DESCRIBING | {route.path for router in PUBLIC for route in router.routes
+                           if isinstance(route, APIRoute)}
+    return Guard(api, Gatekeeper(services.settings), services.settings.max_body_bytes, public)

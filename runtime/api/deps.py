@@ -17,7 +17,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from runtime.api.access import Access, Gatekeeper
+from runtime.api.access import Access
 from runtime.api.services import Services
 from runtime.catalog.live import Catalog
 from runtime.catalog.tenants import Tenant, is_tenant_name
@@ -48,12 +48,9 @@ _bearer = HTTPBearer(
 
 def authorize(request: Request,
               _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Access:
-    """The caller's access (every router but health's depends on it), kept for `tenant_of`."""
-    gatekeeper: Gatekeeper = request.app.state.gatekeeper
-    client = request.client.host if request.client is not None else None
-    access = gatekeeper.admit(dict(request.headers), dict(request.query_params), client)
-    request.state.access = access
-    return access
+    """The caller's access, as `access.Guard` admitted it before the body was read (every
+    router but the public ones depends on this, which also puts the scheme in the OpenAPI)."""
+    return access_of(request)
 
 
 AccessDep = Annotated[Access, Depends(authorize)]

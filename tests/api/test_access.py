@@ -62,6 +62,17 @@ def test_no_token_or_a_wrong_one_is_a_401_saying_what_to_send(api: Server,
     assert "Authorization: Bearer" in r.json()["message"] or "token" in r.json()["message"]
 
 
+def test_a_call_is_admitted_before_its_body_is_read_and_bodies_are_capped(api: Server) -> None:
+    big = b'{"path": "big.ts", "content": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+    anonymous = httpx.post(f"{api.base}{PREFIX}/scripts/write", content=big,
+                           headers={"content-type": "application/json"})
+    assert anonymous.status_code == 401
+    r = api.client.post(f"{PREFIX}/scripts/write", content=big,
+                        headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+    assert "WEXEC_MAX_BODY_BYTES" in r.json()["message"]
+
+
 def test_the_token_is_accepted_as_script_tokens_are(api: Server) -> None:
     for headers, params in (({"x-token": ADMIN_TOKEN}, {}), ({}, {"token": ADMIN_TOKEN})):
         r = httpx.get(f"{api.base}{PREFIX}/list", headers=headers, params=params)
