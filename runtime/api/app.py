@@ -63,7 +63,7 @@ def build(services: Services) -> ASGIApp:
     for router in PUBLIC:
         api.include_router(router)
     for router in ROUTERS:
-        api.include_router(router, dependencies=[Depends(authorize)])
+        api.include_router(router, dependencies=[Depends(authorize)], responses=errors.RESPONSES)
 
     @api.get("/openapi.yaml", include_in_schema=False)
     async def openapi_yaml(_: Request) -> Response:
