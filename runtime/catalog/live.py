@@ -101,9 +101,10 @@ class Catalog(Generic[P]):
         """Bring the view up to date with disk; returns artefact keys nobody serves any more.
 
         `initial` compiles every file at once instead of waiting for it to settle: at start-up
-        nobody is expected to be writing. So does `tenant` for that tenant's files, after the
-        management API wrote them (atomically), and its `touched` paths are read again even if
-        their modification time and size look unchanged (two writes within one clock tick).
+        nobody is expected to be writing. `tenant` refreshes that tenant alone (and any new
+        one), compiling its files at once: the management API wrote them, atomically. Its
+        `touched` paths are read again even if their modification time and size look
+        unchanged (two writes within one clock tick).
         """
         with self._refreshing:
             return self._refresh(initial, tenant, touched)
@@ -117,6 +118,9 @@ class Catalog(Generic[P]):
         fresh: dict[str, TenantScripts[P]] = {}
         for tenant in tenants:
             prev = old.tenants.get(tenant.name)
+            if eager is not None and tenant.name != eager and prev is not None:
+                fresh[tenant.name] = prev  # the API changed one tenant: the loop does the rest
+                continue
             try:
                 fresh[tenant.name] = self._refresh_tenant(
                     tenant, prev, now, initial or tenant.name == eager,
@@ -131,7 +135,8 @@ class Catalog(Generic[P]):
         self._view = View(resolver, fresh)
         for problem in sorted(problems - self._warned):
             log.warning("%s", problem)
-        self._warned = problems
+        # one tenant's refresh saw only its own problems: the others' stay warned about
+        self._warned = problems if eager is None else self._warned | problems
         return _keys(old) - _keys(self._view)
 
     def _refresh_tenant(
