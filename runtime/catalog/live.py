@@ -15,6 +15,7 @@ others, or start-up.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,8 @@ class Catalog(Generic[P]):
         self._policy_of = policy_of
         self._settle_ns = settings.reload_interval_ms * 1_000_000
         self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        """One refresh at a time: each builds on the view the previous one left."""
         self._view: View[P] = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
 
     @property
@@ -100,6 +103,29 @@ class Catalog(Generic[P]):
         `initial` compiles every file at once instead of waiting for it to settle: at start-up
         nobody is expected to be writing.
         """
+        with self._lock:
+            return self._refresh(initial)
+
+    def refresh_tenant(self, tenant: Tenant) -> set[str]:
+        """Bring one tenant up to date now, every changed file taken as settled.
+
+        For files written atomically (the management API's writes): the route answers with the
+        new version as soon as the writer's call returns, without waiting for the next scan.
+        Returns the artefact keys nobody serves any more, as `refresh` does.
+        """
+        with self._lock:
+            old = self._view
+            problems: set[str] = set()
+            fresh = dict(old.tenants)
+            fresh[tenant.name] = self._refresh_tenant(
+                tenant, old.tenants.get(tenant.name), time.time_ns(), True, problems)
+            self._view = View(old.resolver, fresh)
+            for problem in sorted(problems - self._warned):
+                log.warning("%s", problem)
+            self._warned |= problems
+            return _keys(old) - _keys(self._view)
+
+    def _refresh(self, initial: bool) -> set[str]:
         old = self._view
         now = time.time_ns()
         skipped: dict[str, str] = {}
