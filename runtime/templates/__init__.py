@@ -34,19 +34,23 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 Source = Literal["builtin", "custom"]
 
 
-class UnknownTemplate(LookupError):
+class TemplateError(Exception):
+    """What a template operation refuses; not a file error, so callers tell them apart."""
+
+
+class UnknownTemplate(TemplateError):
     """No template of that name."""
 
 
-class BuiltinTemplate(PermissionError):
+class BuiltinTemplate(TemplateError):
     """An attempt to change or delete a built-in template."""
 
 
-class TemplateExists(FileExistsError):
+class TemplateExists(TemplateError):
     """A template of that name exists already."""
 
 
-class InvalidTemplate(ValueError):
+class InvalidTemplate(TemplateError):
     """A template that cannot be stored as given; the message says what to change."""
 
 
@@ -242,7 +246,8 @@ def _normal(name: str, code: str, metadata: Mapping[str, Any], language: str) ->
     if unlisted or unused:
         problems = []
         if unlisted:
-            problems.append(f"the code has {', '.join('{{%s}}' % p for p in unlisted)} which "
+            shown = ", ".join("{{" + p + "}}" for p in unlisted)
+            problems.append(f"the code has {shown} which "
                             "metadata.params does not list")
         if unused:
             problems.append(f"metadata.params lists {', '.join(unused)} which the code never "
