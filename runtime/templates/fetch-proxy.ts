@@ -3,10 +3,10 @@
 const UPSTREAM = new URL('{{upstream}}');
 const FORWARDED = ['accept', 'accept-language', 'authorization', 'content-type', 'user-agent'];
 
-const rest = metadata.parameters.path ?? [];
-const target = new URL(UPSTREAM.pathname.replace(/\/?$/, '/') + [].concat(rest).join('/'), UPSTREAM);
+const rest = ([] as string[]).concat(metadata.parameters.path ?? []);
+const target = new URL(UPSTREAM.pathname.replace(/\/?$/, '/') + rest.join('/'), UPSTREAM);
 for (const [name, value] of Object.entries(metadata.query)) {
-  for (const one of [].concat(value)) target.searchParams.append(name, one);
+  for (const one of ([] as string[]).concat(value ?? [])) target.searchParams.append(name, one);
 }
 const headers: Record<string, string> = {};
 for (const name of FORWARDED) if (req.headers[name] !== undefined) headers[name] = req.headers[name];
