@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from runtime.api import errors, health, templates, typings
+from runtime.api import errors, health, templates, typings, user_openapi
 from runtime.api.services import Services
 
-ROUTERS: list[APIRouter] = [health.router, templates.router, typings.router]
+ROUTERS: list[APIRouter] = [
+    health.router, templates.router, typings.router, user_openapi.router,
+]
 """One router per namespace module; a new namespace adds its router here."""
 
 
