@@ -23,7 +23,6 @@ from runtime.catalog.files import TenantFiles
 from runtime.catalog.openapi import (
     GENERATED,
     LAYER,
-    OPENAPI_VERSION,
     SIDECAR_SUFFIX,
     ScriptDoc,
     SpecError,
@@ -33,6 +32,7 @@ from runtime.catalog.openapi import (
     problems,
     read_sidecar,
     scripts,
+    with_paths,
 )
 from runtime.catalog.tenants import Tenant
 from runtime.http.errors import HTTPError
@@ -185,9 +185,7 @@ def validate(request: Request, services: ServicesDep, body: ValidateRequest) -> 
     files = files_of(services, tenant_of(request, services.catalog, body))
     doc = _script(files, _given(body.file, body.path))
     layer = body.schema_ if body.schema_ is not None else _sidecar(files, doc)
-    checked = {"openapi": OPENAPI_VERSION, "info": {"title": doc.path, "version": "1.0.0"},
-               "paths": {p: path_item(doc, layer, p) for p in doc.route_paths}}
-    found = problems(checked)
+    found = problems(with_paths(doc.path, {p: path_item(doc, layer, p) for p in doc.route_paths}))
     return Validation(valid=not found, file=doc.path, schemaPath=doc.sidecar, errors=found)
 
 
@@ -218,11 +216,8 @@ def _scripts(services: ServicesDep, tenant: Tenant, folder: str
 def _document(request: Request, tenant: Tenant, files: TenantFiles, docs: list[ScriptDoc],
               layer: dict[str, Any] | None, title: str | None = None) -> dict[str, Any]:
     server = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
-    try:
-        return document(files, docs, title=title or f"{tenant.name} scripts", server=server,
-                        layer=layer)
-    except SpecError as exc:
-        raise HTTPError(400, "invalid_schema", str(exc)) from None
+    return document(files, docs, title=title or f"{tenant.name} scripts", server=server,
+                    layer=layer)
 
 
 def _layer(files: TenantFiles) -> dict[str, Any] | None:

@@ -145,9 +145,8 @@ def document(files: TenantFiles, docs: list[ScriptDoc], *, title: str, server: s
     paths: dict[str, Any] = {}
     uses_token = False
     for doc in docs:
-        sidecar = read_sidecar(files, doc.sidecar) if doc.has_sidecar else None
-        for route_path in doc.route_paths:
-            paths.setdefault(route_path, path_item(doc, sidecar, route_path))
+        for route_path, item in _items(files, doc).items():
+            paths.setdefault(route_path, item)
         uses_token |= doc.magic is not None and doc.magic.token is not None
     spec: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
@@ -164,6 +163,35 @@ def document(files: TenantFiles, docs: list[ScriptDoc], *, title: str, server: s
                       "description": "A script's @token, also accepted as the Basic password, "
                                      "an X-Token header or ?token="}}}
     return merge_patch(spec, layer) if layer is not None else spec
+
+
+def with_paths(title: str, paths: dict[str, Any]) -> dict[str, Any]:
+    """The smallest document holding `paths`: what a companion file is checked in."""
+    return {"openapi": OPENAPI_VERSION, "info": {"title": title, "version": "1.0.0"},
+            "paths": paths}
+
+
+def _items(files: TenantFiles, doc: ScriptDoc) -> dict[str, Any]:
+    """A script's Path Items by route path, its companion file applied only if the result is
+    valid: one broken file must not break the tenant's whole document. A file left out is
+    named, with why, in each operation's `x-wexec-error`."""
+    if doc.has_sidecar:
+        try:
+            sidecar = read_sidecar(files, doc.sidecar)
+            items = {p: path_item(doc, sidecar, p) for p in doc.route_paths}
+            found = problems(with_paths(doc.path, items))
+        except SpecError as exc:
+            found = [str(exc)]
+        if not found:
+            return items
+    items = {p: path_item(doc, None, p) for p in doc.route_paths}
+    if doc.has_sidecar:
+        note = (f"{doc.sidecar} is not applied, it would make the document invalid: "
+                + "; ".join(found[:3]) + " (POST user-openapi/validate lists every problem)")
+        for item in items.values():
+            for operation in item.values():
+                operation["x-wexec-error"] = note
+    return items
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
