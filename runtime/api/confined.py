@@ -4,9 +4,9 @@ access`)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 from runtime.api.services import Services
 from runtime.catalog.confine import OutsideRoot
@@ -16,25 +16,25 @@ from runtime.http.errors import HTTPError
 
 
 def files_of(services: Services, tenant: Tenant) -> TenantFiles:
-    """The files of `tenant`, with the server's cap on entries listed at once."""
+    """The tenant's confined files."""
     return TenantFiles(tenant.root, services.settings.max_tenant_entries)
 
 
-@contextmanager
-def answering(path: str) -> Iterator[None]:
-    """Turn what the file layer refuses about `path` into the HTTPError a caller can act on."""
+@contextlib.contextmanager
+def file_errors(path: str) -> Iterator[None]:
+    """The file layer's refusals as the API's JSON errors, each saying what to change."""
     try:
         yield
     except OutsideRoot as exc:
-        raise HTTPError(403, "path_excluded", f"Path is excluded from access: {exc}",
+        raise HTTPError(403, "forbidden", f"Path is excluded from access: {exc}",
                         path=path) from None
     except FileNotFoundError as exc:
         raise HTTPError(404, "not_found", str(exc), path=path) from None
-    except FileExistsError as exc:
-        raise HTTPError(409, "exists", str(exc), path=path) from None
-    except (IsADirectoryError, NotADirectoryError) as exc:
-        raise HTTPError(409, "wrong_kind", str(exc), path=path) from None
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+        raise HTTPError(409, "conflict", str(exc), path=path) from None
     except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EFBIG):
-            raise HTTPError(409, "conflict", str(exc), path=path) from None
+        if exc.errno == errno.EFBIG:
+            raise HTTPError(413, "too_large", exc.strerror or str(exc), path=path) from None
+        if exc.errno == errno.ENOTEMPTY:
+            raise HTTPError(409, "conflict", exc.strerror or str(exc), path=path) from None
         raise

@@ -7,6 +7,7 @@ acts on the tenant `execId`/`subdomain` name (query first, then body), else the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.api.confined import answering, files_of
+from runtime.api.confined import file_errors, files_of
 from runtime.api.deps import ServicesDep, TenantFields, tenant_of
 from runtime.api.services import Services
 from runtime.catalog.files import TenantFiles, parts
@@ -202,10 +203,9 @@ def preview(
 
 
 @router.post("/generate", summary="Generate a script from a template, optionally saving it")
-def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> Generated:
+async def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> Generated:
     tenant = tenant_of(request, services.catalog, body)
-    with _custom(services, tenant) as custom:
-        template = custom.get(body.name)
+    template = await asyncio.to_thread(_template, services, tenant, body.name)
     rendered = render(template, body.variables)
     answer = Generated(generated=True, template=template.name, code=rendered.code, saved=False,
                        path=None, variables=rendered.values, missing=rendered.missing)
@@ -216,19 +216,20 @@ def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> 
             400, "missing_variables",
             f"template {template.name} needs a value for {', '.join(rendered.missing)}; give "
             "them in variables", missing=rendered.missing)
-    path = body.outputPath or default_output(template)
-    files = files_of(services, tenant)
-    with answering(path):
-        if not body.overwrite and _exists(files, path):
-            raise FileExistsError(f"{path}: already exists; pass overwrite: true to replace it")
-        files.write(path, rendered.code.encode())
-    for key in services.catalog.refresh_tenant(tenant):
-        services.sandbox.evict(key)
-    script = services.catalog.view.tenants[tenant.name].scripts.get("/".join(parts(path)))
+    path = await asyncio.to_thread(_save, files_of(services, tenant),
+                                   body.outputPath or default_output(template), rendered.code,
+                                   body.overwrite)
+    await services.publish(tenant, path)
+    served = services.catalog.view.tenants[tenant.name]
+    script = served.scripts.get(path)
+    error: str | None = None
+    if path in served.tried:  # a replaced script that does not compile: the old one answers
+        error = await asyncio.to_thread(_compile_error, services, tenant, path)
+    elif script is not None and script.error is not None:
+        error = shown(script.error)
     return answer.model_copy(update={
-        "saved": True, "path": path,
+        "saved": True, "path": path, "compileError": error,
         "route": script.route.pattern if script is not None else None,
-        "compileError": shown(script.error) if script is not None and script.error else None,
     })
 
 
@@ -256,6 +257,29 @@ def delete_custom(request: Request, services: ServicesDep, name: str) -> Deleted
     return Deleted(deleted=True, name=name)
 
 
+def _template(services: Services, tenant: Tenant, name: str) -> Template:
+    with _custom(services, tenant) as custom:
+        return custom.get(name)
+
+
+def _save(files: TenantFiles, given: str, code: str, overwrite: bool) -> str:
+    """Write generated code at `given` (normalised, and returned), never over a file unasked."""
+    with file_errors(given):
+        path = "/".join(parts(given))
+        if not overwrite and _exists(files, path):
+            raise FileExistsError(f"{path}: already exists; pass overwrite: true to replace it")
+        files.write(path, code.encode())
+    return path
+
+
+def _compile_error(services: Services, tenant: Tenant, path: str) -> str | None:
+    try:
+        services.sandbox.compiler.compile_file(tenant.root, path)
+    except Exception as exc:  # noqa: BLE001 - reported, whatever it is
+        return f"{shown(exc)} (the previous version is still served)"
+    return None
+
+
 def _tenant(request: Request, services: Services) -> Tenant:
     return tenant_of(request, services.catalog)
 
@@ -264,7 +288,7 @@ def _tenant(request: Request, services: Services) -> Tenant:
 def _custom(services: Services, tenant: Tenant) -> Iterator[CustomTemplates]:
     """The tenant's templates, what they refuse answered as the API's errors."""
     try:
-        with answering("_wexec/templates"):
+        with file_errors("_wexec/templates"):
             yield CustomTemplates(files_of(services, tenant))
     except UnknownTemplate as exc:
         raise HTTPError(404, "unknown_template", str(exc)) from None

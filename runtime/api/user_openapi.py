@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from runtime.api.confined import answering, files_of
+from runtime.api.confined import file_errors, files_of
 from runtime.api.deps import ServicesDep, TenantFields, tenant_of
 from runtime.catalog.files import TenantFiles
 from runtime.catalog.openapi import (
@@ -173,7 +173,7 @@ def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> 
     folder = body.dir if body.dir is not None else (body.directory or "")
     files, docs = _scripts(services, tenant, folder)
     built = _document(request, tenant, files, docs, _layer(files), body.title)
-    with answering(body.output):
+    with file_errors(body.output):
         files.write(body.output, json.dumps(built, indent=2).encode() + b"\n")
     found = problems(built)
     return Generated(success=True, path=body.output, paths=len(built["paths"]),
@@ -199,7 +199,7 @@ def merge(request: Request, services: ServicesDep, body: MergeRequest) -> Merged
         raise HTTPError(400, "invalid_spec", "the merged document is not valid OpenAPI, so the "
                         f"layer was not kept: {'; '.join(found[:5])}", problems=found)
     if body.save:
-        with answering(LAYER):
+        with file_errors(LAYER):
             files.write(LAYER, json.dumps(body.spec, indent=2).encode() + b"\n")
     return Merged(success=True, saved=body.save, layerPath=LAYER if body.save else None,
                   spec=built)
@@ -209,7 +209,7 @@ def _scripts(services: ServicesDep, tenant: Tenant, folder: str
              ) -> tuple[TenantFiles, list[ScriptDoc]]:
     """The tenant's files, and the scripts under `folder` as the document describes them."""
     files = files_of(services, tenant)
-    with answering(folder):
+    with file_errors(folder):
         return files, scripts(files, folder_names(folder))
 
 
@@ -250,7 +250,7 @@ def _given(file: str | None, path: str | None) -> str:
 
 def _script(files: TenantFiles, given: str) -> ScriptDoc:
     """The script `given` names, itself or by its companion file; 404 when none is served."""
-    with answering(given):
+    with file_errors(given):
         names = folder_names(given)
         folder = names.rpartition("/")[0]
         docs = scripts(files, folder)
@@ -267,7 +267,7 @@ def _sidecar(files: TenantFiles, doc: ScriptDoc) -> dict[str, Any]:
     if not doc.has_sidecar:
         raise HTTPError(404, "no_schema", f"{doc.path} has no companion file; write its OpenAPI "
                         f"Path Item or Operation as JSON to {doc.sidecar}", path=doc.sidecar)
-    with answering(doc.sidecar):
+    with file_errors(doc.sidecar):
         try:
             return read_sidecar(files, doc.sidecar)
         except SpecError as exc:

@@ -189,7 +189,7 @@ def test_generate_saves_a_live_route_and_never_replaces_a_file_unasked(
         "books": [{"id": 2, "name": "second"}], "count": 1}
 
     again = client.post(f"{API}/generate", json={**body, "variables": {"resource": "films"}})
-    refused(again, 409, "exists", "gen/books.ts", "overwrite")
+    refused(again, 409, "conflict", "gen/books.ts", "overwrite")
     assert "books" in client.get("/gen/books").json()
     replaced = client.post(f"{API}/generate", json={
         **body, "variables": {"resource": "films"}, "overwrite": True})
@@ -219,6 +219,15 @@ def test_generate_reports_a_script_that_does_not_compile(client: httpx.Client) -
         assert saved["saved"] is True and saved["route"] == "/broken"
         assert "broken.ts" in saved["compileError"]
         assert client.get("/broken").status_code == 500
+        good = client.post(f"{API}/generate", json={
+            "name": "broken", "variables": {"value": "'good'"}, "saveFile": True,
+            "outputPath": "broken.ts", "overwrite": True}).json()
+        assert good["compileError"] is None and client.get("/broken").text == "good"
+        bad = client.post(f"{API}/generate", json={
+            "name": "broken", "variables": {"value": "(2 +"}, "saveFile": True,
+            "outputPath": "broken.ts", "overwrite": True}).json()
+        assert "previous version is still served" in bad["compileError"]
+        assert client.get("/broken").text == "good"
     finally:
         client.delete(f"{API}/delete-custom/broken")
 
@@ -233,7 +242,7 @@ def test_generate_refusals(client: httpx.Client) -> None:
     for outside in ("../escape.ts", "/etc/escape.ts", "a/../../escape.ts", "nul\u0000.ts"):
         r = client.post(f"{API}/generate",
                         json={"name": "json-api", "saveFile": True, "outputPath": outside})
-        refused(r, 403, "path_excluded", "Path is excluded from access")
+        refused(r, 403, "forbidden", "Path is excluded from access")
     client.post(f"{API}/create-custom", json={"name": "needs", "code": "return '{{a}}{{b}}';",
                                               "metadata": {"defaults": {"a": "x"}}})
     try:
