@@ -260,12 +260,16 @@ def _normal(name: str, code: str, metadata: Mapping[str, Any], language: str) ->
     tags = metadata.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidTemplate("metadata.tags must be a list of strings")
+    for key in ("category", "description", "version", "author", "outputPath"):
+        value = metadata.get(key, "")
+        if not isinstance(value, str) and not (value is None and key in ("author", "outputPath")):
+            raise InvalidTemplate(f"metadata.{key} must be a string")
     return {
-        "name": name,
         "category": "custom",
         "description": "",
         "version": "1.0.0",
         **metadata,
+        "name": name,
         "tags": tags,
         "params": found,
         "defaults": defaults,
