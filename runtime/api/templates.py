@@ -170,6 +170,8 @@ def list_templates(
     includeCustom: bool = Query(
         True, description="Include the tenant's own (_wexec/templates/, _hoody/templates/)."),
 ) -> TemplateList:
+    """Built-in templates first, then the tenant's own by name. Each item also says its
+    `source` (builtin or custom; wexec's addition)."""
     found: list[Template] = []
     if includeBuiltin:
         found += builtins().values()
@@ -192,9 +194,11 @@ def preview(
     variables: str | None = Query(
         None, description='A JSON object, a value per placeholder: {"url": "https://…"}.'),
 ) -> Preview:
+    """`variables` is a JSON object in the query string. Placeholders no variable fills take
+    the template's default; any left are listed in `missing` (wexec's addition) and stay in
+    `code` as they are."""
     given = _variables(variables)
-    with _custom(services, _tenant(request, services)) as custom:
-        template = custom.get(name)
+    template = _template(services, _tenant(request, services), name)
     rendered = render(template, given)
     return Preview(template=PreviewedTemplate(
         name=template.name, metadata=TemplateMetadata(**template.metadata), code=rendered.code,
@@ -204,6 +208,11 @@ def preview(
 
 @router.post("/generate", summary="Generate a script from a template, optionally saving it")
 async def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> Generated:
+    """With `saveFile`, the code is written atomically inside the tenant's folder and its
+    route answers with it when this response is sent. wexec's choices where the reference is
+    silent: saving needs every placeholder filled (400 naming the missing ones); an existing
+    file is replaced only with `overwrite: true` (409 otherwise); `path` is relative to the
+    tenant's folder; `route` and `compileError` say what the saved script serves."""
     tenant = tenant_of(request, services.catalog, body)
     template = await asyncio.to_thread(_template, services, tenant, body.name)
     rendered = render(template, body.variables)
@@ -235,6 +244,10 @@ async def generate(request: Request, services: ServicesDep, body: GenerateReques
 
 @router.post("/create-custom", summary="Create a custom template")
 def create_custom(request: Request, services: ServicesDep, body: CreateCustomRequest) -> Created:
+    """Stored as `_wexec/templates/<name>.js` (`.ts` when `metadata.language` is
+    `typescript`) beside `<name>.json`. wexec's choices: the name is 1 to 64 lower-case
+    letters, digits, `-` or `_`; it may not be a built-in template's or an existing custom
+    one's (409); `metadata.params` is the code's placeholders (400 when it lists others)."""
     with _custom(services, tenant_of(request, services.catalog, body)) as custom:
         template = custom.create(body.name, body.code, body.metadata)
     return Created(created=True, name=template.name, path=template.path,
@@ -244,6 +257,8 @@ def create_custom(request: Request, services: ServicesDep, body: CreateCustomReq
 @router.put("/update-custom/{name}", summary="Update a custom template (metadata merged)")
 def update_custom(request: Request, services: ServicesDep, name: str,
                   body: UpdateCustomRequest) -> Updated:
+    """`code` replaces the code; `metadata` is merged field by field over the stored one, and
+    `params` follows the new code. Built-in templates cannot be changed (403)."""
     with _custom(services, tenant_of(request, services.catalog, body)) as custom:
         template = custom.update(name, body.code, body.metadata)
     return Updated(updated=True, name=template.name,
@@ -252,6 +267,8 @@ def update_custom(request: Request, services: ServicesDep, name: str,
 
 @router.delete("/delete-custom/{name}", summary="Delete a custom template (not a built-in one)")
 def delete_custom(request: Request, services: ServicesDep, name: str) -> Deleted:
+    """Removes the template's code and metadata files (from `_wexec/templates/` or
+    `_hoody/templates/`). Built-in templates cannot be deleted (403)."""
     with _custom(services, _tenant(request, services)) as custom:
         custom.delete(name)
     return Deleted(deleted=True, name=name)

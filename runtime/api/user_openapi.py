@@ -127,6 +127,8 @@ def list_scripts(
                                                     "to the tenant's folder; default: all."),
     dir: str | None = Query(None, description="Alias of directory; directory wins."),
 ) -> ScriptList:
+    """Every script the router serves under `directory`, as `{success, data: {scripts}}`.
+    `directory` is relative to the tenant's folder (absolute paths are refused: 403)."""
     folder = directory if directory is not None else (dir or "")
     _, docs = _scripts(services, tenant_of(request, services.catalog), folder)
     return ScriptList(success=True, data=ScriptListing(
@@ -145,6 +147,9 @@ def spec(
     directory: str | None = Query(None, description="Alias of dir; dir wins."),
     format: Literal["json", "yaml"] = Query("json", description="json or yaml."),
 ) -> Response:
+    """Generated from the files each time (never stale), with the layer saved by `merge`
+    applied. A companion file that would make the document invalid is left out and named in
+    its operations' `x-wexec-error`, so the document always validates."""
     tenant = tenant_of(request, services.catalog)
     files, docs = _scripts(services, tenant, dir if dir is not None else (directory or ""))
     built = _document(request, tenant, files, docs, _layer(files))
@@ -162,6 +167,7 @@ def schema(
                                                "(e.g. api/users/[id].ts), or its companion file."),
     path: str | None = Query(None, description="Alias of file."),
 ) -> dict[str, Any]:
+    """The companion file as it is on disk. `file` may also name the companion file itself."""
     files = files_of(services, tenant_of(request, services.catalog))
     doc = _script(files, _given(file, path))
     return _sidecar(files, doc)
@@ -169,6 +175,8 @@ def schema(
 
 @router.post("/generate", summary="Write the document into the tenant's folder")
 def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> Generated:
+    """The document `spec` serves, written to `output` (default `_wexec/openapi.json`) in the
+    tenant's folder, with whether it validates."""
     tenant = tenant_of(request, services.catalog, body)
     folder = body.dir if body.dir is not None else (body.directory or "")
     files, docs = _scripts(services, tenant, folder)
@@ -182,6 +190,9 @@ def generate(request: Request, services: ServicesDep, body: GenerateRequest) -> 
 
 @router.post("/validate", summary="Check a script's companion .openapi.json file")
 def validate(request: Request, services: ServicesDep, body: ValidateRequest) -> Validation:
+    """Checks the script's companion file (or `schema`, sent inline) as its Path Item in an
+    OpenAPI 3.0 document with openapi-spec-validator: 200 with `valid` and `errors` either
+    way; 404 when there is no companion file to check."""
     files = files_of(services, tenant_of(request, services.catalog, body))
     doc = _script(files, _given(body.file, body.path))
     layer = body.schema_ if body.schema_ is not None else _sidecar(files, doc)
@@ -191,6 +202,9 @@ def validate(request: Request, services: ServicesDep, body: ValidateRequest) -> 
 
 @router.post("/merge", summary="Merge a hand-written layer over the generated document")
 def merge(request: Request, services: ServicesDep, body: MergeRequest) -> Merged:
+    """Merges `spec` over the generated document as a JSON Merge Patch (RFC 7396) and, with
+    `save` (default), keeps it so every later document has it. A layer that makes the
+    document invalid is refused (400 with the problems) and not kept."""
     tenant = tenant_of(request, services.catalog, body)
     files, docs = _scripts(services, tenant, body.dir or "")
     built = _document(request, tenant, files, docs, body.spec)
