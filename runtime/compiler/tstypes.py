@@ -53,7 +53,9 @@ def _tokens(text: str, start: int, *, interface: bool) -> list[str] | None:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
-            return None
+            if text[position:].strip():
+                return None  # a character no type is made of
+            break
         gap = text[position:match.start(match.lastgroup or 0)]
         token = match.group(match.lastgroup or 0)
         if (not interface and depth == 0 and tokens and "\n" in gap
