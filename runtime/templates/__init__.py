@@ -13,6 +13,7 @@ for any of them. Values are substituted as text.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -173,12 +174,14 @@ class CustomTemplates:
         merged = {**old.metadata, **patch}
         if "params" not in patch:
             merged.pop("params", None)
-        language = merged.get("language", SUFFIXES[Path(old.path).suffix])
-        metadata = _normal(name, new_code, merged, language)
-        folder = old.path.rsplit("/", 1)[0]
-        if Path(old.path).suffix != _suffix(language):
+        if "defaults" not in patch:  # a placeholder the new code dropped loses its default
+            found = placeholders(new_code)
+            merged["defaults"] = {k: v for k, v in old.metadata["defaults"].items() if k in found}
+        metadata = _normal(name, new_code, merged, merged["language"])
+        stored = self._store(name, new_code, metadata, old.path.rsplit("/", 1)[0])
+        if stored.path != old.path:  # the language changed, and the code's suffix with it
             self.files.delete(old.path)
-        return self._store(name, new_code, metadata, folder)
+        return stored
 
     def delete(self, name: str) -> Template:
         if name in builtins():
@@ -188,11 +191,8 @@ class CustomTemplates:
         if old is None:
             raise UnknownTemplate(f"no custom template named {name!r}")
         self.files.delete(old.path)
-        folder = old.path.rsplit("/", 1)[0]
-        try:
-            self.files.delete(f"{folder}/{name}.json")
-        except FileNotFoundError:
-            pass
+        with contextlib.suppress(FileNotFoundError):  # the reference's may have no metadata
+            self.files.delete(f"{old.path.rsplit('/', 1)[0]}/{name}.json")
         return old
 
     def _store(self, name: str, code: str, metadata: dict[str, Any], folder: str) -> Template:

@@ -296,7 +296,7 @@ def test_a_typescript_custom_template_is_stored_as_ts(client: httpx.Client, root
     assert not (root / "default/1/_wexec/templates/typed.ts").exists()
 
 
-def test_update_and_delete_refusals(client: httpx.Client) -> None:
+def test_update_and_delete_refusals(client: httpx.Client, root: Path) -> None:
     refused(client.put(f"{API}/update-custom/json-api", json={"metadata": {"version": "2"}}),
             403, "builtin_template", "cannot be changed")
     refused(client.put(f"{API}/update-custom/nope", json={}), 404, "unknown_template", "nope")
@@ -309,6 +309,13 @@ def test_update_and_delete_refusals(client: httpx.Client) -> None:
                 400, "invalid_template", "z")
         refused(client.put(f"{API}/update-custom/upd", json={"metadata": {"tags": "x"}}), 400,
                 "invalid_template", "tags")
+        dropped = client.put(f"{API}/update-custom/upd", json={
+            "code": "'{{b}}'", "metadata": {"defaults": {"b": "x"}, "language": "typescript"}})
+        assert dropped.json()["metadata"]["language"] == "typescript"
+        kept = client.put(f"{API}/update-custom/upd", json={"code": "'{{c}}'"}).json()
+        assert kept["metadata"]["params"] == ["c"] and kept["metadata"]["defaults"] == {}
+        folder = root / "default/1/_wexec/templates"
+        assert (folder / "upd.ts").read_text() == "'{{c}}'" and not (folder / "upd.js").exists()
     finally:
         client.delete(f"{API}/delete-custom/upd")
 
