@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from runtime.host.registry import UNITS
 from runtime.templates import builtins
-from tests.support import REPO, running_server
+from tests.support import running_server
 
 API = "/api/v1/exec/templates"
 ALICE = {"host": "alice-1.example.com"}
@@ -459,7 +460,7 @@ def test_builtin_crud_shared(client: httpx.Client) -> None:
 
 
 def _has_unit(name: str) -> bool:
-    return (REPO / "runtime" / "host" / f"{name}.py").is_file()
+    return any(unit.name == name for unit in UNITS)
 
 
 needs_fetch = pytest.mark.skipif(not _has_unit("fetch"), reason=(
