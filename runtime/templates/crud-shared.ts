@@ -39,9 +39,10 @@ switch (metadata.method) {
     if (id === undefined || records[id] === undefined) {
       return res.status(404).json({ error: `no ${id} in {{collection}}` });
     }
-    const { [id]: removed, ...kept } = records;
+    const kept = { ...records };
+    delete kept[id];
     save(kept);
-    return { deleted: removed.id };
+    return { deleted: id };
   }
   default:
     return res.status(405).json({ error: 'use GET, POST, PUT, PATCH or DELETE' });
