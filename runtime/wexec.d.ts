@@ -129,35 +129,35 @@ type WexecHandler = (
   req: WexecRequest, res: WexecResponse, metadata: WexecMetadata, shared: WexecShared,
 ) => WexecAnswer | Promise<WexecAnswer>;
 
-interface WexecFileStat {
-  size: number;
-  isFile: boolean;
-  isDirectory: boolean;
-  /** Milliseconds since the epoch. */
-  mtime: number;
-}
-
+/** A file or folder of the tenant, as `fs.stat` and `fs.list` give it. */
 interface WexecFileEntry {
-  name: string;
+  /** Relative to the tenant's folder. */
   path: string;
+  name: string;
+  kind: 'file' | 'folder';
   isFile: boolean;
   isDirectory: boolean;
   size: number;
+  /** Last modified, milliseconds since the epoch. */
+  mtimeMs: number;
 }
 
 /** The tenant's folder (the one holding its scripts); paths are relative to it and never
  * leave it. Writes are atomic; a `.ts`/`.js` written here is a live route at once. */
 interface WexecFS {
-  read(path: string, options?: { encoding?: 'utf8' | 'utf-8' }): Promise<string>;
-  read(path: string, options: { encoding: null }): Promise<Uint8Array>;
-  write(path: string, data: string | Uint8Array | ArrayBuffer): Promise<void>;
-  append(path: string, data: string | Uint8Array | ArrayBuffer): Promise<void>;
+  /** Text (UTF-8 unless another encoding is named), or the bytes with encoding null. */
+  read(path: string, options: { encoding: null | 'buffer' } | null | 'buffer'): Promise<Uint8Array>;
+  read(path: string, options?: { encoding?: string } | string): Promise<string>;
+  write(path: string, data: string | ArrayBuffer | ArrayBufferView): Promise<void>;
+  append(path: string, data: string | ArrayBuffer | ArrayBufferView): Promise<void>;
   exists(path: string): Promise<boolean>;
-  list(dir?: string): Promise<WexecFileEntry[]>;
-  stat(path: string): Promise<WexecFileStat>;
+  /** The entries of a folder ('' is the tenant's folder). */
+  list(path?: string, options?: { recursive?: boolean }): Promise<WexecFileEntry[]>;
+  stat(path: string): Promise<WexecFileEntry>;
   mkdir(path: string): Promise<void>;
+  /** A file, or an empty folder. */
   delete(path: string): Promise<void>;
-  move(from: string, to: string): Promise<void>;
+  move(from: string, to: string, options?: { overwrite?: boolean }): Promise<void>;
 }
 
 interface WexecChatMessage {
@@ -166,62 +166,80 @@ interface WexecChatMessage {
   [field: string]: unknown;
 }
 
-/** A model handle for the AI helpers (`model` is the script's, from `@ai-model`). */
+/** A model for the AI helpers: `model` (the script's `@ai-model`, else the server's) or
+ * `openai('name')`. */
 interface WexecModel {
-  readonly modelId: string;
-  readonly provider?: string;
+  readonly modelId: string | undefined;
+  readonly provider: string;
 }
 
 interface WexecUsage {
   promptTokens?: number;
   completionTokens?: number;
   totalTokens?: number;
-  [field: string]: unknown;
+  inputTokens?: number;
+  outputTokens?: number;
 }
 
+/** The Vercel AI SDK's call settings that wexec passes on to the provider. */
 interface WexecGenerateOptions {
   model?: WexecModel | string;
   system?: string;
+  /** A prompt, or `messages`. */
   prompt?: string;
   messages?: WexecChatMessage[];
   temperature?: number;
   maxTokens?: number;
-  abortSignal?: AbortSignal;
+  maxOutputTokens?: number;
+  topP?: number;
+  stopSequences?: string[];
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
 }
 
 interface WexecTextResult {
   text: string;
-  usage: WexecUsage;
-  finishReason?: string;
+  usage: WexecUsage | undefined;
+  finishReason: string | undefined;
+  response: { id: string; modelId: string };
 }
 
-interface WexecTextStream {
-  /** The text as it is produced; also returnable straight to the client. */
-  textStream: AsyncIterable<string> & ReadableStream<string>;
+interface WexecTextStream extends AsyncIterable<string> {
+  /** The text as it is produced; return it to stream it to the client. */
+  readonly textStream: ReadableStream<string>;
   readonly text: Promise<string>;
-  readonly usage: Promise<WexecUsage>;
+  readonly usage: Promise<WexecUsage | undefined>;
+  readonly finishReason: Promise<string | undefined>;
+  /** The text stream as a `text/plain` response. */
+  toTextStreamResponse(init?: { status?: number; headers?: { [name: string]: string } }): Response;
 }
 
 interface WexecObjectResult<T> {
   object: T;
-  usage: WexecUsage;
+  usage: WexecUsage | undefined;
+  finishReason: string | undefined;
 }
 
-/** The OpenAI-compatible client the AI helpers use, for calls in the provider's own shape. */
+/** A JSON Schema, as given or wrapped by `jsonSchema()`. */
+type WexecSchema = object | { jsonSchema: object };
+
+/** Calls in the provider's own (OpenAI) shape, and `openai('name')` for a model by name. */
 interface WexecOpenAI {
-  (model?: string): WexecModel;
+  (modelId: string): WexecModel;
   chat: {
     completions: {
-      create(request: { model?: string; messages: WexecChatMessage[]; stream?: false;
-                        [field: string]: unknown }): Promise<any>;
-      create(request: { model?: string; messages: WexecChatMessage[]; stream: true;
-                        [field: string]: unknown }): Promise<AsyncIterable<any>>;
+      create(request: { model?: string | WexecModel; messages: WexecChatMessage[];
+                        stream?: false; [field: string]: unknown }): Promise<any>;
+      /** The provider's chunks, as the OpenAI SDK gives them. */
+      create(request: { model?: string | WexecModel; messages: WexecChatMessage[];
+                        stream: true; [field: string]: unknown }): Promise<ReadableStream<any>>;
     };
   };
 }
 
 interface WexecIsolateOptions {
-  /** Milliseconds; never more than the caller's remaining time. */
+  /** Milliseconds; never more than the caller's remaining time less a margin. */
   timeout?: number;
 }
 
@@ -337,27 +355,34 @@ declare const fs: WexecFS;
 declare const isolate: {
   /**
    * Run `code` (JS or TS, top-level `return` allowed) in a fresh sandbox no wider than this
-   * one; `bindings` become its variables (an object) or its req, res and fetch (an array).
-   * Resolves to what it returned; rejects with its error, line and column.
+   * one. `bindings`: an object whose keys become its variables (JSON values; `req` and `res`
+   * become its own), or `[req, res, fetch]`. Resolves to what it answered (JSON parsed, text
+   * or bytes); rejects with its error, line and column.
    */
   eval(code: string, bindings?: { [name: string]: unknown } | unknown[],
        options?: WexecIsolateOptions): Promise<any>;
 };
 
-// The AI helpers, injected for scripts with `// @ai true` (or any @ai-* comment).
+// The AI helpers: their calls are granted to scripts with `// @ai true` (or any @ai-* comment).
 /** The script's model (`@ai-model`, else the server's). */
 declare const model: WexecModel;
 declare const openai: WexecOpenAI;
 declare function generateText(options: WexecGenerateOptions): Promise<WexecTextResult>;
 declare function streamText(options: WexecGenerateOptions): WexecTextStream;
+/** An object the model produces, validated against `schema` (a JSON Schema). */
 declare function generateObject<T = any>(
-  options: WexecGenerateOptions & { schema: object; schemaName?: string },
+  options: WexecGenerateOptions & { schema: WexecSchema },
 ): Promise<WexecObjectResult<T>>;
-/** The reference product's shorthands over the same helpers. */
+/** Marks a JSON Schema for generateObject, as the AI SDK's jsonSchema() does. */
+declare function jsonSchema(schema: object): { jsonSchema: object };
+/** The AI helpers in one object. */
 declare const ai: {
-  generate(prompt: string, options?: WexecGenerateOptions): Promise<WexecTextResult>;
-  stream(prompt: string, options?: WexecGenerateOptions): WexecTextStream;
-  object<T = any>(options: WexecGenerateOptions & { schema: object }): Promise<WexecObjectResult<T>>;
+  generateText: typeof generateText;
+  streamText: typeof streamText;
+  generateObject: typeof generateObject;
+  jsonSchema: typeof jsonSchema;
+  model: WexecModel;
+  openai: WexecOpenAI;
 };
 
 // CommonJS, as scripts may export a handler instead of returning.

@@ -40,13 +40,14 @@ const data: unknown = await upstream.json();
 const text: string = await fs.read('notes.txt');
 const bytes: Uint8Array = await fs.read('image.png', { encoding: null });
 await fs.write('out/a.ts', 'return 1;');
-const listed = await fs.list('out');
+const listed = (await fs.list('out', { recursive: true })).filter((e) => e.isFile);
 const { text: answer, usage } = await generateText({ model, system: 's', prompt: 'p' });
 const streamed = streamText({ model, prompt: 'p' });
 for await (const piece of streamed.textStream) console.log(piece);
 const { object } = await generateObject<{ n: number }>({ model, schema: { type: 'object' }, prompt: 'p' });
 const n: number = object.n;
-const short = await ai.generate('hello');
+const short = await ai.generateText({ prompt: 'hello' });
+const direct = await streamText({ model: openai('gpt-4o'), prompt: 'p' }).text;
 const completion = await openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
 const nested = await isolate.eval('return 1 + 1;', { req }, { timeout: 100 });
 const mac: string = crypto.createHmac('sha256', 'k').update(req.rawBody).digest('hex');
@@ -62,7 +63,7 @@ const copy = structuredClone({ a: 1 });
 const env: string | undefined = process.env.API_KEY;
 const stream = new ReadableStream<string>({ start(c) { c.enqueue('x'); c.close(); } });
 res.status(201).setHeader('x-id', id).cookie('s', 'v', { httpOnly: true });
-console.log(q, body, data, text, bytes, listed, answer, usage, n, short.text, completion, nested,
+console.log(q, body, data, text, bytes, listed, answer, usage, n, short.text, direct, completion, nested,
   same, uuid, encoded, params, copy, env, new NodeURL('https://a.example'));
 if (!id) return res.status(400).json({ error: 'id required' });
 return new Response(stream, { status: 200 });
@@ -145,7 +146,8 @@ def test_the_declarations_name_every_injected_global() -> None:
     for name in ("req", "res", "metadata", "shared", "fs", "isolate", "model", "openai", "ai",
                  "module", "process", "global"):
         assert f"declare const {name}:" in text, name
-    for name in ("generateText", "streamText", "generateObject", "require", "setImmediate"):
+    for name in ("generateText", "streamText", "generateObject", "jsonSchema", "require",
+                 "setImmediate"):
         assert f"declare function {name}" in text, name
     assert "declare class Buffer" in text
     assert '/// <reference lib="dom" />' in text  # fetch, Response, URL, crypto, timers
