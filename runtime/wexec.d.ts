@@ -120,9 +120,16 @@ interface WexecMetadata {
   readonly scriptPath: string;
 }
 
-/** State every script of the tenant shares: plain property access, JSON values. */
+/**
+ * State every script of the tenant shares: plain property access, JSON values. An object read
+ * from it reads and writes through; an array or a number read is a copy, assigned back.
+ */
 interface WexecShared {
   [key: string]: any;
+  /** Atomic read-modify-write of one top-level key: `fn` runs again if another write won. */
+  update<T = any>(key: string, fn: (value: T | undefined) => T | undefined): T | undefined;
+  /** Atomically adds `by` (default 1) to a number key; the new value. */
+  increment(key: string, by?: number): number;
 }
 
 type WexecHandler = (

@@ -34,6 +34,8 @@ const q = metadata.query.q;
 const body: unknown = req.body;
 const hits: number = (shared.hits ?? 0) + 1;
 shared.hits = hits;
+const visits: number = shared.increment('visits');
+shared.update<string[]>('queue', (q) => [...(q ?? []), 'job']);
 const upstream = await fetch('https://example.com/x', { method: 'POST', body: JSON.stringify({ id }),
   headers: new Headers({ 'content-type': 'application/json' }), signal: new AbortController().signal });
 const data: unknown = await upstream.json();
@@ -63,7 +65,7 @@ const copy = structuredClone({ a: 1 });
 const env: string | undefined = process.env.API_KEY;
 const stream = new ReadableStream<string>({ start(c) { c.enqueue('x'); c.close(); } });
 res.status(201).setHeader('x-id', id).cookie('s', 'v', { httpOnly: true });
-console.log(q, body, data, text, bytes, listed, answer, usage, n, short.text, direct, completion, nested,
+console.log(visits, q, body, data, text, bytes, listed, answer, usage, n, short.text, direct, completion, nested,
   same, uuid, encoded, params, copy, env, new NodeURL('https://a.example'));
 if (!id) return res.status(400).json({ error: 'id required' });
 return new Response(stream, { status: 200 });
