@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build the guest and compile its machine code")
     build.set_defaults(fn=_cmd_build)
 
+    types = sub.add_parser("types", help="write wexec.d.ts (and a tsconfig.json) for editors")
+    types.add_argument("dir", type=Path, nargs="?",
+                       help="where to write them (default: the scripts folder, WEXEC_SCRIPTS)")
+    types.set_defaults(fn=_cmd_types)
+
     add_serve_command(sub)
 
     token = sub.add_parser("token", help="management API tokens")
@@ -77,6 +82,19 @@ def _cmd_build(args: argparse.Namespace) -> int:
     sandbox = Sandbox(Settings())
     print(f"guest {sandbox.engine.guest_hash[:16]} ready in {time.perf_counter() - started:.2f} s")
     sandbox.close()
+    return 0
+
+
+def _cmd_types(args: argparse.Namespace) -> int:
+    from runtime import typings
+
+    folder: Path = args.dir if args.dir is not None else Settings().scripts
+    if folder.exists() and not folder.is_dir():
+        print(f"wexec: {folder} is a file; give the folder that holds your scripts",
+              file=sys.stderr)
+        return 2
+    for path in typings.write(folder):
+        print(f"wrote {path}")
     return 0
 
 

@@ -15,18 +15,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from runtime.api import cache, errors, health, magic_comments, routing, scripts, system, validate
+from runtime.api import (
+    cache,
+    errors,
+    health,
+    magic_comments,
+    routing,
+    scripts,
+    system,
+    templates,
+    typings,
+    user_openapi,
+    validate,
+)
 from runtime.api.access import Gatekeeper, Guard
 from runtime.api.deps import authorize
 from runtime.api.services import Services
 
-PUBLIC: list[APIRouter] = [health.router]
+PUBLIC: list[APIRouter] = [health.router, typings.router]
 """Routers anyone may call: they tell whether the process is up, nothing about any tenant."""
 DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2-redirect"})
 """The API's own description, open like the public routers."""
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
-    system.router,
+    system.router, templates.router, user_openapi.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""

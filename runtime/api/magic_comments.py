@@ -15,13 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from runtime.api.confined import file_errors, files_of, read_text
 from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
-from runtime.api.scripts import (
-    file_errors,
-    files_of,
-    is_code,
-    read_text,
-)
+from runtime.api.scripts import is_code
 from runtime.api.validate import Problem, magic_dump
 from runtime.catalog.files import TenantFiles
 from runtime.compiler.magic import (

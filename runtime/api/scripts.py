@@ -9,60 +9,25 @@ next request runs the new version, with no reload interval to wait for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import fnmatch
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime.api.confined import exists, file_errors, files_of, read_text
 from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
 from runtime.api.services import Services
 from runtime.api.validate import Problem, ScriptReport, magic_dump, script_report
-from runtime.catalog.confine import MAX_SCRIPT_BYTES, OutsideRoot
+from runtime.catalog.confine import MAX_SCRIPT_BYTES
 from runtime.catalog.files import Entry, TenantFiles, parts
 from runtime.catalog.routes import RouteError, is_script, route_for
 from runtime.catalog.tenants import Tenant
 from runtime.compiler.magic import MagicCommentError, MagicComments, parse_magic_comments
 from runtime.compiler.shape import detect_shape
 from runtime.http.errors import HTTPError
-
-# -- shared with the other namespaces that touch files ---------------------------------------
-
-
-def files_of(services: Services, tenant: Tenant) -> TenantFiles:
-    """The tenant's confined files."""
-    return TenantFiles(tenant.root, services.settings.max_tenant_entries)
-
-
-@contextlib.contextmanager
-def file_errors(path: str) -> Iterator[None]:
-    """The file layer's refusals as the API's JSON errors, each saying what to change."""
-    try:
-        yield
-    except OutsideRoot as exc:
-        raise HTTPError(403, "forbidden", f"Path is excluded from access: {exc}",
-                        path=path) from None
-    except FileNotFoundError as exc:
-        raise HTTPError(404, "not_found", str(exc), path=path) from None
-    except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
-        raise HTTPError(409, "conflict", str(exc), path=path) from None
-    except OSError as exc:
-        if exc.errno == errno.EFBIG:
-            raise HTTPError(413, "too_large", exc.strerror or str(exc), path=path) from None
-        if exc.errno == errno.ENOTEMPTY:
-            raise HTTPError(409, "conflict", exc.strerror or str(exc), path=path) from None
-        raise
-
-
-def read_text(files: TenantFiles, path: str) -> str:
-    """A file of the tenant as text (bytes that are not UTF-8 shown as U+FFFD)."""
-    with file_errors(path):
-        return files.read(path).decode("utf-8", "replace")
 
 
 def is_code(path: str) -> bool:
@@ -249,7 +214,7 @@ async def write(request: Request, body: ScriptWrite, services: ServicesDep,
         report = await _validated(services, body.path, body.content)
     files = files_of(services, tenant)
     with file_errors(body.path):
-        created = not _exists(files, body.path)
+        created = not exists(files, body.path)
         files.write(body.path, data, create_dirs=body.createDirs)
     compile_error = None
     if is_code(body.path):
@@ -397,14 +362,6 @@ async def _validated(services: Services, path: str, content: str) -> ScriptRepor
                            else "") + "; fix it, or send validate=false to store it as is",
                         path=path, validation=report.model_dump(mode="json"))
     return report
-
-
-def _exists(files: TenantFiles, path: str) -> bool:
-    parent, _, name = path.rstrip("/").rpartition("/")
-    try:
-        return any(e.path.rpartition("/")[2] == name for e in files.entries(parent))
-    except (FileNotFoundError, NotADirectoryError):
-        return False
 
 
 def _entry(files: TenantFiles, path: str) -> Entry:
