@@ -296,6 +296,8 @@ def guest_hash() -> str:
     )
     h.update("\0".join((*pins, *PRELUDE_BUNDLE)).encode())
     h.update(Path(__file__).with_name("esbuild.py").read_bytes())  # the bundler's pin, unimported
+    h.update(_sibling("npm").pins().encode())  # the npm packages the prelude bundles
+    h.update(Path(__file__).with_name("encodings.py").read_bytes())  # a module it generates
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
     for name in guest_files():
         with open(os.path.join(GUEST_DIR, name), "rb") as f:
@@ -411,11 +413,11 @@ def _patched_quickjs(text: str) -> str:
     return QUICKJS_RC_INIT.sub(r"js_rc(\1)->ref_count = ", text)
 
 
-def _esbuild() -> ModuleType:
-    """build/esbuild.py, the pinned bundler the compiler uses too, loaded by path."""
-    name = "wexec_build.esbuild"
+def _sibling(stem: str) -> ModuleType:
+    """build/<stem>.py (esbuild.py, the pinned bundler the compiler uses too; npm.py), by path."""
+    name = f"wexec_build.{stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("esbuild.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -426,15 +428,34 @@ def _esbuild() -> ModuleType:
 def _bundle_prelude(cache_dir: Path) -> bytes:
     """guest/prelude/ bundled into the one script wx_init evaluates (see PRELUDE_BUNDLE)."""
     import subprocess
+    import tempfile
 
-    esbuild = _esbuild().ensure_esbuild(cache_dir)
-    entry = (GUEST_DIR / "prelude" / "index.js").relative_to(GUEST_DIR.parent)
-    proc = subprocess.run(
-        [str(esbuild), entry.as_posix(), *PRELUDE_BUNDLE],
-        cwd=GUEST_DIR.parent,  # so each module's marker reads guest/prelude/<path>
-        capture_output=True,
-        check=False,
-    )
+    esbuild = _sibling("esbuild").ensure_esbuild(cache_dir)
+    packages = _sibling("npm").node_modules(cache_dir)
+    # esbuild runs in a folder of links, guest/ and node_modules/<package>, and keeps the links'
+    # paths: each module's marker then reads guest/prelude/<path> or node_modules/<package>/<path>,
+    # whatever the checkout's and the cache's locations, so the bundle is the same everywhere.
+    # node_modules/ also holds the module build/encodings.py generates.
+    encodings = _sibling("encodings")
+    with tempfile.TemporaryDirectory(prefix="wexec-prelude-") as tmp:
+        os.symlink(GUEST_DIR, os.path.join(tmp, "guest"))
+        modules = Path(tmp) / "node_modules"
+        modules.mkdir()
+        for package in packages.iterdir():
+            if package.name.startswith("@"):  # a scope: link its packages one by one
+                (modules / package.name).mkdir()
+                for scoped in package.iterdir():
+                    os.symlink(scoped, modules / package.name / scoped.name)
+            elif not package.name.startswith("."):
+                os.symlink(package, modules / package.name)
+        (modules / encodings.MODULE).write_text(encodings.module_source(packages), encoding="utf-8")
+        proc = subprocess.run(
+            [str(esbuild), "guest/prelude/index.js", "--preserve-symlinks", *PRELUDE_BUNDLE],
+            cwd=tmp,
+            capture_output=True,
+            check=False,
+        )
+    entry = "guest/prelude/index.js"
     if proc.returncode != 0:
         raise RuntimeError(f"esbuild {entry} failed:\n{proc.stderr.decode(errors='replace')[-8000:]}")
     return proc.stdout
