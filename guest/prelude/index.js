@@ -25,8 +25,13 @@ import { Buffer } from './lib/buffer.js';
 import { webcrypto } from './host/crypto.js';
 import { URL, URLSearchParams } from './lib/url.js';
 import { structuredClone } from './lib/structured-clone.js';
-import { ReadableStream } from './lib/streams.js';
-import { Headers, Response } from './lib/http.js';
+import * as streams from './lib/streams.js';
+import { Headers, Request, Response } from './lib/http.js';
+import { CustomEvent, Event, EventTarget } from './lib/events.js';
+import { AbortController, AbortSignal } from './lib/abort.js';
+import { Blob, File } from './lib/blob.js';
+import { FormData } from './lib/formdata.js';
+import { URLPattern } from 'urlpattern-polyfill/urlpattern';
 import { run, skip, timeout, uncaught } from './handler/run.js';
 import { flush } from './crossing/report.js';
 import { rejection } from './crossing/rejections.js';
@@ -58,8 +63,32 @@ define(G, {
   URLSearchParams,
   structuredClone,
   Headers,
+  Request,
   Response,
-  ReadableStream,
+  ReadableStream: streams.ReadableStream,
+  ReadableStreamDefaultReader: streams.ReadableStreamDefaultReader,
+  ReadableStreamBYOBReader: streams.ReadableStreamBYOBReader,
+  ReadableStreamBYOBRequest: streams.ReadableStreamBYOBRequest,
+  ReadableStreamDefaultController: streams.ReadableStreamDefaultController,
+  ReadableByteStreamController: streams.ReadableByteStreamController,
+  WritableStream: streams.WritableStream,
+  WritableStreamDefaultWriter: streams.WritableStreamDefaultWriter,
+  WritableStreamDefaultController: streams.WritableStreamDefaultController,
+  TransformStream: streams.TransformStream,
+  TransformStreamDefaultController: streams.TransformStreamDefaultController,
+  ByteLengthQueuingStrategy: streams.ByteLengthQueuingStrategy,
+  CountQueuingStrategy: streams.CountQueuingStrategy,
+  TextEncoderStream: streams.TextEncoderStream,
+  TextDecoderStream: streams.TextDecoderStream,
+  Event,
+  EventTarget,
+  CustomEvent,
+  AbortController,
+  AbortSignal,
+  Blob,
+  File,
+  FormData,
+  URLPattern,
   Buffer,
   process,
   require,
