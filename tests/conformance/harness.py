@@ -101,15 +101,15 @@ def wpt_files_present(files: list[str]) -> list[str]:
     return [f for f in files if not (WPT / f).is_file()]
 
 
-def _wpt_unit(rel: str) -> str:
+def _wpt_unit(rel: str, root: Path) -> str:
     """One test file and the resources its META lines name, in a function of its own."""
-    path = WPT / rel
+    path = root / rel
     text = path.read_text(encoding="utf-8")
     parts = []
     for ref in META_SCRIPT.findall(text):
         if ref.endswith(("testharness.js", "testharnessreport.js")):
             continue
-        resource = WPT / ref.lstrip("/") if ref.startswith("/") else (path.parent / ref).resolve()
+        resource = root / ref.lstrip("/") if ref.startswith("/") else (path.parent / ref).resolve()
         parts.append(resource.read_text(encoding="utf-8"))
     body = "\n".join([*parts, text])
     name = json.dumps(rel)
@@ -119,15 +119,16 @@ def _wpt_unit(rel: str) -> str:
     )
 
 
-def _wpt_source(files: list[str], tail: str) -> str:
-    return "\n".join([RUNNER.read_text(encoding="utf-8"), *(_wpt_unit(f) for f in files), tail])
+def _wpt_source(files: list[str], tail: str, root: Path) -> str:
+    return "\n".join([RUNNER.read_text(encoding="utf-8"), *(_wpt_unit(f, root) for f in files), tail])
 
 
-def run_wpt_files(sandbox: Any, api: str, files: list[str]) -> Outcome:
-    """Run WPT ``.any.js`` files in one sandboxed script; each test is a case, named file: test."""
+def run_wpt_files(sandbox: Any, api: str, files: list[str], root: Path = WPT) -> Outcome:
+    """Run testharness ``.any.js`` files (WPT's under ``root``, or the project's own written the
+    same way) in one sandboxed script; each test is a case, named file: test."""
     from runtime.sandbox import Invocation
 
-    source = "// @timeout 120000\n" + _wpt_source(files, "return __wpt.finish();")
+    source = "// @timeout 120000\n" + _wpt_source(files, "return __wpt.finish();", root)
     artefact = sandbox.compiler.compile_source(source, f"wpt-{api}.js")
     result = sandbox.run_sync(artefact, Invocation("GET", "/"))
     assert result.status == 200, f"{api}: the conformance script failed: {result.body[:2000]!r}"
@@ -135,12 +136,12 @@ def run_wpt_files(sandbox: Any, api: str, files: list[str]) -> Outcome:
     return Outcome(api, body["total"], body["failed"])
 
 
-def node_wpt_outcome(files: list[str], total: int) -> int | None:
-    """How many of the same WPT tests Node fails; a test Node never ran counts as failed."""
+def node_wpt_outcome(files: list[str], total: int, root: Path = WPT) -> int | None:
+    """How many of the same tests Node fails; a test Node never ran counts as failed."""
     node = shutil.which("node")
     if node is None:
         return None
-    source = _wpt_source(files, "__wpt.finish().then((r) => process.stdout.write(JSON.stringify(r)));")
+    source = _wpt_source(files, "__wpt.finish().then((r) => process.stdout.write(JSON.stringify(r)));", root)
     proc = subprocess.run(
         [node, "--expose-gc", "--input-type=commonjs", "-"],
         check=False, input=source, capture_output=True, text=True, timeout=300,
