@@ -121,9 +121,16 @@ Object.defineProperty(G, 'crypto', {
 // headers have their keys in the order the host sends them (ABI.md).
 const warm = () => {
   load(W.parseJSON('{"filename":"warm-up.js","env":{},"mem_limit":0,"budget_ms":null}'),
-    // answers at once, so the settling job that follows has nothing left to do
-    function (module) { module.exports = (req, res) => { res.json({}); }; });
+    // answers at once, so the settling job that follows has nothing left to do; /response
+    // answers as handlers returning a Response do, whose Headers and body have shapes too
+    function (module) {
+      module.exports = (req, res) => (req.path === '/response'
+        ? new Response(new Response('hi').headers.get('content-type'), { status: 200, headers: { 'x-a': '1' } })
+        : res.json({}));
+    });
   run(W.parseJSON('[1,"GET","http://localhost/","/",{},{},{},"",0]'), undefined);
+  flush();
+  run(W.parseJSON('[2,"GET","http://localhost/response","/response",{},{},{},"",0]'), undefined);
   flush();
   // and both headers of wx_run, with and without a load
   W.parseJSON('{"budget_ms":null,"batch":[]}');

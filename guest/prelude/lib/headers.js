@@ -1,26 +1,36 @@
 // Headers (Fetch Standard): a header list of [lower-case name, value] pairs, each name and value
 // checked; read back sorted and combined, except Set-Cookie, whose values stay apart (and go
-// out as separate header lines: handler/run.js sends pairs()).
+// out as separate header lines: handler/run.js sends headerPairs()).
+//
+// Every Response a handler returns makes one, so the common case costs one native regular
+// expression test per name and per value (a loop over the characters costs more in the guest's
+// interpreter); the messages of the rare failures are worked out after.
 
+const LOWER_TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const INVALID_VALUE = /[\0\r\n]/;
-const WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
+// No leading or trailing HTTP whitespace, no NUL, CR or LF, nothing above U+00FF.
+const PLAIN_VALUE = /^(?:[^\0\t\n\r \u0100-\uffff](?:[^\0\n\r\u0100-\uffff]*[^\0\t\n\r \u0100-\uffff])?)?$/;
+const EDGE_SPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
-// A ByteString (WebIDL): a TypeError for a code unit above 0xFF.
-const byteString = (v, what) => {
-  const s = String(v);
-  if (!/^[\0-\xff]*$/.test(s)) throw new TypeError(what + ' has a character above U+00FF: ' + JSON.stringify(s.slice(0, 80)));
-  return s;
-};
+const show = (s) => JSON.stringify(s.slice(0, 80));
+const ABOVE_BYTE = /[\u0100-\uffff]/;
+
 const checkName = (name) => {
-  const s = byteString(name, 'Header name');
-  if (!TOKEN.test(s)) throw new TypeError('Invalid header name: ' + JSON.stringify(s.slice(0, 80)));
-  return s.toLowerCase();
+  const s = typeof name === 'string' ? name : String(name);
+  if (LOWER_TOKEN.test(s)) return s;
+  if (TOKEN.test(s)) return s.toLowerCase();
+  // A ByteString (WebIDL) has no code unit above 0xFF: a TypeError, like any other bad name.
+  if (ABOVE_BYTE.test(s)) throw new TypeError('Header name has a character above U+00FF: ' + show(s));
+  throw new TypeError('Invalid header name: ' + show(s));
 };
+
 const checkValue = (value) => {
-  const s = byteString(value, 'Header value').replace(WHITESPACE, '');
-  if (INVALID_VALUE.test(s)) throw new TypeError('Invalid header value (NUL, CR or LF): ' + JSON.stringify(s.slice(0, 80)));
-  return s;
+  const s = typeof value === 'string' ? value : String(value);
+  if (PLAIN_VALUE.test(s)) return s;
+  if (ABOVE_BYTE.test(s)) throw new TypeError('Header value has a character above U+00FF: ' + show(s));
+  const t = s.replace(EDGE_SPACE, '');
+  if (/[\0\r\n]/.test(t)) throw new TypeError('Invalid header value (NUL, CR or LF): ' + show(s));
+  return t;
 };
 
 // Guards: 'none' (a script's own Headers), 'immutable' (Response.error/redirect), 'request' and
@@ -34,26 +44,30 @@ class Headers {
   constructor(init) {
     if (init !== undefined) fill(this, init);
   }
-  static #of(self) {
-    if (!(self !== null && typeof self === 'object' && #list in self)) throw new TypeError('Illegal invocation: not a Headers');
-    return self;
-  }
-  static #writable(self) {
-    const h = Headers.#of(self);
-    if (h.#guard === 'immutable') throw new TypeError('Headers are immutable');
-    h.#sorted = null;
-    return h.#list;
+  #writable() {
+    if (this.#guard === 'immutable') throw new TypeError('Headers are immutable');
+    this.#sorted = null;
+    return this.#list;
   }
   append(name, value) {
     if (arguments.length < 2) throw new TypeError("Failed to execute 'append' on 'Headers': 2 arguments required.");
+    this.#append(name, value);
+  }
+  #append(name, value) {
     const n = checkName(name), v = checkValue(value);
-    Headers.#writable(this).push([n, v]);
+    this.#writable().push([n, v]);
   }
   set(name, value) {
     if (arguments.length < 2) throw new TypeError("Failed to execute 'set' on 'Headers': 2 arguments required.");
     const n = checkName(name), v = checkValue(value);
-    const list = Headers.#writable(this);
-    const first = list.findIndex((p) => p[0] === n);
+    const list = this.#writable();
+    let first = -1;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i][0] === n) {
+        first = i;
+        break;
+      }
+    }
     if (first < 0) {
       list.push([n, v]);
       return;
@@ -63,26 +77,28 @@ class Headers {
   }
   delete(name) {
     const n = checkName(name);
-    const list = Headers.#writable(this);
+    const list = this.#writable();
     for (let i = list.length - 1; i >= 0; i--) if (list[i][0] === n) list.splice(i, 1);
   }
   get(name) {
     const n = checkName(name);
-    const values = [];
-    for (const p of Headers.#of(this).#list) if (p[0] === n) values.push(p[1]);
-    return values.length ? values.join(', ') : null;
+    const list = this.#list;
+    let out = null;
+    for (let i = 0; i < list.length; i++) if (list[i][0] === n) out = out === null ? list[i][1] : out + ', ' + list[i][1];
+    return out;
   }
   has(name) {
     const n = checkName(name);
-    return Headers.#of(this).#list.some((p) => p[0] === n);
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) if (list[i][0] === n) return true;
+    return false;
   }
   getSetCookie() {
     const values = [];
-    for (const p of Headers.#of(this).#list) if (p[0] === 'set-cookie') values.push(p[1]);
+    for (const p of this.#list) if (p[0] === 'set-cookie') values.push(p[1]);
     return values;
   }
   forEach(fn, thisArg) {
-    Headers.#of(this);
     if (typeof fn !== 'function') throw new TypeError("Failed to execute 'forEach' on 'Headers': parameter 1 is not a function.");
     for (let i = 0; i < pairs(this).length; i++) {
       const [k, v] = pairs(this)[i];
@@ -96,24 +112,35 @@ class Headers {
 
   // The sorted and combined pairs; what iteration and the response's header lines read.
   static pairs(self) {
-    const h = Headers.#of(self);
-    if (h.#sorted) return h.#sorted;
-    const names = [...new Set(h.#list.map((p) => p[0]))].sort();
+    if (self.#sorted) return self.#sorted;
+    const list = self.#list;
+    if (list.length <= 1) return (self.#sorted = list.map((p) => [p[0], p[1]]));
+    const names = [...new Set(list.map((p) => p[0]))].sort();
     const out = [];
     for (const n of names) {
       if (n === 'set-cookie') {
-        for (const p of h.#list) if (p[0] === n) out.push([n, p[1]]);
+        for (const p of list) if (p[0] === n) out.push([n, p[1]]);
       } else {
         out.push([n, self.get(n)]);
       }
     }
-    return (h.#sorted = out);
+    return (self.#sorted = out);
   }
-  static guard(self, guard) { Headers.#of(self).#guard = guard; }
+  static guard(self, guard) { self.#guard = guard; }
+  static appendChecked(self, name, value) { self.#append(name, value); }
+  // For the Response and Request constructors: a name and value known to be valid.
+  static appendTrusted(self, name, value) {
+    self.#sorted = null;
+    self.#list.push([name, value]);
+  }
+  static hasTrusted(self, name) {
+    const list = self.#list;
+    for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
+    return false;
+  }
 }
-const { pairs, guard } = Headers;
-delete Headers.pairs;
-delete Headers.guard;
+const { pairs, guard, appendTrusted, appendChecked, hasTrusted } = Headers;
+for (const k of ['pairs', 'guard', 'appendTrusted', 'appendChecked', 'hasTrusted']) delete Headers[k];
 
 // Fills h from a HeadersInit: a sequence of pairs (a Headers is one) or a record.
 function fill(h, init) {
@@ -127,9 +154,9 @@ function fill(h, init) {
       if (pair === null || typeof pair !== 'object' || typeof pair[Symbol.iterator] !== 'function') {
         throw new TypeError('Headers init: each header must be a [name, value] pair');
       }
-      const p = [...pair];
+      const p = Array.isArray(pair) ? pair : [...pair];
       if (p.length !== 2) throw new TypeError('Headers init: a header pair has ' + p.length + ' items, not 2');
-      h.append(p[0], p[1]);
+      appendChecked(h, p[0], p[1]);
     }
     return;
   }
@@ -137,16 +164,16 @@ function fill(h, init) {
     const d = Reflect.getOwnPropertyDescriptor(init, key);
     if (d === undefined || !d.enumerable) continue;
     if (typeof key === 'symbol') throw new TypeError('Headers init: a header name cannot be a Symbol');
-    h.append(key, init[key]);
+    appendChecked(h, key, init[key]);
   }
 }
 
+const ITER = Symbol('headers iterator');
 const HeadersIterator = Object.create(Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())), {
   next: {
     value: function next() {
-      const it = this;
-      if (!it || !(ITER in it)) throw new TypeError('Illegal invocation: not a Headers iterator');
-      const s = it[ITER];
+      const s = this !== null && typeof this === 'object' ? this[ITER] : undefined;
+      if (s === undefined) throw new TypeError('Illegal invocation: not a Headers iterator');
       const list = pairs(s.headers);
       if (s.index >= list.length) return { value: undefined, done: true };
       const [k, v] = list[s.index++];
@@ -156,7 +183,6 @@ const HeadersIterator = Object.create(Object.getPrototypeOf(Object.getPrototypeO
   },
   [Symbol.toStringTag]: { value: 'Headers Iterator', configurable: true },
 });
-const ITER = Symbol('headers iterator');
 const iterate = (headers, kind) => {
   pairs(headers);
   const it = Object.create(HeadersIterator);
@@ -165,4 +191,4 @@ const iterate = (headers, kind) => {
 };
 Object.defineProperty(Headers.prototype, Symbol.toStringTag, { value: 'Headers', configurable: true });
 
-export { Headers, guard as guardHeaders, pairs as headerPairs };
+export { Headers, appendTrusted, guard as guardHeaders, hasTrusted, pairs as headerPairs };

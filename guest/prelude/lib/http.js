@@ -2,7 +2,7 @@
 // gives. Their bodies are in body.js, their headers in headers.js.
 
 import { stringify } from '../crossing/intrinsics.js';
-import { Headers, guardHeaders, headerPairs } from './headers.js';
+import { Headers, appendTrusted, guardHeaders, hasTrusted, headerPairs } from './headers.js';
 import { cloneBody, extract, installBody, isUsed } from './body.js';
 import { AbortController, AbortSignal } from './abort.js';
 import { URL } from './url.js';
@@ -35,7 +35,7 @@ class Response {
     if (b !== null && NULL_BODY.includes(status)) {
       throw new TypeError("Failed to construct 'Response': Response with null body status (" + status + ') cannot have body');
     }
-    if (type !== null && !headers.has('content-type')) headers.append('content-type', type);
+    if (type !== null && !hasTrusted(headers, 'content-type')) appendTrusted(headers, 'content-type', type);
     this.#r = { status, statusText, headers, body: b, type: 'default', url: '', redirected: false };
   }
   static #of(self) {
@@ -197,7 +197,7 @@ class Request {
         throw new TypeError("Failed to construct 'Request': The duplex member must be specified for a request with a streaming body");
       }
       q.body = b;
-      if (type !== null && !q.headers.has('content-type')) q.headers.append('content-type', type);
+      if (type !== null && !hasTrusted(q.headers, 'content-type')) appendTrusted(q.headers, 'content-type', type);
     } else if (from && from.body !== null && init.body === undefined) {
       if (isUsed(from.body)) throw new TypeError("Failed to construct 'Request': Cannot construct a Request with a Request object that has already been used.");
       q.body = { src: from.body.src, used: false };
