@@ -196,6 +196,17 @@ static size_t utf8_decode_whatwg(const uint8_t *p, size_t n, uint16_t *out, int 
     while (i < n) {
         uint32_t cp = p[i];
         if (cp < 0x80) {
+            while (i + 4 <= n && !((p[i] | p[i + 1] | p[i + 2] | p[i + 3]) & 0x80)) {
+                out[k] = p[i];
+                out[k + 1] = p[i + 1];
+                out[k + 2] = p[i + 2];
+                out[k + 3] = p[i + 3];
+                k += 4;
+                i += 4;
+            }
+            if (i == n || p[i] >= 0x80)
+                continue;
+            cp = p[i];
             out[k++] = (uint16_t)cp;
             i++;
             continue;
@@ -243,6 +254,21 @@ static size_t utf8_decode_whatwg(const uint8_t *p, size_t n, uint16_t *out, int 
     return k;
 }
 
+/* Whether every byte is below 0x80, eight at a time. */
+static int is_ascii(const uint8_t *p, size_t n)
+{
+    uint64_t bits = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        bits |= w;
+    }
+    for (; i < n; i++)
+        bits |= p[i];
+    return (bits & 0x8080808080808080ull) == 0;
+}
+
 /* decode(bytes, enc) -> string. ENC_UTF8_FATAL throws on malformed input. */
 static JSValue w_decode(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
@@ -253,23 +279,28 @@ static JSValue w_decode(JSContext *c, JSValueConst this, int argc, JSValueConst 
         return JS_EXCEPTION;
     JSValue r;
     if (enc == ENC_UTF8 || enc == ENC_UTF8_FATAL) {
-        uint8_t bits = 0;
-        for (size_t i = 0; i < b.n; i++)
-            bits |= b.p[i];
-        if (bits < 0x80) {
-            r = JS_NewStringLen(c, (const char *)b.p, b.n); /* ASCII: one byte per character */
+        if (is_ascii(b.p, b.n)) {
+            r = JS_NewStringLen(c, (const char *)b.p, b.n); /* one byte per character */
         } else {
-            uint16_t *u = js_malloc(c, b.n * 2);
-            if (u) {
-                int errors = 0;
-                size_t k = utf8_decode_whatwg(b.p, b.n, u, &errors);
-                if (errors && enc == ENC_UTF8_FATAL)
-                    r = JS_ThrowTypeError(c, "The encoded data was not valid for encoding utf-8");
-                else
-                    r = JS_NewStringUTF16(c, u, k);
-                js_free(c, u);
-            } else {
+            /* decoded straight into the string: at most one code unit per byte */
+            JSString *str = js_alloc_string(c, (int)b.n, 1);
+            if (!str) {
                 r = JS_EXCEPTION;
+            } else {
+                int errors = 0;
+                size_t k = utf8_decode_whatwg(b.p, b.n, str16(str), &errors);
+                if (errors && enc == ENC_UTF8_FATAL) {
+                    js_free_string(c->rt, str);
+                    r = JS_ThrowTypeError(c, "The encoded data was not valid for encoding utf-8");
+                } else {
+                    if (k < b.n - b.n / 4) { /* mostly multi-byte characters: give back the rest */
+                        JSString *fit = js_realloc(c, str, sizeof(JSString) + k * 2);
+                        if (fit)
+                            str = fit;
+                    }
+                    str->len = (uint32_t)k;
+                    r = JS_MKPTR(JS_TAG_STRING, str);
+                }
             }
         }
     } else if (enc == ENC_LATIN1) {
