@@ -215,6 +215,29 @@ ASYNC_CONTEXT_PATCHES = (
         1,
     ),
 )
+# While JS_KEEP_SOURCE is 0 (the includer's to define), the parser keeps no copy of a function's
+# source for Function.prototype.toString: each nested function keeps its own slice otherwise, over
+# 1 MiB of the snapshot for the prelude, whose functions then print as [native code].
+KEEP_SOURCE = """\
+#ifndef JS_KEEP_SOURCE
+#define JS_KEEP_SOURCE 1
+#endif
+static inline JSShape *js_new_shape_nohash("""
+def _keep_source_patch(pad: str, dest: str, start: str) -> tuple[str, str, int]:
+    """The patch of one place where the parser copies a function's source (see KEEP_SOURCE)."""
+    copy = f"js_strndup(ctx, (const char *){start}, {dest}_len)"
+    return (
+        f"{pad}{dest} = {copy};\n{pad}if (!{dest})\n",
+        f"{pad}{dest} = JS_KEEP_SOURCE ? {copy} : NULL;\n{pad}if (!{dest} && JS_KEEP_SOURCE)\n",
+        1,
+    )
+
+
+KEEP_SOURCE_PATCHES = (
+    _keep_source_patch("            ", "fd->source", "ptr"),  # a function
+    _keep_source_patch("        ", "fd->source", "ptr"),  # an arrow function
+    _keep_source_patch("    ", "ctor_fd->source", "class_start_ptr"),  # a class
+)
 QUICKJS_PATCHES = (
     ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
     ("static int64_t date_now(void) {\n", CLOCK_READ, 1),
@@ -224,6 +247,7 @@ QUICKJS_PATCHES = (
         1,
     ),
     ("static inline JSShape *js_new_shape_nohash(", SHAPE_PIN, 1),
+    ("static inline JSShape *js_new_shape_nohash(", KEEP_SOURCE, 1),
     (
         "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
         "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
@@ -244,6 +268,7 @@ QUICKJS_PATCHES = (
         1,
     ),
     *ASYNC_CONTEXT_PATCHES,
+    *KEEP_SOURCE_PATCHES,
 )
 QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 
