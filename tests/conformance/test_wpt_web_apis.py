@@ -24,6 +24,11 @@ SUITES = {
     ],
     "AbortSignal (WPT files)": [
         "dom/abort/AbortSignal.any.js",
+        "dom/abort/event.any.js",
+    ],
+    "Event (WPT files)": [
+        "dom/events/Event-constructors.any.js",
+        "dom/events/AddEventListenerOptions-signal.any.js",
     ],
 }
 

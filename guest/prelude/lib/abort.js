@@ -1,7 +1,7 @@
 // AbortController and AbortSignal (DOM Standard): how a script cancels a fetch, a stream pipe or
 // its own work. AbortSignal.timeout runs on the script's timers (host/timers.js).
 
-import { Event, EventTarget } from './events.js';
+import { Event, EventTarget, trustedEvent } from './events.js';
 import { clearTimer, setTimeout } from '../host/timers.js';
 
 const MINT = Symbol('mint'); // only this module makes signals: `new AbortSignal()` is a TypeError
@@ -72,7 +72,7 @@ class AbortSignal extends EventTarget {
     const algorithms = s.#algorithms;
     s.#algorithms = [];
     for (const run of algorithms) run();
-    s.dispatchEvent(new Event('abort'));
+    s.dispatchEvent(trustedEvent(new Event('abort')));
   }
 }
 const { signalAbort } = AbortSignal;

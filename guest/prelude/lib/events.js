@@ -5,7 +5,6 @@
 import { log } from './console.js';
 
 const NONE = 0, CAPTURING_PHASE = 1, AT_TARGET = 2, BUBBLING_PHASE = 3;
-const started = Date.now();
 
 class Event {
   #type;
@@ -21,7 +20,8 @@ class Event {
   #dispatching = false;
   #passive = false;
   #initialized = true;
-  #timeStamp = Date.now() - started;
+  #trusted = false; // dispatched by the runtime (an AbortSignal's abort), not by a script
+  #timeStamp = performance.now(); // ms since the time origin, as performance.now()
 
   constructor(type, init) {
     if (arguments.length === 0) throw new TypeError("Failed to construct 'Event': 1 argument required, but only 0 present.");
@@ -47,7 +47,7 @@ class Event {
   get cancelable() { return Event.#of(this).#cancelable; }
   get composed() { return Event.#of(this).#composed; }
   get defaultPrevented() { return Event.#of(this).#canceled; }
-  get isTrusted() { Event.#of(this); return false; }
+  get isTrusted() { return Event.#of(this).#trusted; }
   get timeStamp() { return Event.#of(this).#timeStamp; }
   get returnValue() { return !Event.#of(this).#canceled; }
   set returnValue(v) { if (!v) this.preventDefault(); }
@@ -87,6 +87,10 @@ class Event {
     e.#phase = AT_TARGET;
   }
   static stopped(e) { return e.#stopNow; }
+  static trusted(e) {
+    e.#trusted = true;
+    return e;
+  }
   static passive(e, on) { e.#passive = on; }
   static dispatched(e) {
     e.#dispatching = false;
@@ -100,11 +104,8 @@ for (const [k, v] of Object.entries({ NONE, CAPTURING_PHASE, AT_TARGET, BUBBLING
   Object.defineProperty(Event, k, { value: v, enumerable: true });
   Object.defineProperty(Event.prototype, k, { value: v, enumerable: true });
 }
-const { dispatching, stopped, passive, dispatched } = Event;
-delete Event.dispatching;
-delete Event.stopped;
-delete Event.passive;
-delete Event.dispatched;
+const { dispatching, stopped, passive, dispatched, trusted } = Event;
+for (const k of ['dispatching', 'stopped', 'passive', 'dispatched', 'trusted']) delete Event[k];
 
 class CustomEvent extends Event {
   #detail;
@@ -131,19 +132,20 @@ class EventTarget {
   addEventListener(type, callback, options) {
     const t = EventTarget.#of(this);
     const o = flatten(options);
+    const capture = !!o.capture, once = !!o.once, passive = !!o.passive, signal = o.signal;
+    if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
+      throw new TypeError("Failed to execute 'addEventListener': member signal is not of type AbortSignal.");
+    }
     if (callback === null || callback === undefined) return;
     if (typeof callback !== 'function' && typeof callback !== 'object') {
       throw new TypeError("Failed to execute 'addEventListener': parameter 2 is not of type 'Object'.");
     }
-    const signal = o.signal;
     if (signal !== undefined && signal.aborted) return;
     type = String(type);
-    const capture = !!o.capture;
     let list = t.#listeners.get(type);
     if (!list) t.#listeners.set(type, (list = []));
     if (list.some((l) => l.callback === callback && l.capture === capture)) return;
-    const listener = { callback, capture, once: !!o.once, passive: !!o.passive, removed: false };
-    list.push(listener);
+    list.push({ callback, capture, once, passive, removed: false });
     if (signal !== undefined) signal.addEventListener('abort', () => this.removeEventListener(type, callback, { capture }));
   }
   removeEventListener(type, callback, options) {
@@ -179,4 +181,4 @@ class EventTarget {
   }
 }
 
-export { CustomEvent, Event, EventTarget };
+export { CustomEvent, Event, EventTarget, trusted as trustedEvent };
