@@ -1,6 +1,6 @@
 // Blob and File (File API): immutable bytes with a type, held in memory as one Uint8Array.
 
-import { utf8, viewOf } from './encoding.js';
+import { toUSVString, utf8, viewOf } from './encoding.js';
 import { ReadableStream } from './streams.js';
 import { UTF8, W } from '../natives.js';
 
@@ -10,14 +10,8 @@ const normaliseType = (t) => {
   return /^[\x20-\x7e]*$/.test(t) ? t.toLowerCase() : '';
 };
 
-const partBytes = (part, endings) => {
-  if (part instanceof Blob) return blobBytes(part);
-  const v = viewOf(part);
-  if (v) return v.slice();
-  let s = String(part);
-  if (endings === 'native') s = s.replace(/\r\n|\r/g, '\n');
-  return utf8(s);
-};
+// The bytes of a Blob or buffer part: a Blob's own (immutable), a copy of a buffer's.
+const partBytes = (part) => (part instanceof Blob ? blobBytes(part) : viewOf(part).slice());
 
 const join = (chunks) => {
   if (chunks.length === 1) return chunks[0];
@@ -35,23 +29,34 @@ const join = (chunks) => {
 class Blob {
   #bytes;
   #type;
-  constructor(parts, options) {
-    if (options !== undefined && options !== null && typeof options !== 'object' && typeof options !== 'function') {
-      throw new TypeError("Failed to construct 'Blob': The provided value is not of type 'BlobPropertyBag'.");
-    }
-    const o = options || {};
-    const endings = o.endings === undefined ? 'transparent' : String(o.endings);
-    if (endings !== 'transparent' && endings !== 'native') {
-      throw new TypeError("Failed to construct 'Blob': The provided value '" + endings + "' is not a valid enum value of type EndingType.");
-    }
-    const type = normaliseType(o.type);
+  // Arguments convert left to right: every part, then the options (endings before type).
+  constructor(parts = undefined, options = undefined) {
     const chunks = [];
+    const texts = []; // which chunks came from strings: 'native' endings apply to those only
     if (parts !== undefined) {
       if (parts === null || typeof parts !== 'object' || typeof parts[Symbol.iterator] !== 'function') {
         throw new TypeError("Failed to construct 'Blob': The provided value cannot be converted to a sequence.");
       }
-      for (const p of parts) chunks.push(partBytes(p, endings));
+      for (const p of parts) {
+        if (p instanceof Blob || viewOf(p)) {
+          chunks.push(partBytes(p));
+        } else {
+          texts.push(chunks.length);
+          chunks.push(toUSVString(String(p)));
+        }
+      }
     }
+    if (options !== undefined && options !== null && typeof options !== 'object' && typeof options !== 'function') {
+      throw new TypeError("Failed to construct 'Blob': The provided value is not of type 'BlobPropertyBag'.");
+    }
+    const o = options || {};
+    const e = o.endings;
+    const endings = e === undefined ? 'transparent' : String(e);
+    if (endings !== 'transparent' && endings !== 'native') {
+      throw new TypeError("Failed to construct 'Blob': The provided value '" + endings + "' is not a valid enum value of type EndingType.");
+    }
+    const type = normaliseType(o.type);
+    for (const i of texts) chunks[i] = utf8(endings === 'native' ? chunks[i].replace(/\r\n|\r/g, '\n') : chunks[i]);
     this.#bytes = join(chunks.length ? chunks : [new Uint8Array(0)]);
     this.#type = type;
   }
@@ -101,7 +106,7 @@ Object.defineProperty(Blob.prototype, Symbol.toStringTag, { value: 'Blob', confi
 class File extends Blob {
   #name;
   #lastModified;
-  constructor(bits, name, options) {
+  constructor(bits, name, options = undefined) {
     if (arguments.length < 2) throw new TypeError("Failed to construct 'File': 2 arguments required, but only " + arguments.length + ' present.');
     super(bits, options);
     this.#name = String(name);
