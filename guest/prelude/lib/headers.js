@@ -1,6 +1,6 @@
 // Headers (Fetch Standard): a header list of [lower-case name, value] pairs, each name and value
 // checked; read back sorted and combined, except Set-Cookie, whose values stay apart (and go
-// out as separate header lines: handler/run.js sends headerPairs()).
+// out as separate header lines: handler/run.js sends the list as it is, wirePairs()).
 //
 // Every Response a handler returns makes one, so the common case costs one native regular
 // expression test per name and per value (a loop over the characters costs more in the guest's
@@ -126,6 +126,10 @@ class Headers {
     }
     return (self.#sorted = out);
   }
+  // What goes on the wire: the header list itself, each pair a header line in the order set. A
+  // field sent as several lines means what its combined value means (RFC 9110, 5.3), and
+  // Set-Cookie must be several lines; sorting and combining would only cost the request time.
+  static wire(self) { return self.#list; }
   static guard(self, guard) { self.#guard = guard; }
   static appendChecked(self, name, value) { self.#append(name, value); }
   // For the Response and Request constructors: a name and value known to be valid.
@@ -139,8 +143,8 @@ class Headers {
     return false;
   }
 }
-const { pairs, guard, appendTrusted, appendChecked, hasTrusted } = Headers;
-for (const k of ['pairs', 'guard', 'appendTrusted', 'appendChecked', 'hasTrusted']) delete Headers[k];
+const { pairs, wire, guard, appendTrusted, appendChecked, hasTrusted } = Headers;
+for (const k of ['pairs', 'wire', 'guard', 'appendTrusted', 'appendChecked', 'hasTrusted']) delete Headers[k];
 
 // Fills h from a HeadersInit: a sequence of pairs (a Headers is one) or a record.
 function fill(h, init) {
@@ -191,4 +195,4 @@ const iterate = (headers, kind) => {
 };
 Object.defineProperty(Headers.prototype, Symbol.toStringTag, { value: 'Headers', configurable: true });
 
-export { Headers, appendTrusted, guard as guardHeaders, hasTrusted, pairs as headerPairs };
+export { Headers, appendTrusted, guard as guardHeaders, hasTrusted, pairs as headerPairs, wire as wirePairs };

@@ -2,7 +2,7 @@
 // gives. Their bodies are in body.js, their headers in headers.js.
 
 import { stringify } from '../crossing/intrinsics.js';
-import { Headers, appendTrusted, guardHeaders, hasTrusted, headerPairs } from './headers.js';
+import { Headers, appendTrusted, guardHeaders, hasTrusted, wirePairs } from './headers.js';
 import { cloneBody, extract, installBody, isUsed } from './body.js';
 import { AbortController, AbortSignal } from './abort.js';
 import { URL } from './url.js';
@@ -29,7 +29,7 @@ class Response {
     const status = init.status === undefined ? 200 : toStatus(init.status);
     if (status < 200 || status > 599) throw new RangeError('Failed to construct \'Response\': The status provided (' + status + ') is outside the range [200, 599].');
     const statusText = init.statusText === undefined ? '' : String(init.statusText);
-    if (!REASON_PHRASE.test(statusText)) throw new TypeError("Failed to construct 'Response': Invalid statusText.");
+    if (statusText !== '' && !REASON_PHRASE.test(statusText)) throw new TypeError("Failed to construct 'Response': Invalid statusText.");
     const headers = headersFrom(init.headers === undefined ? undefined : init.headers, 'response');
     const [b, type] = extract(body);
     if (b !== null && NULL_BODY.includes(status)) {
@@ -108,7 +108,7 @@ const responseParts = (resp) => {
   const b = r.body;
   if (b !== null && isUsed(b)) throw new TypeError('The returned Response\'s body was already read');
   if (b !== null) b.used = true;
-  return [r.status, stringify(headerPairs(r.headers)), b === null ? undefined : b.src];
+  return [r.status, stringify(wirePairs(r.headers)), b === null ? undefined : b.src];
 };
 
 const METHODS = { delete: 'DELETE', get: 'GET', head: 'HEAD', options: 'OPTIONS', post: 'POST', put: 'PUT' };
