@@ -320,9 +320,8 @@ def guest_hash() -> str:
         *LDFLAGS,
     )
     h.update("\0".join((*pins, *PRELUDE_BUNDLE)).encode())
-    h.update(Path(__file__).with_name("esbuild.py").read_bytes())  # the bundler's pin, unimported
-    h.update(_sibling("npm").pins().encode())  # the npm packages the prelude bundles
-    h.update(Path(__file__).with_name("encodings.py").read_bytes())  # a module it generates
+    for sibling in ("esbuild.py", "npm.py", "encodings.py"):  # the bundler's and packages' pins,
+        h.update(Path(__file__).with_name(sibling).read_bytes())  # a generated module: unimported
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
     for name in guest_files():
         with open(os.path.join(GUEST_DIR, name), "rb") as f:

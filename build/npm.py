@@ -44,7 +44,7 @@ PACKAGES = (
 
 
 def pins() -> str:
-    """The pins as one string, for guest_hash: a new version or digest makes a new engine."""
+    """The pins as one string: a new version or digest unpacks into a folder of its own."""
     return "\0".join("\0".join(p) for p in PACKAGES)
 
 
