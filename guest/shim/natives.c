@@ -211,6 +211,18 @@ static size_t utf8_decode_whatwg(const uint8_t *p, size_t n, uint16_t *out, int 
             i++;
             continue;
         }
+        /* the common well-formed two- and three-byte forms, without the general loop */
+        if (cp >= 0xC2 && cp <= 0xDF && i + 1 < n && (p[i + 1] & 0xC0) == 0x80) {
+            out[k++] = (uint16_t)((cp & 0x1F) << 6 | (p[i + 1] & 0x3F));
+            i += 2;
+            continue;
+        }
+        if (cp >= 0xE1 && cp <= 0xEF && cp != 0xED && i + 2 < n && (p[i + 1] & 0xC0) == 0x80
+            && (p[i + 2] & 0xC0) == 0x80) {
+            out[k++] = (uint16_t)((cp & 0x0F) << 12 | (p[i + 1] & 0x3F) << 6 | (p[i + 2] & 0x3F));
+            i += 3;
+            continue;
+        }
         int need;
         uint8_t lo = 0x80, hi = 0xBF;
         if (cp >= 0xC2 && cp <= 0xDF) {
