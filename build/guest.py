@@ -215,6 +215,29 @@ ASYNC_CONTEXT_PATCHES = (
         1,
     ),
 )
+# While JS_KEEP_SOURCE is 0 (the includer's to define), the parser keeps no copy of a function's
+# source for Function.prototype.toString: each nested function keeps its own slice otherwise, over
+# 1 MiB of the snapshot for the prelude, whose functions then print as [native code].
+KEEP_SOURCE = """\
+#ifndef JS_KEEP_SOURCE
+#define JS_KEEP_SOURCE 1
+#endif
+static inline JSShape *js_new_shape_nohash("""
+def _keep_source_patch(pad: str, dest: str, start: str) -> tuple[str, str, int]:
+    """The patch of one place where the parser copies a function's source (see KEEP_SOURCE)."""
+    copy = f"js_strndup(ctx, (const char *){start}, {dest}_len)"
+    return (
+        f"{pad}{dest} = {copy};\n{pad}if (!{dest})\n",
+        f"{pad}{dest} = JS_KEEP_SOURCE ? {copy} : NULL;\n{pad}if (!{dest} && JS_KEEP_SOURCE)\n",
+        1,
+    )
+
+
+KEEP_SOURCE_PATCHES = (
+    _keep_source_patch("            ", "fd->source", "ptr"),  # a function
+    _keep_source_patch("        ", "fd->source", "ptr"),  # an arrow function
+    _keep_source_patch("    ", "ctor_fd->source", "class_start_ptr"),  # a class
+)
 QUICKJS_PATCHES = (
     ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
     ("static int64_t date_now(void) {\n", CLOCK_READ, 1),
@@ -224,6 +247,7 @@ QUICKJS_PATCHES = (
         1,
     ),
     ("static inline JSShape *js_new_shape_nohash(", SHAPE_PIN, 1),
+    ("static inline JSShape *js_new_shape_nohash(", KEEP_SOURCE, 1),
     (
         "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
         "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
@@ -244,6 +268,7 @@ QUICKJS_PATCHES = (
         1,
     ),
     *ASYNC_CONTEXT_PATCHES,
+    *KEEP_SOURCE_PATCHES,
 )
 QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 
@@ -295,7 +320,8 @@ def guest_hash() -> str:
         *LDFLAGS,
     )
     h.update("\0".join((*pins, *PRELUDE_BUNDLE)).encode())
-    h.update(Path(__file__).with_name("esbuild.py").read_bytes())  # the bundler's pin, unimported
+    for sibling in ("esbuild.py", "npm.py", "encodings.py"):  # the bundler's and packages' pins,
+        h.update(Path(__file__).with_name(sibling).read_bytes())  # a generated module: unimported
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
     for name in guest_files():
         with open(os.path.join(GUEST_DIR, name), "rb") as f:
@@ -411,11 +437,11 @@ def _patched_quickjs(text: str) -> str:
     return QUICKJS_RC_INIT.sub(r"js_rc(\1)->ref_count = ", text)
 
 
-def _esbuild() -> ModuleType:
-    """build/esbuild.py, the pinned bundler the compiler uses too, loaded by path."""
-    name = "wexec_build.esbuild"
+def _sibling(stem: str) -> ModuleType:
+    """build/<stem>.py (esbuild.py, the pinned bundler the compiler uses too; npm.py), by path."""
+    name = f"wexec_build.{stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("esbuild.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -426,15 +452,34 @@ def _esbuild() -> ModuleType:
 def _bundle_prelude(cache_dir: Path) -> bytes:
     """guest/prelude/ bundled into the one script wx_init evaluates (see PRELUDE_BUNDLE)."""
     import subprocess
+    import tempfile
 
-    esbuild = _esbuild().ensure_esbuild(cache_dir)
-    entry = (GUEST_DIR / "prelude" / "index.js").relative_to(GUEST_DIR.parent)
-    proc = subprocess.run(
-        [str(esbuild), entry.as_posix(), *PRELUDE_BUNDLE],
-        cwd=GUEST_DIR.parent,  # so each module's marker reads guest/prelude/<path>
-        capture_output=True,
-        check=False,
-    )
+    esbuild = _sibling("esbuild").ensure_esbuild(cache_dir)
+    packages = _sibling("npm").node_modules(cache_dir)
+    # esbuild runs in a folder of links, guest/ and node_modules/<package>, and keeps the links'
+    # paths: each module's marker then reads guest/prelude/<path> or node_modules/<package>/<path>,
+    # whatever the checkout's and the cache's locations, so the bundle is the same everywhere.
+    # node_modules/ also holds the module build/encodings.py generates.
+    encodings = _sibling("encodings")
+    with tempfile.TemporaryDirectory(prefix="wexec-prelude-") as tmp:
+        os.symlink(GUEST_DIR, os.path.join(tmp, "guest"))
+        modules = Path(tmp) / "node_modules"
+        modules.mkdir()
+        for package in packages.iterdir():
+            if package.name.startswith("@"):  # a scope: link its packages one by one
+                (modules / package.name).mkdir()
+                for scoped in package.iterdir():
+                    os.symlink(scoped, modules / package.name / scoped.name)
+            elif not package.name.startswith("."):
+                os.symlink(package, modules / package.name)
+        (modules / encodings.MODULE).write_text(encodings.module_source(packages), encoding="utf-8")
+        proc = subprocess.run(
+            [str(esbuild), "guest/prelude/index.js", "--preserve-symlinks", *PRELUDE_BUNDLE],
+            cwd=tmp,
+            capture_output=True,
+            check=False,
+        )
+    entry = "guest/prelude/index.js"
     if proc.returncode != 0:
         raise RuntimeError(f"esbuild {entry} failed:\n{proc.stderr.decode(errors='replace')[-8000:]}")
     return proc.stdout
