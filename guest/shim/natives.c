@@ -428,7 +428,6 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("urlParse", 2, w_url_parse),
     JS_CFUNC_DEF("urlCanParse", 2, w_url_can_parse),
     JS_CFUNC_DEF("urlSet", 3, w_url_set),
-    JS_CFUNC_DEF("urlParts", 0, w_url_parts),
     JS_CFUNC_DEF("domainToUnicode", 1, w_domain_to_unicode),
 };
 

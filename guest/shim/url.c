@@ -2,13 +2,10 @@
  * URLs: the natives over ada (build/guest.py pins and compiles it), the WHATWG URL parser Node
  * uses. The prelude keeps a URL as its href and the offsets of its components, as ada's
  * url_aggregator does; each native is one crossing that parses (and maybe edits) a URL and
- * hands both back: the href as its result, the offsets in hot.url, which the prelude reads
- * through the Uint32Array urlParts() returns. Getters then slice the href without a crossing.
- * Nothing of ada outlives a call: a URL is parsed again from its href for each setter.
+ * returns both in one array, so getters slice the href without a crossing. Nothing of ada
+ * outlives a call: a URL is parsed again from its href for each setter.
  */
 #include "ada_c.h"
-
-_Static_assert(sizeof(ada_url_components) == sizeof hot.url, "hot.url holds ada_url_components");
 
 /* What urlSet(href, field, value) sets: the order of URL_FIELDS in guest/prelude/lib/url.js. */
 enum {
@@ -37,21 +34,30 @@ static const char *usv_get(JSContext *c, JSValueConst v, size_t *n)
     return s;
 }
 
-/* The href of a parsed URL, its offsets left in hot.url, and the URL freed; null if invalid. */
+/* A parsed URL as [href, protocol_end, username_end, host_start, host_end, port, pathname_start,
+ * search_start, hash_start] (ada_url_components; -1 for an absent port, search or hash), or
+ * null if it is invalid; the URL is freed. */
 static JSValue url_result(JSContext *c, ada_url u)
 {
     JSValue r = JS_NULL;
     if (ada_is_valid(u)) {
-        memcpy(hot.url, ada_get_components(u), sizeof hot.url);
+        const ada_url_components *k = ada_get_components(u);
         ada_string href = ada_get_href(u);
-        r = JS_NewStringLen(c, href.data, href.length);
+        JSValue v[9] = {
+            JS_NewStringLen(c, href.data, href.length),
+            JS_NewInt32(c, (int32_t)k->protocol_end), JS_NewInt32(c, (int32_t)k->username_end),
+            JS_NewInt32(c, (int32_t)k->host_start), JS_NewInt32(c, (int32_t)k->host_end),
+            JS_NewInt32(c, (int32_t)k->port), JS_NewInt32(c, (int32_t)k->pathname_start),
+            JS_NewInt32(c, (int32_t)k->search_start), JS_NewInt32(c, (int32_t)k->hash_start),
+        };
+        r = JS_IsException(v[0]) ? v[0] : JS_NewArrayFrom(c, countof(v), v);
     }
     ada_free(u);
     return r;
 }
 
-/* urlParse(input, base) -> the href of input parsed against base (undefined: none), or null
- * when it is no URL. canParse(input, base) -> whether it is one, building nothing. */
+/* urlParse(input, base) -> input parsed against base (undefined: none), as url_result says, or
+ * null when it is no URL. canParse(input, base) -> whether it is one, building nothing. */
 static JSValue url_parse(JSContext *c, JSValueConst *argv, bool only_check)
 {
     size_t n, base_n = 0;
@@ -83,8 +89,9 @@ static JSValue w_url_can_parse(JSContext *c, JSValueConst this, int argc, JSValu
     return url_parse(c, argv, true);
 }
 
-/* urlSet(href, field, value) -> the href after the setter of `field` ran with value, or null
- * when that setter refused it and left the URL as it was (for href: value is no URL). */
+/* urlSet(href, field, value) -> the URL (as url_result) after the setter of `field` ran with
+ * value, or null when that setter refused it and left the URL as it was (for href: value is
+ * no URL). */
 static JSValue w_url_set(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
     int32_t field;
@@ -137,16 +144,4 @@ static JSValue w_domain_to_unicode(JSContext *c, JSValueConst this, int argc, JS
     JSValue r = JS_NewStringLen(c, out.data, out.length);
     ada_free_owned_string(out);
     return r;
-}
-
-/* urlParts() -> a Uint32Array over hot.url, made once while the prelude loads. */
-static JSValue w_url_parts(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
-{
-    JSValue buf = JS_NewArrayBuffer(c, (uint8_t *)hot.url, sizeof hot.url, 0, NULL, NULL, false);
-    if (JS_IsException(buf))
-        return buf;
-    JSValue args[3] = { buf, JS_NewInt32(c, 0), JS_NewInt32(c, countof(hot.url)) };
-    JSValue view = JS_NewTypedArray(c, 3, args, JS_TYPED_ARRAY_UINT32);
-    JS_FreeValue(c, buf);
-    return view;
 }
