@@ -34,19 +34,21 @@ static const char *usv_get(JSContext *c, JSValueConst v, size_t *n)
     return s;
 }
 
-/* A parsed URL as [href, protocol_end, username_end, host_start, host_end, port, pathname_start,
- * search_start, hash_start] (ada_url_components; -1 for an absent port, search or hash), or
- * null if it is invalid; the URL is freed. */
+/* A parsed URL as [href, protocol_end, username_end, host_begin, host_end, port, pathname_start,
+ * search_start, hash_start] (ada_url_components, -1 for an absent port, search or hash), or
+ * null if it is invalid; the URL is freed. host_begin is where the host begins: ada's
+ * host_start is the '@' that ends credentials when there are some. */
 static JSValue url_result(JSContext *c, ada_url u)
 {
     JSValue r = JS_NULL;
     if (ada_is_valid(u)) {
         const ada_url_components *k = ada_get_components(u);
         ada_string href = ada_get_href(u);
+        uint32_t host_begin = k->host_start + (k->host_end > k->host_start && href.data[k->host_start] == '@');
         JSValue v[9] = {
             JS_NewStringLen(c, href.data, href.length),
             JS_NewInt32(c, (int32_t)k->protocol_end), JS_NewInt32(c, (int32_t)k->username_end),
-            JS_NewInt32(c, (int32_t)k->host_start), JS_NewInt32(c, (int32_t)k->host_end),
+            JS_NewInt32(c, (int32_t)host_begin), JS_NewInt32(c, (int32_t)k->host_end),
             JS_NewInt32(c, (int32_t)k->port), JS_NewInt32(c, (int32_t)k->pathname_start),
             JS_NewInt32(c, (int32_t)k->search_start), JS_NewInt32(c, (int32_t)k->hash_start),
         };

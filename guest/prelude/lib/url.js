@@ -7,8 +7,8 @@
 import { UTF8, W } from '../natives.js';
 
 // What the url natives return: [href, then the offsets of ada_url_components], -1 marking an
-// absent port, search or hash.
-const HREF_ = 0, PROTOCOL_END = 1, USERNAME_END = 2, HOST_START = 3, HOST_END = 4, PORT_ = 5,
+// absent port, search or hash; HOST_BEGIN is past the '@' that ends credentials, if any.
+const HREF_ = 0, PROTOCOL_END = 1, USERNAME_END = 2, HOST_BEGIN = 3, HOST_END = 4, PORT_ = 5,
   PATHNAME_START = 6, SEARCH_START = 7, HASH_START = 8;
 // The fields urlSet edits, in the order of the URL_* enum of guest/shim/url.c.
 const HREF = 0, PROTOCOL = 1, USERNAME = 2, PASSWORD = 3, HOST = 4, HOSTNAME = 5, PORT = 6,
@@ -25,12 +25,6 @@ const invalidURL = (input, base) => {
 
 const needArgs = (name, given, want) => {
   if (given < want) throw new TypeError(`${name} requires ${want} argument${want > 1 ? 's' : ''}, ${given} given`);
-};
-
-// Where the host of a parsed URL begins: HOST_START is the '@' ending credentials if any.
-const hostBegin = (c) => {
-  const start = c[HOST_START];
-  return c[HOST_END] > start && c[HREF_].charCodeAt(start) === 0x40 ? start + 1 : start;
 };
 
 let resetParams; // (params, query): the query object's list parsed from a new query
@@ -89,18 +83,18 @@ class URL {
 
   get password() {
     const c = this.#c;
-    return c[HOST_START] > c[USERNAME_END] ? c[HREF_].slice(c[USERNAME_END] + 1, c[HOST_START]) : '';
+    const at = c[HOST_BEGIN] - 1; // the '@' after a password
+    return at > c[USERNAME_END] ? c[HREF_].slice(c[USERNAME_END] + 1, at) : '';
   }
   set password(value) { this.#set(PASSWORD, value); }
 
   get host() {
     const c = this.#c;
-    const start = hostBegin(c);
-    return start === c[HOST_END] ? '' : c[HREF_].slice(start, c[PATHNAME_START]);
+    return c[HOST_BEGIN] === c[HOST_END] ? '' : c[HREF_].slice(c[HOST_BEGIN], c[PATHNAME_START]);
   }
   set host(value) { this.#set(HOST, value); }
 
-  get hostname() { return this.#c[HREF_].slice(hostBegin(this.#c), this.#c[HOST_END]); }
+  get hostname() { return this.#c[HREF_].slice(this.#c[HOST_BEGIN], this.#c[HOST_END]); }
   set hostname(value) { this.#set(HOSTNAME, value); }
 
   get port() {
@@ -353,7 +347,7 @@ for (const C of [URL, URLSearchParams]) {
 // domain it refuses.
 const domainToASCII = (domain) => {
   const c = W.urlSet('ws://x', HOSTNAME, `${domain}`);
-  return c === null ? '' : c[HREF_].slice(hostBegin(c), c[HOST_END]);
+  return c === null ? '' : c[HREF_].slice(c[HOST_BEGIN], c[HOST_END]);
 };
 const domainToUnicode = (domain) => {
   const ascii = domainToASCII(domain);
