@@ -96,7 +96,6 @@ const warm = () => {
     function (module) { module.exports = (req, res) => { res.json({}); }; });
   run(W.parseJSON('[1,"GET","http://localhost/","/",{},{},{},"",0]'), undefined);
   flush();
-  new URL('http://localhost/?warm=1').searchParams; // the shapes of a URL and its URLSearchParams
   // and both headers of wx_run, with and without a load
   W.parseJSON('{"budget_ms":null,"batch":[]}');
   W.parseJSON('{"budget_ms":null,"load":{"filename":"warm-up.js","mem_limit":0,"code":0},"batch":[]}');
