@@ -41,7 +41,6 @@ ADA = Sdist(
     "ada-url", "4.0.0", "9f399ec867349800a4c2d3aa8df8c533c340494b04d34b1f082b97d9a8b76a07",
     "ada_url", "ada.cpp",
 )
-QUICKJS_NG_VERSION = QUICKJS_NG.version
 ZIGLANG_VERSION = "0.17.1"
 
 QUICKJS_SOURCES = ("libregexp.c", "libunicode.c", "dtoa.c")  # quickjs.c is included by the shim
