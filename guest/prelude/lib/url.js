@@ -4,7 +4,7 @@
 // of its components, which one native call returns after each parse or setter; the getters
 // slice the href. URLSearchParams is plain JS: the form-urlencoded parser and serialiser.
 
-import { UTF8, W } from '../natives.js';
+import { UTF8, UTF8_FATAL, W } from '../natives.js';
 
 // What the url natives return: [href, then the offsets of ada_url_components], -1 marking an
 // absent port, search or hash; HOST_BEGIN is past the '@' that ends credentials, if any.
@@ -159,6 +159,52 @@ class URL {
 
 const PLUS = /\+/g;
 
+// The Encoding Standard's UTF-8 decoder: one U+FFFD per maximal invalid subpart, no surrogate
+// code points. For bytes the engine's decoder refuses, or reads as a lone surrogate.
+const decodeUTF8 = (bytes) => {
+  const units = [];
+  let cp = 0, needed = 0, seen = 0, lower = 0x80, upper = 0xbf;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (needed === 0) {
+      if (b <= 0x7f) units.push(b);
+      else if (b >= 0xc2 && b <= 0xdf) { needed = 1; cp = b & 0x1f; }
+      else if (b >= 0xe0 && b <= 0xef) {
+        if (b === 0xe0) lower = 0xa0;
+        else if (b === 0xed) upper = 0x9f;
+        needed = 2;
+        cp = b & 0xf;
+      } else if (b >= 0xf0 && b <= 0xf4) {
+        if (b === 0xf0) lower = 0x90;
+        else if (b === 0xf4) upper = 0x8f;
+        needed = 3;
+        cp = b & 0x7;
+      } else units.push(0xfffd);
+      continue;
+    }
+    if (b < lower || b > upper) {
+      cp = needed = seen = 0;
+      lower = 0x80;
+      upper = 0xbf;
+      units.push(0xfffd);
+      i--; // the byte is read again, as the start of what follows
+      continue;
+    }
+    lower = 0x80;
+    upper = 0xbf;
+    cp = (cp << 6) | (b & 0x3f);
+    if (++seen === needed) {
+      if (cp > 0xffff) units.push(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff));
+      else units.push(cp);
+      cp = needed = seen = 0;
+    }
+  }
+  if (needed) units.push(0xfffd);
+  let out = '';
+  for (let i = 0; i < units.length; i += 8192) out += String.fromCharCode(...units.slice(i, i + 8192));
+  return out;
+};
+
 // Percent-decodes s (with '+' as space) and reads the bytes as UTF-8, U+FFFD for what is not.
 const formDecode = (s) => {
   if (s.includes('+')) s = s.replace(PLUS, ' ');
@@ -174,7 +220,12 @@ const formDecode = (s) => {
       bytes[n++] = b;
     }
   }
-  return W.decode(bytes.subarray(0, n), UTF8);
+  const decoded = bytes.subarray(0, n);
+  try {
+    const text = W.decode(decoded, UTF8_FATAL);
+    if (text.isWellFormed()) return text;
+  } catch {}
+  return decodeUTF8(decoded);
 };
 
 const isHex = (b) => (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);
