@@ -153,6 +153,7 @@ out.forms = [
 try { new P([['a']]); out.badPair = 'accepted'; } catch (e) { out.badPair = e.name; }
 out.encode = new P({ k: "!'()*-._~ +&=%\u00e9\ud83d\ude00" }).toString();
 out.lone = new P({ k: '\ud800' }).toString();
+out.decoded = [...new P('a=%F0%9F%98&b=%ED%A0%80&c=%F0%9F%98%80')];
 const s = new P('z=1&a=2&z=0&a=1&\ufffd=x&\ud83d\ude00=y&\ufb03=z'); s.sort();
 out.sorted = [...s.keys()];
 const h = new P('a=1&a=2&b=3');
@@ -178,6 +179,8 @@ return out;
     assert out["badPair"] == "TypeError"
     assert out["encode"] == "k=%21%27%28%29*-._%7E+%2B%26%3D%25%C3%A9%F0%9F%98%80"
     assert out["lone"] == "k=%EF%BF%BD"
+    # one U+FFFD per maximal invalid subpart; an encoded surrogate is three bytes of nothing
+    assert out["decoded"] == [["a", "\ufffd"], ["b", "\ufffd" * 3], ["c", "\U0001f600"]]
     assert out["sorted"] == ["a", "a", "z", "z", "\U0001f600", "\ufb03", "\ufffd"]  # by UTF-16 code units
     assert out["has"] == [True, False, True]
     assert out["afterDelete"] == ["a=2&b=3", 2]
