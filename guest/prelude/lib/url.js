@@ -15,8 +15,10 @@ const HREF = 0, PROTOCOL = 1, USERNAME = 2, PASSWORD = 3, HOST = 4, HOSTNAME = 5
   PATHNAME = 7, SEARCH = 8, HASH = 9;
 const SPECIAL_ORIGIN = new Set(['http:', 'https:', 'ws:', 'wss:', 'ftp:']);
 
+const quote = (s) => JSON.stringify(s.length > 200 ? s.slice(0, 200) + '...' : s);
+
 const invalidURL = (input, base) => {
-  const e = new TypeError(base === undefined ? 'Invalid URL' : 'Invalid URL (against base ' + JSON.stringify(base) + ')');
+  const e = new TypeError(`Invalid URL: ${quote(input)}` + (base === undefined ? '' : ` against base ${quote(base)}`));
   e.code = 'ERR_INVALID_URL';
   e.input = input;
   if (base !== undefined) e.base = base;
