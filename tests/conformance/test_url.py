@@ -141,7 +141,8 @@ const runCase = (c) => same('pairs', JSON.stringify([...new URLSearchParams(c.in
 
 def test_urlsearchparams_follows_the_standard(sandbox: Any) -> None:
     """What WPT's urlsearchparams-*.any.js check, as behaviour: constructor forms, encoding,
-    sort stability, size, has/delete with a value, and a URL's params kept in sync both ways."""
+    sort stability, size, has/delete with a value, and a URL's params kept in sync both ways;
+    and util.inspect showing both as Node does."""
     src = r"""
 const P = URLSearchParams;
 const out = {};
@@ -172,6 +173,8 @@ out.fromHref = u.searchParams.get('n');
 const live = new P('a=1&b=2&c=3'), seen = [];
 for (const [k] of live) { seen.push(k); if (k === 'a') live.delete('b'); }
 out.live = seen;
+const { inspect } = require('util');
+out.shown = [inspect(new URL('https://h.example/?a=1')), inspect(new P('a=1&a=2'))];
 return out;
 """
     out = run_script(sandbox, src)
@@ -189,3 +192,5 @@ return out;
     assert out["emptied"] == "https://h.example/p#f"
     assert out["fromHref"] == "1"
     assert out["live"] == ["a", "c"]
+    assert out["shown"][0].startswith("URL { href: 'https://h.example/?a=1', origin: 'https://h.example',")
+    assert out["shown"][1] == "URLSearchParams { 'a' => '1', 'a' => '2' }"

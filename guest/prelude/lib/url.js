@@ -14,6 +14,9 @@ const HREF_ = 0, PROTOCOL_END = 1, USERNAME_END = 2, HOST_BEGIN = 3, HOST_END = 
 const HREF = 0, PROTOCOL = 1, USERNAME = 2, PASSWORD = 3, HOST = 4, HOSTNAME = 5, PORT = 6,
   PATHNAME = 7, SEARCH = 8, HASH = 9;
 const SPECIAL_ORIGIN = new Set(['http:', 'https:', 'ws:', 'wss:', 'ftp:']);
+const INSPECT_CUSTOM = Symbol.for('nodejs.util.inspect.custom');
+const URL_SHOWN = ['href', 'origin', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname',
+  'search', 'searchParams', 'hash'];
 
 const quote = (s) => JSON.stringify(s.length > 200 ? s.slice(0, 200) + '...' : s);
 
@@ -141,6 +144,13 @@ class URL {
 
   toString() { return this.#c[HREF_]; }
   toJSON() { return this.#c[HREF_]; }
+
+  // console.log and util.inspect show the components, as Node does.
+  [INSPECT_CUSTOM](depth, options, inspect) {
+    const shown = {};
+    for (const key of URL_SHOWN) shown[key] = this[key];
+    return depth < 0 ? '[URL]' : 'URL ' + inspect(shown, { depth });
+  }
 
   static canParse(input, base = undefined) {
     needArgs("Failed to execute 'canParse' on 'URL'", arguments.length, 1);
@@ -380,6 +390,13 @@ class URLSearchParams {
   *values() { const list = this.#list; for (let i = 0; i < list.length; i++) yield list[i][1]; }
   *entries() { const list = this.#list; for (let i = 0; i < list.length; i++) yield [list[i][0], list[i][1]]; }
   [Symbol.iterator]() { return this.entries(); }
+
+  [INSPECT_CUSTOM](depth) {
+    if (depth < 0) return '[URLSearchParams]';
+    const shown = (s) => "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
+    const pairs = this.#list.map(([name, value]) => shown(name) + ' => ' + shown(value));
+    return pairs.length ? 'URLSearchParams { ' + pairs.join(', ') + ' }' : 'URLSearchParams {}';
+  }
 
   toString() {
     let out = '';
