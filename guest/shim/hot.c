@@ -32,7 +32,6 @@ static struct hot {
     size_t out_cap, out_head, out_len;
     uint8_t *out_heap, *in_heap;
     size_t out_heap_cap;
-    uint32_t url[8]; /* the components of the URL a url native last returned (shim/url.c) */
     uint8_t out_static[OUT_STATIC_CAP];
     _Alignas(16) uint8_t runtime[1024]; /* the JSRuntime: see wx_js_calloc */
     /* One spare byte past in_cap lets us NUL-terminate whatever the host wrote. */

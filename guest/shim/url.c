@@ -7,7 +7,7 @@
  */
 #include "ada_c.h"
 
-/* What urlSet(href, field, value) sets: the order of URL_FIELDS in guest/prelude/lib/url.js. */
+/* What urlSet(href, field, value) sets; guest/prelude/lib/url.js numbers its fields the same. */
 enum {
     URL_HREF, URL_PROTOCOL, URL_USERNAME, URL_PASSWORD, URL_HOST, URL_HOSTNAME, URL_PORT,
     URL_PATHNAME, URL_SEARCH, URL_HASH,
