@@ -538,5 +538,9 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("current", 0, w_current),
     JS_CFUNC_DEF("ready", 0, w_ready),
     JS_CFUNC_DEF("leftOver", 0, w_left_over),
+    JS_CFUNC_DEF("urlParse", 2, w_url_parse),
+    JS_CFUNC_DEF("urlCanParse", 2, w_url_can_parse),
+    JS_CFUNC_DEF("urlSet", 3, w_url_set),
+    JS_CFUNC_DEF("domainToUnicode", 1, w_domain_to_unicode),
 };
 

@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-WPT = Path(os.environ.get("WEXEC_WPT", HERE / "wpt"))  # a WPT tree; PROVENANCE.md says what is whose
+SHARED_WPT = HERE.parents[2] / "shared" / "wpt"  # beside the checkout, where data files may live
+WPT = Path(os.environ.get("WEXEC_WPT", SHARED_WPT))
+"""A Web Platform Tests tree (its own layout: ``url/resources/...``). This repository carries
+none of WPT: ``wpt/README.md`` says why and where the tests look for it."""
 RUNNER = HERE / "testharness.js"
 META_SCRIPT = re.compile(r"^// META: script=(\S+)", re.MULTILINE)
 EXPECTED = HERE / "expected_failures.json"
@@ -64,7 +67,7 @@ RESULTS: list[Outcome] = []  # read by conftest.py's summary
 
 
 def wpt_json(rel: str) -> Any:
-    """A vendored WPT data file, e.g. ``wpt_json('url/urltestdata.json')``."""
+    """A WPT data file of the tree, e.g. ``wpt_json('url/resources/urltestdata.json')``."""
     return json.loads((WPT / rel).read_text(encoding="utf-8"))
 
 

@@ -2,7 +2,7 @@
 ...), run unchanged inside one sandboxed script per API by harness.run_wpt_files.
 
 Each API lists the WPT files it runs. A file absent from the WPT tree (``WEXEC_WPT``, default
-``tests/conformance/wpt``) skips its API with the list of what is missing, rather than failing.
+``../shared/wpt``; see ``wpt/README.md``) skips its API with the list of what is missing, rather than failing.
 """
 
 from __future__ import annotations
