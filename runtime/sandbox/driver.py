@@ -35,6 +35,7 @@ from runtime.sandbox.envelope import (
     first_envelope,
     header_pairs,
     log_record,
+    ops_of,
     result_of,
     stopped,
 )
@@ -64,6 +65,7 @@ class InFlight:
     ops: int = 0  # its operations pending on the host
     console: ConsoleLog | None = None  # what keeps ``logs`` within the caps, once it logs
     context: OpContext | None = None  # who asks, for its ops: made on its first op
+    hops: int = 0  # scripts the request already passed through (Invocation.hops)
 
     def remaining_ms(self) -> float | None:
         if self.deadline is None:
@@ -197,7 +199,7 @@ class Driver:
         ``load`` is (bytecode, env) for a fresh instance: the script loads in the same
         crossing, as ``load_script`` would, and its failure is raised the same way.
         """
-        req = self._new_request(timeout_ms)
+        req = self._new_request(timeout_ms, hops=inv.hops)
         header, blob, budget, _ = first_envelope(
             req.rid, inv, timeout_ms, None, load, self.path, self.instance.memory_limit
         )
@@ -210,11 +212,11 @@ class Driver:
 
     def take_over(
         self, crossed: tuple[dict[str, Any], bytes] | BaseException, timeout_ms: int | None,
-        loaded: bool, slice_ms: float | None,
+        loaded: bool, slice_ms: float | None, hops: int = 0,
     ) -> tuple[InFlight, list[dict]]:
         """``begin``, for a fresh instance whose first crossing already ran without a driver
         (``first_envelope`` with rid ``FIRST_RID``): what it output, or what it raised."""
-        req = self._new_request(timeout_ms)
+        req = self._new_request(timeout_ms, hops=hops)
         assert req.rid == FIRST_RID
 
         def cross() -> tuple[dict[str, Any], bytes]:
@@ -253,11 +255,13 @@ class Driver:
             raise SliceExceeded
         return req, ops
 
-    def _new_request(self, timeout_ms: int | None, now: float | None = None) -> InFlight:
+    def _new_request(
+        self, timeout_ms: int | None, now: float | None = None, hops: int = 0
+    ) -> InFlight:
         rid = self._next_rid
         self._next_rid += 1
         deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
-        req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline)
+        req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline, hops=hops)
         return req
 
     def run_sync(
@@ -458,7 +462,7 @@ class Driver:
             if entry:
                 entry[1].cancel()
                 self._release(op_id)
-        return list(out.get("ops", ()))
+        return ops_of(out, blob)
 
     def _left_over(self, rids: list[int] | None) -> None:
         """Work a crossing left (``more``: whose it is, ABI.md) goes on in later resumes until
@@ -616,7 +620,7 @@ class Driver:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""
         req.context = OpContext(
             self.tenant, self.path, req.rid, req.deadline, grants, req.stream,
-            services=self.registry.services, quota=self.quota,
+            services=self.registry.services, quota=self.quota, hops=req.hops,
         )
         return req.context
 

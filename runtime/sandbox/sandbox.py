@@ -234,7 +234,9 @@ class Sandbox:
                 return result
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
         try:
-            req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
+            req, ops = driver.take_over(
+                crossed, timeout_ms, load is not None, slice_ms, hops=inv.hops
+            )
         except BaseException:
             driver.close()
             raise

@@ -80,7 +80,7 @@ class WorkerDriver(Driver):
         if not batch:
             return []
         now = time.monotonic()
-        reqs = [self._new_request(timeout_ms, now) for _, timeout_ms, _ in batch]
+        reqs = [self._new_request(timeout_ms, now, inv.hops) for inv, timeout_ms, _ in batch]
         limits = [req.limit_ms for req in reqs if req.limit_ms is not None]
         budget = min(limits) if len(limits) == len(reqs) else None  # each request's own limit
         header = orjson.dumps({
