@@ -24,6 +24,7 @@ import { TextDecoder, TextEncoder, viewOf } from './lib/encoding.js';
 import { Buffer } from './lib/buffer.js';
 import { webcrypto } from './host/crypto.js';
 import { hostStream } from './host/streams.js';
+import { AbortController, AbortSignal, Request, fetch } from './host/fetch.js';
 import { URL, URLSearchParams } from './lib/url.js';
 import { structuredClone } from './lib/structured-clone.js';
 import { ReadableStream } from './lib/streams.js';
@@ -60,6 +61,10 @@ define(G, {
   structuredClone,
   Headers,
   Response,
+  Request,
+  fetch,
+  AbortController,
+  AbortSignal,
   ReadableStream,
   Buffer,
   process,
