@@ -81,13 +81,45 @@ class ScriptRequest:
 @dataclass(slots=True)
 class Dispatched:
     """A response to a request made in-process (``Gateway.dispatch``): its head, and its body
-    whole (``rest`` None) or as it arrives (``body`` first, then ``rest``)."""
+    whole (``rest`` None) or as it arrives (``rest``, ``body`` empty)."""
 
     status: int
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
     rest: AsyncIterator[bytes] | None
+
+
+class _Rest:
+    """The rest of an in-process response body, as the gateway sends it; closing it early is
+    the client going away (its request ends), even if it was never read."""
+
+    def __init__(
+        self, sent: asyncio.Queue[Message], gone: asyncio.Event, task: asyncio.Future[None],
+        first: bytes,
+    ) -> None:
+        self.sent, self.gone, self.task = sent, gone, task
+        self.first = first  # the chunk that came with the head
+        self.done = False
+
+    def __aiter__(self) -> _Rest:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.first:
+            chunk, self.first = self.first, b""
+            return chunk
+        while not self.done:
+            message = await self.sent.get()
+            self.done = not message.get("more_body")
+            if message.get("body"):
+                return bytes(message["body"])
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.gone.set()
+        if not self.task.done():
+            self.task.cancel()
 
 
 def decode(scope: Scope) -> ScriptRequest:
@@ -241,23 +273,7 @@ class Gateway:
         chunk = first.get("body", b"")
         if not first.get("more_body"):
             return Dispatched(status, reason, head, chunk, None)
-
-        async def rest() -> AsyncIterator[bytes]:
-            try:
-                if chunk:
-                    yield chunk
-                while True:
-                    message = await sent.get()
-                    if message.get("body"):
-                        yield message["body"]
-                    if not message.get("more_body"):
-                        return
-            finally:
-                gone.set()
-                if not task.done():
-                    task.cancel()
-
-        return Dispatched(status, reason, head, b"", rest())
+        return Dispatched(status, reason, head, b"", _Rest(sent, gone, task, chunk))
 
     def _log(
         self, tenant: Tenant, policy: Policy, req: ScriptRequest, result: Result | None, size: int,

@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.host.fetch.unit import UNIT
+from tests.host.harness import holding
 from tests.host.upstream import Upstream, upstream
-from tests.support import eventually, running_server, write_scripts
+from tests.support import eventually, running_server, settings_for_tests, write_scripts
 
 GET = """
 try {
@@ -38,6 +40,10 @@ try {
 SCRIPTS = {
     "get.js": GET,
     "raw.js": RAW,
+    "headers.js": """
+const r = await fetch(req.query.u);
+return { text: await r.text(), headers: Object.fromEntries(r.headers) };
+""",
     "post.js": """
 const kind = req.query.kind;
 const bodies = {
@@ -73,6 +79,17 @@ const reader = r.body.getReader();
 const first = new TextDecoder().decode((await reader.read()).value);
 c.abort();
 return first;
+""",
+    "unread.js": "await fetch(req.query.u); return 'left unread';",
+    "countdown.js": """
+return (async function* () {
+  for (let i = 3; i > 0; i--) { yield i + '\\n'; await new Promise((r) => setTimeout(r, 10)); }
+  yield 'liftoff';
+})();
+""",
+    "compose-stream.js": """
+const r = await fetch('/countdown');
+return { status: r.status, text: await r.text() };
 """,
     "deadline.js": "// @timeout 300\nawait fetch(req.query.u); return 'fetched';",
     "echo.js": "return { method: req.method, body: req.body, hops: req.headers['x-wexec-hops'], q: req.query };",
@@ -118,6 +135,41 @@ def test_a_host_opened_by_the_operator_is_fetched(server: str, up: Upstream) -> 
                    "type": "text/plain; charset=utf-8", "text": "hello from upstream"}
     big = call(server, "get", u=f"{up.base}/big?n=300000").json()  # streamed in, not inline
     assert big["text"] == "x" * 300_000
+
+
+def test_a_compressed_body_arrives_decoded_without_the_headers_of_the_encoded_one(
+    server: str, up: Upstream,
+) -> None:
+    got = call(server, "headers", u=f"{up.base}/gzip").json()
+    assert got["text"] == "zipped " * 1000
+    assert "content-encoding" not in got["headers"] and "content-length" not in got["headers"]
+
+
+async def test_limits_subrequests_and_response_bytes(up: Upstream) -> None:
+    settings = settings_for_tests(
+        memory_limit=32 * 1024 * 1024, fetch_allow_hosts=f"127.0.0.1:{up.ports[0]}",
+        fetch_max_subrequests=3, fetch_max_response_bytes=100_000,
+    )
+    many = (
+        "const out = [];\n"
+        f"for (let i = 0; i < 4; i++) {{ try {{ await fetch('{up.base}/hello'); out.push('ok'); }}"
+        " catch (e) { out.push(e.message); } }\nreturn out;"
+    )
+    big = (
+        f"try {{ return await (await fetch('{up.base}/big?n=200000')).text(); }}"
+        " catch (e) { return e.message; }"
+    )
+    with holding(UNIT, settings=settings) as h:
+        many_out, big_out = (await h.run(many)).body, (await h.run(big)).body
+    assert json.loads(many_out)[:3] == ["ok", "ok", "ok"]
+    assert json.loads(many_out)[3] == (
+        f"fetch to {up.base}/hello refused: this request already made 3 fetches, the cap "
+        "(WEXEC_FETCH_MAX_SUBREQUESTS=3)"
+    )
+    assert big_out.decode() == (
+        f"fetch to {up.base}/big?n=200000 refused: its body of 200000 bytes is past the cap of "
+        "100000 (WEXEC_FETCH_MAX_RESPONSE_BYTES)"
+    )
 
 
 def test_the_same_server_on_a_port_not_opened_is_refused(server: str, up: Upstream) -> None:
@@ -223,12 +275,13 @@ def test_the_first_chunk_reaches_the_client_before_upstream_finishes(server: str
 
 @pytest.mark.parametrize(("script", "answer"), [
     ("abort", "AbortError"), ("timeout", "TimeoutError"), ("abort-body", "first\n"),
+    ("unread", "left unread"),
 ])
 def test_abort_and_timeout_cancel_the_upstream_request(server: str, up: Upstream, script: str,
                                                        answer: str) -> None:
     up.release.clear()
     up.disconnected.clear()
-    path = "/drip" if script == "abort-body" else "/hang"
+    path = "/drip" if script in ("abort-body", "unread") else "/hang"
     t0 = time.monotonic()
     assert call(server, script, u=f"{up.base}{path}").text == answer
     assert time.monotonic() - t0 < 5
@@ -250,6 +303,10 @@ def test_a_relative_url_runs_the_tenants_route_in_process_through_the_gateway(
     assert got["secret"] == 401  # @token applies in-process too
     assert got["allowed"] == "secret reached"
     assert got["missing"] == 404
+
+
+def test_a_streamed_answer_composes_whole(server: str) -> None:
+    assert call(server, "compose-stream").json() == {"status": 200, "text": "3\n2\n1\nliftoff"}
 
 
 def test_a_loop_of_fetches_stops_at_the_hop_limit(server: str) -> None:

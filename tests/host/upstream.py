@@ -15,7 +15,8 @@ from tests.support import free_port
 
 class Upstream:
     """Routes: /hello, /echo (method, headers, body as JSON), /slow?ms=, /drip (a first chunk,
-    then the rest once ``release`` is set), /hang (never answers), /redirect?to=, /big?n=."""
+    then the rest once ``release`` is set), /hang (never answers), /redirect?to=, /big?n=,
+    /gzip (a compressed body)."""
 
     def __init__(self) -> None:
         self.ports = (free_port(), free_port())  # the second stays closed to scripts
@@ -42,6 +43,7 @@ class Upstream:
         app.router.add_get("/hang", self.hang)
         app.router.add_get("/redirect", self.redirect)
         app.router.add_get("/big", self.big)
+        app.router.add_get("/gzip", self.gzip)
         return app
 
     async def hello(self, request: web.Request) -> web.Response:
@@ -86,6 +88,11 @@ class Upstream:
 
     async def big(self, request: web.Request) -> web.Response:
         return web.Response(body=b"x" * int(request.query.get("n", "1000")))
+
+    async def gzip(self, request: web.Request) -> web.Response:
+        resp = web.Response(text="zipped " * 1000)
+        resp.enable_compression(web.ContentCoding.gzip)
+        return resp
 
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.app(), handler_cancellation=True)

@@ -65,12 +65,14 @@ class Client:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the session is bound to
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._session
-        if session is None or session.closed or session.loop is not loop:
+        if session is None or session.closed or self._loop is not loop:
             self.drop()
+            self._loop = loop
             connector = aiohttp.TCPConnector(
                 resolver=CheckedResolver(self.guard), use_dns_cache=False, limit=0,
                 limit_per_host=256, enable_cleanup_closed=True,

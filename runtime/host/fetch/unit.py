@@ -43,8 +43,6 @@ from runtime.host.fetch.settings import FetchSettings
 from runtime.host.streams import CHUNK_BYTES, open_stream
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
@@ -52,6 +50,7 @@ MAX_REDIRECTS = 20
 INLINE_BYTES = CHUNK_BYTES
 """A body known to be at most this large comes back with the head, saving the script a read."""
 _NO_TYPE = ("Content-Type",)
+_ENCODED = frozenset({"content-encoding", "content-length"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 FORBIDDEN_METHODS = frozenset({"CONNECT", "TRACE", "TRACK"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -275,8 +274,12 @@ async def _head(
     ctx: OpContext, grant_: FetchGrant, resp: aiohttp.ClientResponse, url: str, redirected: bool
 ) -> Head:
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
-    head = Head(resp.status, resp.reason or "", headers, url, redirected)
     length = resp.content_length
+    if resp.headers.get("content-encoding", "identity").lower() != "identity":
+        # the client decodes the body, so it is no longer what these two headers describe
+        headers = [(k, v) for k, v in headers if k.lower() not in _ENCODED]
+        length = None  # and its decoded size is known only once read: stream it
+    head = Head(resp.status, resp.reason or "", headers, url, redirected)
     if length is not None and length > grant_.max_bytes:
         resp.close()
         raise Refused(
@@ -292,31 +295,42 @@ async def _head(
         finally:
             resp.release()
         return head
-    head.stream = open_stream(ctx, _body(resp, url, grant_.max_bytes))
+    head.stream = open_stream(ctx, _Body(resp, url, grant_.max_bytes))
     return head
 
 
-async def _body(resp: aiohttp.ClientResponse, url: str, cap: int) -> AsyncIterator[bytes]:
-    """A response body as it arrives; closing it early closes the connection, so the
-    upstream sees the request cancelled."""
-    got, finished = 0, False
-    try:
-        async for chunk in resp.content.iter_any():
-            got += len(chunk)
-            if got > cap:
-                raise HostError(
-                    f"the body of {url} passed the cap of {cap} bytes "
-                    "(WEXEC_FETCH_MAX_RESPONSE_BYTES)"
-                )
-            yield chunk
-        finished = True
-    except aiohttp.ClientError as exc:
-        raise HostError(f"reading the body of {url} failed: {_reason(exc)}") from None
-    finally:
-        if finished:
-            resp.release()
-        else:
-            resp.close()
+class _Body:
+    """A response body as it arrives, a host stream's source. Closing it before its end closes
+    the connection, so the upstream sees the request cancelled; a class, not a generator, so
+    that happens even if the script never read it (a generator never started runs no
+    ``finally``)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, url: str, cap: int) -> None:
+        self.resp, self.url, self.cap = resp, url, cap
+        self.got = 0
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self.resp.content.readany()
+        except aiohttp.ClientError as exc:
+            raise HostError(f"reading the body of {self.url} failed: {_reason(exc)}") from None
+        if not chunk:
+            self.resp.release()  # read to its end: the connection goes back to the pool
+            raise StopAsyncIteration
+        self.got += len(chunk)
+        if self.got > self.cap:
+            raise HostError(
+                f"the body of {self.url} passed the cap of {self.cap} bytes "
+                "(WEXEC_FETCH_MAX_RESPONSE_BYTES)"
+            )
+        return chunk
+
+    async def aclose(self) -> None:
+        if not self.resp.closed:
+            self.resp.close()
 
 
 async def _compose(
