@@ -56,6 +56,13 @@ const bodies = {
 const r = await fetch(req.query.u, { method: 'POST', body: bodies[kind], headers: { 'x-kind': kind } });
 return await r.json();
 """,
+    "request.js": """
+const r = await fetch(new Request(req.query.u, { method: 'PUT', body: 'via request', headers: { 'x-a': '1' } }));
+const pre = AbortSignal.abort();
+let early;
+try { await fetch(req.query.u, { signal: pre }); } catch (e) { early = e.name; }
+return { echo: await r.json(), early };
+""",
     "parallel.js": """
 const t0 = Date.now();
 const rs = await Promise.all([1, 2, 3].map(() => fetch(req.query.u).then((r) => r.text())));
@@ -252,6 +259,15 @@ def test_request_bodies_reach_upstream(server: str, up: Upstream, kind: str, bod
     assert got["method"] == "POST" and got["body"] == body
     assert headers.get("content-type") == type_
     assert headers["x-kind"] == kind and headers["x-wexec-hops"] == "1"
+
+
+def test_a_request_object_is_fetched_and_an_aborted_signal_rejects_at_once(
+    server: str, up: Upstream,
+) -> None:
+    got = call(server, "request", u=f"{up.base}/echo").json()
+    assert got["early"] == "AbortError"
+    assert got["echo"]["method"] == "PUT" and got["echo"]["body"] == "via request"
+    assert {k.lower(): v for k, v in got["echo"]["headers"].items()}["x-a"] == "1"
 
 
 def test_three_fetches_of_200_ms_at_once_take_about_200_ms(server: str, up: Upstream) -> None:
