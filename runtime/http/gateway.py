@@ -325,7 +325,7 @@ class Gateway:
         if req.may_have_body:
             req.body = await read_body(receive, headers.get("content-length"), self.max_body)
         invocation = Invocation(
-            req.method, req.path, url, headers, query, params, req.body, req.ip, hops
+            req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops
         )
         limiter = policy.limiter
         if limiter is not None:

@@ -199,7 +199,8 @@ class Driver:
         ``load`` is (bytecode, env) for a fresh instance: the script loads in the same
         crossing, as ``load_script`` would, and its failure is raised the same way.
         """
-        req = self._new_request(timeout_ms, hops=inv.hops)
+        req = self._new_request(timeout_ms)
+        req.hops = inv.hops
         header, blob, budget, _ = first_envelope(
             req.rid, inv, timeout_ms, None, load, self.path, self.instance.memory_limit
         )
@@ -212,11 +213,11 @@ class Driver:
 
     def take_over(
         self, crossed: tuple[dict[str, Any], bytes] | BaseException, timeout_ms: int | None,
-        loaded: bool, slice_ms: float | None, hops: int = 0,
+        loaded: bool, slice_ms: float | None,
     ) -> tuple[InFlight, list[dict]]:
         """``begin``, for a fresh instance whose first crossing already ran without a driver
         (``first_envelope`` with rid ``FIRST_RID``): what it output, or what it raised."""
-        req = self._new_request(timeout_ms, hops=hops)
+        req = self._new_request(timeout_ms)
         assert req.rid == FIRST_RID
 
         def cross() -> tuple[dict[str, Any], bytes]:
@@ -255,13 +256,11 @@ class Driver:
             raise SliceExceeded
         return req, ops
 
-    def _new_request(
-        self, timeout_ms: int | None, now: float | None = None, hops: int = 0
-    ) -> InFlight:
+    def _new_request(self, timeout_ms: int | None, now: float | None = None) -> InFlight:
         rid = self._next_rid
         self._next_rid += 1
         deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
-        req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline, hops=hops)
+        req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline)
         return req
 
     def run_sync(

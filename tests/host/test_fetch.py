@@ -113,6 +113,10 @@ return { status: r.status, echo: await r.json(), secret: secret.status,
 const r = await fetch('/loop');
 return new Response(await r.text(), { status: r.status, headers: { 'x-depth': String(Number(r.headers.get('x-depth') || 0) + 1) } });
 """,
+    "loop-worker.js": "// @mode worker\n" + """
+const r = await fetch('/loop-worker');
+return new Response(await r.text(), { status: r.status, headers: { 'x-depth': String(Number(r.headers.get('x-depth') || 0) + 1) } });
+""",
     "narrow.js": "// @allow-hosts example.com\n" + GET,
 }
 
@@ -325,8 +329,9 @@ def test_a_streamed_answer_composes_whole(server: str) -> None:
     assert call(server, "compose-stream").json() == {"status": 200, "text": "3\n2\n1\nliftoff"}
 
 
-def test_a_loop_of_fetches_stops_at_the_hop_limit(server: str) -> None:
-    resp = call(server, "loop")
+@pytest.mark.parametrize("script", ["loop", "loop-worker"])
+def test_a_loop_of_fetches_stops_at_the_hop_limit(server: str, script: str) -> None:
+    resp = call(server, script)
     assert resp.status_code == 508
     assert resp.headers["x-depth"] == "17"  # 16 hops, then the 17th is refused
     assert json.loads(resp.text)["error"] == "loop_detected"
