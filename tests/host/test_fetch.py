@@ -117,6 +117,10 @@ return new Response(await r.text(), { status: r.status, headers: { 'x-depth': St
 const r = await fetch('/loop-worker');
 return new Response(await r.text(), { status: r.status, headers: { 'x-depth': String(Number(r.headers.get('x-depth') || 0) + 1) } });
 """,
+    "bad-header.js": """
+try { await __wexec.op('fetch.request', { url: req.query.u, method: 'GET', headers: [['x-a', 'line\\nbreak']] }); }
+catch (e) { return e.name + ': ' + e.message; }
+""",
     "narrow.js": "// @allow-hosts example.com\n" + GET,
 }
 
@@ -272,6 +276,12 @@ def test_a_request_object_is_fetched_and_an_aborted_signal_rejects_at_once(
     assert got["early"] == "AbortError"
     assert got["echo"]["method"] == "PUT" and got["echo"]["body"] == "via request"
     assert {k.lower(): v for k, v in got["echo"]["headers"].items()}["x-a"] == "1"
+
+
+def test_a_header_that_could_split_the_request_is_refused(server: str, up: Upstream) -> None:
+    assert call(server, "bad-header", u=f"{up.base}/echo").text == (
+        "TypeError: the value of header 'x-a' holds a line break, a NUL or a character past U+00FF"
+    )
 
 
 def test_three_fetches_of_200_ms_at_once_take_about_200_ms(server: str, up: Upstream) -> None:

@@ -52,6 +52,7 @@ INLINE_BYTES = CHUNK_BYTES
 _NO_TYPE = ("Content-Type",)
 _ENCODED = frozenset({"content-encoding", "content-length"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NORMALIZED = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})  # Fetch's list
 FORBIDDEN_METHODS = frozenset({"CONNECT", "TRACE", "TRACK"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -94,6 +95,10 @@ def grant(configured: FetchGrant, magic: MagicComments) -> FetchGrant:
         )
     return FetchGrant(configured.guard, kept, "// @allow-hosts", configured.max_subrequests,
                       configured.max_bytes)
+
+
+class FetchTimeout(HostError):
+    js_name = "TimeoutError"
 
 
 @dataclass(slots=True)
@@ -163,7 +168,7 @@ async def request(args: dict[str, Any], ctx: OpContext) -> bytes:
             else:
                 head = await _fetch(ctx, grant_, state, method, url, headers, body, redirect)
     except TimeoutError:
-        raise HostError(
+        raise FetchTimeout(
             f"fetch to {url} timed out: the script's own time limit ran out first"
         ) from None
     return head.encode()
@@ -176,7 +181,7 @@ def _method(value: Any) -> str:
     upper = method.upper()
     if upper in FORBIDDEN_METHODS:
         raise Refused(f"fetch refused: the {upper} method is forbidden")
-    return upper if upper in ("DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH") else method
+    return upper if upper in _NORMALIZED else method
 
 
 def _headers(pairs: Any) -> CIMultiDict[str]:
@@ -189,10 +194,21 @@ def _headers(pairs: Any) -> CIMultiDict[str]:
         name, value = str(pair[0]), str(pair[1]).strip(" \t")
         if not name or not set(name) <= _TOKEN:
             raise Refused(f"{name!r} is not a valid header name")
-        if any(c in value for c in "\r\n\0"):
-            raise Refused(f"the value of header {name!r} holds a line break or NUL")
+        if any(c in value for c in "\r\n\0") or not value.isascii() and _not_latin1(value):
+            raise Refused(
+                f"the value of header {name!r} holds a line break, a NUL or a character past "
+                "U+00FF"
+            )
         headers.add(name, value)
     return headers
+
+
+def _not_latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 async def _fetch(
