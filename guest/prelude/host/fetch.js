@@ -80,21 +80,39 @@ const bodyBytes = async (body) => {
   return [new Uint8Array(W.encode(String(body), UTF8)), 'text/plain;charset=UTF-8'];
 };
 
+// A Request of any implementation with the standard shape (url, method, headers, body).
+const requestLike = (x) => x instanceof Request ||
+  (x !== null && typeof x === 'object' && typeof x.url === 'string' && typeof x.method === 'string');
+
+// What one fetch asks for, from fetch()'s arguments or a Request's: no Request is made for a
+// URL string, so a relative one never meets a constructor that needs a base.
+const optionsOf = (input, init) => {
+  const from = requestLike(input) ? input : null;
+  const method = String(init.method || (from ? from.method : 'GET'));
+  const body = init.body !== undefined ? init.body : from ? ('_body' in from ? from._body : from.body) : null;
+  const m = method.toUpperCase();
+  if ((m === 'GET' || m === 'HEAD') && body !== null && body !== undefined) {
+    throw new TypeError('Request with GET/HEAD method cannot have body.');
+  }
+  return {
+    url: from ? from.url : urlOf(input),
+    method,
+    headers: new Headers(init.headers || (from ? from.headers : undefined)),
+    redirect: String(init.redirect || (from ? from.redirect : 'follow')),
+    signal: init.signal || (from ? from.signal : null) || null,
+    body,
+  };
+};
+
 class Request {
   constructor(input, init = {}) {
-    // a Request of this file, or any with the standard shape (url, method, headers, body)
-    const from = input instanceof Request || (input !== null && typeof input === 'object' &&
-      typeof input.url === 'string' && typeof input.method === 'string') ? input : null;
-    this.url = from ? from.url : urlOf(input);
-    this.method = String(init.method || (from ? from.method : 'GET'));
-    this.headers = new Headers(init.headers || (from ? from.headers : undefined));
-    this.redirect = init.redirect || (from ? from.redirect : 'follow');
-    this.signal = init.signal || (from ? from.signal : new AbortSignal());
-    this._body = init.body !== undefined ? init.body : from ? ('_body' in from ? from._body : from.body) : null;
-    const m = this.method.toUpperCase();
-    if ((m === 'GET' || m === 'HEAD') && this._body !== null && this._body !== undefined) {
-      throw new TypeError('Request with GET/HEAD method cannot have body.');
-    }
+    const o = optionsOf(input, init);
+    this.url = o.url;
+    this.method = o.method;
+    this.headers = o.headers;
+    this.redirect = o.redirect;
+    this.signal = o.signal || new AbortController().signal;
+    this._body = o.body === undefined ? null : o.body;
   }
   get body() { return this._body; }
   clone() { return new Request(this); }
@@ -133,26 +151,28 @@ const responseOf = (answer, method) => {
 };
 
 const fetch = async (input, init = {}) => {
-  const req = input instanceof Request && Object.keys(init).length === 0 ? input : new Request(input, init);
-  const signal = req.signal;
-  signal.throwIfAborted();
-  const [bytes, type] = await bodyBytes(req._body);
+  const o = optionsOf(input, init === null || init === undefined ? {} : init);
+  const signal = o.signal;
+  if (signal) signal.throwIfAborted();
+  const [bytes, type] = await bodyBytes(o.body);
   const headers = [];
-  for (const [k, v] of req.headers) headers.push([k, v]);
-  if (type && !req.headers.has('content-type')) headers.push(['content-type', type]);
-  signal.throwIfAborted();
-  const args = { url: req.url, method: req.method, headers, redirect: req.redirect };
+  for (const [k, v] of o.headers) headers.push([k, v]);
+  if (type && !o.headers.has('content-type')) headers.push(['content-type', type]);
+  if (signal) signal.throwIfAborted();
+  const args = { url: o.url, method: o.method, headers, redirect: o.redirect };
   if (bytes) args.body = blob(bytes);
   const answer = await new Promise((resolve, reject) => {
     const rec = { resolve, reject };
     const id = listOp(rec, 'fetch.request', args, bytes ? ['body'] : undefined);
-    signal.addEventListener('abort', () => {
-      dropOp(id); // the host cancels the request in flight
-      reject(signal.reason);
-    }, { once: true });
+    if (signal) {
+      signal.addEventListener('abort', () => {
+        dropOp(id); // the host cancels the request in flight
+        reject(signal.reason);
+      }, { once: true });
+    }
   });
-  const [res, body] = responseOf(answer, req.method.toUpperCase());
-  if (body && streamOf(body) && !signal.aborted) {
+  const [res, body] = responseOf(answer, o.method.toUpperCase());
+  if (signal && body && streamOf(body) && !signal.aborted) {
     signal.addEventListener('abort', () => { body.cancel(signal.reason); }, { once: true });
   }
   return res;
