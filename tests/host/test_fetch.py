@@ -51,7 +51,7 @@ const bodies = {
   bytes: new Uint8Array([104, 105]),
   form: new URLSearchParams({ a: '1', b: 'two' }),
   json: JSON.stringify({ k: [1, 2] }),
-  stream: new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('str')); c.enqueue('eam'); c.close(); } }),
+  stream: new ReadableStream({ start(c) { const e = new TextEncoder(); c.enqueue(e.encode('str')); c.enqueue(e.encode('eam')); c.close(); } }),
 };
 const r = await fetch(req.query.u, { method: 'POST', body: bodies[kind], headers: { 'x-kind': kind } });
 return await r.json();

@@ -10,7 +10,6 @@ import { dropOp, listOp } from '../crossing/ops.js';
 import { streamOf } from '../crossing/stream.js';
 import { viewOf } from '../lib/encoding.js';
 import { URL, URLSearchParams } from '../lib/url.js';
-import { gatherStream } from '../lib/streams.js';
 import { Headers, Response } from '../lib/http.js';
 import { setTimeout } from './timers.js';
 import { hostStream } from './streams.js';
@@ -76,7 +75,7 @@ const bodyBytes = async (body) => {
   }
   const view = viewOf(body);
   if (view) return [view, null];
-  if (streamOf(body)) return [await gatherStream(body), null];
+  if (streamOf(body)) return [new Uint8Array(await new Response(body).arrayBuffer()), null];
   return [new Uint8Array(W.encode(String(body), UTF8)), 'text/plain;charset=UTF-8'];
 };
 
