@@ -120,3 +120,10 @@ async def test_a_name_is_refused_on_what_it_resolves_to_when_connecting() -> Non
     found = await opened.resolve("localhost", 8000)
     assert {r["host"] for r in found} <= {"127.0.0.1", "::1"}  # the checked addresses themselves
     assert all(r["hostname"] == "localhost" for r in found)  # TLS still names the host
+
+
+def test_a_bad_allow_list_stops_the_settings_naming_the_entry() -> None:
+    with pytest.raises(ValueError, match=r"'a.com:http': the port must be a number"):
+        settings_for_tests(fetch_allow_hosts="127.0.0.1:9000,a.com:http")
+    with pytest.raises(ValueError, match=r"'1.2.3.4.5' ends in a number but is not an IPv4"):
+        settings_for_tests(tenant_fetch_hosts={"alice/1": "1.2.3.4.5"})

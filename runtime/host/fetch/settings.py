@@ -3,8 +3,10 @@ process imports) does not import the HTTP client with them."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
+
+from runtime.host.fetch.guard import parse_hosts
 
 MiB = 1024 * 1024
 
@@ -29,3 +31,16 @@ class FetchSettings(BaseSettings):
         64 * MiB, ge=0, description="Largest response body one fetch may read; past it the "
         "body's stream fails.",
     )
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        parse_hosts(value)  # a bad entry stops start-up, naming it, instead of every fetch
+        return value
+
+    @field_validator("tenant_fetch_hosts")
+    @classmethod
+    def _tenant_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for hosts in value.values():
+            parse_hosts(hosts)
+        return value
