@@ -17,6 +17,7 @@ script's ``// @allow-hosts`` narrow that and never widen it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 import time
 from dataclasses import dataclass
@@ -250,34 +251,40 @@ async def _fetch(
 def _checked(grant_: FetchGrant, url: str, redirected_from: str | None = None) -> URL:
     """``url`` as the host parses it, with an address written in any spelling put canonically,
     and refused unless its scheme, host, port and (if it is an address) its address pass."""
-    via = f" (redirected from {redirected_from})" if redirected_from else ""
+    try:
+        return _target(grant_, url)
+    except Refused as exc:
+        if redirected_from is None:
+            raise
+        raise Refused(f"{exc} (redirected from {redirected_from})") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _target(grant_: FetchGrant, url: str) -> URL:
+    """``_checked`` for one grant and URL: a pure function of both, so the URLs a script fetches
+    again and again are parsed and checked once (a refusal is not kept)."""
     try:
         parsed = URL(url)
     except ValueError as exc:
-        raise Refused(f"fetch to {url!r} refused: not a valid URL ({exc}){via}") from None
+        raise Refused(f"fetch to {url!r} refused: not a valid URL ({exc})") from None
     if parsed.scheme not in ("http", "https"):
-        raise Refused(
-            f"fetch to {url} refused: only http: and https: URLs may be fetched{via}"
-        )
+        raise Refused(f"fetch to {url} refused: only http: and https: URLs may be fetched")
     raw = parsed.raw_host
     if not raw:
-        raise Refused(f"fetch to {url} refused: the URL names no host{via}")
+        raise Refused(f"fetch to {url} refused: the URL names no host")
     try:
         host = parse_host(raw)
     except BadHost as exc:
-        raise Refused(f"fetch to {url} refused: {exc}{via}") from None
+        raise Refused(f"fetch to {url} refused: {exc}") from None
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     if not allowed_by(grant_.hosts, host, port):
         listed = ", ".join(str(e) for e in grant_.hosts or ()) or "none"
         raise Refused(
             f"fetch to {shown(host, port)} refused: not among the hosts this script may reach "
-            f"({grant_.narrowed_by}: {listed}){via}"
+            f"({grant_.narrowed_by}: {listed})"
         )
     if not isinstance(host, str):
-        try:
-            grant_.guard.check(host, host, port)
-        except Refused as exc:
-            raise Refused(f"{exc}{via}") from None
+        grant_.guard.check(host, host, port)
         parsed = parsed.with_host(str(host))
     return parsed
 
