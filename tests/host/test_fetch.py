@@ -101,13 +101,16 @@ return { status: r.status, text: await r.text() };
     "deadline.js": "// @timeout 300\nawait fetch(req.query.u); return 'fetched';",
     "echo.js": "return { method: req.method, body: req.body, hops: req.headers['x-wexec-hops'], q: req.query };",
     "secret.js": "// @token s3cret\nreturn 'secret reached';",
+    "cors-target.js": "// @cors https://app.example\nreturn 'shared';",
     "compose.js": """
 const r = await fetch('/echo?x=1', { method: 'POST', body: JSON.stringify({ a: 1 }),
                                      headers: { 'content-type': 'application/json' } });
 const secret = await fetch('/secret');
 const allowed = await fetch('/secret', { headers: { authorization: 'Bearer s3cret' } });
+const cors = await fetch('/cors-target', { headers: { origin: 'https://app.example' } });
 return { status: r.status, echo: await r.json(), secret: secret.status,
-         allowed: await allowed.text(), missing: (await fetch('/nope')).status };
+         allowed: await allowed.text(), missing: (await fetch('/nope')).status,
+         cors: cors.headers.get('access-control-allow-origin') };
 """,
     "loop.js": """
 const r = await fetch('/loop');
@@ -333,6 +336,7 @@ def test_a_relative_url_runs_the_tenants_route_in_process_through_the_gateway(
     assert got["secret"] == 401  # @token applies in-process too
     assert got["allowed"] == "secret reached"
     assert got["missing"] == 404
+    assert got["cors"] == "https://app.example"  # and CORS
 
 
 def test_a_streamed_answer_composes_whole(server: str) -> None:
