@@ -24,6 +24,7 @@ import { TextDecoder, TextEncoder, viewOf } from './lib/encoding.js';
 import { Buffer } from './lib/buffer.js';
 import { webcrypto } from './host/crypto.js';
 import { hostStream } from './host/streams.js';
+import { fetch } from './host/fetch.js';
 import { URL, URLSearchParams } from './lib/url.js';
 import { structuredClone } from './lib/structured-clone.js';
 import * as streams from './lib/streams.js';
@@ -90,6 +91,7 @@ define(G, {
   File,
   FormData,
   URLPattern,
+  fetch,
   Buffer,
   process,
   require,

@@ -85,9 +85,17 @@ class Catalog(Generic[P]):
     def view(self) -> View[P]:
         return self._view
 
-    def lookup(self, host: str, path: str) -> tuple[Tenant, Script[P] | None, Query]:
+    def lookup(
+        self, host: str, path: str, tenant_name: str | None = None
+    ) -> tuple[Tenant, Script[P] | None, Query]:
+        """The tenant ``host`` names (or, for a request made in-process, ``tenant_name``) and
+        its script for ``path``."""
         view = self._view
-        tenant = view.resolver.resolve(host)
+        if tenant_name is None:
+            tenant = view.resolver.resolve(host)
+        else:
+            subdomain, _, exec_id = tenant_name.partition("/")
+            tenant = view.resolver.get(subdomain, exec_id) or view.resolver.default
         scripts = view.tenants.get(tenant.name)
         if scripts is not None:
             hit = scripts.table.match(path)

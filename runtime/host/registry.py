@@ -27,12 +27,13 @@ from runtime.host import (
     streams,
     timers,
 )
+from runtime.host.fetch import unit as fetch
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT)
+UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, fetch.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT, streams.UNIT)

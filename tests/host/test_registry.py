@@ -49,8 +49,10 @@ def test_the_guest_and_the_registry_agree_on_every_name() -> None:
 
 def test_every_sandbox_holds_the_response_and_the_built_ins_by_default() -> None:
     registry = Registry(settings_for_tests())
-    assert [u.name for u in registry.units] == ["response", "streams", "timers", "crypto"]
-    assert set(registry.ops) == {"response.drain", "streams.read", "streams.cancel", "timers.sleep"}
+    assert [u.name for u in registry.units] == ["response", "streams", "timers", "crypto", "fetch"]
+    assert set(registry.ops) == {
+        "response.drain", "streams.read", "streams.cancel", "timers.sleep", "fetch.request"
+    }
     assert set(registry.calls) == {"crypto.hash", "crypto.hmac"}
     assert Registry(settings_for_tests(), ()).units == CORE
 
@@ -61,7 +63,7 @@ def test_an_unknown_op_is_refused_naming_it_and_the_units_held() -> None:
         registry.op("fs.read", {"timers": True})
     assert str(caught.value) == (
         "unknown host operation 'fs.read': no unit registers it (units: response, streams, timers, "
-        "crypto)"
+        "crypto, fetch)"
     )
 
 
@@ -115,7 +117,9 @@ def test_a_failure_keeps_the_name_of_a_host_refusal() -> None:
 def test_every_built_in_is_granted_by_policy_once_per_version() -> None:
     artefact = SimpleNamespace(magic=MagicComments())  # all policy_for reads of an artefact
     policy = policy_for("default/1", "p.ts", artefact, settings_for_tests())  # type: ignore[arg-type]
-    assert dict(policy.grants) == {"response": True, "streams": True, "timers": True, "crypto": True}
+    grants = dict(policy.grants)
+    assert grants.pop("fetch").hosts is None  # every public host; the guard decides the rest
+    assert grants == {"response": True, "streams": True, "timers": True, "crypto": True}
     assert {u.name for u in (*CORE, *UNITS)} == set(policy.grants)
 
 
