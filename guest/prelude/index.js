@@ -16,7 +16,8 @@
 import { W } from './natives.js';
 import { G, define } from './globals.js';
 import { blob, state } from './crossing/state.js';
-import { current, enter, shared } from './crossing/flight.js';
+import { current, enter } from './crossing/flight.js';
+import { shared } from './host/shared.js';
 import { op, settle } from './crossing/ops.js';
 import { clearTimer, setImmediate, setInterval, setTimeout, tick } from './host/timers.js';
 import { console } from './lib/console.js';

@@ -19,7 +19,7 @@ import wasmtime
 
 from runtime.buildtools import load_build_module
 from runtime.config import Settings
-from runtime.host import HostError
+from runtime.host import HostError, calling
 from runtime.host.registry import Registry
 from runtime.sandbox import _capi
 from runtime.sandbox.instance import NativeEngine
@@ -105,7 +105,7 @@ class GuestEngine:
         data = read(base + (args[2].i32 & m), args[3].i32)
         out, cap = base + (args[4].i32 & m), args[5].i32
         try:
-            result = self.registry.call(name)(data)
+            result = self.registry.call(name, data, calling.caller)
             if len(result) > cap:
                 raise ValueError(f"{name}: result of {len(result)} bytes exceeds {cap}")
         except (HostError, ValueError) as exc:

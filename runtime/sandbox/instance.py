@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import wasmtime
 
+from runtime.host import Caller, calling
 from runtime.sandbox import _capi, native
 
 if TYPE_CHECKING:
@@ -89,13 +90,16 @@ class NativeEngine:
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = ("_cross", "_handle", "_native", "_out", "engine", "image", "memory_limit")
+    __slots__ = ("_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit")
 
     def __init__(
-        self, engine: GuestEngine, memory_limit: int, image: DerivedImage | None = None
+        self, engine: GuestEngine, memory_limit: int, image: DerivedImage | None = None,
+        caller: Caller | None = None,
     ) -> None:
-        """``image``: what memory starts as, if not the engine's snapshot (kept alive here)."""
+        """``image``: what memory starts as, if not the engine's snapshot (kept alive here);
+        ``caller``: who its bound host calls act for (None: they are refused)."""
         self.engine = engine
+        self.caller = caller
         self.memory_limit = memory_limit
         self.image = image
         self._native = engine.native
@@ -122,6 +126,7 @@ class GuestInstance:
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
         out = self._out
+        calling.caller = self.caller
         if self._cross(self._handle, export, len(export), header, len(header), blob, len(blob),
                        self.engine.deadline_ticks(budget_ms), out):
             self._fail(export)

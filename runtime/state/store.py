@@ -1,0 +1,290 @@
+"""The per-process map of every tenant's shared state, over a ``Backend`` where it lasts.
+
+Reads and writes touch memory only (a key costs a dict lookup and its JSON, never the whole
+state); what changed is written to the backend by a background thread every ``sync_ms`` (write
+behind), which then takes in what other processes wrote. So, per tenant:
+
+- within one process every script sees every write at once, whichever instance made it;
+- two writes to one key: the last one wins, per top-level key;
+- with ``--workers N``, another process sees a write within about two ``sync_ms``;
+- ``swap`` (what ``shared.update`` is built on) goes to the backend at once and writes only
+  if the key is unchanged since its ``take``: atomic across threads and processes;
+- a server that stops cleanly writes everything first; one that crashes loses at most its
+  last ``sync_ms`` of plain writes (never an ``update``).
+
+Values are JSON. A tenant's state is capped in bytes (its keys' JSON, as measured when written).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from runtime.state.backend import Backend, Row
+from runtime.state.sqlite import SQLiteBackend
+
+log = logging.getLogger("wexec.state")
+
+MISSING: Any = object()
+"""What ``get`` answers for a path that holds nothing."""
+
+
+class StateError(ValueError):
+    """A read or write refused: its text says why and what to change."""
+
+
+@dataclass(slots=True)
+class TenantState:
+    values: dict[str, Any]
+    sizes: dict[str, int]  # per top-level key: its JSON and its name
+    bytes: int = 0
+    dirty: set[str] = field(default_factory=set)  # keys written since the last sync
+
+
+class SharedState:
+    """Every tenant's shared state in this process, loaded on first use."""
+
+    def __init__(self, backend: Backend, sync_ms: int = 50) -> None:
+        self.backend = backend
+        self._tenants: dict[str, TenantState] = {}
+        self._lock = threading.Lock()  # memory
+        self._sync_lock = threading.Lock()  # the backend's writes, in order
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(sync_ms / 1000.0,), name="wexec-shared-sync", daemon=True
+        )
+        self._thread.start()
+
+    # -- reads and writes of one path ---------------------------------------------------------
+
+    def get(self, tenant: str, path: list[str]) -> Any:
+        """The value at ``path`` (``[]``: the whole state), or ``MISSING``. Not a copy: callers
+        serialise it before they let go of it, and never change it."""
+        with self._lock:
+            return _walk(self._of(tenant).values, path)
+
+    def set(self, tenant: str, path: list[str], value: Any, cap: int, *,
+            encoded: bytes | None = None, merge: bool = False) -> None:
+        """Write ``value`` at ``path`` (``[]``: replace the whole state with an object);
+        ``merge`` puts an object's keys into the object already there."""
+        if not path:
+            if not isinstance(value, dict):
+                raise StateError("the whole shared state is an object; set a key instead")
+            with self._lock:
+                state = self._of(tenant)
+                merged = {**state.values, **value} if merge else value
+                self._replace(state, tenant, merged, cap)
+            return
+        raw = encoded if encoded is not None else orjson.dumps(value)
+        with self._lock:
+            state = self._of(tenant)
+            top = path[0]
+            if len(path) == 1:
+                old = state.values.get(top, MISSING)
+                if merge and isinstance(old, dict) and isinstance(value, dict):
+                    value = {**old, **value}
+                    raw = orjson.dumps(value)
+                growth = len(top) + len(raw) - state.sizes.get(top, 0)
+                _check_cap(state, tenant, growth, cap)
+                state.values[top] = value
+                state.sizes[top] = len(top) + len(raw)
+            else:
+                parent = _walk(state.values, path[:-1])
+                if not isinstance(parent, dict):
+                    raise StateError(f"shared.{'.'.join(path[:-1])} is not an object")
+                leaf = path[-1]
+                old = parent.get(leaf, MISSING)
+                if merge and isinstance(old, dict) and isinstance(value, dict):
+                    value = {**old, **value}
+                    raw = orjson.dumps(value)
+                before = 0 if old is MISSING else len(leaf) + 4 + len(orjson.dumps(old))
+                growth = len(leaf) + 4 + len(raw) - before
+                _check_cap(state, tenant, growth, cap)
+                parent[leaf] = value
+                state.sizes[top] += growth
+            state.bytes += growth
+            state.dirty.add(top)
+
+    def delete(self, tenant: str, path: list[str]) -> bool:
+        """Remove ``path`` (``[]``: everything); whether it held something."""
+        with self._lock:
+            state = self._of(tenant)
+            if not path:
+                had = bool(state.values)
+                state.dirty.update(state.values)
+                state.values, state.sizes, state.bytes = {}, {}, 0
+                return had
+            top = path[0]
+            if len(path) == 1:
+                if top not in state.values:
+                    return False
+                del state.values[top]
+                state.bytes -= state.sizes.pop(top)
+            else:
+                parent = _walk(state.values, path[:-1])
+                if not isinstance(parent, dict) or path[-1] not in parent:
+                    return False
+                old = parent.pop(path[-1])
+                shrink = len(path[-1]) + 4 + len(orjson.dumps(old))
+                state.sizes[top] -= shrink
+                state.bytes -= shrink
+            state.dirty.add(top)
+            return True
+
+    def keys(self, tenant: str, path: list[str]) -> list[str]:
+        """The keys of the object at ``path``; [] if it is not an object."""
+        with self._lock:
+            found = _walk(self._of(tenant).values, path)
+            return list(found) if isinstance(found, dict) else []
+
+    # -- atomic updates -------------------------------------------------------------------------
+
+    def take(self, tenant: str, key: str) -> tuple[int, bytes | None]:
+        """The key's (version, JSON) as the backend holds it now, this process's writes
+        included: what a ``swap`` must find unchanged."""
+        with self._sync_lock:
+            self._write_dirty(tenant, key)
+            version, raw = self.backend.read(tenant, key)
+            with self._lock:
+                self._apply(self._of(tenant), key, raw)
+            return version, raw
+
+    def swap(self, tenant: str, key: str, version: int, raw: bytes | None, cap: int) -> bool:
+        """Write ``raw`` (None: delete) to ``key`` if its version is still ``version``."""
+        value = MISSING if raw is None else orjson.loads(raw)
+        with self._sync_lock:
+            self._write_dirty(tenant, key)
+            with self._lock:
+                state = self._of(tenant)
+                if raw is not None:
+                    _check_cap(state, tenant, len(key) + len(raw) - state.sizes.get(key, 0), cap)
+            if not self.backend.swap(tenant, key, version, raw):
+                return False
+            with self._lock:
+                self._apply(self._of(tenant), key, raw, value)
+            return True
+
+    # -- keeping in step with the backend -----------------------------------------------------
+
+    def sync(self) -> None:
+        """Write what changed here, then take in what other processes wrote."""
+        with self._sync_lock:
+            rows: list[Row] = []
+            with self._lock:
+                for tenant, state in self._tenants.items():
+                    for key in state.dirty:
+                        value = state.values.get(key, MISSING)
+                        rows.append(Row(tenant, key, None if value is MISSING else orjson.dumps(value)))
+                    state.dirty.clear()
+            self.backend.write(rows)
+            changes = self.backend.changes()
+            if changes:
+                with self._lock:
+                    for row in changes:
+                        state = self._tenants.get(row.tenant)
+                        if state is not None and row.key not in state.dirty:
+                            self._apply(state, row.key, row.value)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sync()
+        self.backend.close()
+
+    def _run(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - a failed sync is retried at the next tick
+                log.exception("syncing shared state failed")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _of(self, tenant: str) -> TenantState:
+        """The tenant's state, loaded from the backend on first use (call with the lock held)."""
+        state = self._tenants.get(tenant)
+        if state is None:
+            values, sizes = {}, {}
+            for key, raw in self.backend.load(tenant).items():
+                values[key] = orjson.loads(raw)
+                sizes[key] = len(key) + len(raw)
+            state = self._tenants[tenant] = TenantState(values, sizes, sum(sizes.values()))
+        return state
+
+    def _replace(self, state: TenantState, tenant: str, values: dict[str, Any], cap: int) -> None:
+        sizes = {key: len(key) + len(orjson.dumps(value)) for key, value in values.items()}
+        _check_cap(state, tenant, sum(sizes.values()) - state.bytes, cap)
+        state.dirty.update(state.values)
+        state.dirty.update(values)
+        state.values, state.sizes, state.bytes = dict(values), sizes, sum(sizes.values())
+
+    def _write_dirty(self, tenant: str, key: str) -> None:
+        """Write this process's pending write of ``key`` now (the sync lock held)."""
+        with self._lock:
+            state = self._of(tenant)
+            if key not in state.dirty:
+                return
+            state.dirty.discard(key)
+            value = state.values.get(key, MISSING)
+            row = Row(tenant, key, None if value is MISSING else orjson.dumps(value))
+        self.backend.write([row])
+
+    @staticmethod
+    def _apply(state: TenantState, key: str, raw: bytes | None, value: Any = MISSING) -> None:
+        """Make memory hold ``raw`` for ``key`` (the lock held)."""
+        state.bytes -= state.sizes.pop(key, 0)
+        state.values.pop(key, None)
+        if raw is not None:
+            state.values[key] = orjson.loads(raw) if value is MISSING else value
+            state.sizes[key] = len(key) + len(raw)
+            state.bytes += state.sizes[key]
+
+
+def _walk(values: dict[str, Any], path: list[str]) -> Any:
+    found: Any = values
+    for name in path:
+        if not isinstance(found, dict):
+            return MISSING
+        found = found.get(name, MISSING)
+        if found is MISSING:
+            return MISSING
+    return found
+
+
+def _check_cap(state: TenantState, tenant: str, growth: int, cap: int) -> None:
+    if growth > 0 and state.bytes + growth > cap:
+        raise StateError(
+            f"shared state of {tenant} is full: this write would make it {state.bytes + growth} "
+            f"bytes of JSON, past its cap of {cap} (WEXEC_SHARED_TENANT_BYTES); delete keys "
+            "it no longer needs"
+        )
+
+
+_open: dict[Path, SharedState] = {}
+_open_lock = threading.Lock()
+
+
+def open_state(path: Path, sync_ms: int = 50) -> SharedState:
+    """The process's ``SharedState`` over the SQLite file ``path`` (one per file), written
+    out when the interpreter exits if nobody closed it before."""
+    key = path.resolve()
+    with _open_lock:
+        state = _open.get(key)
+        if state is None:
+            state = _open[key] = SharedState(SQLiteBackend(key), sync_ms)
+            atexit.register(state.sync)
+    return state
+
+
+def sync_all() -> None:
+    """Write out every ``SharedState`` this process opened (they stay open)."""
+    with _open_lock:
+        states = list(_open.values())
+    for state in states:
+        state.sync()
