@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from runtime.api import errors, health
+from runtime.api import errors, health, shared_state
 from runtime.api.services import Services
 
-ROUTERS: list[APIRouter] = [health.router]
+ROUTERS: list[APIRouter] = [health.router, shared_state.router]
 """One router per namespace module; a new namespace adds its router here."""
 
 

@@ -17,7 +17,7 @@ so writing one is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -51,10 +51,21 @@ class SharedSettings(BaseSettings):
     )
 
 
-@dataclass(frozen=True, slots=True)
 class Grant:
-    state: SharedState
-    cap: int
+    """What a script of one tenant may use: the process's state (opened on first use, so that
+    computing grants touches no file) and the tenant's cap."""
+
+    __slots__ = ("_state", "cap", "path", "sync_ms")
+
+    def __init__(self, path: Path, sync_ms: int, cap: int) -> None:
+        self.path, self.sync_ms, self.cap = path, sync_ms, cap
+        self._state: SharedState | None = None
+
+    @property
+    def state(self) -> SharedState:
+        if self._state is None:
+            self._state = open_state(self.path, self.sync_ms)
+        return self._state
 
 
 class SharedError(HostError):
@@ -63,13 +74,15 @@ class SharedError(HostError):
 
 def state_of(settings: Settings) -> SharedState:
     """This process's shared state for ``settings``' data folder (one per file)."""
-    assert isinstance(settings, SharedSettings)
-    return open_state(settings.data_dir / "state" / "shared.sqlite3", settings.shared_sync_ms)
+    return configure(settings, "").state
 
 
 def configure(settings: Settings, tenant: str) -> Grant:
     assert isinstance(settings, SharedSettings)
-    return Grant(state_of(settings), settings.shared_tenant_bytes)
+    return Grant(
+        settings.data_dir / "state" / "shared.sqlite3", settings.shared_sync_ms,
+        settings.shared_tenant_bytes,
+    )
 
 
 def grant(configured: Grant, magic: MagicComments) -> Grant:

@@ -6,6 +6,6 @@
 """
 
 from runtime.state.backend import Backend, Row
-from runtime.state.store import SharedState, StateError, open_state
+from runtime.state.store import SharedState, StateError, StateFull, open_state
 
-__all__ = ["Backend", "Row", "SharedState", "StateError", "open_state"]
+__all__ = ["Backend", "Row", "SharedState", "StateError", "StateFull", "open_state"]

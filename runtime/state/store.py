@@ -39,6 +39,10 @@ class StateError(ValueError):
     """A read or write refused: its text says why and what to change."""
 
 
+class StateFull(StateError):
+    """A write that would take a tenant's state past its cap."""
+
+
 @dataclass(slots=True)
 class TenantState:
     values: dict[str, Any]
@@ -69,6 +73,12 @@ class SharedState:
         with self._lock:
             return _walk(self._of(tenant).values, path)
 
+    def snapshot(self, tenant: str, path: list[str]) -> bytes | None:
+        """The JSON at ``path`` as it is now (``[]``: the whole state); None if it holds nothing."""
+        with self._lock:
+            found = _walk(self._of(tenant).values, path)
+            return None if found is MISSING else orjson.dumps(found)
+
     def set(self, tenant: str, path: list[str], value: Any, cap: int, *,
             encoded: bytes | None = None, merge: bool = False) -> None:
         """Write ``value`` at ``path`` (``[]``: replace the whole state with an object);
@@ -78,36 +88,32 @@ class SharedState:
                 raise StateError("the whole shared state is an object; set a key instead")
             with self._lock:
                 state = self._of(tenant)
-                merged = {**state.values, **value} if merge else value
-                self._replace(state, tenant, merged, cap)
+                whole = {**state.values, **value} if merge else value
+                self._replace(state, tenant, whole, cap)
             return
         raw = encoded if encoded is not None else orjson.dumps(value)
         with self._lock:
             state = self._of(tenant)
-            top = path[0]
-            if len(path) == 1:
-                old = state.values.get(top, MISSING)
-                if merge and isinstance(old, dict) and isinstance(value, dict):
-                    value = {**old, **value}
-                    raw = orjson.dumps(value)
+            parent, at, value = _parent(state.values, path, value)
+            if parent is None:
+                raise StateError(f"shared.{'.'.join(at[:-1])} is not an object")
+            top, leaf = at[0], at[-1]
+            old = parent.get(leaf, MISSING)
+            merged = bool(merge and isinstance(old, dict) and isinstance(value, dict))
+            if merged:
+                value = {**old, **value}
+            if merged or at is not path:
+                raw = orjson.dumps(value)
+            if len(at) == 1:
                 growth = len(top) + len(raw) - state.sizes.get(top, 0)
                 _check_cap(state, tenant, growth, cap)
-                state.values[top] = value
                 state.sizes[top] = len(top) + len(raw)
             else:
-                parent = _walk(state.values, path[:-1])
-                if not isinstance(parent, dict):
-                    raise StateError(f"shared.{'.'.join(path[:-1])} is not an object")
-                leaf = path[-1]
-                old = parent.get(leaf, MISSING)
-                if merge and isinstance(old, dict) and isinstance(value, dict):
-                    value = {**old, **value}
-                    raw = orjson.dumps(value)
                 before = 0 if old is MISSING else len(leaf) + 4 + len(orjson.dumps(old))
                 growth = len(leaf) + 4 + len(raw) - before
                 _check_cap(state, tenant, growth, cap)
-                parent[leaf] = value
                 state.sizes[top] += growth
+            parent[leaf] = value
             state.bytes += growth
             state.dirty.add(top)
 
@@ -182,14 +188,20 @@ class SharedState:
                         value = state.values.get(key, MISSING)
                         rows.append(Row(tenant, key, None if value is MISSING else orjson.dumps(value)))
                     state.dirty.clear()
-            self.backend.write(rows)
+            try:
+                self.backend.write(rows)
+            except BaseException:
+                with self._lock:  # written at the next sync instead
+                    for row in rows:
+                        self._tenants[row.tenant].dirty.add(row.key)
+                raise
             changes = self.backend.changes()
             if changes:
                 with self._lock:
                     for row in changes:
-                        state = self._tenants.get(row.tenant)
-                        if state is not None and row.key not in state.dirty:
-                            self._apply(state, row.key, row.value)
+                        found = self._tenants.get(row.tenant)
+                        if found is not None and row.key not in found.dirty:
+                            self._apply(found, row.key, row.value)
 
     def close(self) -> None:
         self._stop.set()
@@ -201,7 +213,7 @@ class SharedState:
         while not self._stop.wait(period_s):
             try:
                 self.sync()
-            except Exception:  # noqa: BLE001 - a failed sync is retried at the next tick
+            except Exception:  # a failed sync is retried at the next tick
                 log.exception("syncing shared state failed")
 
     # -- internals ------------------------------------------------------------------------------
@@ -246,6 +258,24 @@ class SharedState:
             state.bytes += state.sizes[key]
 
 
+def _parent(values: dict[str, Any], path: list[str], value: Any
+            ) -> tuple[dict[str, Any] | None, list[str], Any]:
+    """The object that will hold ``value`` at ``path``, the path to it and the value it holds:
+    folders missing on the way are made, as ``value`` wrapped in objects under the deepest
+    object that exists. (None, path, value) when something on the way is not an object."""
+    found: Any = values
+    for depth, name in enumerate(path[:-1]):
+        step = found.get(name, MISSING)
+        if step is MISSING:
+            for missing in reversed(path[depth + 1:]):
+                value = {missing: value}
+            return found, path[: depth + 1], value  # a new list: the caller re-encodes value
+        if not isinstance(step, dict):
+            return None, path, value
+        found = step
+    return found, path, value
+
+
 def _walk(values: dict[str, Any], path: list[str]) -> Any:
     found: Any = values
     for name in path:
@@ -259,7 +289,7 @@ def _walk(values: dict[str, Any], path: list[str]) -> Any:
 
 def _check_cap(state: TenantState, tenant: str, growth: int, cap: int) -> None:
     if growth > 0 and state.bytes + growth > cap:
-        raise StateError(
+        raise StateFull(
             f"shared state of {tenant} is full: this write would make it {state.bytes + growth} "
             f"bytes of JSON, past its cap of {cap} (WEXEC_SHARED_TENANT_BYTES); delete keys "
             "it no longer needs"
