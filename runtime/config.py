@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.host.fs import FsSettings
 from runtime.host.shared import SharedSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 
 
-class Settings(SharedSettings, BaseSettings):
+class Settings(FsSettings, SharedSettings, BaseSettings):
     """Settings read from ``WEXEC_*`` environment variables, overridable by CLI flags."""
 
     model_config = SettingsConfigDict(env_prefix="WEXEC_", extra="ignore")

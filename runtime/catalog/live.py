@@ -15,6 +15,7 @@ others, or start-up.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,7 @@ class Catalog(Generic[P]):
         self._policy_of = policy_of
         self._settle_ns = settings.reload_interval_ms * 1_000_000
         self._warned: set[str] = set()
+        self._refreshing = threading.Lock()  # one refresh at a time: none undoes another's
         self._view: View[P] = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
 
     @property
@@ -100,6 +102,28 @@ class Catalog(Generic[P]):
         `initial` compiles every file at once instead of waiting for it to settle: at start-up
         nobody is expected to be writing.
         """
+        with self._refreshing:
+            return self._refresh(initial)
+
+    def refresh_tenant(self, name: str) -> set[str]:
+        """Bring one tenant up to date now, compiling what changed without waiting for it to
+        settle: for a writer that is done with its files (``fs`` writes are atomic), so that
+        the very next request sees them. Returns artefact keys nobody serves any more."""
+        with self._refreshing:
+            old = self._view
+            tenant = next((t for t in old.resolver.tenants if t.name == name), None)
+            prev = old.tenants.get(name)
+            if tenant is None:
+                return set()
+            problems: set[str] = set()
+            fresh = self._refresh_tenant(tenant, prev, time.time_ns(), True, problems)
+            self._view = View(old.resolver, {**old.tenants, name: fresh})
+            for problem in sorted(problems - self._warned):
+                log.warning("%s", problem)
+            self._warned |= problems
+            return _keys(old) - _keys(self._view)
+
+    def _refresh(self, initial: bool) -> set[str]:
         old = self._view
         now = time.time_ns()
         skipped: dict[str, str] = {}

@@ -76,11 +76,13 @@ to refuse. Run only for a caller granted its unit."""
 class Services:
     """What an op may use of the host around it, beyond its own unit. The sandbox sets
     ``sandbox`` (a nested run, as ``isolate.eval`` makes); the app that serves HTTP sets
-    ``dispatch`` (a request answered in-process, as a relative ``fetch`` makes). None: this
+    ``dispatch`` (a request answered in-process, as a relative ``fetch`` makes) and
+    ``catalog`` (the live scripts, which ``fs`` refreshes when it writes one). None: this
     host has no such service, and the op says so."""
 
     sandbox: Any = None
     dispatch: Any = None
+    catalog: Any = None
 
 
 @dataclass(slots=True)

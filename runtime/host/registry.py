@@ -26,6 +26,7 @@ from runtime.host import (
     Services,
     Unit,
     crypto,
+    fs,
     response,
     shared,
     timers,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, shared.UNIT)
+UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, shared.UNIT, fs.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT,)
