@@ -126,18 +126,19 @@ def _used(root: Path) -> int:
 def _store(grant: Grant, path: str, data: bytes, append: bool) -> None:
     """Write (or append to) ``path`` within the file cap and the tenant's quota (on a thread)."""
     files = _files_of(grant.root)
+    verb = "fs.append" if append else "fs.write"
     with _writing.setdefault(grant.root, threading.Lock()):
         old = files.stat(path)
         before = old.size if old is not None and old.kind == "file" else 0
         if append and before:
             data = files.read(path, grant.file_bytes) + data
         if len(data) > grant.file_bytes:
-            raise FsError(f"{path}: {len(data)} bytes is more than one file may hold "
+            raise FsError(f"{verb}: {path}: {len(data)} bytes is more than one file may hold "
                           f"({grant.file_bytes}, WEXEC_FS_MAX_FILE_BYTES)")
         used = _used(grant.root)
         after = used - before + len(data)
         if len(data) > before and after > grant.disk_bytes:
-            raise FsError(f"{path}: the tenant's folder would hold {after} bytes, past its quota "
+            raise FsError(f"{verb}: {path}: the tenant's folder would hold {after} bytes, past its quota "
                           f"of {grant.disk_bytes} (WEXEC_TENANT_DISK_BYTES); delete files first")
         files.write(path, data)
         _usage[grant.root] = (after, _usage.get(grant.root, (0, time.monotonic()))[1])
