@@ -4,7 +4,6 @@ what the API writes the scripts read, and what they write the API reads."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
