@@ -121,6 +121,7 @@ def per_step_us(sandbox: Sandbox, body: str, baseline: str, steps: int, n: int) 
     inv = Invocation("GET", "/step", "http://localhost/step")
     loop = (
         "// @mode worker\nshared.k = 1;\nconst local = {{ k: 1 }};\n"
+        "const px = new Proxy({{}}, {{ get: (t, k) => 1 }});\n"
         "export default async () => {{ let sum = 0; for (let i = 0; i < {k}; i++) {{ {step} }} "
         "return {{ sum }}; }};"
     )

@@ -18,8 +18,8 @@ synchronous and quick, answered while the guest waits inside its crossing. A pur
 (hashing) gets bytes, not a caller, so it cannot hold authority. A *bound call* gets bytes and
 the ``Caller``: the tenant and script of the instance making the crossing, with its grants,
 and the registry runs it only for a caller granted its unit (shared state: synchronous, and
-per tenant). The sandbox names the caller of each crossing (``calling``), so nothing the guest
-sends can claim to be someone else. Anything that waits is an op, which gets an ``OpContext``
+per tenant). The sandbox names the caller of each instance when it makes it, so nothing the
+guest sends can claim to be someone else. Anything that waits is an op, which gets an ``OpContext``
 saying who asks. A *delay* is an op that only waits (timers). Every check lives in the unit
 and the registry, never in the guest prelude: script code can reach the raw op interface
 (``__wexec.op(name, args)``) and list any name with any arguments.
@@ -30,7 +30,6 @@ A unit that holds something for the whole process (a store, a client pool) may d
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,21 +50,12 @@ Grants = Mapping[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who makes a crossing, as a bound call sees it: set by the sandbox on the instance."""
+    """Who a guest instance acts for, as a bound call sees it: set by the sandbox on the
+    instance when it makes it."""
 
     tenant: str
     script: str
     grants: Grants
-
-
-class Calling(threading.local):
-    """The caller of the crossing running on this thread (a thread makes one at a time)."""
-
-    caller: Caller | None = None
-
-
-calling = Calling()
-"""Set by ``GuestInstance.cross`` before it enters the guest, read when the guest calls."""
 
 BoundCall = Callable[[bytes, Caller], bytes]
 """A bound call: request bytes and who calls → response bytes; raise ValueError or HostError

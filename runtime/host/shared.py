@@ -93,8 +93,11 @@ def _request(data: bytes) -> tuple[list[str], bytes]:
     """A call's input: the path as a JSON array of keys, a newline, then the rest."""
     head, _, rest = data.partition(b"\n")
     path = orjson.loads(head)
-    if not isinstance(path, list) or not all(isinstance(k, str) for k in path):
+    if type(path) is not list:
         raise SharedError("a shared state path is a list of string keys")
+    for key in path:
+        if type(key) is not str:
+            raise SharedError("a shared state path is a list of string keys")
     return path, rest
 
 

@@ -9,6 +9,7 @@ instance costs one ctypes call where it took a dozen (and as many wrapper object
 from __future__ import annotations
 
 import ctypes
+import threading
 from ctypes import (
     POINTER,
     c_char_p,
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import wasmtime
 
-from runtime.host import Caller, calling
+from runtime.host import Caller
 from runtime.sandbox import _capi, native
 
 if TYPE_CHECKING:
@@ -34,6 +35,16 @@ if TYPE_CHECKING:
 
 STORE_SLACK = 16 * 1024 * 1024
 """Headroom above the script's cap, so the guest's own cap (not wasmtime's) is reached first."""
+
+
+class Running(threading.local):
+    """The instance whose crossing runs on this thread (a thread makes one at a time): a host
+    call from the guest is that instance's, for its caller and into its memory."""
+
+    instance: GuestInstance | None = None
+
+
+running = Running()
 
 
 class _Crossing(ctypes.Structure):
@@ -90,7 +101,9 @@ class NativeEngine:
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = ("_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit")
+    __slots__ = (
+        "_cross", "_handle", "_native", "_out", "base", "caller", "engine", "image", "memory_limit"
+    )
 
     def __init__(
         self, engine: GuestEngine, memory_limit: int, image: DerivedImage | None = None,
@@ -100,6 +113,9 @@ class GuestInstance:
         ``caller``: who its bound host calls act for (None: they are refused)."""
         self.engine = engine
         self.caller = caller
+        self.base = 0
+        """Where linear memory is in this process, once a host call has looked (0: not yet);
+        fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
         self.memory_limit = memory_limit
         self.image = image
         self._native = engine.native
@@ -126,7 +142,7 @@ class GuestInstance:
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
         out = self._out
-        calling.caller = self.caller
+        running.instance = self
         if self._cross(self._handle, export, len(export), header, len(header), blob, len(blob),
                        self.engine.deadline_ticks(budget_ms), out):
             self._fail(export)

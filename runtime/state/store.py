@@ -69,9 +69,13 @@ class SharedState:
 
     def get(self, tenant: str, path: list[str]) -> Any:
         """The value at ``path`` (``[]``: the whole state), or ``MISSING``. Not a copy: callers
-        serialise it before they let go of it, and never change it."""
-        with self._lock:
-            return _walk(self._of(tenant).values, path)
+        never change it, and serialise only what is not an object (writes replace values other
+        than objects, never change them in place, so reading needs no lock)."""
+        state = self._tenants.get(tenant)
+        if state is None:
+            with self._lock:
+                state = self._of(tenant)
+        return _walk(state.values, path)
 
     def snapshot(self, tenant: str, path: list[str]) -> bytes | None:
         """The JSON at ``path`` as it is now (``[]``: the whole state); None if it holds nothing."""

@@ -182,3 +182,20 @@ def test_increments_from_concurrent_requests_in_two_processes_lose_nothing(tmp_p
         # a plain write in one process reaches the other within the sync interval
         get(base, "/hits")
         eventually(lambda: all(get(base, "/read").json()["state"].get("hits") == 1 for _ in range(6)))
+
+
+async def test_a_stretch_of_synchronous_code_sees_its_own_writes_and_others_after_an_await(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    reader = (
+        "shared.v = 1;\nconst first = shared.v;\nshared.v = 2;\nconst own = shared.v;\n"
+        "await new Promise((r) => setTimeout(r, 300));\nreturn { first, own, later: shared.v };"
+    )
+    with holding(timers.UNIT, shared.UNIT, settings=harness_settings(tmp_path)) as h:
+        async def write_meanwhile() -> None:
+            await asyncio.sleep(0.1)
+            await h.run("shared.v = 5;\nreturn {};")
+
+        read, _ = await asyncio.gather(h.run(reader, mode="worker"), write_meanwhile())
+    assert json.loads(read.body) == {"first": 1, "own": 2, "later": 5}
