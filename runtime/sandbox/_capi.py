@@ -30,6 +30,12 @@ memmove = ctypes.memmove
 _i32_at = ctypes.c_int32.from_address
 
 
+def memory_view(base: int, size: int) -> memoryview:
+    """Bytes ``base`` to ``base + size`` of this process, as a view that slices without copying
+    and cannot be sliced past its end (only for memory that outlives the view)."""
+    return memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+
+
 def store_i32(address: int, value: int) -> None:
     """Write ``value`` as the i32 at ``address`` (a host function's result)."""
     _i32_at(address).value = value

@@ -23,7 +23,7 @@ from runtime.config import Settings
 from runtime.host import HostError
 from runtime.host.registry import Registry
 from runtime.sandbox import _capi
-from runtime.sandbox.instance import NativeEngine, running
+from runtime.sandbox.instance import STORE_SLACK, NativeEngine, running
 from runtime.sandbox.memory import ImageMemories
 
 _ARGS = struct.Struct("<I12xi12xI12xi12xI12xi12x")
@@ -105,26 +105,33 @@ class GuestEngine:
 
     def _host_call(self, caller: int, args: int) -> None:
         """The guest's ``host_call`` (ABI.md), from the instance whose crossing runs on this
-        thread: six i32 arguments in, the result's length (negative: an error's) out."""
+        thread: six i32 arguments in, the result's length (negative: an error's) out.
+
+        Its buffers are read and written through a view of the instance's linear memory, no
+        longer than the store may ever grow it: whatever pointers reach here, nothing outside
+        the guest's own memory is read or written."""
         instance = running.instance
         assert instance is not None
-        base = instance.base or _capi.caller_memory_base(caller)
-        instance.base = base
+        memory = instance.memory_view
+        if memory is None:
+            memory = instance.memory_view = _capi.memory_view(
+                _capi.caller_memory_base(caller), instance.memory_limit + STORE_SLACK
+            )
         name_ptr, name_len, in_ptr, in_len, out_ptr, cap = _ARGS.unpack(_capi.string_at(args, 96))
-        read = _capi.string_at
-        name = read(base + name_ptr, name_len).decode()
-        data = read(base + in_ptr, in_len)
-        out = base + out_ptr
+        if cap < 0 or out_ptr + cap > len(memory):
+            raise RuntimeError("host_call's output buffer lies outside the guest's memory")
+        name = str(memory[name_ptr : name_ptr + name_len], "utf-8")
+        data = bytes(memory[in_ptr : in_ptr + in_len])
         try:
             result = self.registry.call(name, data, instance.caller)
             if len(result) > cap:
                 raise ValueError(f"{name}: result of {len(result)} bytes exceeds {cap}")
         except (HostError, ValueError) as exc:
             msg = str(exc).encode()[:cap]
-            _capi.memmove(out, msg, len(msg))
+            memory[out_ptr : out_ptr + len(msg)] = msg
             _capi.store_i32(args, -len(msg))
             return
-        _capi.memmove(out, result, len(result))
+        memory[out_ptr : out_ptr + len(result)] = result
         _capi.store_i32(args, len(result))
 
 

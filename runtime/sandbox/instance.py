@@ -102,7 +102,8 @@ class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
     __slots__ = (
-        "_cross", "_handle", "_native", "_out", "base", "caller", "engine", "image", "memory_limit"
+        "_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit",
+        "memory_view",
     )
 
     def __init__(
@@ -113,9 +114,9 @@ class GuestInstance:
         ``caller``: who its bound host calls act for (None: they are refused)."""
         self.engine = engine
         self.caller = caller
-        self.base = 0
-        """Where linear memory is in this process, once a host call has looked (0: not yet);
-        fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
+        self.memory_view: memoryview | None = None
+        """Linear memory, for host calls, once one has looked for it (None: not yet); where it
+        is stays fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
         self.memory_limit = memory_limit
         self.image = image
         self._native = engine.native
@@ -172,6 +173,7 @@ class GuestInstance:
         return self._handle is None
 
     def close(self) -> None:
+        self.memory_view = None
         if self._handle is not None:
             self._native.free(self._handle)
             self._handle = None
