@@ -52,6 +52,10 @@ SCRIPTS = {
         "await fs.write('made/' + name + '.ts', `return { made: ${JSON.stringify(name)} };`);\n"
         "return { wrote: name };\n"
     ),
+    "rename.ts": (
+        "const { from, to } = metadata.query;\n"
+        "if (to) await fs.move(from, to); else await fs.delete(from);\nreturn {};\n"
+    ),
 }
 
 
@@ -134,6 +138,18 @@ def test_a_script_written_through_fs_is_served_by_the_very_next_request(base: st
     for name in ("one", "two"):
         assert get(base, "/make", name=name) == {"wrote": name}
         assert get(base, f"/made/{name}") == {"made": name}
+
+
+def test_a_script_moved_or_deleted_through_fs_is_rerouted_by_the_very_next_request(
+        base: str) -> None:
+    get(base, "/make", name="moving")
+    get(base, "/rename", **{"from": "made/moving.ts", "to": "moved/here.ts"})
+    assert get(base, "/moved/here") == {"made": "moving"}
+    gone = httpx.get(base + "/made/moving", headers={"host": "alice-1.example.com"}, timeout=30)
+    assert gone.status_code == 404
+    get(base, "/rename", **{"from": "moved/here.ts"})
+    gone = httpx.get(base + "/moved/here", headers={"host": "alice-1.example.com"}, timeout=30)
+    assert gone.status_code == 404
 
 
 WRITER = """

@@ -104,6 +104,15 @@ async def test_a_script_not_granted_shared_is_refused_naming_the_unit(tmp_path: 
     )
 
 
+def test_a_bound_call_from_no_script_is_refused(tmp_path: Path) -> None:
+    from runtime.host import Refused
+    from runtime.host.registry import Registry
+
+    registry = Registry(harness_settings(tmp_path), (shared.UNIT,))  # type: ignore[arg-type]
+    with pytest.raises(Refused, match="host call shared.get refused: no script is making this"):
+        registry.call("shared.get", b'["k"]\n', None)
+
+
 # -- over HTTP ----------------------------------------------------------------------------------
 
 HITS = "shared.hits = (shared.hits ?? 0) + 1;\nreturn { hits: shared.hits };\n"
