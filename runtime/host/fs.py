@@ -11,9 +11,11 @@ Granted to every script, for its own tenant's folder only (a tenant's scripts ar
 own; a script that writes scripts is how endpoints write themselves); ``WEXEC_FS_ENABLED=false``
 refuses it to all. Per tenant: a disk quota on what its folder holds, and a cap on one file.
 
-Reads of small files (up to ``INLINE_READ_BYTES``) and lookups run on the event loop: from the
-page cache they cost less than the hop to a thread. Everything that may wait on the disk (writes
-and their fsyncs, large reads, listings) runs on a thread. A ``.ts``/``.js`` written, moved or
+A read is first a bound call (``fs.peek``), answered inside the guest's crossing: a file up to
+``INLINE_READ_BYTES`` (one call's answer) costs no resume of the guest and no turn of the event
+loop; a larger one is read by the ``fs.read`` op, on a thread. Lookups run on the event loop:
+from the page cache they cost less than the hop to a thread. Everything else that may wait on
+the disk (writes and their fsyncs, listings) runs on a thread. A ``.ts``/``.js`` written, moved or
 deleted through ``fs`` changes the tenant's routes before the operation settles: the very next
 request is served by it.
 """
@@ -36,14 +38,17 @@ from pydantic_settings import BaseSettings
 from runtime.catalog.confine import TooLarge
 from runtime.catalog.files import Entry, TenantFiles
 from runtime.catalog.tenants import root_of
-from runtime.host import HostError, OpContext, Unit
+from runtime.host import Caller, HostError, OpContext, Unit
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-INLINE_READ_BYTES = 64 * 1024
-"""Files up to this size are read on the event loop; larger ones on a thread."""
+INLINE_READ_BYTES = 60 * 1024
+"""Files up to this size are read by ``peek``, in the crossing (within the guest's buffer for a
+call's answer, 64 KiB); larger ones by the ``read`` op, on a thread."""
+WHOLE, LARGER = b"=", b">"
+"""``peek``'s answer starts with one of these: the file follows, or it is larger than a peek."""
 USAGE_TTL_S = 60.0
 """How long a tenant's measured disk use is trusted (adjusted by each write through fs) before
 its folder is measured again: files also change by other ways (the API, an editor)."""
@@ -189,16 +194,27 @@ def _failed(verb: str, exc: OSError) -> FsError:
     return FsError(f"fs.{verb}: {exc.strerror or exc}")
 
 
+def peek(data: bytes, caller: Caller) -> bytes:
+    """``fs.peek path`` → ``=`` and the file's bytes, or ``>`` if it is larger than a peek
+    answers (then the guest reads it with the op)."""
+    grant: Grant = caller.grants["fs"]
+    path = data.decode()
+    try:
+        return WHOLE + _files_of(grant.root).read(path, min(INLINE_READ_BYTES, grant.file_bytes))
+    except TooLarge:
+        if grant.file_bytes <= INLINE_READ_BYTES:
+            raise FsError(f"fs.read: {path} is larger than the {grant.file_bytes} bytes one "
+                          "file may hold (WEXEC_FS_MAX_FILE_BYTES)") from None
+        return LARGER
+    except OSError as exc:
+        raise _failed("read", exc) from None
+
+
 async def read(args: dict[str, Any], ctx: OpContext) -> bytes:
-    """``fs.read {path}`` → the file's bytes (the guest decodes text)."""
+    """``fs.read {path}`` → the file's bytes (the guest decodes text), on a thread."""
     grant, path = _grant(ctx), _path(args)
     files = _files_of(grant.root)
     try:
-        try:
-            return files.read(path, min(INLINE_READ_BYTES, grant.file_bytes))
-        except TooLarge:
-            if grant.file_bytes <= INLINE_READ_BYTES:
-                raise
         return await asyncio.to_thread(files.read, path, grant.file_bytes)
     except TooLarge:
         raise FsError(f"fs.read: {path} is larger than the {grant.file_bytes} bytes one file may "
@@ -306,6 +322,7 @@ async def move(args: dict[str, Any], ctx: OpContext) -> None:
 UNIT = Unit(
     name="fs",
     granted_by="every script may use its own tenant's folder unless WEXEC_FS_ENABLED=false",
+    bound_calls={"peek": peek},
     ops={"read": read, "write": write, "append": append, "exists": exists, "stat": stat,
          "list": list_, "mkdir": mkdir, "delete": delete, "move": move},
     settings=FsSettings,

@@ -33,6 +33,12 @@ SCRIPTS = {
         "};\n"
     ),
     "worker-read.ts": "// @mode worker\nreturn { text: await fs.read(metadata.query.path) };\n",
+    "sizes.ts": (
+        "const out = {};\n"
+        "for (const p of ['small.txt', 'large.txt', 'toolarge.txt']) {\n"
+        "  try { out[p] = (await fs.read(p)).length; } catch (e) { out[p] = e.message; }\n"
+        "}\nreturn out;\n"
+    ),
     "tidy.ts": (
         "await fs.mkdir('a/b');\nawait fs.write('a/b/x.txt', 'x');\n"
         "await fs.move('a/b/x.txt', 'a/y.txt');\nconst moved = await fs.read('a/y.txt');\n"
@@ -94,6 +100,19 @@ def test_files_are_written_and_read_back_inside_the_tenants_folder(base: str, ro
     assert get(base, "/try", "bob-1", path="data/note.txt")["error"] == (
         "fs.read: data/note.txt: its folder 'data' does not exist (creating folders was not asked for)"
     )
+
+
+def test_small_files_and_large_ones_are_read_and_past_the_cap_refused(base: str, root: Path) -> None:
+    folder = root / "bob" / "1"
+    for name, size in (("small.txt", 10), ("large.txt", 90_000), ("toolarge.txt", 100_001)):
+        (folder / name).write_text("z" * size)
+    assert get(base, "/sizes", "bob-1") == {
+        "small.txt": 10, "large.txt": 90_000,
+        "toolarge.txt": "fs.read: toolarge.txt is larger than the 100000 bytes one file may hold "
+                        "(WEXEC_FS_MAX_FILE_BYTES)",
+    }
+    for name in ("small.txt", "large.txt", "toolarge.txt"):
+        (folder / name).unlink()
 
 
 def test_folders_are_made_moved_into_and_deleted(base: str) -> None:
