@@ -169,22 +169,27 @@ def _path(args: dict[str, Any], key: str = "path") -> str:
 
 
 def _data(args: dict[str, Any]) -> bytes:
-    if isinstance(args.get("text"), str):
-        return str(args["text"]).encode()
+    text = args.get("text")
+    if isinstance(text, str):
+        return text.encode()
     if isinstance(args.get("base64"), str):
         return base64.b64decode(args["base64"], validate=True)
     raise FsError("fs: data must be a string, an ArrayBuffer or a typed array")
 
 
+def _may_route(path: str) -> bool:
+    """Whether a change at ``path`` may change routes: a script, or what may be a folder."""
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(SCRIPT_SUFFIXES) or "." not in name
+
+
 async def _refresh(ctx: OpContext, *paths: str) -> None:
-    """Make the tenant's routes follow a change that may concern a script (or a folder of them)."""
-    catalog = ctx.services.catalog
-    if catalog is None or all(not p.endswith(SCRIPT_SUFFIXES) and "." in p.rsplit("/", 1)[-1]
-                              for p in paths):
+    """Make the tenant's routes follow a change that may concern its scripts, before the op
+    settles; versions nobody serves any more are let go."""
+    catalog, sandbox = ctx.services.catalog, ctx.services.sandbox
+    if catalog is None or not any(_may_route(p) for p in paths):
         return
-    retired = await asyncio.to_thread(catalog.refresh_tenant, ctx.tenant)
-    sandbox = ctx.services.sandbox
-    for key in retired:
+    for key in await asyncio.to_thread(catalog.refresh_tenant, ctx.tenant):
         if sandbox is not None:
             sandbox.evict(key)
 

@@ -96,6 +96,17 @@ class SharedState:
                 self._replace(state, tenant, whole, cap)
             return
         raw = encoded if encoded is not None else orjson.dumps(value)
+        if len(path) == 1 and not merge:  # the common write, kept short
+            top = path[0]
+            with self._lock:
+                state = self._of(tenant)
+                growth = len(top) + len(raw) - state.sizes.get(top, 0)
+                _check_cap(state, tenant, growth, cap)
+                state.values[top] = value
+                state.sizes[top] = len(top) + len(raw)
+                state.bytes += growth
+                state.dirty.add(top)
+            return
         with self._lock:
             state = self._of(tenant)
             parent, at, value = _parent(state.values, path, value)

@@ -77,7 +77,7 @@ const traps = {
     const p = pathJSON(t[PATH], k);
     state.shared = null;
     if (v === undefined) W.hostCall('shared.delete', [p]);
-    else W.hostCall('shared.set', [p, '\n', valueJSON(shown(t[PATH], k), v)]);
+    else W.hostCall('shared.set', [p + '\n' + valueJSON(shown(t[PATH], k), v)]);
     return true;
   },
   deleteProperty(t, k) {
