@@ -17,7 +17,10 @@ import httpx
 import pytest
 
 from runtime.catalog.files import TenantFiles
-from tests.support import REPO, running_server, write_scripts
+from runtime.host import fs
+from runtime.sandbox import ScriptError
+from tests.host.harness import holding
+from tests.support import REPO, running_server, settings_for_tests, write_scripts
 
 SCRIPTS = {
     "rw.ts": (
@@ -199,3 +202,14 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path: Path) -> None
     data = (tmp_path / "data.bin").read_bytes()
     assert len(data) == size and data in (b"A" * size, b"B" * size)
     assert [e.path for e in TenantFiles(tmp_path).entries()] == ["data.bin"]  # the rest is hidden
+
+
+async def test_fs_is_refused_to_every_script_when_the_operator_turns_it_off(tmp_path: Path) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, scripts=tmp_path, fs_enabled=False)
+    (tmp_path / "a.txt").write_text("a")
+    with holding(fs.UNIT, settings=settings) as h, pytest.raises(ScriptError) as caught:
+        await h.run("return await fs.read('a.txt');")
+    assert caught.value.message == (
+        "host call fs.peek refused: this script is not granted fs (every script may use its own "
+        "tenant's folder unless WEXEC_FS_ENABLED=false)"
+    )

@@ -4,6 +4,7 @@ server processes, several tenants), and the atomic ``shared.update``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime.host import shared, timers
+from runtime.config import Settings
+from runtime.host import Refused, shared, timers
+from runtime.host.registry import Registry
 from runtime.sandbox import ScriptError
 from tests.host.harness import holding
 from tests.support import eventually, running_server, settings_for_tests, write_scripts
@@ -34,7 +37,7 @@ return {
 """
 
 
-def harness_settings(tmp_path: Path, **overrides: object) -> object:
+def harness_settings(tmp_path: Path, **overrides: object) -> Settings:
     return settings_for_tests(memory_limit=32 * 1024 * 1024, data=tmp_path, **overrides)
 
 
@@ -105,10 +108,7 @@ async def test_a_script_not_granted_shared_is_refused_naming_the_unit(tmp_path: 
 
 
 def test_a_bound_call_from_no_script_is_refused(tmp_path: Path) -> None:
-    from runtime.host import Refused
-    from runtime.host.registry import Registry
-
-    registry = Registry(harness_settings(tmp_path), (shared.UNIT,))  # type: ignore[arg-type]
+    registry = Registry(harness_settings(tmp_path), (shared.UNIT,))
     with pytest.raises(Refused, match="host call shared.get refused: no script is making this"):
         registry.call("shared.get", b'["k"]\n', None)
 
@@ -195,8 +195,6 @@ def test_increments_from_concurrent_requests_in_two_processes_lose_nothing(tmp_p
 
 async def test_a_stretch_of_synchronous_code_sees_its_own_writes_and_others_after_an_await(
         tmp_path: Path) -> None:
-    import asyncio
-
     reader = (
         "shared.v = 1;\nconst first = shared.v;\nshared.v = 2;\nconst own = shared.v;\n"
         "await new Promise((r) => setTimeout(r, 300));\nreturn { first, own, later: shared.v };"
