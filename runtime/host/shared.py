@@ -2,10 +2,12 @@
 
 Scripts keep the synchronous object they always had (``shared.hits = (shared.hits ?? 0) + 1``,
 nested objects, ``delete``, ``in``, ``Object.keys``); ``guest/prelude/host/shared.js`` makes it
-a Proxy whose every access is one *bound call* here (``runtime.host``): the host knows which
-tenant's instance is calling, so a script can reach its own tenant's state and no other, in
-every instance and mode. The state itself is ``runtime.state.SharedState`` (memory, written
-behind to SQLite in the data folder; its docstring gives the semantics of concurrent writes).
+a Proxy whose accesses are *bound calls* here (``runtime.host``; a key read again in the same
+crossing is answered in the guest): the host knows which tenant's instance is calling, so a
+script can reach its own tenant's state and no other, in every instance and mode. The state
+itself is ``runtime.state.SharedState``: in memory in each process (every tenant that used it
+since the process started, each within its cap), written behind to SQLite in the data folder;
+its docstring gives the semantics of concurrent writes.
 
 Granted to every script of a tenant, for that tenant's state only: it is what ``shared`` has
 always been, and nothing outside the tenant is reached. Per tenant: a cap on its size in bytes.
