@@ -27,9 +27,24 @@ const childPath = (path, k) => {
   return p;
 };
 
-const pathJSON = (path, k) => stringify(childPath(path, k));
-
 const keptAs = (t, k) => (t[KEY] === null || includes(k, '\0') ? null : t[KEY] + k);
+
+// The JSON of the paths used, by their key (keptAs): building it costs more than the host call
+// it names. Kept for the instance's life, up to PATHS_KEPT of them.
+const PATHS_KEPT = 4096;
+let paths = null;
+const pathJSON = (t, k) => {
+  const key = keptAs(t, k);
+  let json = key !== null && paths !== null ? paths.get(key) : undefined;
+  if (json === undefined) {
+    json = stringify(childPath(t[PATH], k));
+    if (key !== null) {
+      if (paths === null || paths.size >= PATHS_KEPT) paths = new Map();
+      paths.set(key, json);
+    }
+  }
+  return json;
+};
 
 const valueJSON = (where, v) => {
   const json = stringify(v);
@@ -57,7 +72,7 @@ const read = (t, k) => {
   const kept = state.shared;
   let e = key !== null && kept !== null ? kept.get(key) : undefined;
   if (e === undefined) {
-    e = answer(t, k, key, W.hostCall('shared.get', [pathJSON(t[PATH], k)]));
+    e = answer(t, k, key, W.hostCall('shared.get', [pathJSON(t, k)]));
     if (key !== null) (kept || (state.shared = new Map())).set(key, e);
   }
   if (e === MISSING) return undefined;
@@ -74,7 +89,7 @@ const traps = {
   },
   set(t, k, v) {
     if (typeof k === 'symbol') throw new TypeError('shared keys are strings');
-    const p = pathJSON(t[PATH], k);
+    const p = pathJSON(t, k);
     state.shared = null;
     if (v === undefined) W.hostCall('shared.delete', [p]);
     else W.hostCall('shared.set', [p + '\n' + valueJSON(shown(t[PATH], k), v)]);
@@ -82,14 +97,14 @@ const traps = {
   },
   deleteProperty(t, k) {
     state.shared = null;
-    if (typeof k !== 'symbol') W.hostCall('shared.delete', [pathJSON(t[PATH], k)]);
+    if (typeof k !== 'symbol') W.hostCall('shared.delete', [pathJSON(t, k)]);
     return true;
   },
   has(t, k) {
     if (typeof k === 'symbol') return false;
     const key = keptAs(t, k);
     const e = key !== null && state.shared !== null ? state.shared.get(key) : undefined;
-    return e !== undefined ? e !== MISSING : yes(W.hostCall('shared.has', [pathJSON(t[PATH], k)]));
+    return e !== undefined ? e !== MISSING : yes(W.hostCall('shared.has', [pathJSON(t, k)]));
   },
   ownKeys(t) {
     return W.parseJSON(W.hostCall('shared.keys', [stringify(t[PATH])]));
