@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,18 @@ def test_a_script_moved_or_deleted_through_fs_is_rerouted_by_the_very_next_reque
     assert gone.status_code == 404
 
 
+def _write_under_way(folder: Path) -> bool:
+    """Whether a write aside (`.name.<random>.tmp`) in ``folder`` holds bytes already."""
+    for path in folder.iterdir():
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            try:
+                if path.stat().st_size > 0:
+                    return True
+            except FileNotFoundError:  # renamed over its target meanwhile
+                continue
+    return False
+
+
 WRITER = """
 import sys
 from pathlib import Path
@@ -192,13 +205,11 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path: Path) -> None
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(size)], cwd=REPO)
     try:
         deadline = time.monotonic() + 30
-        while not any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        while not _write_under_way(tmp_path):
             assert time.monotonic() < deadline and writer.poll() is None, "no write seen under way"
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-    left = list(tmp_path.iterdir())
-    assert any(p.name.endswith(".tmp") for p in left), "the kill missed the write"
     data = (tmp_path / "data.bin").read_bytes()
     assert len(data) == size and data in (b"A" * size, b"B" * size)
     assert [e.path for e in TenantFiles(tmp_path).entries()] == ["data.bin"]  # the rest is hidden
@@ -213,3 +224,43 @@ async def test_fs_is_refused_to_every_script_when_the_operator_turns_it_off(tmp_
         "host call fs.peek refused: this script is not granted fs (every script may use its own "
         "tenant's folder unless WEXEC_FS_ENABLED=false)"
     )
+
+
+def _pids_serving(port: int) -> list[int]:
+    """The processes of the `wexec serve` listening on ``port`` (the supervisor and its server)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"runtime.cli" in args and b"--port" in args and str(port).encode() in args:
+                found.append(int(entry))
+    return found
+
+
+def test_a_server_killed_during_fs_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    """The real server, killed (SIGKILL, every process) while a script's ``fs.write`` is under
+    way: the file is one whole version, and the write in progress is no file a script sees."""
+    size = 4 * 1024 * 1024
+    folder = tmp_path / "scripts"
+    write_scripts(folder, {"rewrite.ts": (
+        "// @mode worker\n// @timeout 60000\n"
+        f"for (let i = 0; i < 1000; i++) await fs.write('data.txt', (i % 2 ? 'B' : 'A').repeat({size}));\n"
+        "return {};\n"
+    )})
+    (folder / "data.txt").write_bytes(b"A" * size)
+    with running_server(["--scripts", str(folder), "--data", str(tmp_path / "data")]) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(lambda: httpx.get(base + "/rewrite", timeout=60))
+            deadline = time.monotonic() + 60
+            while not _write_under_way(folder):
+                assert time.monotonic() < deadline, "no write seen under way"
+            for pid in _pids_serving(port):
+                os.kill(pid, signal.SIGKILL)
+    data = (folder / "data.txt").read_bytes()
+    assert len(data) == size and data in (b"A" * size, b"B" * size)
+    assert "data.txt" in [e.path for e in TenantFiles(folder).entries()]
+    assert not [e.path for e in TenantFiles(folder).entries() if e.path.endswith(".tmp")]
