@@ -38,8 +38,9 @@ STORE_SLACK = 16 * 1024 * 1024
 
 
 class Running(threading.local):
-    """The instance whose crossing runs on this thread (a thread makes one at a time): a host
-    call from the guest is that instance's, for its caller and into its memory."""
+    """The instance whose crossing runs on this thread: a host call from the guest is that
+    instance's, for its caller and into its memory (a crossing made inside a host call names
+    its own instance until it returns)."""
 
     instance: GuestInstance | None = None
 
@@ -143,9 +144,13 @@ class GuestInstance:
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
         out = self._out
-        running.instance = self
-        if self._cross(self._handle, export, len(export), header, len(header), blob, len(blob),
-                       self.engine.deadline_ticks(budget_ms), out):
+        outer, running.instance = running.instance, self  # a host call may cross elsewhere
+        try:
+            failed = self._cross(self._handle, export, len(export), header, len(header), blob,
+                                 len(blob), self.engine.deadline_ticks(budget_ms), out)
+        finally:
+            running.instance = outer
+        if failed:
             self._fail(export)
         head = ctypes.string_at(out.head, out.head_len)
         if out.rc < 0:
