@@ -2,7 +2,9 @@
 
 WAL lets the processes of ``--workers N`` read while one writes; ``synchronous=NORMAL`` makes a
 commit a write to the log, not a flush to disk (a power cut may lose the last commits, never
-corrupt the file). Every write takes the next ``seq`` of the whole file under the write lock, so
+corrupt the file). The log is folded back into the file by ``maintain`` (the store's background
+thread), never by a commit: that is when SQLite flushes to disk, and a commit may be an
+``update`` on a request's path. Every write takes the next ``seq`` of the whole file under the write lock, so
 ``changes`` finds what others wrote by ``seq`` alone, and only after ``PRAGMA data_version``
 says another connection committed.
 """
@@ -45,6 +47,7 @@ class SQLiteBackend:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.executescript(SCHEMA)
             self._seen = self._db.execute("SELECT coalesce(max(seq), 0) FROM shared").fetchone()[0]
             self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
@@ -96,6 +99,11 @@ class SQLiteBackend:
         if rows:
             self._seen = rows[-1][3]
         return [Row(t, k, None if v is None else bytes(v)) for t, k, v, _ in rows]
+
+    def maintain(self) -> None:
+        """Fold the log back into the file as far as no reader still needs it."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         with self._lock:

@@ -31,6 +31,9 @@ from runtime.state.sqlite import SQLiteBackend
 
 log = logging.getLogger("wexec.state")
 
+MAINTAIN_EVERY = 20
+"""Syncs between two runs of the backend's upkeep (``Backend.maintain``)."""
+
 MISSING: Any = object()
 """What ``get`` answers for a path that holds nothing."""
 
@@ -225,9 +228,13 @@ class SharedState:
         self.backend.close()
 
     def _run(self, period_s: float) -> None:
+        ticks = 0
         while not self._stop.wait(period_s):
+            ticks += 1
             try:
                 self.sync()
+                if ticks % MAINTAIN_EVERY == 0:
+                    self.backend.maintain()
             except Exception:  # a failed sync is retried at the next tick
                 log.exception("syncing shared state failed")
 

@@ -17,6 +17,8 @@ from runtime.config import Settings
 from runtime.host import Refused, shared, timers
 from runtime.host.registry import Registry
 from runtime.sandbox import ScriptError
+from runtime.state.sqlite import SQLiteBackend
+from runtime.state.store import MISSING, SharedState
 from tests.host.harness import holding
 from tests.support import eventually, running_server, settings_for_tests, write_scripts
 
@@ -206,3 +208,34 @@ async def test_a_stretch_of_synchronous_code_sees_its_own_writes_and_others_afte
 
         read, _ = await asyncio.gather(h.run(reader, mode="worker"), write_meanwhile())
     assert json.loads(read.body) == {"first": 1, "own": 2, "later": 5}
+
+
+def test_two_processes_states_follow_each_other_through_the_file(tmp_path: Path) -> None:
+    """Two ``SharedState`` over one SQLite file stand for two server processes."""
+    path, cap = tmp_path / "shared.sqlite3", 1 << 20
+    one, two = SharedState(SQLiteBackend(path), 10_000), SharedState(SQLiteBackend(path), 10_000)
+    try:
+        one.set("t/1", ["a"], {"b": 1}, cap)
+        one.set("t/1", ["a", "c"], [1, 2], cap)
+        assert two.get("t/1", ["a"]) is MISSING  # loaded before one synced
+        one.sync()
+        two.sync()
+        assert two.get("t/1", ["a"]) == {"b": 1, "c": [1, 2]}
+        two.delete("t/1", ["a"])
+        two.sync()
+        one.sync()
+        assert one.get("t/1", []) == {}
+        version, raw = one.take("t/1", "n")
+        assert (version, raw) == (0, None)  # never written
+        assert two.swap("t/1", "n", version, b"1", cap) is True
+        assert one.swap("t/1", "n", version, b"5", cap) is False  # two wrote it since the take
+        one.sync()
+        assert one.get("t/1", ["n"]) == 1
+    finally:
+        one.close()
+        two.close()
+    again = SharedState(SQLiteBackend(path), 10_000)  # a restart reads what was written
+    try:
+        assert again.get("t/1", []) == {"n": 1}
+    finally:
+        again.close()
