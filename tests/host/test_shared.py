@@ -35,6 +35,8 @@ return {
   hits: shared.hits, alice: shared.users.alice, had, gone: 'gone' in shared,
   missing: shared.nothing, deep: shared.nothing?.deeper, keys: Object.keys(shared),
   all: JSON.parse(JSON.stringify(shared)), spread: { ...shared.users }, copy: list,
+  own: [shared.hasOwnProperty('hits'), Object.prototype.hasOwnProperty.call(shared, 'nope')],
+  text: String(shared),
 };
 """
 
@@ -55,6 +57,7 @@ async def test_plain_property_access_reads_and_writes_the_hosts_state(tmp_path: 
     assert again["keys"] == ["hits", "users"]
     assert again["all"] == {"hits": 2, "users": {"alice": {"n": 2, "tags": ["a"]}}}
     assert again["spread"] == {"alice": {"n": 2, "tags": ["a"]}}
+    assert again["own"] == [True, False] and again["text"] == "[object Object]"
 
 
 async def test_update_and_increment_are_atomic_helpers(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@
 // state, its own writes included (a write forgets every answer kept). The next crossing asks
 // the host again.
 
-import { includes, isArray, slice, stringify } from '../crossing/intrinsics.js';
+import { ObjectPrototype, includes, isArray, slice, stringify } from '../crossing/intrinsics.js';
 import { UTF8, W } from '../natives.js';
 import { state } from '../crossing/state.js';
 
@@ -75,7 +75,7 @@ const read = (t, k) => {
     e = answer(t, k, key, W.hostCall('shared.get', [pathJSON(t, k)]));
     if (key !== null) (kept || (state.shared = new Map())).set(key, e);
   }
-  if (e === MISSING) return undefined;
+  if (e === MISSING) return k in ObjectPrototype ? ObjectPrototype[k] : undefined; // as {} does
   if (typeof e !== 'object' || e === null) return e;
   return e instanceof ArrayBuffer ? W.parseJSON(e) : e;
 };
@@ -135,8 +135,8 @@ const node = (path, key) => {
 const update = (key, fn) => {
   if (typeof fn !== 'function') throw new TypeError('shared.update(key, fn): fn must be a function');
   const p = stringify([String(key)]);
-  state.shared = null;
   for (let i = 0; i < UPDATE_TRIES; i++) {
+    state.shared = null; // fn reads shared as it is now
     const taken = W.decode(W.hostCall('shared.take', [p]), UTF8);
     const nl = taken.indexOf('\n');
     const raw = slice(taken, nl + 1);
