@@ -9,6 +9,7 @@ from runtime.config import Settings
 from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy
 from runtime.observe.access_log import AccessLog
+from runtime.observe.metrics import Metrics
 from runtime.sandbox import Sandbox
 
 
@@ -25,3 +26,4 @@ class Services:
     sandbox: Sandbox
     shedder: LoadShedder
     access_log: AccessLog
+    metrics: Metrics

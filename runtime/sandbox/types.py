@@ -204,3 +204,8 @@ class Result:
     body: bytes
     logs: list[LogRecord] = field(default_factory=list)
     stream: BodyStream | None = None
+    # What the request cost, for monitor/ (runtime.observe.metrics): time in the sandbox, whether
+    # it ran the script's top level (a cold start), and its instance's linear memory at the end.
+    sandbox_ms: float = 0.0
+    cold: bool = False
+    memory: int = 0
