@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from runtime.api import errors, health
+from runtime.api import errors, health, logs, monitor
 from runtime.api.services import Services
 
-ROUTERS: list[APIRouter] = [health.router]
+ROUTERS: list[APIRouter] = [health.router, logs.router, monitor.router]
 """One router per namespace module; a new namespace adds its router here."""
 
 
