@@ -39,7 +39,7 @@ from runtime.http.response import ResponseRuleBroken, ResponseRules
 from runtime.observe import tracing
 from runtime.observe.access_log import AccessLog, Entry, render
 from runtime.observe.metrics import Metrics
-from runtime.observe.redact import Redactor
+from runtime.observe.redact import Redactor, cookie_values
 from runtime.sandbox import (
     BodyStream,
     Invocation,
@@ -279,8 +279,11 @@ def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:
 
 
 def _redactor(policy: Policy, req: ScriptRequest) -> Redactor | None:
-    """What hides the script's secrets and the credentials this request carried; None if neither."""
+    """What hides the script's secrets and the credentials this request carried (its cookies
+    among them, wherever the script logs them); None if neither."""
     carried = auth.request_secrets(req.headers, req.query)
+    if "cookie" in req.headers:
+        carried += cookie_values(req.headers["cookie"])
     return Redactor([*policy.secrets, *carried]) if carried else policy.redactor
 
 
