@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -60,9 +59,9 @@ async def test_the_disk_quota_drops_the_oldest_rotated_files(tmp_path: Path,
         log.write("t-1", {"n": n, "noise": noise[n % 7:]}, None)
         if n % 50 == 49:
             log.flush()
-            time.sleep(0.002)
+            await asyncio.sleep(0.002)
     log.close()
-    time.sleep(0.3)
+    await asyncio.sleep(0.3)
     logfiles.compress_rotated(tmp_path, "t-1", quota)  # what the last rotation's thread does
     files = logfiles.tenant_files(tmp_path, "t-1")
     assert sum(f.size for f in files) <= quota
