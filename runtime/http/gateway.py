@@ -14,6 +14,7 @@ client can tell the body is incomplete.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
@@ -249,6 +250,8 @@ class Gateway:
         try:
             t0 = time.perf_counter()
             with tracing.maybe("sandbox"):
+                if tracing.tracer is not None:  # its host ops' spans are children of this one
+                    invocation.trace = contextvars.copy_context()
                 result = await self.sandbox.invoke(
                     script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
                     grants=policy.grants,

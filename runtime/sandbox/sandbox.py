@@ -247,6 +247,7 @@ class Sandbox:
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
+            req.trace = inv.trace
         except BaseException:
             driver.close()
             raise

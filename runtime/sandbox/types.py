@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ class Invocation:
     params: Query = field(default_factory=dict)
     body: bytes = b""
     ip: str = ""
+    trace: contextvars.Context | None = None  # where its host ops' spans go (observe.tracing)
 
 
 @dataclass(slots=True)

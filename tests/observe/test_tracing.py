@@ -25,6 +25,8 @@ SCRIPTS = {
     "big.ts": "return (async function* () {\n"
               "  for (let i = 0; i < 8; i++) yield 'x'.repeat(100000);\n})();\n",
     "hello.ts": "return 'hello';\n",
+    "shared.ts": "// @mode worker\nexport default () => (async function* () {\n"
+                 "  for (let i = 0; i < 8; i++) yield 'y'.repeat(100000);\n})();\n",
 }
 
 
@@ -85,6 +87,34 @@ def test_an_invocation_is_one_span_tree_under_the_inbound_traceparent(base: str)
     assert all(ancestors(s)[-1] == "invoke big.ts" for s in drains)
     assert all(s.start_time >= invoke.start_time and s.end_time <= invoke.end_time for s in spans
                if s is not invoke)
+
+
+def test_interleaved_worker_requests_keep_their_own_op_spans(base: str) -> None:
+    """Requests of one worker instance wait on their host ops in turns; each op's span is in
+    the trace of the request whose code started it, whichever request's op resumed the guest."""
+    traces = [f"{n:032x}" for n in range(0xA1, 0xA5)]
+
+    def fetch(trace: str) -> None:
+        r = httpx.get(f"{base}/shared", headers={"traceparent": f"00-{trace}-{PARENT_ID}-01"},
+                      timeout=30)
+        assert len(r.content) == 800_000
+
+    threads = [threading.Thread(target=fetch, args=(t,)) for t in traces]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    def done() -> bool:
+        return sum(s.name == "invoke shared.ts" for s in _spans()) >= len(traces)
+
+    eventually(done)
+    for trace in traces:
+        spans = [s for s in _spans() if f"{s.context.trace_id:032x}" == trace]
+        by_id = {s.context.span_id: s.name for s in spans}
+        drains = [s for s in spans if s.name == "response.drain"]
+        assert drains, trace
+        assert all(by_id.get(s.parent.span_id) == "sandbox" for s in drains)
 
 
 def test_a_request_without_traceparent_starts_a_trace(base: str) -> None:
