@@ -1,25 +1,31 @@
 """Request figures: what `monitor/*` reports and what Prometheus scrapes.
 
-Two views of the same requests, each as cheap as it can be on the request path:
+Two views of the same requests, both kept with plain Python arithmetic on the request path:
 
-- `Metrics` keeps this process's figures in plain Python objects: requests in flight (a dict
-  insert and pop), and per script a count, errors, cold starts, time in the sandbox, memory
-  high-water mark and the latest `SAMPLES` latencies (a ring, for p50/p95/p99). `monitor/*`
-  reads them; under `--workers N` each process answers for itself (the answer says which).
-- The Prometheus series (`prometheus_client`) are counted at the same moment. Under
-  `wexec serve`, `PROMETHEUS_MULTIPROC_DIR` names a folder made for that run (`server.py`), so
-  each process writes its counters to memory-mapped files there and any process's scrape adds
-  them all up: the scrape is right whichever worker answers it. The labelled series of a script
-  are looked up once and kept with its figures, so a request does no label lookup.
+- `Metrics` keeps this process's figures: requests in flight (a dict insert and pop), and per
+  script a count, errors, cold starts, time in the sandbox, memory high-water mark and the
+  latest `SAMPLES` latencies (a ring, for p50/p95/p99). `monitor/*` reads them; under
+  `--workers N` each process answers for itself (the answer says which).
+- The Prometheus series (`prometheus_client`). A request adds to its script's `Pending`
+  counts (by status, by latency bucket, cold starts); they are applied to the series at most
+  `FLUSH_S` later, before this process answers a scrape, and when it stops. prometheus_client
+  takes a lock and, in multiprocess mode, writes a memory-mapped file per increment: about 4 µs
+  a request for a counter and a histogram here, against a few hundred ns batched
+  (`benches/observe.py`). Under `wexec serve`, `PROMETHEUS_MULTIPROC_DIR` names a folder made
+  for that run (`server.py`), so each process writes its series to files there and any
+  process's scrape adds them all up: the scrape is right whichever worker answers it, to within
+  `FLUSH_S` of the other processes' latest requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import shutil
 import tempfile
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,8 @@ from typing import Any
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SAMPLES = 1024
 """Latencies kept per script for its percentiles: the latest ones, so they follow changes."""
+FLUSH_S = 1.0
+"""Longest a request's Prometheus counts wait before they reach the shared series."""
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -56,13 +64,28 @@ class ScriptFigures:
     memory_peak: int = 0
     last_activity: float = 0.0
     samples: list[float] = field(default_factory=list)
-    series: Any = None  # (requests counter child by status, duration histogram child, cold)
+    pending: Pending | None = None  # what the Prometheus series have not been given yet
 
     def percentile(self, q: float) -> float | None:
         if not self.samples:
             return None
         ordered = sorted(self.samples)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(slots=True)
+class Pending:
+    """A script's Prometheus counts since the last flush, and its series to add them to."""
+
+    labels: tuple[str, str]  # tenant, script
+    duration: Any  # the histogram's child for the script
+    cold_starts: Any  # the cold-start counter's child
+    by_status: dict[int, int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))  # last: +Inf
+    seconds: float = 0.0
+    cold: int = 0
+    dirty: bool = False
+
 
 
 class Metrics:
@@ -78,15 +101,19 @@ class Metrics:
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-"
         self._series = _Series() if enabled else None
+        self._dirty: list[Pending] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def request_id(self, n: int) -> str:
         """The text of request `n`, unique across the server's processes (pid and number)."""
         return f"{self._prefix}{n:x}"
 
     def begin(self, tenant: str, script: str, method: str, path: str) -> int:
-        """A request to `script` started; returns its number in this process."""
+        """A request to `script` started; returns its number in this process (its id in the
+        log, whether or not figures are kept)."""
         n = next(self._ids)
-        self.active[n] = Active(tenant, script, method, path, time.time(), time.perf_counter())
+        if self.enabled:
+            self.active[n] = Active(tenant, script, method, path, time.time(), time.perf_counter())
         return n
 
     def end(self, n: int, status: int, sandbox_ms: float, cold: bool, memory: int) -> None:
@@ -100,7 +127,7 @@ class Metrics:
         if figures is None:
             figures = self.scripts[key] = ScriptFigures(active.tenant, active.script)
             if self._series is not None:
-                figures.series = self._series.of(active.tenant, active.script)
+                figures.pending = self._series.pending(active.tenant, active.script)
         error = status >= 500
         self.requests += 1
         figures.count += 1
@@ -118,22 +145,45 @@ class Metrics:
             samples.append(ms)
         else:
             samples[figures.count % SAMPLES] = ms
-        series = figures.series
-        if series is not None:
-            by_status, duration, cold_starts = series
-            child = by_status.get(status)
-            if child is None:
-                child = by_status[status] = self._series.requests.labels(  # type: ignore[union-attr]
-                    active.tenant, active.script, str(status))
-            child.inc()
-            duration.observe(ms / 1000.0)
+        pending = figures.pending
+        if pending is not None:
+            pending.by_status[status] = pending.by_status.get(status, 0) + 1
+            seconds = ms / 1000.0
+            pending.buckets[bisect_left(BUCKETS, seconds)] += 1
+            pending.seconds += seconds
             if cold:
-                cold_starts.inc()
+                pending.cold += 1
+            if not pending.dirty:
+                pending.dirty = True
+                self._dirty.append(pending)
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Give the Prometheus series what requests counted since the last flush."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        dirty, self._dirty = self._dirty, []
+        series = self._series
+        for pending in dirty:
+            assert series is not None
+            pending.dirty = False
+            for status, n in pending.by_status.items():
+                series.requests.labels(*pending.labels, str(status)).inc(n)
+            pending.by_status.clear()
+            series.add_observations(pending.duration, pending.buckets, pending.seconds)
+            pending.buckets[:] = [0] * len(pending.buckets)
+            pending.seconds = 0.0
+            if pending.cold:
+                pending.cold_starts.inc(pending.cold)
+                pending.cold = 0
 
     def scrape(self) -> tuple[bytes, str]:
         """The Prometheus exposition of every process's series, and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+        self.flush()
         if os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess
 
@@ -144,7 +194,8 @@ class Metrics:
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def close(self) -> None:
-        """This process ends: its in-flight gauge stops counting (the counters stay summed)."""
+        """This process ends: what it counted reaches the series (they stay summed)."""
+        self.flush()
         if self._series is not None and os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess
 
@@ -171,8 +222,19 @@ class _Series:
             "or image to start from).", ["tenant", "script"], registry=self.registry,
         )
 
-    def of(self, tenant: str, script: str) -> tuple[dict[int, Any], Any, Any]:
-        return {}, self.duration.labels(tenant, script), self.cold.labels(tenant, script)
+    def pending(self, tenant: str, script: str) -> Pending:
+        return Pending((tenant, script), self.duration.labels(tenant, script),
+                       self.cold.labels(tenant, script))
+
+    @staticmethod
+    def add_observations(child: Any, buckets: list[int], seconds: float) -> None:
+        """Add counted observations to a histogram's child at once. prometheus_client has no
+        public call for it; its child keeps one value per bucket (`_buckets`, as `BUCKETS` plus
+        +Inf, not cumulative) and their sum (`_sum`), which `observe` increments one by one."""
+        for value, n in zip(child._buckets, buckets, strict=True):
+            if n:
+                value.inc(n)
+        child._sum.inc(seconds)
 
 
 def multiprocess_dir(data_dir: Path) -> Path:
