@@ -99,7 +99,10 @@ async def list_logs(
     type: Annotated[FileType, Query(description="`current`, `rotated` or `all`.")] = "all",
     limit: Annotated[int, Query(ge=1, le=1000, description="Most files listed.")] = 100,
 ) -> LogList:
-    """The tenant's log files, the current one first. `count` is 0 until a request logged."""
+    """The tenant's log files, the current one first. `count` is 0 until a request logged.
+
+    Differences from the reference: the files are the tenant's own request logs only; `type` is
+    `current`, `rotated` or `all`; each entry adds `type` and `compressed`."""
     tenant = tenant_of(request, services.catalog)
     services.access_log.flush()
     files = logfiles.tenant_files(services.access_log.logs_dir, tenant.slug, type)
@@ -111,8 +114,11 @@ async def list_logs(
 
 @router.post("/read", summary="Read Log")
 async def read_log(request: Request, body: ReadBody, services: ServicesDep) -> ReadAnswer:
-    """Lines of one file, last ones first unless `tail` is false; rotated files read as is.
-    Differences from the reference: `executionId` is the `id` in each line (a request id)."""
+    """Lines of one file: the last `lines` (or the first, `tail: false`), each as its JSON
+    object; rotated, compressed files read like the current one.
+
+    Differences from the reference: `executionId` is the request id every line carries (`id`);
+    `lines` is at most 10,000."""
     tenant = tenant_of(request, services.catalog, body)
     file = _file(services, tenant, body.file)
     found = await asyncio.to_thread(
@@ -124,7 +130,11 @@ async def read_log(request: Request, body: ReadBody, services: ServicesDep) -> R
 @router.post("/search", summary="Search Logs")
 async def search_logs(request: Request, body: SearchBody, services: ServicesDep) -> SearchAnswer:
     """Lines of the tenant's files containing `query` and matching `regex` (both, if both are
-    given). A regex RE2 cannot compile is a 400 naming why."""
+    given), newest file first, compressed ones included.
+
+    Differences from the reference: `regex` is RE2 syntax (no backreferences or lookaround),
+    and one RE2 cannot compile is a 400 naming why; a search stops after 10 s (`timedOut`);
+    `limit` is at most 10,000."""
     tenant = tenant_of(request, services.catalog, body)
     if not body.query and not body.regex:
         raise HTTPError(400, "invalid_search", "give a query (text) or a regex to search for")
@@ -159,8 +169,12 @@ async def stream_logs(
     lines: Annotated[int, Query(ge=0, le=MAX_LINES, description="Lines already in the file "
                                 "sent first (not in the reference; default 100).")] = 100,
 ) -> StreamingResponse:
-    """Server-sent events: the file's last `lines` lines, then with `follow=true` every new line
-    as it is written (within 0.2 s of its request's batch reaching the file)."""
+    """Server-sent events, one `data:` event per line: the file's last `lines` lines, then with
+    `follow=true` every line written after the client connected (within about 0.3 s), across
+    rotations, with a comment every 15 s while nothing is written.
+
+    Differences from the reference: `file` defaults to the tenant's current file; `lines` (the
+    past lines sent first) is ours."""
     tenant = tenant_of(request, services.catalog)
     logs_dir = services.access_log.logs_dir
     if file is None and logfiles.resolve(logs_dir, tenant.slug, logfiles.current_name(tenant.slug)
@@ -187,8 +201,10 @@ async def clear_logs(
                                                  "more than this many days ago.")] = None,
     confirm: Annotated[bool, Query(description="Must be true.")] = False,
 ) -> ClearAnswer:
-    """Remove rotated files and empty the current one (it stays, as other processes write to
-    it). Needs `confirm=true`."""
+    """Remove rotated files and empty the current one. Needs `confirm=true`.
+
+    Differences from the reference: the current file is emptied, not removed (every server
+    process keeps appending to it); only the tenant's own files are touched."""
     if not confirm:
         raise HTTPError(400, "confirm_required", "confirm=true parameter required for safety: "
                         "clearing logs cannot be undone")

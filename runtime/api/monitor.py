@@ -113,7 +113,11 @@ router = APIRouter(prefix="/monitor", tags=["monitor"])
 
 @router.get("/stats", summary="Get Stats")
 async def stats(request: Request, services: ServicesDep) -> Stats:
-    """A snapshot of this process and of the tenant's requests in it."""
+    """A snapshot of this process and of the tenant's requests in it.
+
+    Differences from the reference: figures are the answering process's (`pid`; under
+    `--workers N` each has its own) and `requests` counts the tenant's scripts only;
+    `websocket` and `cron` are zero until those features land."""
     tenant = tenant_of(request, services.catalog)
     metrics = services.metrics
     mine = [f for f in metrics.scripts.values() if f.tenant == tenant.name]
@@ -135,7 +139,9 @@ async def stats(request: Request, services: ServicesDep) -> Stats:
 
 @router.get("/active-requests", summary="Get Active Requests")
 async def active_requests(request: Request, services: ServicesDep) -> ActiveRequests:
-    """The tenant's requests in progress in this process, oldest first."""
+    """The tenant's requests in progress in this process, oldest first.
+
+    Differences from the reference: HTTP requests of the tenant, in the answering process."""
     tenant = tenant_of(request, services.catalog)
     metrics = services.metrics
     now = time.perf_counter()
@@ -155,7 +161,9 @@ async def scripts(
     sort: Annotated[SortKey, Query(description="`lastActivity` (default): most recent first; "
                                    "any other key: highest first.")] = "lastActivity",
 ) -> ScriptList:
-    """The tenant's scripts that served requests in this process, with their figures."""
+    """The tenant's scripts that served requests in this process, with their figures.
+
+    Differences from the reference: the sort keys are the answer's own field names."""
     tenant = tenant_of(request, services.catalog)
     limit = min(max(limit, 1), 500)
     rows = [_summary(f) for f in _figures(services, tenant.name)]
@@ -169,7 +177,10 @@ async def script_performance(
     request: Request, services: ServicesDep, body: PerformanceBody | None = None,
 ) -> PerformanceAnswer:
     """Latency percentiles, error rate, time in the sandbox, cold and warm starts and memory,
-    per script of the tenant (the body may name one `script`)."""
+    per script of the tenant, busiest first.
+
+    Differences from the reference: the body (any object in the reference) may name one
+    `script`, and the tenant as every endpoint does; figures are the answering process's."""
     body = body or PerformanceBody()
     tenant = tenant_of(request, services.catalog, body)
     rows = [_performance(f) for f in _figures(services, tenant.name)
