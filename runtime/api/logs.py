@@ -171,7 +171,8 @@ async def stream_logs(
 ) -> StreamingResponse:
     """Server-sent events, one `data:` event per line: the file's last `lines` lines, then with
     `follow=true` every line written after the client connected (within about 0.3 s), across
-    rotations, with a comment every 15 s while nothing is written.
+    rotations, with a comment every 15 s while nothing is written. A follow stream ends after
+    10 minutes: reconnect to go on (EventSource does so by itself).
 
     Differences from the reference: `file` defaults to the tenant's current file; `lines` (the
     past lines sent first) is ours."""

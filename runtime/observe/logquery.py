@@ -28,6 +28,10 @@ SEARCH_BUDGET_S = 10.0
 REGEX_MEMORY = 8 * 1024 * 1024
 """What RE2 may use for one compiled pattern: a huge pattern is refused, not built."""
 FOLLOW_POLL_S = 0.2
+FOLLOW_MAX_S = 600.0
+"""How long one follow stream lasts; an SSE client reconnects (EventSource does by itself).
+Servers wait for open responses when asked to stop, so a stream that never ended would hold a
+stopping process until it is killed."""
 HEARTBEAT_S = 15.0
 """An SSE comment this often, so a client that went away is noticed while nothing is logged."""
 
@@ -158,8 +162,9 @@ async def follow(logs_dir: Path, slug: str, name: str, history: list[Any],
     handle = _open_at_end(path)
     partial = b""
     quiet_since = time.monotonic()
+    until = quiet_since + FOLLOW_MAX_S
     try:
-        while True:
+        while time.monotonic() < until:
             await asyncio.sleep(FOLLOW_POLL_S)
             chunk = handle.read() if handle is not None else b""
             if name == current_name(slug) and _replaced(path, handle):
