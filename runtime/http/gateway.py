@@ -171,7 +171,8 @@ class Gateway:
                 log.exception("internal error serving %s %s", req.method, req.path)
                 result, head, error = _answer_error(_internal_error(exc), policy, req, extra)
             with tracing.maybe("response"):
-                size, error = await self._respond(send, receive, result, head, policy)
+                size, cut = await self._respond(send, receive, result, head, policy)
+            error = cut or error
         except Exception as exc:  # noqa: BLE001 - each server fails a send its own way
             error = f"sending the response failed: {exc!r}"
         except asyncio.CancelledError:
