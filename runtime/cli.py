@@ -1,4 +1,4 @@
-"""``wexec serve | run | build``: the command line."""
+"""``wexec serve | run | build | token``: the command line."""
 
 from __future__ import annotations
 
@@ -32,8 +32,42 @@ def main(argv: list[str] | None = None) -> int:
 
     add_serve_command(sub)
 
+    token = sub.add_parser("token", help="management API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    hash_cmd = token_sub.add_parser(
+        "hash", help="print a token's hash, as WEXEC_API_TENANT_TOKENS stores it")
+    hash_cmd.add_argument("token", nargs="?",
+                          help="the token (default: read from standard input, which keeps it "
+                          "out of the shell's history)")
+    hash_cmd.set_defaults(fn=_cmd_token_hash)
+    new_cmd = token_sub.add_parser("new", help="make a random token and print it and its hash")
+    new_cmd.set_defaults(fn=_cmd_token_new)
+
     args = parser.parse_args(argv)
     return int(args.fn(args) or 0)
+
+
+def _cmd_token_hash(args: argparse.Namespace) -> int:
+    from runtime.api.tokens import hash_token
+
+    token = args.token if args.token is not None else sys.stdin.readline().rstrip("\r\n")
+    if not token:
+        print("wexec: no token given (as an argument or on standard input)", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
+def _cmd_token_new(args: argparse.Namespace) -> int:
+    import secrets
+
+    from runtime.api.tokens import hash_token
+
+    token = secrets.token_urlsafe(32)
+    print(f"token: {token}\nhash:  {hash_token(token)}")
+    print("Give the token to its user; put the hash in WEXEC_API_TENANT_TOKENS, e.g. "
+          f'{{"alice/1": "{hash_token(token)}"}}', file=sys.stderr)
+    return 0
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

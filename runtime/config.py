@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout wexec runs from: it holds ``guest/``, ``build/`` and the example ``scripts/``."""
 
 MiB = 1024 * 1024
+_TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class Settings(BaseSettings):
@@ -75,6 +77,14 @@ class Settings(BaseSettings):
     tenant_log_bytes_per_minute: int = Field(
         16 * MiB, ge=0, description="Console output one tenant's requests may log per minute "
         "and server process; past it lines are dropped and counted.",
+    )
+    max_host_streams: int = Field(
+        64, ge=1, description="Host streams (response bodies a script reads as they arrive: "
+        "fetch, AI) one request may have open at once; past it opening one more fails.",
+    )
+    tenant_max_host_streams: int = Field(
+        1024, ge=1, description="Host streams open at once across all of one tenant's requests, "
+        "per server process.",
     )
     tenant_stream_bytes: int = Field(
         64 * MiB, ge=0, description="Bytes one tenant's streamed responses may hold beyond the "
@@ -174,6 +184,33 @@ class Settings(BaseSettings):
         "(links inside it count each time they are followed); past it the rest is not served, "
         "so one tenant's folder cannot slow the re-scan of every tenant.",
     )
+
+    # Who may call the management API (runtime/api/access.py).
+    api_token: str | None = Field(
+        None, description="Bearer token that grants the management API for every tenant. With "
+        "neither it nor api_tenant_tokens, the API answers only loopback clients on a loopback "
+        "bind, and `wexec serve` refuses any other address.",
+    )
+    api_tenant_tokens: dict[str, str] = Field(
+        default_factory=dict, description='Tokens that each grant one tenant, stored hashed: '
+        '{"alice/1": "sha256:<hex>"} (JSON in WEXEC_API_TENANT_TOKENS); `wexec token hash` '
+        "prints the hash of a token.",
+    )
+
+    @field_validator("api_tenant_tokens")
+    @classmethod
+    def _tenant_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
+        from runtime.catalog.tenants import is_tenant_name  # the catalog imports this module
+
+        for tenant, hashed in tokens.items():
+            subdomain, slash, exec_id = tenant.partition("/")
+            if not slash or not is_tenant_name(subdomain) or not is_tenant_name(exec_id):
+                raise ValueError(f"api_tenant_tokens: {tenant!r} is not a tenant; write "
+                                 "subdomain/execId, e.g. alice/1")
+            if not _TOKEN_HASH.match(hashed):
+                raise ValueError(f"api_tenant_tokens[{tenant!r}]: expected sha256:<64 hex "
+                                 "digits>, as `wexec token hash` prints it")
+        return tokens
 
     def effective_timeout(self, requested: int | None, tenant: str | None = None) -> int | None:
         """A script's ``@timeout`` (None: the default; 0: unlimited), capped; None = no limit."""

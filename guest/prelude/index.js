@@ -23,6 +23,7 @@ import { console } from './lib/console.js';
 import { TextDecoder, TextEncoder, viewOf } from './lib/encoding.js';
 import { Buffer } from './lib/buffer.js';
 import { webcrypto } from './host/crypto.js';
+import { hostStream } from './host/streams.js';
 import { URL, URLSearchParams } from './lib/url.js';
 import { structuredClone } from './lib/structured-clone.js';
 import { ReadableStream } from './lib/streams.js';
@@ -64,7 +65,7 @@ define(G, {
   process,
   require,
   shared,
-  __wexec: { op, bytes: (x) => blob(viewOf(x) || x) },
+  __wexec: { op, bytes: (x) => blob(viewOf(x) || x), stream: hostStream },
 });
 // The metadata of the request whose code runs (see enter). Outside any request it is kept in
 // `state` rather than in a property of the global object, which has a page of its own in the

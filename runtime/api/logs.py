@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, tenant_of
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
 from runtime.api.services import Services
 from runtime.catalog.tenants import Tenant
 from runtime.http.errors import HTTPError
@@ -98,6 +98,7 @@ async def list_logs(
     request: Request, services: ServicesDep,
     type: Annotated[FileType, Query(description="`current`, `rotated` or `all`.")] = "all",
     limit: Annotated[int, Query(ge=1, le=1000, description="Most files listed.")] = 100,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> LogList:
     """The tenant's log files, the current one first. `count` is 0 until a request logged.
 
@@ -113,7 +114,10 @@ async def list_logs(
 
 
 @router.post("/read", summary="Read Log")
-async def read_log(request: Request, body: ReadBody, services: ServicesDep) -> ReadAnswer:
+async def read_log(
+    request: Request, body: ReadBody, services: ServicesDep,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
+) -> ReadAnswer:
     """Lines of one file: the last `lines` (or the first, `tail: false`), each as its JSON
     object; rotated, compressed files read like the current one.
 
@@ -128,7 +132,10 @@ async def read_log(request: Request, body: ReadBody, services: ServicesDep) -> R
 
 
 @router.post("/search", summary="Search Logs")
-async def search_logs(request: Request, body: SearchBody, services: ServicesDep) -> SearchAnswer:
+async def search_logs(
+    request: Request, body: SearchBody, services: ServicesDep,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
+) -> SearchAnswer:
     """Lines of the tenant's files containing `query` and matching `regex` (both, if both are
     given), newest file first, compressed ones included.
 
@@ -168,6 +175,7 @@ async def stream_logs(
                                   "is written, across rotations.")] = False,
     lines: Annotated[int, Query(ge=0, le=MAX_LINES, description="Lines already in the file "
                                 "sent first (not in the reference; default 100).")] = 100,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> StreamingResponse:
     """Server-sent events, one `data:` event per line: the file's last `lines` lines, then with
     `follow=true` every line written after the client connected (within about 0.3 s), across
@@ -201,6 +209,7 @@ async def clear_logs(
     olderThanDays: Annotated[float | None, Query(ge=0, description="Only files last written "
                                                  "more than this many days ago.")] = None,
     confirm: Annotated[bool, Query(description="Must be true.")] = False,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> ClearAnswer:
     """Remove rotated files and empty the current one. Needs `confirm=true`.
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ServicesDep, TenantFields, tenant_of
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, access_of, tenant_of
 from runtime.api.services import Services
 from runtime.observe.metrics import ScriptFigures
 
@@ -112,7 +112,10 @@ router = APIRouter(prefix="/monitor", tags=["monitor"])
 
 
 @router.get("/stats", summary="Get Stats")
-async def stats(request: Request, services: ServicesDep) -> Stats:
+async def stats(
+    request: Request, services: ServicesDep,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
+) -> Stats:
     """A snapshot of this process and of the tenant's requests in it.
 
     Differences from the reference: figures are the answering process's (`pid`; under
@@ -138,7 +141,10 @@ async def stats(request: Request, services: ServicesDep) -> Stats:
 
 
 @router.get("/active-requests", summary="Get Active Requests")
-async def active_requests(request: Request, services: ServicesDep) -> ActiveRequests:
+async def active_requests(
+    request: Request, services: ServicesDep,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
+) -> ActiveRequests:
     """The tenant's requests in progress in this process, oldest first.
 
     Differences from the reference: HTTP requests of the tenant, in the answering process."""
@@ -160,6 +166,7 @@ async def scripts(
                      ] = 100,
     sort: Annotated[SortKey, Query(description="`lastActivity` (default): most recent first; "
                                    "any other key: highest first.")] = "lastActivity",
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> ScriptList:
     """The tenant's scripts that served requests in this process, with their figures.
 
@@ -175,6 +182,7 @@ async def scripts(
 @router.post("/script-performance", summary="Get Script Performance")
 async def script_performance(
     request: Request, services: ServicesDep, body: PerformanceBody | None = None,
+    execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> PerformanceAnswer:
     """Latency percentiles, error rate, time in the sandbox, cold and warm starts and memory,
     per script of the tenant, busiest first.
@@ -191,9 +199,11 @@ async def script_performance(
 
 @router.get("/metrics", summary="Prometheus Export", response_class=Response, responses={
     200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition."}})
-async def prometheus(services: ServicesDep) -> Response:
+async def prometheus(request: Request, services: ServicesDep) -> Response:
     """Every tenant's series, summed over the server's processes (`wexec_requests_total`,
-    `wexec_request_duration_seconds`, `wexec_cold_starts_total`)."""
+    `wexec_request_duration_seconds`, `wexec_cold_starts_total`). It names every tenant, so it
+    needs WEXEC_API_TOKEN (or a loopback caller when no token is configured)."""
+    access_of(request).check_all("monitor/metrics")
     body, content_type = services.metrics.scrape()
     return Response(body, media_type=content_type)
 

@@ -345,6 +345,12 @@ def _leading_comment_lines(source: str) -> list[tuple[int, str]]:
     return found
 
 
+def directive_lines(source: str) -> list[tuple[int, str]]:
+    """The comment lines the parser reads directives from, with their 1-based numbers: what
+    the management API edits in place."""
+    return _leading_comment_lines(source)
+
+
 def parse_magic_comments(source: str) -> MagicComments:
     """Read the directives of ``source``; raise MagicCommentError listing every problem."""
     problems: list[tuple[int, str]] = []

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.api.conftest import ALICE_TOKEN, Server
 from tests.support import eventually, running_server, write_scripts
 
 API = "/api/v1/exec/monitor"
@@ -145,3 +146,21 @@ def test_the_prometheus_request_counter_moves_by_exactly_the_requests_made(
             pids = {httpx.get(f"{base}{API}/stats", headers={"connection": "close"}).json()["pid"]
                     for _ in range(20)}
             assert len(pids) == 2, "the requests all reached one process: nothing was summed"
+
+
+def test_tokens_keep_logs_and_monitor_to_their_tenant(api: Server) -> None:
+    """A tenant's token reads its own logs and figures, not another's, and not the scrape of
+    every tenant; the all-tenants token reads them all."""
+    alice = {"authorization": f"Bearer {ALICE_TOKEN}"}
+    with httpx.Client(base_url=api.base, timeout=30) as client:
+        assert client.get("/hello", headers={"host": "alice-1.example.com"}).status_code == 200
+        mine = client.get(f"{API}/scripts", headers=alice).json()
+        assert [s["script"] for s in mine["scripts"]] == ["hello.ts"]
+        bob = {"subdomain": "bob", "execId": "7"}
+        assert client.get(f"{API}/scripts", headers=alice, params=bob).status_code == 403
+        assert client.get("/api/v1/exec/logs/list", headers=alice, params=bob).status_code == 403
+        assert client.get("/api/v1/exec/logs/list", headers=alice).status_code == 200
+        refused = client.get(f"{API}/metrics", headers=alice)
+        assert refused.status_code == 403 and "WEXEC_API_TOKEN" in refused.json()["message"]
+        assert client.get(f"{API}/metrics").status_code == 401
+    assert "wexec_requests_total" in api.client.get(f"{API}/metrics").text
