@@ -63,6 +63,7 @@ class Sandbox:
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
+        self._measure = settings.metrics  # a result's memory costs a call into the engine
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -241,7 +242,9 @@ class Sandbox:
         else:
             result = answered(*crossed, FIRST_RID)
             if result is not None:
-                result.cold, result.memory = load is not None, instance.memory()[1]
+                result.cold = load is not None
+                if self._measure:
+                    result.memory = instance.memory()[1]
                 instance.close()
                 return result
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
@@ -294,7 +297,7 @@ class Sandbox:
             driver.close()
             raise
         result.cold = image is None
-        if not driver.instance.closed:
+        if self._measure and not driver.instance.closed:
             result.memory = driver.instance.memory()[1]
         driver.close_when_idle()
         return result
@@ -314,7 +317,7 @@ class Sandbox:
                 inv, timeout_ms, functools.partial(self.threads.run, tenant)
             )
             result.cold = cold
-            if not driver.instance.closed:
+            if self._measure and not driver.instance.closed:
                 result.memory = driver.instance.memory()[1]
             return result
         finally:
