@@ -182,3 +182,17 @@ asyncio.run(main())
                          timeout=120, env=env, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_an_otlp_endpoint_turns_tracing_on_and_a_missing_exporter_says_how_to_fix_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(tracing.OTLP_ENV, "http://127.0.0.1:4318")
+    assert tracing.mode_for("off") == "otlp" and tracing.mode_for("memory") == "memory"
+    monkeypatch.delenv(tracing.OTLP_ENV)
+    assert tracing.mode_for("off") == "off"
+    monkeypatch.setattr(tracing, "tracer", None)  # another test's server may have it on
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    tracing.configure("otlp")
+    assert tracing.tracer is None
+    assert "pip install 'wexec[otlp]'" in caplog.text
