@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,8 +56,8 @@ FLUSH_BYTES = 64 * 1024
 ROTATE_BYTES = 8 * 1024 * 1024
 DISK_BYTES = 64 * 1024 * 1024
 COMPRESS_DELAY_S = 0.5
-"""Wait before compressing a rotated file: a process that had a batch in flight when another
-renamed the file (a stat and a write apart) has finished writing it by then."""
+"""How long a rotated file is left alone before it is compressed: a process that had a batch in
+flight when another renamed the file (a stat and a write apart) has finished writing it by then."""
 
 log = logging.getLogger("wexec.logs")
 
@@ -179,7 +178,6 @@ class AccessLog:
         self._pending: dict[str, bytearray] = {}
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._compressing: set[str] = set()
         self._failed: set[str] = set()  # tenants whose last write failed (said once)
 
     def write(self, tenant_slug: str, record: dict[str, Any], redact: Redactor | None) -> None:
@@ -230,19 +228,17 @@ class AccessLog:
             self._after_rotation(tenant_slug)
 
     def _after_rotation(self, tenant_slug: str) -> None:
-        """Compress what was rotated and keep the tenant within its disk quota, on a thread."""
-        if tenant_slug in self._compressing:
-            return
-        self._compressing.add(tenant_slug)
+        """Compress what was rotated and keep the tenant within its disk quota, on a thread
+        (one per rotation, a few seconds apart at most; the tenant's compress lock takes them in
+        turn)."""
 
         def work() -> None:
             try:
-                time.sleep(COMPRESS_DELAY_S)
-                logfiles.compress_rotated(self.logs_dir, tenant_slug, self.disk_bytes)
+                logfiles.compress_rotated(
+                    self.logs_dir, tenant_slug, self.disk_bytes, COMPRESS_DELAY_S
+                )
             except OSError:
                 log.exception("compressing the rotated request log of %s failed", tenant_slug)
-            finally:
-                self._compressing.discard(tenant_slug)
 
         threading.Thread(target=work, name=f"wexec-log-{tenant_slug}", daemon=True).start()
 

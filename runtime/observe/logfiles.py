@@ -110,8 +110,8 @@ def rotate(logs_dir: Path, slug: str, fd: int, rotate_bytes: int) -> bool:
     `fd` has open; True if this call rotated it. Several processes may call it at once: one
     renames, under the lock, and the others find the file already replaced."""
     path = logs_dir / current_name(slug)
-    with _locked(logs_dir, slug, wait=False) as held:
-        if not held:  # another process rotates or compresses now: the next batch tries again
+    with _locked(logs_dir, slug, "rotate", wait=False) as held:
+        if not held:  # another process rotates it now: the next batch looks again
             return False
         try:
             st = os.stat(path)
@@ -124,19 +124,32 @@ def rotate(logs_dir: Path, slug: str, fd: int, rotate_bytes: int) -> bool:
         return True
 
 
-def compress_rotated(logs_dir: Path, slug: str, disk_bytes: int) -> None:
+def compress_rotated(logs_dir: Path, slug: str, disk_bytes: int, settle_s: float = 0.0) -> None:
     """Compress the tenant's rotated plain files, then remove its oldest rotated files while all
-    its logs together take more than `disk_bytes` (run off the event loop)."""
-    with _locked(logs_dir, slug):
-        for found in tenant_files(logs_dir, slug, "rotated"):
-            if not found.compressed:
-                _compress(found.path)
-        total = 0
-        for found in tenant_files(logs_dir, slug):  # newest first: what is kept
-            total += found.size
-            if found.rotated and total > disk_bytes:
-                with contextlib.suppress(FileNotFoundError):
-                    found.path.unlink()
+    its logs together take more than `disk_bytes` (run off the event loop, never in the way of
+    a rotation: each has its own lock).
+
+    A file renamed less than `settle_s` ago may still get the batch a process was writing when
+    another renamed it: it is compressed once it has been left alone that long."""
+    with _locked(logs_dir, slug, "compress"):
+        while True:
+            unsettled = False
+            for found in tenant_files(logs_dir, slug, "rotated"):
+                if found.compressed:
+                    continue
+                if time.time() - found.modified < settle_s:
+                    unsettled = True
+                else:
+                    _compress(found.path)
+            total = 0
+            for found in tenant_files(logs_dir, slug):  # newest first: what is kept
+                total += found.size
+                if found.rotated and total > disk_bytes:
+                    with contextlib.suppress(FileNotFoundError):
+                        found.path.unlink()
+            if not unsettled:
+                return
+            time.sleep(settle_s)
 
 
 def _compress(path: Path) -> None:
@@ -150,10 +163,11 @@ def _compress(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(logs_dir: Path, slug: str, wait: bool = True) -> Iterator[bool]:
-    """The tenant's rotation lock, across processes (an advisory lock on a hidden file); with
-    `wait=False` (the event loop) it yields False at once when someone else holds it."""
-    fd = os.open(logs_dir / f".{slug}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+def _locked(logs_dir: Path, slug: str, purpose: str, wait: bool = True) -> Iterator[bool]:
+    """One of the tenant's locks (`rotate`, `compress`), across processes: an advisory lock on a
+    hidden file. With `wait=False` (the event loop) it yields False at once when someone else
+    holds it."""
+    fd = os.open(logs_dir / f".{slug}.{purpose}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
