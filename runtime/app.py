@@ -29,7 +29,9 @@ from runtime.http.gateway import Gateway
 from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy, policy_for
 from runtime.http.response import ResponseRules
+from runtime.observe import tracing
 from runtime.observe.access_log import AccessLog
+from runtime.observe.metrics import Metrics
 from runtime.sandbox import Sandbox
 
 GC_YOUNG_THRESHOLD = 20_000
@@ -79,18 +81,22 @@ class App:
     async def _lifespan(self, _: object) -> AsyncIterator[None]:
         settings = self.settings
         sandbox = Sandbox(settings)
-        access_log = AccessLog(settings.data_dir / "logs")
+        access_log = AccessLog(
+            settings.data_dir / "logs", settings.log_rotate_bytes, settings.tenant_log_disk_bytes
+        )
+        metrics = Metrics(settings.metrics)
+        tracing.configure(settings.tracing)
         shedder = LoadShedder(settings.max_inflight)
         catalog: Catalog[Policy] = Catalog(
             settings,
-            sandbox.compiler.compile_file,
+            tracing.traced_compile(sandbox.compiler.compile_file),
             lambda tenant, rel, artefact: policy_for(tenant, rel, artefact, settings),
         )
         await asyncio.to_thread(catalog.refresh, initial=True)
         sandbox.registry.services.catalog = catalog  # fs refreshes it when it writes a script
         rules = ResponseRules(settings.max_response_headers, settings.max_response_header_bytes)
         self._gateway = Gateway(
-            catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules
+            catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules, metrics
         )
         sandbox.registry.services.dispatch = self._gateway.dispatch  # a relative fetch
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
@@ -104,7 +110,7 @@ class App:
         # FastAPI takes about a quarter of a second to import, five times the rest of start-up:
         # the API is built on a thread while scripts are already served, and a management
         # request arriving meanwhile waits for it.
-        services = Services(settings, catalog, sandbox, shedder, access_log)
+        services = Services(settings, catalog, sandbox, shedder, access_log, metrics)
         self._api = asyncio.create_task(asyncio.to_thread(_build_api, services))
         if settings.supervisor_pid is not None:  # `wexec serve` restarts only what has started
             with contextlib.suppress(ProcessLookupError):
@@ -117,6 +123,8 @@ class App:
             self._gateway = self._api = None
             access_log.close()
             await close_clients()
+            metrics.close()
+            tracing.shutdown()
             sandbox.close()
 
 

@@ -95,6 +95,25 @@ class Settings(FetchSettings, FsSettings, SharedSettings, BaseSettings):
         "256 KiB each may run ahead of its client; past it the stream being written fails.",
     )
 
+    # Logs, metrics, tracing (runtime/observe/).
+    log_rotate_bytes: int = Field(
+        8 * MiB, ge=64 * 1024, description="Size past which a tenant's request log is rotated "
+        "(renamed aside and compressed with zstd).",
+    )
+    tenant_log_disk_bytes: int = Field(
+        64 * MiB, ge=0, description="What one tenant's logs, current and rotated, may take on "
+        "disk; past it its oldest rotated files are removed.",
+    )
+    metrics: bool = Field(
+        True, description="Count requests for monitor/* and the Prometheus scrape (off: the "
+        "request path does no counting; monitor/ answers zeros).",
+    )
+    tracing: Literal["off", "otlp", "memory"] = Field(
+        "off", description="Spans per invocation (OpenTelemetry): `otlp` exports to "
+        "OTEL_EXPORTER_OTLP_ENDPOINT (set by default when that variable is), `memory` keeps them "
+        "in the process for tests; `off` makes no span objects.",
+    )
+
     # HTTP server (`wexec serve`).
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, description="Port to listen on.")

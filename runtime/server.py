@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.config import Settings
+from runtime.observe.metrics import MULTIPROC_ENV, multiprocess_dir
 
 APP_FACTORY = "runtime.app:create_app"
 log = logging.getLogger("wexec")
@@ -51,6 +52,9 @@ def serve(settings: Settings, app: str = APP_FACTORY) -> int:
     """Serve until interrupted; returns the exit code. `app` names an ASGI app factory: benches
     serve a bare app through exactly the same server configuration."""
     export(settings)
+    if settings.metrics and not os.environ.get(MULTIPROC_ENV):
+        # Every server process counts into this run's folder; any one's scrape adds them up.
+        os.environ[MULTIPROC_ENV] = str(multiprocess_dir(settings.data_dir))
     if settings.scheduler == "batch":
         _batch_scheduling()
     connections = min(settings.max_connections, _raise_open_files_limit() - FD_RESERVE)

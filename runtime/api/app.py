@@ -19,7 +19,9 @@ from runtime.api import (
     cache,
     errors,
     health,
+    logs,
     magic_comments,
+    monitor,
     routing,
     scripts,
     shared_state,
@@ -40,6 +42,7 @@ DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
     system.router, templates.router, user_openapi.router, shared_state.router,
+    logs.router, monitor.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""

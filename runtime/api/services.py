@@ -11,6 +11,7 @@ from runtime.config import Settings
 from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy
 from runtime.observe.access_log import AccessLog
+from runtime.observe.metrics import Metrics
 from runtime.sandbox import Sandbox
 
 
@@ -27,6 +28,7 @@ class Services:
     sandbox: Sandbox
     shedder: LoadShedder
     access_log: AccessLog
+    metrics: Metrics
 
     async def publish(self, tenant: Tenant, *paths: str) -> None:
         """Serve what the API just changed in `tenant` before answering: its files are compiled

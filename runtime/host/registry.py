@@ -33,6 +33,7 @@ from runtime.host import (
     timers,
 )
 from runtime.host.fetch import unit as fetch
+from runtime.observe import tracing
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
@@ -145,7 +146,8 @@ class Registry:
         if unit.request_state is not None and unit.name not in ctx.state:
             ctx.state[unit.name] = unit.request_state()
         try:
-            return True, await entry.run(args, ctx)
+            with tracing.maybe(entry.name):
+                return True, await entry.run(args, ctx)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the script sees a rejected promise

@@ -17,6 +17,7 @@ client can tell the body is incomplete.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -42,8 +43,10 @@ from runtime.http.errors import (
 from runtime.http.limits import LoadShedder, read_body
 from runtime.http.policy import Policy, compile_failed
 from runtime.http.response import ResponseRuleBroken, ResponseRules
+from runtime.observe import tracing
 from runtime.observe.access_log import AccessLog, Entry, render
-from runtime.observe.redact import Redactor
+from runtime.observe.metrics import Metrics
+from runtime.observe.redact import Redactor, cookie_values
 from runtime.sandbox import (
     BodyStream,
     Invocation,
@@ -165,7 +168,7 @@ class Gateway:
 
     def __init__(
         self, catalog: Catalog[Policy], sandbox: Sandbox, access_log: AccessLog, max_body: int,
-        shedder: LoadShedder, rules: ResponseRules,
+        shedder: LoadShedder, rules: ResponseRules, metrics: Metrics | None = None,
     ) -> None:
         self.catalog = catalog
         self.sandbox = sandbox
@@ -173,6 +176,7 @@ class Gateway:
         self.max_body = max_body
         self.shedder = shedder
         self.rules = rules
+        self.metrics = metrics if metrics is not None else Metrics(enabled=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, t0 = time.time_ns(), time.perf_counter_ns()
@@ -196,6 +200,11 @@ class Gateway:
         result: Result | None = None
         error: str | None = None
         size = 0
+        metrics = self.metrics
+        n = metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path)
+        traced = (tracing.start_invocation(req.headers, tenant.name, policy.script if policy
+                                           else "", req.method)
+                  if tracing.tracer is not None else None)
         try:
             try:
                 result = await self._run(tenant, script, policy, params, req, receive)
@@ -213,13 +222,9 @@ class Gateway:
             except Exception as exc:  # a bug on the path must still answer, and keep the process up
                 log.exception("internal error serving %s %s", req.method, req.path)
                 result, head, error = _answer_error(_internal_error(exc), policy, req, extra)
-            if result.stream is None:
-                await _send(send, result.status, head, result.body)
-                size = len(result.body)
-            else:
-                assert policy is not None
-                size, error = await _send_stream(send, receive, result.stream, result.status, head,
-                                                 policy)
+            with tracing.maybe("response"):
+                size, cut = await self._respond(send, receive, result, head, policy)
+            error = cut or error
         except Exception as exc:  # noqa: BLE001 - each server fails a send its own way
             error = f"sending the response failed: {exc!r}"
         except asyncio.CancelledError:
@@ -227,8 +232,27 @@ class Gateway:
             raise
         finally:
             self.shedder.leave()  # after the body: a stream is a request in progress until it ends
+            status = result.status if result is not None else 500
+            if metrics.enabled:
+                if result is not None:
+                    metrics.end(n, status, result.sandbox_ms, result.cold, result.memory)
+                else:
+                    metrics.end(n, status, 0.0, False, 0)
+            if traced is not None:
+                tracing.end_invocation(traced, status, error)
             if policy is not None and policy.log_level != "none":
-                self._log(tenant, policy, req, result, size, error, started, t0)
+                self._log(tenant, policy, req, result, size, error, started, t0, n)
+
+    async def _respond(
+        self, send: Send, receive: Receive, result: Result, head: list[tuple[bytes, bytes]],
+        policy: Policy | None,
+    ) -> tuple[int, str | None]:
+        """Send the answer; its size, and what cut a stream short."""
+        if result.stream is None:
+            await _send(send, result.status, head, result.body)
+            return len(result.body), None
+        assert policy is not None
+        return await _send_stream(send, receive, result.stream, result.status, head, policy)
 
     async def dispatch(
         self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
@@ -277,7 +301,7 @@ class Gateway:
 
     def _log(
         self, tenant: Tenant, policy: Policy, req: ScriptRequest, result: Result | None, size: int,
-        error: str | None, started: int, t0: int,
+        error: str | None, started: int, t0: int, n: int,
     ) -> None:
         """The request's one log line, written whatever happened while answering or sending."""
         status, headers, logs = (
@@ -286,7 +310,7 @@ class Gateway:
         entry = Entry(
             policy.script, req.method, req.path, status, started,
             (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, req.body,
-            headers, size, logs, error,
+            headers, size, logs, error, self.metrics.request_id(n),
         )
         record = render(entry, policy.log_level, policy.log_request_body)
         if record is not None:
@@ -332,10 +356,15 @@ class Gateway:
             await limiter.acquire()
         held_by_stream = False  # a streamed response keeps its @concurrent slot until it ends
         try:
-            result = await self.sandbox.invoke(
-                script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
-                grants=policy.grants,
-            )
+            t0 = time.perf_counter()
+            with tracing.maybe("sandbox"):
+                if tracing.tracer is not None:  # its host ops' spans are children of this one
+                    invocation.trace = contextvars.copy_context()
+                result = await self.sandbox.invoke(
+                    script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
+                    grants=policy.grants,
+                )
+            result.sandbox_ms = (time.perf_counter() - t0) * 1000.0
             if limiter is not None and result.stream is not None:
                 result.stream.on_close(limiter.release)
                 held_by_stream = True
@@ -371,8 +400,11 @@ def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:
 
 
 def _redactor(policy: Policy, req: ScriptRequest) -> Redactor | None:
-    """What hides the script's secrets and the credentials this request carried; None if neither."""
+    """What hides the script's secrets and the credentials this request carried (its cookies
+    among them, wherever the script logs them); None if neither."""
     carried = auth.request_secrets(req.headers, req.query)
+    if "cookie" in req.headers:
+        carried += cookie_values(req.headers["cookie"])
     return Redactor([*policy.secrets, *carried]) if carried else policy.redactor
 
 

@@ -2,25 +2,34 @@
 
 What a line holds grows with the script's `@log-level`:
 
-| level    | request line                                          | console output kept   |
-|----------|-------------------------------------------------------|-----------------------|
-| none     | nothing is written                                    | –                     |
-| minimal  | time, script, method, path, status, duration          | –                     |
-| standard | + query, client ip, error                             | warn, error           |
-| full     | + request headers, response size                      | log, info, warn, error|
-| debug    | + response headers                                    | everything            |
+| level    | request line                                               | console output kept     |
+|----------|------------------------------------------------------------|-------------------------|
+| none     | nothing is written                                         | –                       |
+| minimal  | time, request id, script, method, path, status, duration   | error                   |
+| standard | + query, client ip, error                                  | log, info, warn, error  |
+| full     | + request headers and body, response size                  | log, info, warn, error  |
+| debug    | + response headers                                         | everything (+ debug)    |
 
-`@log-request-body` adds the body (first 64 KiB, as text). Secrets are redacted from the finished
-line, so no field — headers, query, console output, error text — can leak one.
+`@log-request-body` adds the body (first 64 KiB, as text) at any level. Console lines keep their
+level beside the line's time, script and request id; terminal control sequences (colours, cursor
+moves, OSC titles) are stripped from them, so reading a log in a terminal shows text, never
+commands. Secrets are redacted from the finished line, so no field — headers, query, console
+output, error text — can leak one.
 
 Lines reach the file in batches, at most `FLUSH_INTERVAL_S` after the request: one write per batch
 instead of one per request. Closing the log (server shutdown) writes whatever is still pending.
+A file past `rotate_bytes` is rotated (`observe.logfiles`): renamed aside, compressed with zstd
+off the event loop, and the tenant's oldest rotated files removed while its logs take more than
+`disk_bytes`, so a script logging in a loop costs its own history, never the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +38,14 @@ from typing import Any
 import orjson
 
 from runtime.compiler.magic import LOG_LEVELS
+from runtime.observe import logfiles
 from runtime.observe.redact import CREDENTIAL_HEADERS, REDACTED, Redactor
 from runtime.sandbox.types import LogRecord
 
 _RANK = {level: rank for rank, level in enumerate(LOG_LEVELS)}
 CONSOLE_KEPT = {
-    "standard": frozenset({"warn", "error"}),
+    "minimal": frozenset({"error"}),
+    "standard": frozenset({"log", "info", "warn", "error"}),
     "full": frozenset({"log", "info", "warn", "error"}),
     "debug": frozenset({"debug", "log", "info", "warn", "error"}),
 }
@@ -42,6 +53,13 @@ BODY_LOGGED = 64 * 1024
 FLUSH_INTERVAL_S = 0.1
 FLUSH_BYTES = 64 * 1024
 """Pending lines past this size are written at once, so a burst never piles up in memory."""
+ROTATE_BYTES = 8 * 1024 * 1024
+DISK_BYTES = 64 * 1024 * 1024
+COMPRESS_DELAY_S = 0.5
+"""How long a rotated file is left alone before it is compressed: a process that had a batch in
+flight when another renamed the file (a stat and a write apart) has finished writing it by then."""
+
+log = logging.getLogger("wexec.logs")
 
 
 @dataclass(slots=True)
@@ -62,6 +80,20 @@ class Entry:
     response_size: int = 0
     console: list[LogRecord] = field(default_factory=list)
     error: str | None = None
+    request_id: str = ""
+
+
+_CONTROL = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -/]*[0-~])?"
+    r"|\x9b[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+"""Terminal control: CSI, OSC, DCS/SOS/PM/APC strings and other escapes (7- and 8-bit), and the
+C0/C1 control characters other than tab and newline."""
+
+
+def plain(text: str) -> str:
+    """`text` without terminal control sequences (a console line as a terminal would not act on)."""
+    return _CONTROL.sub("", text) if not text.isprintable() else text
 
 
 def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
@@ -71,6 +103,7 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
         return None
     record: dict[str, Any] = {
         "time": _timestamp(entry.started_ns),
+        "id": entry.request_id,
         "script": entry.script,
         "method": entry.method,
         "path": entry.path,
@@ -82,11 +115,12 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
         record["ip"] = entry.ip
         if entry.error:
             record["error"] = entry.error
-        if entry.console:
-            kept = CONSOLE_KEPT[level]
-            console = [{"level": r.level, "msg": r.message} for r in entry.console if r.level in kept]
-            if console:
-                record["console"] = console
+    if entry.console:
+        kept = CONSOLE_KEPT[level]
+        console = [{"level": r.level, "msg": plain(r.message)} for r in entry.console
+                   if r.level in kept]
+        if console:
+            record["console"] = console
     if rank >= 3:
         record["headers"] = {
             k: (REDACTED if k in CREDENTIAL_HEADERS or k == "cookie" else v)
@@ -97,7 +131,7 @@ def render(entry: Entry, level: str, with_body: bool) -> dict[str, Any] | None:
         record["response_headers"] = [
             [k, REDACTED if k == "set-cookie" else v] for k, v in entry.response_headers
         ]
-    if with_body and entry.body:
+    if (with_body or rank >= 3) and entry.body:
         record["body"] = entry.body[:BODY_LOGGED].decode("utf-8", "replace")
         if len(entry.body) > BODY_LOGGED:
             record["body_truncated"] = len(entry.body)
@@ -132,14 +166,19 @@ _timestamp = _IsoMillis()
 
 
 class AccessLog:
-    """Appends request records to each tenant's log file, opened on first use."""
+    """Appends request records to each tenant's log file, opened on first use, rotated by size."""
 
-    def __init__(self, logs_dir: Path) -> None:
+    def __init__(
+        self, logs_dir: Path, rotate_bytes: int = ROTATE_BYTES, disk_bytes: int = DISK_BYTES
+    ) -> None:
         self.logs_dir = logs_dir
+        self.rotate_bytes = rotate_bytes
+        self.disk_bytes = disk_bytes
         self._files: dict[str, int] = {}
         self._pending: dict[str, bytearray] = {}
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._failed: set[str] = set()  # tenants whose last write failed (said once)
 
     def write(self, tenant_slug: str, record: dict[str, Any], redact: Redactor | None) -> None:
         """Queue one line; `redact` is None when the request has no secret to hide."""
@@ -163,9 +202,14 @@ class AccessLog:
             self._timer = None
         pending, self._pending, self._pending_bytes = self._pending, {}, 0
         for tenant_slug, lines in pending.items():
-            # One write of whole lines with O_APPEND: lines from several worker processes
-            # never interleave.
-            os.write(self._fd(tenant_slug), lines)
+            try:
+                self._append(tenant_slug, lines)
+            except OSError as exc:  # a full or read-only disk costs log lines, never requests
+                if tenant_slug not in self._failed:
+                    self._failed.add(tenant_slug)
+                    log.error("request log of %s: lines lost: %s", tenant_slug, exc)
+            else:
+                self._failed.discard(tenant_slug)
 
     def close(self) -> None:
         self.flush()
@@ -173,11 +217,45 @@ class AccessLog:
             os.close(fd)
         self._files.clear()
 
+    def _append(self, tenant_slug: str, lines: bytearray) -> None:
+        fd = self._fd(tenant_slug)
+        # One write of whole lines with O_APPEND: lines from several worker processes
+        # never interleave.
+        os.write(fd, lines)
+        if os.fstat(fd).st_size >= self.rotate_bytes and logfiles.rotate(
+            self.logs_dir, tenant_slug, fd, self.rotate_bytes
+        ):
+            self._after_rotation(tenant_slug)
+
+    def _after_rotation(self, tenant_slug: str) -> None:
+        """Compress what was rotated and keep the tenant within its disk quota, on a thread
+        (one per rotation, a few seconds apart at most; the tenant's compress lock takes them in
+        turn)."""
+
+        def work() -> None:
+            try:
+                logfiles.compress_rotated(
+                    self.logs_dir, tenant_slug, self.disk_bytes, COMPRESS_DELAY_S
+                )
+            except OSError:
+                log.exception("compressing the rotated request log of %s failed", tenant_slug)
+
+        threading.Thread(target=work, name=f"wexec-log-{tenant_slug}", daemon=True).start()
+
     def _fd(self, tenant_slug: str) -> int:
+        """The open file that has the tenant's current name: checked before each batch, since
+        any process may have rotated it (two system calls per batch, not per line)."""
+        path = self.logs_dir / logfiles.current_name(tenant_slug)
         fd = self._files.get(tenant_slug)
-        if fd is None:
-            self.logs_dir.mkdir(parents=True, exist_ok=True)
-            path = self.logs_dir / f"{tenant_slug}.log"
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            self._files[tenant_slug] = fd
+        if fd is not None:
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        fd = self._files[tenant_slug] = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        )
         return fd

@@ -13,12 +13,25 @@ import re
 REDACTED = "[REDACTED]"
 CREDENTIAL_HEADERS = ("authorization", "x-token")
 """Request headers that carry credentials: never logged, never passed to a script."""
+COOKIE_SECRET_CHARS = 6
+"""Cookie values this long or longer are hidden wherever they appear; shorter ones (`1`, `en`,
+`true`) carry no secret, and hiding them would hide every such word in a log line."""
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)+)"')
 
 
 def secret_forms(secret: str) -> list[str]:
     """A secret as it may appear in text: raw, and escaped inside a JSON string."""
     return [secret, json.dumps(secret)[1:-1]]
+
+
+def cookie_values(header: str) -> list[str]:
+    """The values of a `Cookie` header worth hiding (session ids, tokens), and the header whole."""
+    values = [header]
+    for pair in header.split(";"):
+        value = pair.partition("=")[2].strip().strip('"')
+        if len(value) >= COOKIE_SECRET_CHARS:
+            values.append(value)
+    return values
 
 
 class Redactor:

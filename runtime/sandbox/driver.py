@@ -15,6 +15,7 @@ takes them (the ``response.drain`` operation).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 import time
@@ -66,6 +67,7 @@ class InFlight:
     console: ConsoleLog | None = None  # what keeps ``logs`` within the caps, once it logs
     context: OpContext | None = None  # who asks, for its ops: made on its first op
     hops: int = 0  # scripts the request already passed through (Invocation.hops)
+    trace: contextvars.Context | None = None  # its ops run in it: their spans are its children
 
     def remaining_ms(self) -> float | None:
         if self.deadline is None:
@@ -201,6 +203,7 @@ class Driver:
         """
         req = self._new_request(timeout_ms)
         req.hops = inv.hops
+        req.trace = inv.trace
         header, blob, budget, _ = first_envelope(
             req.rid, inv, timeout_ms, None, load, self.path, self.instance.memory_limit
         )
@@ -593,7 +596,9 @@ class Driver:
                     handle = loop.call_later(entry.delay(args), self._waited, op_id)
                 else:
                     ctx = req.context or self._context(req, grants)
-                    handle = loop.create_task(self._run_op(entry, op_id, args, ctx))
+                    handle = loop.create_task(
+                        self._run_op(entry, op_id, args, ctx), context=req.trace
+                    )
             except (HostError, TypeError, ValueError) as exc:
                 refused = refused or {}
                 count = refused[req.rid] = refused.get(req.rid, 0) + 1

@@ -64,6 +64,12 @@ class ImageCache:
                 _, (_, dropped) = images.popitem(last=False)
                 stored -= dropped.stored if dropped is not None else 0
 
+    def figures(self) -> tuple[int, int]:
+        """Images kept, and the bytes they take."""
+        with self._lock:
+            kept = [entry[1] for entry in self._images.values() if entry[1] is not None]
+            return len(kept), sum(image.stored for image in kept)
+
     def abandon(self, artefact: Artefact) -> None:
         """The request making ``artefact``'s image went away first: the next one makes it."""
         with self._lock:

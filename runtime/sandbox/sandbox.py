@@ -28,6 +28,7 @@ from runtime.config import Settings
 from runtime.host import Caller, Grants, Unit
 from runtime.host.quotas import Limits, Quotas
 from runtime.host.registry import UNITS, Registry
+from runtime.observe import tracing
 from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
 from runtime.sandbox.envelope import FIRST_RID, answered, first_envelope
@@ -62,6 +63,7 @@ class Sandbox:
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
+        self._measure = settings.metrics  # a result's memory costs a call into the engine
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -149,6 +151,12 @@ class Sandbox:
         finally:
             fresh.close()
 
+    def figures(self) -> dict[str, int]:
+        """What this process holds, for monitor/stats: worker instances, serverless images."""
+        images, stored = self.images.figures()
+        return {"workers": len(self._workers), "images": images, "image_bytes": stored,
+                "slow_scripts": len(self._slow)}
+
     def evict(self, key: str) -> None:
         """Drop a worker instance or a serverless image (its script changed or was deleted)."""
         self.images.evict(key)
@@ -174,9 +182,14 @@ class Sandbox:
     ) -> D:
         """A driver of ``kind`` for ``artefact`` on ``instance``, or on a new one starting as
         ``image``."""
-        caller = self._caller(artefact, tenant, grants)
+        if instance is None:
+            with tracing.maybe("instantiate"):
+                instance = GuestInstance(
+                    self.engine, self.settings.memory_limit, image,
+                    self._caller(artefact, tenant, grants),
+                )
         return kind(
-            instance or GuestInstance(self.engine, self.settings.memory_limit, image, caller),
+            instance,
             path=artefact.path, registry=self.registry, magic=artefact.magic, grants=grants,
             locate=artefact.locate, tenant=tenant, quota=self.quotas.of(tenant),
         )
@@ -224,9 +237,11 @@ class Sandbox:
         The rest (operations, a stream, logs, a failure) go on with a driver that takes the
         instance over, as if it had made the crossing.
         """
-        instance = GuestInstance(
-            self.engine, self.settings.memory_limit, image, self._caller(artefact, tenant, grants)
-        )
+        with tracing.maybe("instantiate"):
+            instance = GuestInstance(
+                self.engine, self.settings.memory_limit, image,
+                self._caller(artefact, tenant, grants),
+            )
         load = _load(artefact, image)
         header, blob, budget, slice_ms = first_envelope(
             FIRST_RID, inv, timeout_ms, self.settings.inline_budget_ms, load, artefact.path,
@@ -241,12 +256,16 @@ class Sandbox:
         else:
             result = answered(*crossed, FIRST_RID)
             if result is not None:
+                result.cold = load is not None
+                if self._measure:
+                    result.memory = instance.memory()[1]
                 instance.close()
                 return result
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
             req.hops = inv.hops  # before its first op runs, in finish
+            req.trace = inv.trace
         except BaseException:
             driver.close()
             raise
@@ -292,6 +311,9 @@ class Sandbox:
         except BaseException:
             driver.close()
             raise
+        result.cold = image is None
+        if self._measure and not driver.instance.closed:
+            result.memory = driver.instance.memory()[1]
         driver.close_when_idle()
         return result
 
@@ -302,10 +324,17 @@ class Sandbox:
         """A worker request, on its script's long-lived instance (made on first use)."""
         key = artefact.key
         driver = self._workers.get(key)
+        cold = driver is None or driver.broken is not None
         if driver is None or driver.broken is not None:
             driver = await self._new_worker(artefact, tenant, grants)
         try:
-            return await driver.request(inv, timeout_ms, functools.partial(self.threads.run, tenant))
+            result = await driver.request(
+                inv, timeout_ms, functools.partial(self.threads.run, tenant)
+            )
+            result.cold = cold
+            if self._measure and not driver.instance.closed:
+                result.memory = driver.instance.memory()[1]
+            return result
         finally:
             if driver.broken is not None:
                 self._discard(key, driver)
@@ -318,10 +347,11 @@ class Sandbox:
         self._workers[artefact.key] = driver
         try:
             async with driver.lock:  # taken before any await: requests queue behind the load
-                await self.threads.run(
-                    tenant,
-                    lambda: driver.load_script(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact, tenant)),
-                )
+                with tracing.maybe("load"):
+                    await self.threads.run(
+                        tenant,
+                        lambda: driver.load_script(artefact.bytecode, dict(artefact.env), self.timeout_for(artefact, tenant)),
+                    )
         except BaseException:
             self._discard(artefact.key, driver)
             raise

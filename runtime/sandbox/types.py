@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ class Invocation:
     body: bytes = b""
     ip: str = ""
     hops: int = 0  # scripts this request already passed through (a fetch's x-wexec-hops)
+    trace: contextvars.Context | None = None  # where its host ops' spans go (observe.tracing)
 
 
 @dataclass(slots=True)
@@ -205,3 +207,8 @@ class Result:
     body: bytes
     logs: list[LogRecord] = field(default_factory=list)
     stream: BodyStream | None = None
+    # What the request cost, for monitor/ (runtime.observe.metrics): time in the sandbox, whether
+    # it ran the script's top level (a cold start), and its instance's linear memory at the end.
+    sandbox_ms: float = 0.0
+    cold: bool = False
+    memory: int = 0

@@ -166,11 +166,12 @@ def test_log_levels_grow() -> None:
                   console=[LogRecord("debug", "d"), LogRecord("log", "l"), LogRecord("error", "e")])
     assert render(entry, "none", True) is None
     minimal = render(entry, "minimal", False)
-    assert minimal is not None and "console" not in minimal and "query" not in minimal
-    assert [c["msg"] for c in render(entry, "standard", False)["console"]] == ["e"]
+    assert minimal is not None and "query" not in minimal and "body" not in minimal
+    assert [c["msg"] for c in minimal["console"]] == ["e"]
+    assert [c["msg"] for c in render(entry, "standard", False)["console"]] == ["l", "e"]
     full = render(entry, "full", False)
     assert [c["msg"] for c in full["console"]] == ["l", "e"]
-    assert full["headers"]["authorization"] == REDACTED
+    assert full["headers"]["authorization"] == REDACTED and full["body"] == "payload"
     assert [c["msg"] for c in render(entry, "debug", False)["console"]] == ["d", "l", "e"]
     assert render(entry, "minimal", True)["body"] == "payload"
 

@@ -358,7 +358,7 @@ def _peak(runs: list[dict]) -> int:
 
 
 async def test_concurrent_false_is_serial_in_arrival_order(base: str) -> None:
-    rs = await _burst(base, "/concurrent/serial", 4, gap_s=0.02)
+    rs = await _burst(base, "/concurrent/serial", 4, gap_s=0.05)  # arrival order, even under load
     runs = [r.json() for r in rs]
     assert _peak(runs) == 1
     by_start = sorted(runs, key=lambda r: r["start"])
@@ -403,9 +403,9 @@ def test_log_levels(client: httpx.Client, data: Path) -> None:
     eventually(lambda: bool(_entries(data, "/log/debug")))
     assert _entries(data, "/log/none") == []
     minimal = _entries(data, "/log/minimal")[-1]
-    assert minimal["status"] == 200 and "console" not in minimal
+    assert minimal["status"] == 200 and [c["msg"] for c in minimal["console"]] == ["minimal-marker"]
     standard = _entries(data, "/log/standard")[-1]
-    assert [c["msg"] for c in standard["console"]] == ["std-error-marker"]
+    assert [c["msg"] for c in standard["console"]] == ["std-error-marker", "std-log-marker"]
     debug = _entries(data, "/log/debug")[-1]
     assert [c["msg"] for c in debug["console"]] == ["debug-marker", "log-marker"]
     assert "response_headers" in debug

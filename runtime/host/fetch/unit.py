@@ -42,6 +42,7 @@ from runtime.host.fetch.guard import (
 )
 from runtime.host.fetch.settings import FetchSettings
 from runtime.host.streams import CHUNK_BYTES, open_stream
+from runtime.observe import tracing
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
@@ -152,6 +153,9 @@ async def request(args: dict[str, Any], ctx: OpContext) -> bytes:
     headers = _headers(args.get("headers") or [])
     headers.popall(HOPS_HEADER, None)
     headers[HOPS_HEADER] = str(ctx.hops + 1)
+    parent = tracing.traceparent()  # the op's span, when tracing is on: the trace goes on upstream
+    if parent is not None and "traceparent" not in headers:
+        headers["traceparent"] = parent
     body = args.get("body")
     if body is not None and not isinstance(body, bytes):
         raise Refused("fetch's body reaches the host as bytes")
