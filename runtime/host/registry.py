@@ -22,6 +22,7 @@ from runtime.host import (
     Refused,
     Services,
     Unit,
+    ai,
     crypto,
     response,
     timers,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT)
+UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, ai.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT,)
