@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.host.ai import AISettings
+from runtime.host.isolate import IsolateSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout wexec runs from: it holds ``guest/``, ``build/`` and the example ``scripts/``."""
@@ -17,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 
 
-class Settings(AISettings, BaseSettings):
+class Settings(AISettings, IsolateSettings, BaseSettings):
     """Settings read from ``WEXEC_*`` environment variables, overridable by CLI flags."""
 
     model_config = SettingsConfigDict(env_prefix="WEXEC_", extra="ignore")

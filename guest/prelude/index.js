@@ -32,6 +32,7 @@ import { flush } from './crossing/report.js';
 import { rejection } from './crossing/rejections.js';
 import { errorJSON, load } from './crossing/load.js';
 import { process, require } from './lib/node.js';
+import { isolate } from './host/isolate.js';
 import { ai, generateObject, generateText, jsonSchema, model, openai } from './host/ai.js';
 
 // JSON.parse without a reviver goes through the stack-safe native parser.
@@ -71,6 +72,7 @@ define(G, {
   generateText,
   generateObject,
   jsonSchema,
+  isolate,
   __wexec: { op, bytes: (x) => blob(viewOf(x) || x) },
 });
 // The metadata of the request whose code runs (see enter). Outside any request it is kept in

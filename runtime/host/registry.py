@@ -24,6 +24,7 @@ from runtime.host import (
     Unit,
     ai,
     crypto,
+    isolate,
     response,
     timers,
 )
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, ai.UNIT)
+UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, ai.UNIT, isolate.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT,)
