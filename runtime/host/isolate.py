@@ -45,12 +45,14 @@ EVAL_PATH = "isolate.eval.ts"
 """The nested script's name in its errors and stack traces (``.ts``: TypeScript is accepted)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_RESERVED = frozenset(
-    "break case catch class const continue debugger default delete do else enum export extends "
-    "false finally for function if import in instanceof new null return super switch this throw "
-    "true try typeof var void while with yield let static implements interface package private "
-    "protected public await arguments eval req res metadata shared".split()
-)
+_RESERVED = frozenset({
+    "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete", "do",
+    "else", "enum", "export", "extends", "false", "finally", "for", "function", "if", "import",
+    "in", "instanceof", "new", "null", "return", "super", "switch", "this", "throw", "true",
+    "try", "typeof", "var", "void", "while", "with", "yield", "let", "static", "implements",
+    "interface", "package", "private", "protected", "public", "await", "arguments", "eval", "req",
+    "res", "metadata", "shared",
+})
 """Names a binding may not take: JS keywords, and the handler's own parameters (bind ``req``
 and ``res`` through the request, as the array form does)."""
 
