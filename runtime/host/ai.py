@@ -136,15 +136,21 @@ _clients: dict[tuple[str | None, str], AsyncOpenAI] = {}
 _in_flight: dict[str, int] = {}  # tenant -> its AI calls in flight (this process)
 
 
-def client_for(g: Grant) -> AsyncOpenAI:
-    """The process's client for the grant's endpoint and key (made on first use)."""
-    p = g.provider
-    key = g.api_key or p.api_key
-    if p.base_url is None and key is None:
+def provider_key(g: Grant) -> str | None:
+    """The key the grant's calls send; refuses when no provider is configured at all."""
+    key = g.api_key or g.provider.api_key
+    if not g.provider.base_url and not key:
         raise AIError(
             "AI call refused: no AI provider is configured on this server; set WEXEC_AI_BASE_URL "
             "to an OpenAI-compatible endpoint (and WEXEC_AI_API_KEY to its key)"
         )
+    return key
+
+
+def client_for(g: Grant) -> AsyncOpenAI:
+    """The process's client for the grant's endpoint and key (made on first use)."""
+    p = g.provider
+    key = provider_key(g)
     ident = (p.base_url, key or "")
     client = _clients.get(ident)
     if client is None:
@@ -152,7 +158,7 @@ def client_for(g: Grant) -> AsyncOpenAI:
 
         # retries would spend the request's time without telling the script; the script decides
         client = _clients[ident] = AsyncOpenAI(
-            base_url=p.base_url, api_key=key or "unused", max_retries=0
+            base_url=p.base_url or None, api_key=key or "unused", max_retries=0
         )
     return client
 
@@ -210,6 +216,7 @@ def body_of(args: dict[str, Any], ctx: OpContext, instruction: str | None = None
     model and options, its ``system`` or else its system file, and the host's ``instruction``
     last."""
     g: Grant = ctx.grants["ai"]
+    provider_key(g)
     model = args.get("model") or g.model or g.provider.model
     if not isinstance(model, str):
         raise AIError("AI call refused: no model named; pass model, write // @ai-model "

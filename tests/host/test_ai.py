@@ -1,0 +1,205 @@
+"""Built-in AI through real scripts over HTTP, answered by a local OpenAI-compatible server
+(tests/openai_server.py: real HTTP, the real ``openai`` client in the host)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.openai_server import OpenAIServer, openai_server
+from tests.support import running_server, write_scripts
+
+KEY = "sk-test-never-shown-0123456789"
+
+SCRIPTS = {
+    "gen.ts": "// @ai true\n"
+              "const r = await generateText({ model, prompt: String(req.query.q ?? 'hi') });\n"
+              "return { text: r.text, usage: r.usage };\n",
+    "tuned.ts": "// @ai-model anthropic/claude-test\n// @ai-temperature 0.3\n"
+                "// @ai-max-tokens 77\n"
+                "return (await generateText({ model, prompt: 'x' })).text;\n",
+    "override.ts": "// @ai true\n// @ai-temperature 0.3\n"
+                   "const r = await generateText({ model: openai('gpt-small'), prompt: 'x', "
+                   "temperature: 1.5, maxTokens: 5, system: 'be brief' });\n"
+                   "return r.text;\n",
+    "object.ts": "// @ai true\n"
+                 "const schema = { type: 'object', required: ['name', 'age'],\n"
+                 "  properties: { name: { type: 'string' }, age: { type: 'integer' } } };\n"
+                 "try {\n"
+                 "  return (await generateObject({ model, schema, prompt: 'a person' })).object;\n"
+                 "} catch (e) { return res.status(422).json({ name: e.name, message: e.message }); }\n",
+    "passthrough.ts": "// @ai true\n"
+                      "const c = await openai.chat.completions.create({ model: 'raw-model',\n"
+                      "  messages: [{ role: 'user', content: 'hey' }], temperature: 0 });\n"
+                      "return { content: c.choices[0].message.content, model: c.model };\n",
+    "refused-param.ts": "// @ai true\n"
+                        "return await openai.chat.completions.create({ messages: "
+                        "[{ role: 'user', content: 'x' }], logit_bias: { 1: 2 } });\n",
+    "plain.ts": "return await generateText({ model, prompt: 'x' });\n",
+    "env.ts": "// @ai true\nreturn { env: process.env, keys: Object.keys(globalThis) };\n",
+    "support/bot.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+    "support/bot.system.md": "You are the support bot.",
+    "support/_system.md": "You are the support folder.",
+    "support/other.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+    "_system.md": "You are the root.",
+    "root.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OpenAIServer]:
+    with openai_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ai")
+    write_scripts(root / "scripts", SCRIPTS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def base(root: Path, provider: OpenAIServer) -> Iterator[str]:
+    env = {"WEXEC_AI_BASE_URL": provider.base_url, "WEXEC_AI_API_KEY": KEY,
+           "WEXEC_AI_MODEL": "default-model"}
+    with running_server(["--scripts", str(root / "scripts"), "--data", str(root / "data")], env,
+                        output_path=root / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        yield c
+
+
+def test_generate_text_answers_with_the_providers_text_and_usage(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("Hello there")
+    r = client.get("/gen", params={"q": "greet me"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"text": "Hello there", "usage": {
+        "promptTokens": 7, "completionTokens": 2, "totalTokens": 9,
+        "inputTokens": 7, "outputTokens": 2}}
+    sent = provider.requests[-1]
+    assert sent["model"] == "default-model"
+    assert sent["messages"] == [{"role": "system", "content": "You are the root."},
+                                {"role": "user", "content": "greet me"}]
+    assert sent["authorization"] == f"Bearer {KEY}"
+
+
+def test_magic_comments_reach_the_provider_as_model_temperature_and_max_tokens(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    assert client.get("/tuned").status_code == 200
+    sent = provider.requests[-1]
+    assert (sent["model"], sent["temperature"], sent["max_tokens"]) == (
+        "anthropic/claude-test", 0.3, 77)
+
+
+def test_a_calls_own_settings_beat_the_magic_comments(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    assert client.get("/override").text == "echo: x"
+    sent = provider.requests[-1]
+    assert (sent["model"], sent["temperature"], sent["max_tokens"]) == ("gpt-small", 1.5, 5)
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+
+
+@pytest.mark.parametrize(("path", "prompt"), [
+    ("/support/bot", "You are the support bot."),  # the sibling <script>.system.md
+    ("/support/other", "You are the support folder."),  # its folder's _system.md
+    ("/root", "You are the root."),  # the tenant root's _system.md
+])
+def test_the_nearest_system_prompt_file_applies(
+    client: httpx.Client, provider: OpenAIServer, path: str, prompt: str
+) -> None:
+    assert client.get(path).status_code == 200
+    assert provider.requests[-1]["messages"][0] == {"role": "system", "content": prompt}
+
+
+def test_generate_object_returns_an_object_its_schema_accepts(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply('```json\n{"name": "Ada", "age": 36}\n```')
+    r = client.get("/object")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "Ada", "age": 36}
+    sent = provider.requests[-1]
+    assert sent["response_format"] == {"type": "json_object"}
+    assert '"required": ["name", "age"]' in sent["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    ('{"name": "Ada", "age": "old"}', "at /age: 'old' is not of type 'integer'"),
+    ('{"name": "Ada"}', "'age' is a required property"),
+    ("I cannot do that", "is not JSON"),
+])
+def test_generate_object_rejects_an_answer_its_schema_refuses(
+    client: httpx.Client, provider: OpenAIServer, answer: str, why: str
+) -> None:
+    provider.reply(answer)
+    r = client.get("/object")
+    assert r.status_code == 422
+    assert r.json()["name"] == "NoObjectGeneratedError"
+    assert why in r.json()["message"]
+
+
+def test_openai_chat_completions_create_passes_through(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("raw answer")
+    r = client.get("/passthrough")
+    assert r.json() == {"content": "raw answer", "model": "raw-model"}
+    sent = provider.requests[-1]
+    assert (sent["model"], sent["temperature"]) == ("raw-model", 0)
+
+
+def test_a_parameter_scripts_may_not_set_is_refused(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    calls = provider.calls
+    r = client.get("/refused-param")
+    assert r.status_code == 500
+    assert "'logit_bias' is not a parameter scripts may set" in r.json()["message"]
+    assert provider.calls == calls
+
+
+def test_a_script_without_at_ai_is_refused(client: httpx.Client, provider: OpenAIServer) -> None:
+    calls = provider.calls
+    r = client.get("/plain")
+    assert r.status_code == 500
+    assert "not granted ai (// @ai true" in r.json()["message"]
+    assert provider.calls == calls
+
+
+def test_the_key_is_never_visible_to_scripts_or_in_logs(
+    client: httpx.Client, provider: OpenAIServer, root: Path
+) -> None:
+    r = client.get("/env")
+    assert r.status_code == 200
+    assert KEY not in r.text
+    provider.reply("fails", status=401)
+    r = client.get("/gen")
+    assert "AI call failed: the AI provider answered 401: fails" in r.json()["message"]
+    assert KEY not in r.text
+    logs = [*root.rglob("*.log")]
+    assert logs
+    for log in logs:
+        assert KEY not in log.read_text(errors="replace")
+
+
+def test_with_no_provider_an_ai_call_names_the_setting(tmp_path: Path) -> None:
+    write_scripts(tmp_path / "scripts", {"gen.ts": SCRIPTS["gen.ts"]})
+    env = {"WEXEC_AI_BASE_URL": "", "WEXEC_AI_API_KEY": ""}
+    with running_server(["--scripts", str(tmp_path / "scripts"), "--data", str(tmp_path / "d")],
+                        env) as url:
+        r = httpx.get(url + "/gen", timeout=30)
+    assert r.status_code == 500
+    assert r.json()["message"].startswith("AIError: AI call refused: no AI provider")
+    assert "set WEXEC_AI_BASE_URL" in r.json()["message"]
