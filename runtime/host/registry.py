@@ -145,6 +145,8 @@ def error_value(exc: Exception) -> str | dict[str, str]:
     """An op's failure as the guest takes it: a host refusal keeps its error name."""
     if isinstance(exc, HostError):
         return {"name": exc.js_name, "message": str(exc)}
+    if isinstance(exc, TypeError):  # an op's arguments of the wrong kind, as JS would say
+        return {"name": "TypeError", "message": str(exc)}
     return str(exc) or type(exc).__name__
 
 

@@ -52,7 +52,7 @@ const valueOf = (r) => {
 const evaluate = async (code, bindings, options) => {
   if (typeof code !== 'string') throw new TypeError('isolate.eval: code must be a string of JS or TS');
   const b = bindingsOf(bindings);
-  const timeout = options && options.timeout !== undefined ? Number(options.timeout) : undefined;
+  const timeout = options && options.timeout != null ? Number(options.timeout) : undefined;
   const r = await op('isolate.eval', { code, bindings: b.values, request: b.request, timeout });
   replay(r.logs);
   if (r.error) {
