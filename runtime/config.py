@@ -79,6 +79,14 @@ class Settings(AISettings, IsolateSettings, BaseSettings):
         16 * MiB, ge=0, description="Console output one tenant's requests may log per minute "
         "and server process; past it lines are dropped and counted.",
     )
+    max_host_streams: int = Field(
+        64, ge=1, description="Host streams (response bodies a script reads as they arrive: "
+        "fetch, AI) one request may have open at once; past it opening one more fails.",
+    )
+    tenant_max_host_streams: int = Field(
+        1024, ge=1, description="Host streams open at once across all of one tenant's requests, "
+        "per server process.",
+    )
     tenant_stream_bytes: int = Field(
         64 * MiB, ge=0, description="Bytes one tenant's streamed responses may hold beyond the "
         "256 KiB each may run ahead of its client; past it the stream being written fails.",

@@ -23,6 +23,7 @@ import { console } from './lib/console.js';
 import { TextDecoder, TextEncoder, viewOf } from './lib/encoding.js';
 import { Buffer } from './lib/buffer.js';
 import { webcrypto } from './host/crypto.js';
+import { hostStream } from './host/streams.js';
 import { URL, URLSearchParams } from './lib/url.js';
 import { structuredClone } from './lib/structured-clone.js';
 import { ReadableStream } from './lib/streams.js';
@@ -33,7 +34,7 @@ import { rejection } from './crossing/rejections.js';
 import { errorJSON, load } from './crossing/load.js';
 import { process, require } from './lib/node.js';
 import { isolate } from './host/isolate.js';
-import { ai, generateObject, generateText, jsonSchema, model, openai } from './host/ai.js';
+import { ai, generateObject, generateText, jsonSchema, model, openai, streamText } from './host/ai.js';
 
 // JSON.parse without a reviver goes through the stack-safe native parser.
 const jsonParse = JSON.parse;
@@ -70,10 +71,11 @@ define(G, {
   model,
   openai,
   generateText,
+  streamText,
   generateObject,
   jsonSchema,
   isolate,
-  __wexec: { op, bytes: (x) => blob(viewOf(x) || x) },
+  __wexec: { op, bytes: (x) => blob(viewOf(x) || x), stream: hostStream },
 });
 // The metadata of the request whose code runs (see enter). Outside any request it is kept in
 // `state` rather than in a property of the global object, which has a page of its own in the

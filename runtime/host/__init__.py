@@ -11,7 +11,9 @@ A unit (Spin's factor, Python-sized) goes through one life cycle:
   grants of every unit are computed once per version (``http.policy.Policy.grants``). A unit
   that declares no ``grant`` is refused to every script: deny by default;
 - **per request**: ``request_state()`` makes what the unit keeps for one request (subrequests
-  made, hops), on the first op of the unit in that request.
+  made, hops), on the first op of the unit in that request; if it has an async ``aclose``, that
+  is called once the request ends, however it ends (``registry.end_request``), so what the
+  unit still holds for it (open host streams, connections) is let go then.
 
 What the guest reaches is the unit's *calls* and *ops*, named ``<unit>.<verb>``. A call is
 synchronous, quick and pure (hashing): it gets bytes, not a caller, so it cannot hold
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
+    from runtime.host.quotas import TenantQuota
     from runtime.sandbox.types import BodyStream
 
 HostCall = Callable[[bytes], bytes]
@@ -64,6 +67,7 @@ class OpContext:
     stream: BodyStream | None = None  # the request's streamed response, once it has one
     state: dict[str, Any] = field(default_factory=dict)  # unit name → its ``request_state()``
     services: Services = field(default_factory=Services)
+    quota: TenantQuota | None = None  # the tenant's ledger, for what a unit holds (host streams)
 
 
 HostOp = Callable[[dict[str, Any], OpContext], Awaitable[Any]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import posixpath
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from pydantic_settings import BaseSettings
 
 from runtime.catalog.confine import read_inside
 from runtime.host import HostError, OpContext, Unit
+from runtime.host.streams import open_stream
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -293,6 +295,40 @@ async def complete(body: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     return out
 
 
+async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, int]:
+    """``ai.stream {model?, messages, options?}`` → ``{handle}``: a host stream of the
+    provider's chunks as they arrive, one JSON line each (``runtime.host.streams``).
+
+    Settles once the provider has answered the request (a refusal rejects it here); each chunk
+    then reaches the guest on its first read, nothing is read ahead of the script.
+    """
+    from openai import OpenAIError
+
+    body = {**body_of(args, ctx), "stream": True, "stream_options": {"include_usage": True}}
+    call = Call(ctx)
+    try:
+        chunks = await call.client.chat.completions.create(**body, timeout=call.timeout())
+    except BaseException as exc:
+        call.close()
+        if isinstance(exc, OpenAIError):
+            raise provider_error(exc) from None
+        raise
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                text = "".join(c.delta.content or "" for c in chunk.choices)
+                call.received(text, 1 if text else 0)
+                yield chunk.model_dump_json(exclude_none=True).encode() + b"\n"
+        except OpenAIError as exc:
+            raise provider_error(exc) from None
+        finally:
+            call.close()
+            await chunks.close()
+
+    return {"handle": open_stream(ctx, lines())}
+
+
 async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     """``ai.object {model?, messages, schema, options?}`` → ``{object, usage}``, the object
     checked against ``schema`` (JSON Schema) before the script sees it."""
@@ -362,7 +398,7 @@ def _message_of(exc: Any) -> str:
 UNIT = Unit(
     name="ai",
     granted_by="// @ai true in the script, and WEXEC_AI_BASE_URL on the server",
-    ops={"chat": chat, "object": generate_object},
+    ops={"chat": chat, "stream": stream, "object": generate_object},
     settings=AISettings,
     configure=configure,
     grant=grant,

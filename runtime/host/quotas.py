@@ -1,7 +1,7 @@
 """What a script may make the host hold: per request, and per tenant across its instances.
 
-Every host operation a script starts (timers now; fetch, files, state and AI as they land) and
-every console line it writes pass the driver, which counts them against the caps here, so the
+Every host operation a script starts (timers now; fetch, files, state and AI as they land),
+every host stream it reads (``streams.py``) and every console line it writes pass the driver, which counts them against the caps here, so the
 host's memory and disk never depend on what a script does. A request and its tenant each have a
 cap on operations pending at once: past it the operation is refused, and the script's promise
 rejects with an error naming the cap and its setting (a refused timer fails its request the same
@@ -39,12 +39,15 @@ class Limits:
     log_bytes_per_request: int = 1024 * 1024
     log_bytes_per_tenant_minute: int = 16 * 1024 * 1024
     stream_bytes_per_tenant: int = 64 * 1024 * 1024
+    host_streams_per_request: int = 64
+    host_streams_per_tenant: int = 1024
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         return cls(
             settings.max_pending_ops, settings.tenant_max_pending_ops, settings.max_log_bytes,
             settings.tenant_log_bytes_per_minute, settings.tenant_stream_bytes,
+            settings.max_host_streams, settings.tenant_max_host_streams,
         )
 
 
@@ -57,11 +60,12 @@ class QuotaExceeded(HostError):
 class TenantQuota:
     """One tenant's ledger: operations pending, console bytes this minute, stream bytes held."""
 
-    __slots__ = ("limits", "lock", "log_bytes", "ops", "streams", "window")
+    __slots__ = ("host_streams", "limits", "lock", "log_bytes", "ops", "streams", "window")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.ops = 0
+        self.host_streams = 0  # host streams open (runtime/host/streams.py), on the event loop
         self.streams: weakref.WeakSet[BodyStream] = weakref.WeakSet()
         self.log_bytes = 0
         self.window = 0.0  # when the current minute of console output began
@@ -81,6 +85,23 @@ class TenantQuota:
                 f"too many pending operations: this tenant's requests already have {self.ops} "
                 f"waiting (timers included); the cap is {limits.ops_per_tenant} per tenant "
                 "(WEXEC_TENANT_MAX_PENDING_OPS)"
+            )
+        return None
+
+    def refuse_host_stream(self, request_streams: int) -> QuotaExceeded | None:
+        """Why one more host stream is refused to a request holding ``request_streams``, or None."""
+        limits = self.limits
+        if request_streams >= limits.host_streams_per_request:
+            return QuotaExceeded(
+                f"too many open host streams (response bodies being read): this request already "
+                f"has {request_streams} open; the cap is {limits.host_streams_per_request} per "
+                "request (WEXEC_MAX_HOST_STREAMS); read or cancel a body before opening another"
+            )
+        if self.host_streams >= limits.host_streams_per_tenant:
+            return QuotaExceeded(
+                f"too many open host streams (response bodies being read): this tenant's "
+                f"requests already have {self.host_streams} open; the cap is "
+                f"{limits.host_streams_per_tenant} per tenant (WEXEC_TENANT_MAX_HOST_STREAMS)"
             )
         return None
 

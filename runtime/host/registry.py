@@ -26,6 +26,7 @@ from runtime.host import (
     crypto,
     isolate,
     response,
+    streams,
     timers,
 )
 
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, ai.UNIT, isolate.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
-CORE: tuple[Unit, ...] = (response.UNIT,)
-"""Units every sandbox holds: the response itself, not a capability a script may be without."""
+CORE: tuple[Unit, ...] = (response.UNIT, streams.UNIT)
+"""Units every sandbox holds: the response itself and host streams (how other units' answers
+arrive in pieces), not capabilities a script may be without."""
 
 
 def held(units: tuple[Unit, ...]) -> tuple[Unit, ...]:
@@ -139,6 +141,21 @@ class Registry:
             )
         units = ", ".join(u.name for u in self.units)
         return Refused(f"unknown host {kind} {name!r}: no unit registers it (units: {units})")
+
+
+def end_request(ctx: OpContext) -> None:
+    """The request ``ctx`` asked for has ended: close the per-request state of its units that
+    holds something (an ``aclose``), on the running loop."""
+    closers = [c for state in ctx.state.values() if (c := getattr(state, "aclose", None))]
+    if not closers:
+        return
+    ctx.state.clear()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop, so nothing of the request is running any more
+        return
+    for close in closers:
+        loop.create_task(close())
 
 
 def error_value(exc: Exception) -> str | dict[str, str]:

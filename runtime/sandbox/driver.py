@@ -26,7 +26,7 @@ import orjson
 
 from runtime.host import Grants, HostError, OpContext
 from runtime.host.quotas import Limits, TenantQuota
-from runtime.host.registry import Entry, Registry, answer, error_value
+from runtime.host.registry import Entry, Registry, answer, end_request, error_value
 from runtime.host.response import STREAM_BUFFER_BYTES
 from runtime.sandbox import _capi
 from runtime.sandbox.envelope import (
@@ -363,6 +363,9 @@ class Driver:
         return out
 
     def close(self) -> None:
+        for req in self._requests.values():
+            if req.context is not None:
+                end_request(req.context)
         for _, handle in self._ops.values():
             handle.cancel()
         self.quota.ops -= len(self._ops)
@@ -613,7 +616,7 @@ class Driver:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""
         req.context = OpContext(
             self.tenant, self.path, req.rid, req.deadline, grants, req.stream,
-            services=self.registry.services,
+            services=self.registry.services, quota=self.quota,
         )
         return req.context
 
@@ -698,6 +701,8 @@ class Driver:
             if req.timer is not None:
                 req.timer.cancel()
             self._cancel_ops_of(req)
+            if req.context is not None:
+                end_request(req.context)
         if self._closing and not self._requests:
             self._closing = False
             asyncio.ensure_future(self._close_when_free())
