@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,21 @@ SCRIPTS = {
     "refused-param.ts": "// @ai true\n"
                         "return await openai.chat.completions.create({ messages: "
                         "[{ role: 'user', content: 'x' }], logit_bias: { 1: 2 } });\n",
+    "stream.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).toTextStreamResponse();\n",
+    "stream-bare.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).textStream;\n",
+    "stream-text.ts": "// @ai true\n"
+                      "const r = streamText({ model, prompt: 'count' });\n"
+                      "return { text: await r.text, usage: await r.usage, "
+                      "finishReason: await r.finishReason };\n",
+    "stream-raw.ts": "// @ai true\n"
+                     "const s = await openai.chat.completions.create({ stream: true,\n"
+                     "  messages: [{ role: 'user', content: 'q' }] });\n"
+                     "const deltas = [];\n"
+                     "for await (const c of s) deltas.push(c.choices[0]?.delta?.content ?? null);\n"
+                     "return deltas;\n",
+    "stream-fails.ts": "// @ai true\n"
+                       "try { await streamText({ model, prompt: 'x' }).text; }\n"
+                       "catch (e) { return res.status(502).json({ name: e.name, message: e.message }); }\n",
     "plain.ts": "return await generateText({ model, prompt: 'x' });\n",
     "env.ts": "// @ai true\nreturn { env: process.env, keys: Object.keys(globalThis) };\n",
     "support/bot.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
@@ -148,6 +164,59 @@ def test_generate_object_rejects_an_answer_its_schema_refuses(
     assert r.status_code == 422
     assert r.json()["name"] == "NoObjectGeneratedError"
     assert why in r.json()["message"]
+
+
+def test_streamed_text_reaches_the_client_chunk_by_chunk_as_the_provider_sends_it(
+    base: str, provider: OpenAIServer
+) -> None:
+    chunks = ("one ", "two ", "three ", "four")
+    provider.reply("".join(chunks), chunks=chunks, delay_s=0.25)
+    arrived: list[tuple[float, bytes]] = []
+    with httpx.stream("GET", base + "/stream", timeout=30) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        for chunk in r.iter_raw():
+            arrived.append((time.monotonic(), chunk))
+    assert b"".join(c for _, c in arrived) == b"one two three four"
+    assert len(arrived) == len(chunks)  # one HTTP chunk per provider chunk, none held back
+    assert provider.requests[-1]["stream"] is True
+    for (at, _), sent in zip(arrived, provider.sent_at, strict=True):
+        # each reaches the client well before the provider sends the next (250 ms later)
+        assert 0 <= at - sent < 0.1, [round(a - s, 4) for (a, _), s in zip(arrived, provider.sent_at)]
+
+
+def test_a_text_stream_returned_as_it_is_streams_too(base: str, provider: OpenAIServer) -> None:
+    provider.reply("a b", chunks=("a ", "b"), delay_s=0.2)
+    with httpx.stream("GET", base + "/stream-bare", timeout=30) as r:
+        parts = list(r.iter_raw())
+    assert parts == [b"a ", b"b"]
+
+
+def test_stream_text_settles_text_usage_and_finish_reason(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("x y z")
+    assert client.get("/stream-text").json() == {
+        "text": "x y z", "finishReason": "stop", "usage": {
+            "promptTokens": 7, "completionTokens": 3, "totalTokens": 10,
+            "inputTokens": 7, "outputTokens": 3}}
+
+
+def test_openai_chat_completions_create_streams_raw_chunks(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("p q")
+    assert client.get("/stream-raw").json() == ["p ", "q", None]
+
+
+def test_a_provider_refusing_a_stream_rejects_the_call(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("model overloaded", status=503)
+    r = client.get("/stream-fails")
+    assert r.status_code == 502
+    assert r.json() == {"name": "AIError", "message":
+                        "AI call failed: the AI provider answered 503: model overloaded"}
 
 
 def test_openai_chat_completions_create_passes_through(
