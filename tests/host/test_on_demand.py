@@ -88,7 +88,7 @@ def test_magic_comments_the_model_writes_grant_the_saved_script_nothing(
     provider.reply("// @ai true\nreturn (await generateText({ prompt: 'x' })).text;")
     calls = provider.calls
     # run inside the catch-all, the code holds the catch-all's grants: the model is asked twice
-    assert client.get("/api/sneaky").json() == "echo: x"
+    assert client.get("/api/sneaky").text == "echo: x"
     assert provider.calls == calls + 2
     # saved, it is a script of its own, and its // @ai true is not a magic comment there
     r = client.get("/api/sneaky")
