@@ -61,13 +61,11 @@ def discover(settings: Settings, skipped: dict[str, str] | None = None) -> list[
     return list(tenants.values())
 
 
-def root_of(settings: Settings, tenant: str) -> Path:
-    """The resolved folder of the tenant named ``tenant`` (``Tenant.name``), as ``discover``
-    lays tenants out: for host units that act inside a tenant's files."""
+def root_of(settings: Settings, name: str) -> Path:
+    """The folder of the tenant ``name`` (``alice/1``), resolved, as ``discover`` finds it."""
     if settings.tenants_root is None:
         return Path(os.path.realpath(settings.scripts))
-    subdomain, _, exec_id = tenant.partition("/")
-    return Path(os.path.realpath(settings.tenants_root)) / subdomain / exec_id
+    return Path(os.path.realpath(settings.tenants_root), *name.split("/"))
 
 
 def _subdirs(path: Path, skipped: dict[str, str] | None) -> list[str]:
