@@ -22,6 +22,7 @@ import base64
 import json
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from pydantic_settings import BaseSettings
 from runtime.host import HostError, OpContext, Refused, Unit
 
 if TYPE_CHECKING:
+    from runtime.compiler import Artefact, Compiler
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
     from runtime.sandbox.types import Invocation, Result
@@ -192,7 +194,7 @@ async def evaluate(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     _in_flight[ctx.tenant] = _in_flight.get(ctx.tenant, 0) + 1
     try:
         try:
-            artefact = await asyncio.to_thread(sandbox.compiler.compile_source, source, EVAL_PATH)
+            artefact = await compiled(sandbox.compiler, source)
         except CompileError as exc:
             return failure(*_named(exc.message), exc.line, exc.col, offset)
         if names:
@@ -217,6 +219,25 @@ async def evaluate(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         return await answer(result, g.max_result_bytes)
     finally:
         _in_flight[ctx.tenant] -= 1
+
+
+_artefacts: OrderedDict[str, Artefact] = OrderedDict()  # source -> artefact, most recent last
+ARTEFACTS_KEPT = 256
+
+
+async def compiled(compiler: Compiler, source: str) -> Artefact:
+    """``source`` compiled, from memory when it was evaluated lately: code evaluated again and
+    again (a template, a rule) costs no trip to a thread; new code compiles on one, off the
+    event loop (esbuild may take milliseconds)."""
+    artefact = _artefacts.get(source)
+    if artefact is not None:
+        _artefacts.move_to_end(source)
+        return artefact
+    artefact = await asyncio.to_thread(compiler.compile_source, source, EVAL_PATH)
+    _artefacts[source] = artefact
+    if len(_artefacts) > ARTEFACTS_KEPT:
+        _artefacts.popitem(last=False)
+    return artefact
 
 
 def _named(message: str) -> tuple[str, str]:
