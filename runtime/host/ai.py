@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import posixpath
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -295,12 +295,13 @@ async def complete(body: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     return out
 
 
-async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, int]:
-    """``ai.stream {model?, messages, options?}`` → ``{handle}``: a host stream of the
-    provider's chunks as they arrive, one JSON line each (``runtime.host.streams``).
+async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
+    """``ai.stream {model?, messages, options?}`` → ``{handle, head}``: the provider's chunks as
+    JSON lines, ``head`` up to the first that carries text, the rest in a host stream read as
+    the script reads (``runtime.host.streams``), nothing read ahead of it.
 
-    Settles once the provider has answered the request (a refusal rejects it here); each chunk
-    then reaches the guest on its first read, nothing is read ahead of the script.
+    Settles with the first token: a refusal rejects here, and the first token reaches the
+    script with the answer rather than one more read later.
     """
     from openai import OpenAIError
 
@@ -314,19 +315,37 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, int]:
             raise provider_error(exc) from None
         raise
 
-    async def lines() -> AsyncIterator[bytes]:
+    async def lines() -> AsyncGenerator[tuple[bytes, bool], None]:
         try:
             async for chunk in chunks:
                 text = "".join(c.delta.content or "" for c in chunk.choices)
                 call.received(text, 1 if text else 0)
-                yield chunk.model_dump_json(exclude_none=True).encode() + b"\n"
+                yield chunk.model_dump_json(exclude_none=True).encode() + b"\n", bool(text)
         except OpenAIError as exc:
             raise provider_error(exc) from None
         finally:
             call.close()
             await chunks.close()
 
-    return {"handle": open_stream(ctx, lines())}
+    source = lines()
+    head = []
+    try:
+        async for line, has_text in source:
+            head.append(line)
+            if has_text:
+                break
+    except BaseException:
+        await source.aclose()
+        raise
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            async for line, _ in source:
+                yield line
+        finally:
+            await source.aclose()
+
+    return {"handle": open_stream(ctx, rest()), "head": b"".join(head).decode()}
 
 
 async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:

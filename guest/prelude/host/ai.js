@@ -71,22 +71,24 @@ const generateText = async (o) => {
   };
 };
 
-// The provider's chunks of the op ai.stream, one JSON object per line of its host stream.
+// The provider's chunks of the op ai.stream, one JSON object per line: those up to the first
+// token come with the op's answer, the rest from its host stream.
 async function* chunksOf(started) {
-  const reader = hostStream((await started).handle).getReader();
+  const { handle, head } = await started;
+  const reader = hostStream(handle).getReader();
   const decoder = new TextDecoder();
-  let buffered = '';
+  let buffered = head;
   try {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffered += decoder.decode(value, { stream: true });
       let end;
       while ((end = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, end);
         buffered = buffered.slice(end + 1);
         yield JSON.parse(line);
       }
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffered += decoder.decode(value, { stream: true });
     }
   } finally {
     reader.cancel();
