@@ -285,7 +285,7 @@ async def complete(body: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     try:
         completion = await call.client.chat.completions.create(**body, timeout=call.timeout())
     except OpenAIError as exc:
-        raise provider_error(exc) from None
+        raise provider_error(exc, call.client.api_key) from None
     finally:
         call.close()
     out = completion.model_dump(exclude_none=True)
@@ -312,7 +312,7 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     except BaseException as exc:
         call.close()
         if isinstance(exc, OpenAIError):
-            raise provider_error(exc) from None
+            raise provider_error(exc, call.client.api_key) from None
         raise
 
     async def lines() -> AsyncGenerator[tuple[bytes, bool], None]:
@@ -322,7 +322,7 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
                 call.received(text, 1 if text else 0)
                 yield chunk.model_dump_json(exclude_none=True).encode() + b"\n", bool(text)
         except OpenAIError as exc:
-            raise provider_error(exc) from None
+            raise provider_error(exc, call.client.api_key) from None
         finally:
             call.close()
             await chunks.close()
@@ -390,8 +390,9 @@ def strip_fence(text: str) -> str:
     return s.strip()
 
 
-def provider_error(exc: Exception) -> AIError:
-    """The provider's failure as the script sees it: its status and message, never the key."""
+def provider_error(exc: Exception, key: str) -> AIError:
+    """The provider's failure as the script sees it: its status and message, the ``key`` taken
+    out of the message should the provider quote it."""
     from openai import APIConnectionError, APIStatusError, APITimeoutError
 
     if isinstance(exc, APITimeoutError):
@@ -400,8 +401,8 @@ def provider_error(exc: Exception) -> AIError:
     if isinstance(exc, APIConnectionError):
         return AIError("AI call failed: the AI provider cannot be reached (WEXEC_AI_BASE_URL)")
     if isinstance(exc, APIStatusError):
-        return AIError(f"AI call failed: the AI provider answered {exc.status_code}: "
-                       f"{_message_of(exc)}")
+        message = _message_of(exc).replace(key, "[key]") if key else _message_of(exc)
+        return AIError(f"AI call failed: the AI provider answered {exc.status_code}: {message}")
     return AIError(f"AI call failed: {type(exc).__name__}")
 
 

@@ -61,6 +61,7 @@ SCRIPTS = {
     "support/_system.md": "You are the support folder.",
     "support/other.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
     "_system.md": "You are the root.",
+    "linked/x.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
     "root.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
 }
 
@@ -75,6 +76,8 @@ def provider() -> Iterator[OpenAIServer]:
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ai")
     write_scripts(root / "scripts", SCRIPTS)
+    (root / "outside.md").write_text("a prompt from outside the tenant")
+    (root / "scripts" / "linked" / "_system.md").symlink_to(root / "outside.md")
     return root
 
 
@@ -131,6 +134,7 @@ def test_a_calls_own_settings_beat_the_magic_comments(
     ("/support/bot", "You are the support bot."),  # the sibling <script>.system.md
     ("/support/other", "You are the support folder."),  # its folder's _system.md
     ("/root", "You are the root."),  # the tenant root's _system.md
+    ("/linked/x", "You are the root."),  # its folder's is a link out of the tenant: passed over
 ])
 def test_the_nearest_system_prompt_file_applies(
     client: httpx.Client, provider: OpenAIServer, path: str, prompt: str
@@ -181,8 +185,9 @@ def test_streamed_text_reaches_the_client_chunk_by_chunk_as_the_provider_sends_i
     assert len(arrived) == len(chunks)  # one HTTP chunk per provider chunk, none held back
     assert provider.requests[-1]["stream"] is True
     for (at, _), sent in zip(arrived, provider.sent_at, strict=True):
-        # each reaches the client well before the provider sends the next (250 ms later)
-        assert 0 <= at - sent < 0.1, [round(a - s, 4) for (a, _), s in zip(arrived, provider.sent_at)]
+        # each reaches the client before the provider sends the next (250 ms later); the
+        # bound leaves room for a loaded machine, a buffered body would miss it by far
+        assert 0 <= at - sent < 0.2, [round(a - s, 4) for (a, _), s in zip(arrived, provider.sent_at)]
 
 
 def test_a_text_stream_returned_as_it_is_streams_too(base: str, provider: OpenAIServer) -> None:
@@ -253,9 +258,9 @@ def test_the_key_is_never_visible_to_scripts_or_in_logs(
     r = client.get("/env")
     assert r.status_code == 200
     assert KEY not in r.text
-    provider.reply("fails", status=401)
+    provider.reply(f"Incorrect API key provided: {KEY}", status=401)
     r = client.get("/gen")
-    assert "AI call failed: the AI provider answered 401: fails" in r.json()["message"]
+    assert "the AI provider answered 401: Incorrect API key provided: [key]" in r.json()["message"]
     assert KEY not in r.text
     logs = [*root.rglob("*.log")]
     assert logs
