@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import running_server, write_scripts
+from tests.support import eventually, running_server, write_scripts
 
 SCRIPTS = {
     # the code comes in the request body, the bindings in the query
@@ -40,9 +40,14 @@ SCRIPTS = {
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root: Path = tmp_path_factory.mktemp("isolate")
     write_scripts(root / "scripts", SCRIPTS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def base(root: Path) -> Iterator[str]:
     with running_server(["--scripts", str(root / "scripts"), "--data", str(root / "data")]) as url:
         yield url
 
@@ -139,3 +144,9 @@ def test_the_code_holds_no_more_than_its_callers_grants(client: httpx.Client) ->
     r = client.get("/ai-nested")
     assert r.status_code == 422
     assert "not granted ai" in r.json()["message"]
+
+
+def test_what_the_code_logs_goes_to_the_callers_log(client: httpx.Client, root: Path) -> None:
+    assert run(client, "console.warn('from inside', 42); return 1").json() == {"value": 1}
+    log = root / "data" / "logs" / "default-1.log"
+    eventually(lambda: log.exists() and "[isolate.eval] from inside 42" in log.read_text())
