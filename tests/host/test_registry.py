@@ -52,7 +52,7 @@ def test_every_sandbox_holds_the_response_and_the_built_ins_by_default() -> None
     assert [u.name for u in registry.units] == ["response", "streams", "timers", "crypto", "ai",
                                                 "isolate"]
     assert set(registry.ops) == {"response.drain", "streams.read", "streams.cancel",
-                                 "timers.sleep", "ai.chat", "ai.object", "isolate.eval"}
+                                 "timers.sleep", "ai.chat", "ai.stream", "ai.object", "isolate.eval"}
     assert set(registry.calls) == {"crypto.hash", "crypto.hmac"}
     assert Registry(settings_for_tests(), ()).units == CORE
 
