@@ -14,9 +14,11 @@ script never receives an object its schema refuses.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import posixpath
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +136,11 @@ def grant(provider: Provider, magic: MagicComments) -> Grant | None:
 
 # -- the provider's clients, and who is calling it -------------------------------------------
 
-_clients: dict[tuple[str | None, str], AsyncOpenAI] = {}
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str | None, str], AsyncOpenAI]
+] = weakref.WeakKeyDictionary()
+"""Per event loop (a server process has one), per endpoint and key: a client's connections
+belong to the loop that opened them."""
 _in_flight: dict[str, int] = {}  # tenant -> its AI calls in flight (this process)
 
 
@@ -150,16 +156,17 @@ def provider_key(g: Grant) -> str | None:
 
 
 def client_for(g: Grant) -> AsyncOpenAI:
-    """The process's client for the grant's endpoint and key (made on first use)."""
+    """The client for the grant's endpoint and key on this loop (made on first use)."""
     p = g.provider
     key = provider_key(g)
     ident = (p.base_url, key or "")
-    client = _clients.get(ident)
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(ident)
     if client is None:
         from openai import AsyncOpenAI
 
         # retries would spend the request's time without telling the script; the script decides
-        client = _clients[ident] = AsyncOpenAI(
+        client = clients[ident] = AsyncOpenAI(
             base_url=p.base_url or None, api_key=key or "unused", max_retries=0
         )
     return client
@@ -345,7 +352,13 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         finally:
             await source.aclose()
 
-    return {"handle": open_stream(ctx, rest()), "head": b"".join(head).decode()}
+    tail = rest()
+    try:
+        handle = open_stream(ctx, tail)
+    except BaseException:  # past the cap on open streams: the call ends here
+        await source.aclose()
+        raise
+    return {"handle": handle, "head": b"".join(head).decode()}
 
 
 async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:

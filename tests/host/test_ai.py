@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.host import ai, streams
+from tests.host.harness import holding
 from tests.openai_server import OpenAIServer, openai_server
-from tests.support import running_server, write_scripts
+from tests.support import running_server, settings_for_tests, write_scripts
 
 KEY = "sk-test-never-shown-0123456789"
 
@@ -277,3 +280,32 @@ def test_with_no_provider_an_ai_call_names_the_setting(tmp_path: Path) -> None:
     assert r.status_code == 500
     assert r.json()["message"].startswith("AIError: AI call refused: no AI provider")
     assert "set WEXEC_AI_BASE_URL" in r.json()["message"]
+
+
+async def test_calls_past_the_per_request_cap_are_refused(provider: OpenAIServer) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m", ai_max_calls=2)
+    calls = provider.calls
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nconst out = [];\n"
+                        "for (let i = 0; i < 3; i++) {\n"
+                        "  try { out.push((await generateText({ prompt: 'x' })).text); }\n"
+                        "  catch (e) { out.push(e.message); }\n"
+                        "}\nreturn out;")
+    assert json.loads(r.body) == ["echo: x", "echo: x", ("AI call refused: this request already "
+                                  "made 2 AI calls; the cap is 2 per request (WEXEC_AI_MAX_CALLS)")]
+    assert provider.calls == calls + 2
+
+
+async def test_a_stream_past_the_output_cap_fails_mid_way(provider: OpenAIServer) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m", ai_max_output_bytes=10)
+    provider.reply("0123456 789abc def", chunks=("0123456", "789abc", "def"))
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nconst got = [];\n"
+                        "try { for await (const t of streamText({ prompt: 'x' }).textStream) "
+                        "got.push(t); }\n"
+                        "catch (e) { return { got, error: e.message }; }")
+    assert json.loads(r.body) == {"got": ["0123456"], "error": (
+        "AI call stopped: this request received more than 10 bytes from the AI provider "
+        "(WEXEC_AI_MAX_OUTPUT_BYTES)")}
