@@ -3,6 +3,7 @@ code's own position, time limits a caller can catch, and limits no wider than th
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import eventually, running_server, write_scripts
+from runtime.host import isolate
+from tests.host.harness import holding
+from tests.support import eventually, running_server, settings_for_tests, write_scripts
 
 SCRIPTS = {
     # the code comes in the request body, the bindings in the query
@@ -150,3 +153,15 @@ def test_what_the_code_logs_goes_to_the_callers_log(client: httpx.Client, root: 
     assert run(client, "console.warn('from inside', 42); return 1").json() == {"value": 1}
     log = root / "data" / "logs" / "default-1.log"
     eventually(lambda: log.exists() and "[isolate.eval] from inside 42" in log.read_text())
+
+
+async def test_evaluations_past_the_per_request_cap_are_refused() -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, isolate_max_evals=2)
+    with holding(isolate.UNIT, settings=settings) as h:
+        r = await h.run("const out = [];\n"
+                        "for (let i = 0; i < 3; i++) {\n"
+                        "  try { out.push(await isolate.eval('return ' + i)); }\n"
+                        "  catch (e) { out.push(e.name + ': ' + e.message); }\n"
+                        "}\nreturn out;")
+    assert json.loads(r.body) == [0, 1, ("IsolateError: isolate.eval refused: this request already "
+                                  "made 2 evaluations, the cap (WEXEC_ISOLATE_MAX_EVALS)")]
