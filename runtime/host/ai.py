@@ -20,7 +20,7 @@ import posixpath
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +76,7 @@ class Provider:
     """What a tenant's AI calls go to and how far they may go (``configure``)."""
 
     base_url: str | None
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     model: str | None
     root: Path
     max_calls: int
@@ -93,7 +93,7 @@ class Grant:
     model: str | None
     temperature: float | None
     max_tokens: int | None
-    api_key: str | None
+    api_key: str | None = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -220,7 +220,9 @@ class Call:
                           "completion tokens (WEXEC_AI_MAX_OUTPUT_TOKENS)")
 
 
-def body_of(args: dict[str, Any], ctx: OpContext, instruction: str | None = None) -> dict[str, Any]:
+async def body_of(
+    args: dict[str, Any], ctx: OpContext, instruction: str | None = None
+) -> dict[str, Any]:
     """The completion request for ``args`` (``ai.chat``'s), with the script's defaults: its
     model and options, its ``system`` or else its system file, and the host's ``instruction``
     last."""
@@ -249,7 +251,7 @@ def body_of(args: dict[str, Any], ctx: OpContext, instruction: str | None = None
     system = args.get("system")
     if system is None and not any(isinstance(m, dict) and m.get("role") == "system"
                                   for m in messages):
-        system = system_prompt(g.provider.root, ctx.script)
+        system = await asyncio.to_thread(system_prompt, g.provider.root, ctx.script)
     if system is not None:
         messages = [{"role": "system", "content": str(system)}, *messages]
     if instruction is not None:
@@ -281,7 +283,7 @@ def system_prompt(root: Path, script: str) -> str | None:
 
 async def chat(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     """``ai.chat {model?, messages, options?}`` → the provider's completion, as JSON."""
-    return await complete(body_of(args, ctx), ctx)
+    return await complete(await body_of(args, ctx), ctx)
 
 
 async def complete(body: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
@@ -312,7 +314,7 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     """
     from openai import OpenAIError
 
-    body = {**body_of(args, ctx), "stream": True, "stream_options": {"include_usage": True}}
+    body = {**await body_of(args, ctx), "stream": True, "stream_options": {"include_usage": True}}
     call = Call(ctx)
     try:
         chunks = await call.client.chat.completions.create(**body, timeout=call.timeout())
@@ -377,7 +379,7 @@ async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any
     instruction = ("Answer with one JSON value and nothing else, matching this JSON Schema:\n"
                    + json.dumps(schema))
     options = {"response_format": {"type": "json_object"}, **(args.get("options") or {})}
-    completion = await complete(body_of({**args, "options": options}, ctx, instruction), ctx)
+    completion = await complete(await body_of({**args, "options": options}, ctx, instruction), ctx)
     text = completion["choices"][0]["message"].get("content") or ""
     try:
         value = json.loads(strip_fence(text))
