@@ -13,6 +13,10 @@ instance's ``process.env`` under one reserved name, read and removed by one line
 code, so the compile depends on the names only and the compile cache is not filled by values.
 A request (the array form's ``req``) becomes the nested run's own ``req``; what the nested run
 answers comes back as its status, headers and body, with what it logged.
+
+Code evaluated again (the same source, lately) starts from a serverless image of its top level,
+as a script's later requests do; code seen once, or with bindings (their values are in its
+memory once loaded), never makes one.
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ async def evaluate(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     _in_flight[ctx.tenant] = _in_flight.get(ctx.tenant, 0) + 1
     try:
         try:
-            artefact = await compiled(sandbox.compiler, source)
+            artefact, again = await compiled(sandbox.compiler, source)
         except CompileError as exc:
             return failure(*_named(exc.message), exc.line, exc.col, offset)
         if names:
@@ -206,7 +210,7 @@ async def evaluate(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         try:
             result = await sandbox.invoke_once(
                 artefact, invocation(args.get("request")), timeout_ms=limit, tenant=ctx.tenant,
-                grants=nested,
+                grants=nested, keep_image=again and not names,
             )
         except ScriptTimeout:
             return failure("TimeoutError", f"isolate.eval: the code ran past its time limit of "
@@ -225,19 +229,19 @@ _artefacts: OrderedDict[str, Artefact] = OrderedDict()  # source -> artefact, mo
 ARTEFACTS_KEPT = 256
 
 
-async def compiled(compiler: Compiler, source: str) -> Artefact:
-    """``source`` compiled, from memory when it was evaluated lately: code evaluated again and
-    again (a template, a rule) costs no trip to a thread; new code compiles on one, off the
-    event loop (esbuild may take milliseconds)."""
+async def compiled(compiler: Compiler, source: str) -> tuple[Artefact, bool]:
+    """``source`` compiled, and whether it was evaluated lately: such code (a template, a rule)
+    comes from memory, with no trip to a thread; new code compiles on one, off the event loop
+    (esbuild may take milliseconds)."""
     artefact = _artefacts.get(source)
     if artefact is not None:
         _artefacts.move_to_end(source)
-        return artefact
+        return artefact, True
     artefact = await asyncio.to_thread(compiler.compile_source, source, EVAL_PATH)
     _artefacts[source] = artefact
     if len(_artefacts) > ARTEFACTS_KEPT:
         _artefacts.popitem(last=False)
-    return artefact
+    return artefact, False
 
 
 def _named(message: str) -> tuple[str, str]:

@@ -129,12 +129,14 @@ class Sandbox:
 
     def invoke_once(
         self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None, tenant: str,
-        grants: Grants,
+        grants: Grants, keep_image: bool = False,
     ) -> Coroutine[Any, Any, Result]:
-        """Run ``artefact`` in a fresh instance as a serverless request, whatever its mode, and
-        keep no image of it: code run once (``isolate.eval``) must not push the images of the
-        tenant's scripts out."""
-        return self._invoke_fresh(artefact, inv, timeout_ms, tenant, grants, keep_image=False)
+        """Run ``artefact`` in a fresh instance as a serverless request, whatever its mode.
+
+        Unless ``keep_image``, no serverless image of it is used or kept: code run once
+        (``isolate.eval``'s) must not push the images of the tenant's scripts out.
+        """
+        return self._invoke_fresh(artefact, inv, timeout_ms, tenant, grants, keep_image)
 
     def run_sync(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
         """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
