@@ -1,7 +1,7 @@
-"""Build the guest engine: QuickJS-NG + guest/shim.c (with shim/, abi.h) + the prelude as one wasm32-wasi reactor.
+"""Build the guest engine: QuickJS-NG + ada + guest/shim.c (with shim/, abi.h) + the prelude as one wasm32-wasi reactor.
 
-The build is reproducible from pinned inputs (the QuickJS-NG sdist, checked by hash, the
-ziglang toolchain from pyproject, the flags below) and cached by a hash of all of them, so
+The build is reproducible from pinned inputs (the QuickJS-NG and ada sdists, checked by hash,
+the ziglang toolchain from pyproject, the flags below) and cached by a hash of all of them, so
 every checkout sharing a cache directory reuses one engine. The result is not snapshotted:
 that is build/snapshot.py's job.
 
@@ -18,14 +18,40 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
-QUICKJS_NG_VERSION = "0.17.0.2"
-QUICKJS_NG_SDIST_SHA256 = "43d2e48272208721a7aaea8e3f02d4b9318f12ef20cc4f5421b59d9a470706ef"
+
+class Sdist(NamedTuple):
+    """A source distribution on PyPI that ships C/C++ sources the guest is built from."""
+
+    project: str  # as pip names it
+    version: str
+    sha256: str  # of the .tar.gz: a re-uploaded or tampered archive fails the build
+    folder: str  # the archive's folder whose files the build uses
+    marker: str  # a file of that folder, present once it is unpacked
+
+
+QUICKJS_NG = Sdist(
+    "quickjs-ng", "0.17.0.2", "43d2e48272208721a7aaea8e3f02d4b9318f12ef20cc4f5421b59d9a470706ef",
+    "upstream-quickjs", "quickjs.c",
+)
+# ada, the WHATWG URL parser Node uses (Apache-2.0 / MIT): the ada-url sdist carries its
+# amalgamated sources (ada.cpp, ada.h, ada_c.h), the same version as ADA_VERSION in ada.h.
+ADA = Sdist(
+    "ada-url", "4.0.0", "9f399ec867349800a4c2d3aa8df8c533c340494b04d34b1f082b97d9a8b76a07",
+    "ada_url", "ada.cpp",
+)
 ZIGLANG_VERSION = "0.17.1"
 
 QUICKJS_SOURCES = ("libregexp.c", "libunicode.c", "dtoa.c")  # quickjs.c is included by the shim
 CFLAGS = ("--target=wasm32-wasi", "-O2", "-std=gnu11", "-D_GNU_SOURCE", "-DNDEBUG")
-LDFLAGS = ("-mexec-model=reactor", "-Wl,-z,stack-size=1048576", "-s")
+# ada reports errors as values, so it builds without exceptions (or RTTI); URLPattern is left
+# out: it needs a regular-expression engine, which ada would take from std::regex.
+ADA_CXXFLAGS = (
+    "--target=wasm32-wasi", "-O2", "-std=c++20", "-fno-exceptions", "-fno-rtti", "-DNDEBUG",
+    "-DADA_INCLUDE_URL_PATTERN=0",
+)
+LDFLAGS = ("-mexec-model=reactor", "-Wl,-z,stack-size=1048576", "-s", "-lc++")
 
 # Edits to quickjs.c, applied at build time: (anchor, replacement, how many times it occurs).
 # Refcounts live in each allocation's 8-byte header here; a count at or above JS_RC_IMMORTAL
@@ -215,6 +241,29 @@ ASYNC_CONTEXT_PATCHES = (
         1,
     ),
 )
+# While JS_KEEP_SOURCE is 0 (the includer's to define), the parser keeps no copy of a function's
+# source for Function.prototype.toString: each nested function keeps its own slice otherwise, over
+# 1 MiB of the snapshot for the prelude, whose functions then print as [native code].
+KEEP_SOURCE = """\
+#ifndef JS_KEEP_SOURCE
+#define JS_KEEP_SOURCE 1
+#endif
+static inline JSShape *js_new_shape_nohash("""
+def _keep_source_patch(pad: str, dest: str, start: str) -> tuple[str, str, int]:
+    """The patch of one place where the parser copies a function's source (see KEEP_SOURCE)."""
+    copy = f"js_strndup(ctx, (const char *){start}, {dest}_len)"
+    return (
+        f"{pad}{dest} = {copy};\n{pad}if (!{dest})\n",
+        f"{pad}{dest} = JS_KEEP_SOURCE ? {copy} : NULL;\n{pad}if (!{dest} && JS_KEEP_SOURCE)\n",
+        1,
+    )
+
+
+KEEP_SOURCE_PATCHES = (
+    _keep_source_patch("            ", "fd->source", "ptr"),  # a function
+    _keep_source_patch("        ", "fd->source", "ptr"),  # an arrow function
+    _keep_source_patch("    ", "ctor_fd->source", "class_start_ptr"),  # a class
+)
 QUICKJS_PATCHES = (
     ("#define JS_REF_COUNT(p) (js_rc(p)->ref_count)\n", IMMORTAL_REF_COUNT, 1),
     ("static int64_t date_now(void) {\n", CLOCK_READ, 1),
@@ -224,6 +273,7 @@ QUICKJS_PATCHES = (
         1,
     ),
     ("static inline JSShape *js_new_shape_nohash(", SHAPE_PIN, 1),
+    ("static inline JSShape *js_new_shape_nohash(", KEEP_SOURCE, 1),
     (
         "    JS_REF_COUNT(sh) = 1;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
         "    JS_REF_COUNT(sh) = 1 + JS_SHAPE_PIN;\n    add_gc_object(rt, &sh->header, JS_GC_OBJ_TYPE_SHAPE);",
@@ -244,6 +294,7 @@ QUICKJS_PATCHES = (
         1,
     ),
     *ASYNC_CONTEXT_PATCHES,
+    *KEEP_SOURCE_PATCHES,
 )
 QUICKJS_RC_INIT = re.compile(r"JS_REF_COUNT\(([\w>-]+)\) = ")  # a count set on a new block
 
@@ -287,15 +338,17 @@ def guest_hash() -> str:
     """Hash of everything that determines the engine's bytes: sources, pins and flags."""
     h = hashlib.sha256()
     pins = (
-        QUICKJS_NG_VERSION,
-        QUICKJS_NG_SDIST_SHA256,
+        *QUICKJS_NG,
+        *ADA,
         ZIGLANG_VERSION,
         *QUICKJS_SOURCES,
         *CFLAGS,
+        *ADA_CXXFLAGS,
         *LDFLAGS,
     )
     h.update("\0".join((*pins, *PRELUDE_BUNDLE)).encode())
-    h.update(Path(__file__).with_name("esbuild.py").read_bytes())  # the bundler's pin, unimported
+    for sibling in ("esbuild.py", "npm.py", "encodings.py"):  # the bundler's and packages' pins,
+        h.update(Path(__file__).with_name(sibling).read_bytes())  # a generated module: unimported
     h.update(repr((QUICKJS_PATCHES, QUICKJS_RC_INIT.pattern)).encode())
     for name in guest_files():
         with open(os.path.join(GUEST_DIR, name), "rb") as f:
@@ -323,8 +376,9 @@ def build_guest(cache_dir: Path) -> Path:
     # Imported only to build: loading this file is on every server start.
     import tempfile
 
-    src = _quickjs_sources(cache_dir)
+    src = _sdist_sources(cache_dir, QUICKJS_NG)
     shim = _shim_sources(cache_dir)
+    ada = _ada_object(cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         work = Path(tmp)
@@ -338,9 +392,11 @@ def build_guest(cache_dir: Path) -> Path:
                 *LDFLAGS,
                 f"-I{shim}",  # first: the patched quickjs.c, not the sdist's
                 f"-I{src}",
+                f"-I{ada.parent}",  # ada_c.h, for shim/url.c
                 str(shim / "shim.c"),
                 str(work / "prelude.c"),
                 *(str(src / name) for name in QUICKJS_SOURCES),
+                str(ada),
                 "-o",
                 str(wasm),
             ],
@@ -379,13 +435,14 @@ def prune_builds(root: Path, keep: Path) -> list[Path]:
     return removed
 
 
-def zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
-    """Run the pinned ``zig cc`` (also build/native.py's compiler); raises with its stderr."""
+def zig_cc(cache_dir: Path, args: list[str], cwd: Path, driver: str = "cc") -> None:
+    """Run the pinned ``zig cc`` (also build/native.py's compiler), or ``zig c++`` for
+    ``driver="c++"``; raises with its stderr."""
     import subprocess
     zig_cache = cache_dir / "zig"
     env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(zig_cache), ZIG_LOCAL_CACHE_DIR=str(zig_cache))
     proc = subprocess.run(
-        [sys.executable, "-m", "ziglang", "cc", *args],
+        [sys.executable, "-m", "ziglang", driver, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -394,7 +451,7 @@ def zig_cc(cache_dir: Path, args: list[str], cwd: Path) -> None:
     )
     if proc.returncode != 0:
         raise RuntimeError(
-            f"zig cc {' '.join(args[-3:])} failed (exit {proc.returncode}):\n{proc.stderr[-8000:]}"
+            f"zig {driver} {' '.join(args[-3:])} failed (exit {proc.returncode}):\n{proc.stderr[-8000:]}"
         )
 
 
@@ -405,17 +462,17 @@ def _patched_quickjs(text: str) -> str:
         if found != count:
             raise RuntimeError(
                 f"quickjs.c: expected {count} occurrence(s) of {old.splitlines()[0]!r}, found "
-                f"{found}; update QUICKJS_PATCHES for QuickJS-NG {QUICKJS_NG_VERSION}"
+                f"{found}; update QUICKJS_PATCHES for QuickJS-NG {QUICKJS_NG.version}"
             )
         text = text.replace(old, new)
     return QUICKJS_RC_INIT.sub(r"js_rc(\1)->ref_count = ", text)
 
 
-def _esbuild() -> ModuleType:
-    """build/esbuild.py, the pinned bundler the compiler uses too, loaded by path."""
-    name = "wexec_build.esbuild"
+def _sibling(stem: str) -> ModuleType:
+    """build/<stem>.py (esbuild.py, the pinned bundler the compiler uses too; npm.py), by path."""
+    name = f"wexec_build.{stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("esbuild.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -426,15 +483,34 @@ def _esbuild() -> ModuleType:
 def _bundle_prelude(cache_dir: Path) -> bytes:
     """guest/prelude/ bundled into the one script wx_init evaluates (see PRELUDE_BUNDLE)."""
     import subprocess
+    import tempfile
 
-    esbuild = _esbuild().ensure_esbuild(cache_dir)
-    entry = (GUEST_DIR / "prelude" / "index.js").relative_to(GUEST_DIR.parent)
-    proc = subprocess.run(
-        [str(esbuild), entry.as_posix(), *PRELUDE_BUNDLE],
-        cwd=GUEST_DIR.parent,  # so each module's marker reads guest/prelude/<path>
-        capture_output=True,
-        check=False,
-    )
+    esbuild = _sibling("esbuild").ensure_esbuild(cache_dir)
+    packages = _sibling("npm").node_modules(cache_dir)
+    # esbuild runs in a folder of links, guest/ and node_modules/<package>, and keeps the links'
+    # paths: each module's marker then reads guest/prelude/<path> or node_modules/<package>/<path>,
+    # whatever the checkout's and the cache's locations, so the bundle is the same everywhere.
+    # node_modules/ also holds the module build/encodings.py generates.
+    encodings = _sibling("encodings")
+    with tempfile.TemporaryDirectory(prefix="wexec-prelude-") as tmp:
+        os.symlink(GUEST_DIR, os.path.join(tmp, "guest"))
+        modules = Path(tmp) / "node_modules"
+        modules.mkdir()
+        for package in packages.iterdir():
+            if package.name.startswith("@"):  # a scope: link its packages one by one
+                (modules / package.name).mkdir()
+                for scoped in package.iterdir():
+                    os.symlink(scoped, modules / package.name / scoped.name)
+            elif not package.name.startswith("."):
+                os.symlink(package, modules / package.name)
+        (modules / encodings.MODULE).write_text(encodings.module_source(packages), encoding="utf-8")
+        proc = subprocess.run(
+            [str(esbuild), "guest/prelude/index.js", "--preserve-symlinks", *PRELUDE_BUNDLE],
+            cwd=tmp,
+            capture_output=True,
+            check=False,
+        )
+    entry = "guest/prelude/index.js"
     if proc.returncode != 0:
         raise RuntimeError(f"esbuild {entry} failed:\n{proc.stderr.decode(errors='replace')[-8000:]}")
     return proc.stdout
@@ -460,7 +536,7 @@ def _shim_sources(cache_dir: Path) -> Path:
     import shutil
     import tempfile
 
-    quickjs = _patched_quickjs((_quickjs_sources(cache_dir) / "quickjs.c").read_text())
+    quickjs = _patched_quickjs((_sdist_sources(cache_dir, QUICKJS_NG) / "quickjs.c").read_text())
     names = [name for name in guest_files() if not name.endswith(".js")]
     h = hashlib.sha256(quickjs.encode())
     for name in names:
@@ -481,16 +557,37 @@ def _shim_sources(cache_dir: Path) -> Path:
     return dest
 
 
-def _quickjs_sources(cache_dir: Path) -> Path:
-    """The sdist's upstream-quickjs/ folder, downloaded and unpacked once per cache."""
+def _ada_object(cache_dir: Path) -> Path:
+    """ada.cpp compiled once per cache (about 15 s), beside its sources, named by its flags.
+
+    Kept as an object file rather than left to zig's cache, so no prelude or shim edit, nor a
+    cleared zig cache, ever compiles ada again."""
+    import tempfile
+
+    src = _sdist_sources(cache_dir, ADA)
+    key = hashlib.sha256("\0".join((ZIGLANG_VERSION, *ADA_CXXFLAGS)).encode()).hexdigest()[:16]
+    obj = src / f"ada-{key}.o"
+    if obj.is_file():
+        return obj
+    print(f"wexec: compiling ada {ADA.version} for the guest (once per cache)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=src, prefix=".build-") as tmp:
+        staged = Path(tmp) / obj.name
+        zig_cc(cache_dir, [*ADA_CXXFLAGS, "-c", str(src / "ada.cpp"), "-o", str(staged)], Path(tmp), "c++")
+        os.replace(staged, obj)
+    return obj
+
+
+def _sdist_sources(cache_dir: Path, sdist: Sdist) -> Path:
+    """The files directly in ``sdist.folder`` of a pinned sdist, downloaded and unpacked once per cache."""
     import subprocess
     import tarfile
     import tempfile
 
-    dest = cache_dir / "src" / f"quickjs-ng-{QUICKJS_NG_VERSION}"
-    if (dest / "quickjs.c").is_file():
+    dest = cache_dir / "src" / f"{sdist.project}-{sdist.version}"
+    if (dest / sdist.marker).is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    print(f"wexec: downloading the {sdist.project} {sdist.version} sdist (PyPI)", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
         work = Path(tmp)
         subprocess.run(
@@ -504,23 +601,22 @@ def _quickjs_sources(cache_dir: Path) -> Path:
                 "--no-deps",
                 "--disable-pip-version-check",
                 "-q",
-                f"quickjs-ng=={QUICKJS_NG_VERSION}",
+                f"{sdist.project}=={sdist.version}",
                 "-d",
                 str(work),
             ],
             check=True,
             capture_output=True,
         )
-        sdist = next(work.glob("quickjs_ng-*.tar.gz"))
-        digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
-        if digest != QUICKJS_NG_SDIST_SHA256:
-            raise RuntimeError(
-                f"{sdist.name} has sha256 {digest}, expected {QUICKJS_NG_SDIST_SHA256}"
-            )
-        unpacked = work / "upstream-quickjs"
+        stem = f"{sdist.project.replace('-', '_')}-{sdist.version}"
+        archive = work / f"{stem}.tar.gz"
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if digest != sdist.sha256:
+            raise RuntimeError(f"{archive.name} has sha256 {digest}, expected {sdist.sha256}")
+        unpacked = work / sdist.folder
         unpacked.mkdir()
-        prefix = f"quickjs_ng-{QUICKJS_NG_VERSION}/upstream-quickjs/"
-        with tarfile.open(sdist) as tar:
+        prefix = f"{stem}/{sdist.folder}/"
+        with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 if (
                     member.isfile()
@@ -533,7 +629,7 @@ def _quickjs_sources(cache_dir: Path) -> Path:
         try:
             os.replace(unpacked, dest)
         except OSError:
-            if not (dest / "quickjs.c").is_file():  # another process won the race
+            if not (dest / sdist.marker).is_file():  # another process won the race
                 raise
     return dest
 

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketClose
 from runtime.api.services import Services
 from runtime.catalog.live import Catalog
 from runtime.config import Settings
+from runtime.host.fetch.client import close_clients
 from runtime.http.gateway import Gateway
 from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy, policy_for
@@ -90,6 +91,7 @@ class App:
         self._gateway = Gateway(
             catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules
         )
+        sandbox.registry.services.dispatch = self._gateway.dispatch  # a relative fetch
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
         # What start-up built lives as long as the process: the collector stops walking it, so a
         # full collection costs what requests left behind, not the whole heap (a p99 spike).
@@ -113,6 +115,7 @@ class App:
             await asyncio.gather(reloader, self._api, return_exceptions=True)
             self._gateway = self._api = None
             access_log.close()
+            await close_clients()
             sandbox.close()
 
 

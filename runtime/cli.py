@@ -1,4 +1,4 @@
-"""``wexec serve | run | build``: the command line."""
+"""``wexec serve | run | build | token``: the command line."""
 
 from __future__ import annotations
 
@@ -30,10 +30,49 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build the guest and compile its machine code")
     build.set_defaults(fn=_cmd_build)
 
+    types = sub.add_parser("types", help="write wexec.d.ts (and a tsconfig.json) for editors")
+    types.add_argument("dir", type=Path, nargs="?",
+                       help="where to write them (default: the scripts folder, WEXEC_SCRIPTS)")
+    types.set_defaults(fn=_cmd_types)
+
     add_serve_command(sub)
+
+    token = sub.add_parser("token", help="management API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    hash_cmd = token_sub.add_parser(
+        "hash", help="print a token's hash, as WEXEC_API_TENANT_TOKENS stores it")
+    hash_cmd.add_argument("token", nargs="?",
+                          help="the token (default: read from standard input, which keeps it "
+                          "out of the shell's history)")
+    hash_cmd.set_defaults(fn=_cmd_token_hash)
+    new_cmd = token_sub.add_parser("new", help="make a random token and print it and its hash")
+    new_cmd.set_defaults(fn=_cmd_token_new)
 
     args = parser.parse_args(argv)
     return int(args.fn(args) or 0)
+
+
+def _cmd_token_hash(args: argparse.Namespace) -> int:
+    from runtime.api.tokens import hash_token
+
+    token = args.token if args.token is not None else sys.stdin.readline().rstrip("\r\n")
+    if not token:
+        print("wexec: no token given (as an argument or on standard input)", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
+def _cmd_token_new(args: argparse.Namespace) -> int:
+    import secrets
+
+    from runtime.api.tokens import hash_token
+
+    token = secrets.token_urlsafe(32)
+    print(f"token: {token}\nhash:  {hash_token(token)}")
+    print("Give the token to its user; put the hash in WEXEC_API_TENANT_TOKENS, e.g. "
+          f'{{"alice/1": "{hash_token(token)}"}}', file=sys.stderr)
+    return 0
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -43,6 +82,19 @@ def _cmd_build(args: argparse.Namespace) -> int:
     sandbox = Sandbox(Settings())
     print(f"guest {sandbox.engine.guest_hash[:16]} ready in {time.perf_counter() - started:.2f} s")
     sandbox.close()
+    return 0
+
+
+def _cmd_types(args: argparse.Namespace) -> int:
+    from runtime import typings
+
+    folder: Path = args.dir if args.dir is not None else Settings().scripts
+    if folder.exists() and not folder.is_dir():
+        print(f"wexec: {folder} is a file; give the folder that holds your scripts",
+              file=sys.stderr)
+        return 2
+    for path in typings.write(folder):
+        print(f"wrote {path}")
     return 0
 
 

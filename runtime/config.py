@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.host.ai import AISettings
+from runtime.host.fetch.settings import FetchSettings
 from runtime.host.isolate import IsolateSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout wexec runs from: it holds ``guest/``, ``build/`` and the example ``scripts/``."""
 
 MiB = 1024 * 1024
+_TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class Settings(AISettings, IsolateSettings, BaseSettings):
+class Settings(FetchSettings, AISettings, IsolateSettings, BaseSettings):
     """Settings read from ``WEXEC_*`` environment variables, overridable by CLI flags."""
 
     model_config = SettingsConfigDict(env_prefix="WEXEC_", extra="ignore")
@@ -166,6 +169,33 @@ class Settings(AISettings, IsolateSettings, BaseSettings):
         "(links inside it count each time they are followed); past it the rest is not served, "
         "so one tenant's folder cannot slow the re-scan of every tenant.",
     )
+
+    # Who may call the management API (runtime/api/access.py).
+    api_token: str | None = Field(
+        None, description="Bearer token that grants the management API for every tenant. With "
+        "neither it nor api_tenant_tokens, the API answers only loopback clients on a loopback "
+        "bind, and `wexec serve` refuses any other address.",
+    )
+    api_tenant_tokens: dict[str, str] = Field(
+        default_factory=dict, description='Tokens that each grant one tenant, stored hashed: '
+        '{"alice/1": "sha256:<hex>"} (JSON in WEXEC_API_TENANT_TOKENS); `wexec token hash` '
+        "prints the hash of a token.",
+    )
+
+    @field_validator("api_tenant_tokens")
+    @classmethod
+    def _tenant_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
+        from runtime.catalog.tenants import is_tenant_name  # the catalog imports this module
+
+        for tenant, hashed in tokens.items():
+            subdomain, slash, exec_id = tenant.partition("/")
+            if not slash or not is_tenant_name(subdomain) or not is_tenant_name(exec_id):
+                raise ValueError(f"api_tenant_tokens: {tenant!r} is not a tenant; write "
+                                 "subdomain/execId, e.g. alice/1")
+            if not _TOKEN_HASH.match(hashed):
+                raise ValueError(f"api_tenant_tokens[{tenant!r}]: expected sha256:<64 hex "
+                                 "digits>, as `wexec token hash` prints it")
+        return tokens
 
     def effective_timeout(self, requested: int | None, tenant: str | None = None) -> int | None:
         """A script's ``@timeout`` (None: the default; 0: unlimited), capped; None = no limit."""

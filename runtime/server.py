@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import logging
 import math
 import os
@@ -46,7 +47,8 @@ def export(settings: Settings) -> None:
     for name, value in settings.model_dump(exclude_none=True).items():
         if isinstance(value, SecretStr):  # its str() is a mask
             value = value.get_secret_value()
-        os.environ[f"WEXEC_{name.upper()}"] = str(value)
+        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        os.environ[f"WEXEC_{name.upper()}"] = text
 
 
 def serve(settings: Settings, app: str = APP_FACTORY) -> int:
@@ -119,7 +121,8 @@ def _run(settings: Settings, app: str, connections: int) -> None:
 def supervise(run: Callable[[], None]) -> int:
     """Run `run` in a child process, and run it again whenever it dies unexpectedly.
 
-    SIGTERM and SIGINT stop the child and then the supervisor. An app that has started says so
+    SIGTERM and SIGINT stop the child and then the supervisor; SIGUSR2 (the management API's
+    system/restart) stops the child gracefully and starts a new one at once. An app that has started says so
     with SIGUSR1 (to `WEXEC_SUPERVISOR_PID`); a server that exits by itself before any app did
     failed to start (a port in use, a script folder it cannot read) and would fail the same way
     again, so the supervisor stops too. Any other death (a crash, the OOM killer, granian giving
@@ -128,6 +131,7 @@ def supervise(run: Callable[[], None]) -> int:
     """
     stopping = False
     started = False
+    restarting = False
     child = 0
 
     def app_started(_signum: int, _frame: object) -> None:
@@ -141,8 +145,16 @@ def supervise(run: Callable[[], None]) -> int:
             with contextlib.suppress(ProcessLookupError):  # it may have died just now
                 os.kill(child, signum)
 
+    def restart(_signum: int, _frame: object) -> None:
+        nonlocal restarting
+        restarting = True
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
     os.environ["WEXEC_SUPERVISOR_PID"] = str(os.getpid())
     signal.signal(signal.SIGUSR1, app_started)
+    signal.signal(signal.SIGUSR2, restart)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     delay = RESTART_DELAY_S[0]
@@ -161,6 +173,11 @@ def supervise(run: Callable[[], None]) -> int:
         ran = time.monotonic() - since
         if stopping:
             return code
+        if restarting:  # asked for by the management API (system/restart), after its drain
+            restarting = False
+            print(f"wexec: the server stopped for a restart after {ran:.1f} s; starting it "
+                  "again", file=sys.stderr, flush=True)
+            continue
         if not started and code >= 0:
             print(f"wexec: the server exited with {code} while starting; not restarting it",
                   file=sys.stderr, flush=True)
@@ -180,6 +197,7 @@ def _child(run: Callable[[], None]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
     os.setpgid(0, 0)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -269,6 +287,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if "tenants_root" in flags and "data" not in flags:
         flags["data"] = flags["tenants_root"].parent / ".wexec"  # beside the scripts, as for --scripts
     settings = Settings(**flags)
+    from runtime.api.tokens import refusal_to_serve
+
+    if (refusal := refusal_to_serve(settings)) is not None:
+        print(f"wexec: {refusal}", file=sys.stderr, flush=True)
+        return 2
     root = settings.tenants_root or settings.scripts
     print(f"wexec: serving {root} on http://{settings.host}:{settings.port} "
           f"({settings.server} on {settings.loop}, {settings.workers} worker(s)); "

@@ -24,10 +24,16 @@ import { TextDecoder, TextEncoder, viewOf } from './lib/encoding.js';
 import { Buffer } from './lib/buffer.js';
 import { webcrypto } from './host/crypto.js';
 import { hostStream } from './host/streams.js';
+import { fetch } from './host/fetch.js';
 import { URL, URLSearchParams } from './lib/url.js';
 import { structuredClone } from './lib/structured-clone.js';
-import { ReadableStream } from './lib/streams.js';
-import { Headers, Response } from './lib/http.js';
+import * as streams from './lib/streams.js';
+import { Headers, Request, Response } from './lib/http.js';
+import { CustomEvent, Event, EventTarget } from './lib/events.js';
+import { AbortController, AbortSignal } from './lib/abort.js';
+import { Blob, File } from './lib/blob.js';
+import { FormData } from './lib/formdata.js';
+import { URLPattern } from 'urlpattern-polyfill/urlpattern';
 import { run, skip, timeout, uncaught } from './handler/run.js';
 import { flush } from './crossing/report.js';
 import { rejection } from './crossing/rejections.js';
@@ -61,8 +67,33 @@ define(G, {
   URLSearchParams,
   structuredClone,
   Headers,
+  Request,
   Response,
-  ReadableStream,
+  ReadableStream: streams.ReadableStream,
+  ReadableStreamDefaultReader: streams.ReadableStreamDefaultReader,
+  ReadableStreamBYOBReader: streams.ReadableStreamBYOBReader,
+  ReadableStreamBYOBRequest: streams.ReadableStreamBYOBRequest,
+  ReadableStreamDefaultController: streams.ReadableStreamDefaultController,
+  ReadableByteStreamController: streams.ReadableByteStreamController,
+  WritableStream: streams.WritableStream,
+  WritableStreamDefaultWriter: streams.WritableStreamDefaultWriter,
+  WritableStreamDefaultController: streams.WritableStreamDefaultController,
+  TransformStream: streams.TransformStream,
+  TransformStreamDefaultController: streams.TransformStreamDefaultController,
+  ByteLengthQueuingStrategy: streams.ByteLengthQueuingStrategy,
+  CountQueuingStrategy: streams.CountQueuingStrategy,
+  TextEncoderStream: streams.TextEncoderStream,
+  TextDecoderStream: streams.TextDecoderStream,
+  Event,
+  EventTarget,
+  CustomEvent,
+  AbortController,
+  AbortSignal,
+  Blob,
+  File,
+  FormData,
+  URLPattern,
+  fetch,
   Buffer,
   process,
   require,
@@ -103,9 +134,16 @@ Object.defineProperty(G, 'crypto', {
 // headers have their keys in the order the host sends them (ABI.md).
 const warm = () => {
   load(W.parseJSON('{"filename":"warm-up.js","env":{},"mem_limit":0,"budget_ms":null}'),
-    // answers at once, so the settling job that follows has nothing left to do
-    function (module) { module.exports = (req, res) => { res.json({}); }; });
+    // answers at once, so the settling job that follows has nothing left to do; /response
+    // answers as handlers returning a Response do, whose Headers and body have shapes too
+    function (module) {
+      module.exports = (req, res) => (req.path === '/response'
+        ? new Response(new Response('hi').headers.get('content-type'), { status: 200, headers: { 'x-a': '1' } })
+        : res.json({}));
+    });
   run(W.parseJSON('[1,"GET","http://localhost/","/",{},{},{},"",0]'), undefined);
+  flush();
+  run(W.parseJSON('[2,"GET","http://localhost/response","/response",{},{},{},"",0]'), undefined);
   flush();
   // and both headers of wx_run, with and without a load
   W.parseJSON('{"budget_ms":null,"batch":[]}');

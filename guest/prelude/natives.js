@@ -17,6 +17,11 @@
  *                      when it was registered, whoever settles its promise
  *   current()          the flight the running code belongs to
  *   ready()            something the host waits for is in this crossing's report
+ *   urlParse(input, base)   input parsed (against base, unless undefined) by ada, as [href,
+ *                      ...its components' offsets], or null (guest/shim/url.c says which)
+ *   urlSet(href, field, value)  the same after setter `field` ran, or null if it refused
+ *   urlCanParse(input, base)  whether urlParse would succeed
+ *   domainToUnicode(ascii)  UTS #46 ToUnicode of a domain
  */
 
 const W = natives; // the parameter of the function the bundle is (build/guest.py)

@@ -110,7 +110,9 @@ EXPORT("wx_init") int32_t wx_init(void)
 
     JSValue natives = JS_NewObject(ctx);
     JS_SetPropertyFunctionList(ctx, natives, wx_natives, countof(wx_natives));
+    keep_source = 0; /* the prelude's functions print as [native code], as built-ins do */
     JSValue factory = JS_Eval(ctx, wx_prelude, wx_prelude_len, "prelude.js", JS_EVAL_TYPE_GLOBAL);
+    keep_source = 1;
     if (JS_IsException(factory)) {
         JS_FreeValue(ctx, natives);
         return init_failed("prelude.js");

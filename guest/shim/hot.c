@@ -42,6 +42,8 @@ static struct hot {
 static int pin_shapes; /* 1 while wx_init warms up: see JS_SHAPE_PIN in build/guest.py */
 #define JS_SHAPE_PIN pin_shapes
 #define JS_CLOCK_READ() (hot.impure = true)
+static int keep_source = 1; /* 0 while wx_init parses the prelude: see JS_KEEP_SOURCE */
+#define JS_KEEP_SOURCE keep_source
 #include "quickjs.c"
 
 #include <wasi/api.h>

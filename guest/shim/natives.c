@@ -187,6 +187,100 @@ static JSValue w_encode(JSContext *c, JSValueConst this, int argc, JSValueConst 
     return ab;
 }
 
+/* The Encoding Standard's UTF-8 decoder: each maximal subpart of an invalid sequence becomes
+ * one U+FFFD, as browsers and Node decode (QuickJS's own decoder replaces byte by byte). Writes
+ * at most n code units; sets *errors when it replaced anything. */
+static size_t utf8_decode_whatwg(const uint8_t *p, size_t n, uint16_t *out, int *errors)
+{
+    size_t i = 0, k = 0;
+    while (i < n) {
+        uint32_t cp = p[i];
+        if (cp < 0x80) {
+            while (i + 4 <= n && !((p[i] | p[i + 1] | p[i + 2] | p[i + 3]) & 0x80)) {
+                out[k] = p[i];
+                out[k + 1] = p[i + 1];
+                out[k + 2] = p[i + 2];
+                out[k + 3] = p[i + 3];
+                k += 4;
+                i += 4;
+            }
+            if (i == n || p[i] >= 0x80)
+                continue;
+            cp = p[i];
+            out[k++] = (uint16_t)cp;
+            i++;
+            continue;
+        }
+        /* the common well-formed two- and three-byte forms, without the general loop */
+        if (cp >= 0xC2 && cp <= 0xDF && i + 1 < n && (p[i + 1] & 0xC0) == 0x80) {
+            out[k++] = (uint16_t)((cp & 0x1F) << 6 | (p[i + 1] & 0x3F));
+            i += 2;
+            continue;
+        }
+        if (cp >= 0xE1 && cp <= 0xEF && cp != 0xED && i + 2 < n && (p[i + 1] & 0xC0) == 0x80
+            && (p[i + 2] & 0xC0) == 0x80) {
+            out[k++] = (uint16_t)((cp & 0x0F) << 12 | (p[i + 1] & 0x3F) << 6 | (p[i + 2] & 0x3F));
+            i += 3;
+            continue;
+        }
+        int need;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (cp >= 0xC2 && cp <= 0xDF) {
+            need = 1;
+            cp &= 0x1F;
+        } else if (cp >= 0xE0 && cp <= 0xEF) {
+            need = 2;
+            lo = cp == 0xE0 ? 0xA0 : 0x80;
+            hi = cp == 0xED ? 0x9F : 0xBF;
+            cp &= 0x0F;
+        } else if (cp >= 0xF0 && cp <= 0xF4) {
+            need = 3;
+            lo = cp == 0xF0 ? 0x90 : 0x80;
+            hi = cp == 0xF4 ? 0x8F : 0xBF;
+            cp &= 0x07;
+        } else {
+            out[k++] = 0xFFFD;
+            *errors = 1;
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        int m = 0;
+        for (; m < need && j < n && p[j] >= lo && p[j] <= hi; m++, j++) {
+            cp = cp << 6 | (p[j] & 0x3F);
+            lo = 0x80;
+            hi = 0xBF;
+        }
+        i = j; /* a byte that broke the sequence is read again, as the start of the next */
+        if (m < need) {
+            out[k++] = 0xFFFD;
+            *errors = 1;
+        } else if (cp >= 0x10000) {
+            cp -= 0x10000;
+            out[k++] = (uint16_t)(0xD800 | cp >> 10);
+            out[k++] = (uint16_t)(0xDC00 | (cp & 0x3FF));
+        } else {
+            out[k++] = (uint16_t)cp;
+        }
+    }
+    return k;
+}
+
+/* Whether every byte is below 0x80, eight at a time. */
+static int is_ascii(const uint8_t *p, size_t n)
+{
+    uint64_t bits = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        bits |= w;
+    }
+    for (; i < n; i++)
+        bits |= p[i];
+    return (bits & 0x8080808080808080ull) == 0;
+}
+
 /* decode(bytes, enc) -> string. ENC_UTF8_FATAL throws on malformed input. */
 static JSValue w_decode(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
@@ -197,11 +291,30 @@ static JSValue w_decode(JSContext *c, JSValueConst this, int argc, JSValueConst 
         return JS_EXCEPTION;
     JSValue r;
     if (enc == ENC_UTF8 || enc == ENC_UTF8_FATAL) {
-        size_t len;
-        if (enc == ENC_UTF8_FATAL && (utf8_scan((const char *)b.p, b.n, &len) & UTF8_HAS_ERRORS))
-            r = JS_ThrowTypeError(c, "The encoded data was not valid for encoding utf-8");
-        else
-            r = JS_NewStringLen(c, (const char *)b.p, b.n);
+        if (is_ascii(b.p, b.n)) {
+            r = JS_NewStringLen(c, (const char *)b.p, b.n); /* one byte per character */
+        } else {
+            /* decoded straight into the string: at most one code unit per byte */
+            JSString *str = js_alloc_string(c, (int)b.n, 1);
+            if (!str) {
+                r = JS_EXCEPTION;
+            } else {
+                int errors = 0;
+                size_t k = utf8_decode_whatwg(b.p, b.n, str16(str), &errors);
+                if (errors && enc == ENC_UTF8_FATAL) {
+                    js_free_string(c->rt, str);
+                    r = JS_ThrowTypeError(c, "The encoded data was not valid for encoding utf-8");
+                } else {
+                    if (k < b.n - b.n / 4) { /* mostly multi-byte characters: give back the rest */
+                        JSString *fit = js_realloc(c, str, sizeof(JSString) + k * 2);
+                        if (fit)
+                            str = fit;
+                    }
+                    str->len = (uint32_t)k;
+                    r = JS_MKPTR(JS_TAG_STRING, str);
+                }
+            }
+        }
     } else if (enc == ENC_LATIN1) {
         uint16_t *u = js_malloc(c, (b.n ? b.n : 1) * 2);
         if (u) {
@@ -425,5 +538,9 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("current", 0, w_current),
     JS_CFUNC_DEF("ready", 0, w_ready),
     JS_CFUNC_DEF("leftOver", 0, w_left_over),
+    JS_CFUNC_DEF("urlParse", 2, w_url_parse),
+    JS_CFUNC_DEF("urlCanParse", 2, w_url_can_parse),
+    JS_CFUNC_DEF("urlSet", 3, w_url_set),
+    JS_CFUNC_DEF("domainToUnicode", 1, w_domain_to_unicode),
 };
 

@@ -1,17 +1,23 @@
-"""What a handler receives besides its own parameters: the services, and the tenant it acts on.
+"""What a handler receives besides its own parameters: the services, the caller's access, and
+the tenant it acts on.
 
 Every endpoint names its tenant the reference's way, `execId` (or `exec_id`) and `subdomain`, in
 the query or in the body, the query winning field by field. An `execId` alone means the
-`default` subdomain; naming neither leaves the choice to the Host header, as for scripts.
+`default` subdomain; naming neither leaves the choice to the Host header, as for scripts, or
+to the caller's token when it grants one tenant. A tenant the token does not grant is a 403.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from runtime.api.access import Access
 from runtime.api.services import Services
 from runtime.catalog.live import Catalog
 from runtime.catalog.tenants import Tenant, is_tenant_name
@@ -27,6 +33,33 @@ def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+TenantQuery = Annotated[str | None, Query(
+    description="The tenant (execId, its alias exec_id, subdomain); the query wins over the "
+    "body. Without any: a tenant token's tenant, else the Host header's.")]
+"""How a handler declares the tenant's query parameters, so the OpenAPI document shows them
+(`tenant_of` reads them from the request)."""
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="WEXEC_API_TOKEN (every tenant) or a tenant's API token (that tenant only). "
+    "Without any token configured the API answers loopback clients on a loopback bind only.",
+)
+
+
+def authorize(request: Request,
+              _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Access:
+    """The caller's access, as `access.Guard` admitted it before the body was read (every
+    router but the public ones depends on this, which also puts the scheme in the OpenAPI)."""
+    return access_of(request)
+
+
+AccessDep = Annotated[Access, Depends(authorize)]
+
+
+def access_of(request: Request) -> Access:
+    """The access `authorize` admitted for this call."""
+    access: Access = request.state.access
+    return access
 
 
 class TenantFields(BaseModel):
@@ -40,16 +73,26 @@ class TenantFields(BaseModel):
     )
 
 
-def tenant_of(request: Request, catalog: Catalog[Policy], body: TenantFields | None = None
-              ) -> Tenant:
-    """The tenant a management request acts on, or an HTTPError saying what to change."""
+def tenant_of(request: Request, catalog: Catalog[Policy], body: TenantFields | None = None,
+              *, create: bool = False) -> Tenant:
+    """The tenant a management request acts on, or an HTTPError saying what to change.
+
+    `create`: a tenant named but not on disk yet is returned anyway (a write makes its folder),
+    when the server serves a tenants root.
+    """
+    access = access_of(request)
     query = request.query_params
     exec_id = _given("query", query.get("execId"), query.get("exec_id"))
     if exec_id is None and body is not None:
         exec_id = _given("body", body.execId, body.exec_id)
     subdomain = query.get("subdomain") or (body.subdomain if body is not None else None) or None
     if exec_id is None and subdomain is None:
-        return catalog.view.resolver.resolve(request.headers.get("host", ""))
+        if access.tenant is not None:
+            subdomain, _, exec_id = access.tenant.partition("/")
+        else:
+            hosted = catalog.view.resolver.resolve(request.headers.get("host", ""))
+            access.check(hosted.name)
+            return hosted
     if exec_id is None:
         raise HTTPError(
             400, "invalid_tenant",
@@ -66,7 +109,11 @@ def tenant_of(request: Request, catalog: Catalog[Policy], body: TenantFields | N
                 "starting with a letter or digit",
                 field=field, value=value,
             )
+    access.check(f"{subdomain}/{exec_id}")  # before looking: a refusal says nothing of what exists
     tenant = catalog.view.resolver.get(subdomain, exec_id)
+    root = services(request).settings.tenants_root if tenant is None and create else None
+    if root is not None:
+        return Tenant(subdomain, exec_id, Path(os.path.realpath(root)) / subdomain / exec_id)
     if tenant is None:
         raise HTTPError(
             404, "unknown_tenant",

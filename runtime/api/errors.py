@@ -11,11 +11,36 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime.http.errors import HTTPError
+
+
+class ErrorBody(BaseModel):
+    """Every failure's answer; details beside `error` and `message` depend on the failure."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="A code to branch on, e.g. forbidden, validation_failed.")
+    message: str = Field(description="What failed and what to change, for a person.")
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "The request cannot be done as asked (the message says why)."),
+        (401, "No token, or not one this server knows."),
+        (403, "The token does not grant this tenant, or the path leaves the tenant's folder."),
+        (404, "No such file, tenant or endpoint."),
+        (409, "Conflicts with what exists (a file in the way, a restart under way)."),
+        (413, "The body or the content is too large."),
+        (422, "The request does not fit the endpoint's parameters or body (`problems`)."),
+    )
+}
+"""The error answers every guarded endpoint documents."""
 
 
 async def _answer(request: Request, exc: Exception) -> Response:

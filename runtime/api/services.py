@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from runtime.catalog.live import Catalog
+from runtime.catalog.tenants import Tenant
 from runtime.config import Settings
 from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy
@@ -25,3 +27,13 @@ class Services:
     sandbox: Sandbox
     shedder: LoadShedder
     access_log: AccessLog
+
+    async def publish(self, tenant: Tenant, *paths: str) -> None:
+        """Serve what the API just changed in `tenant` before answering: its files are compiled
+        now, not after the reload interval, so the next request runs the new version."""
+        for path in paths:
+            self.sandbox.compiler.invalidate(tenant.root, path)
+        retired = await asyncio.to_thread(
+            self.catalog.refresh, tenant=tenant.name, touched=frozenset(paths))
+        for key in retired:
+            self.sandbox.evict(key)

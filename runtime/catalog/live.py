@@ -15,6 +15,7 @@ others, or start-up.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -77,15 +78,24 @@ class Catalog(Generic[P]):
         self._policy_of = policy_of
         self._settle_ns = settings.reload_interval_ms * 1_000_000
         self._warned: set[str] = set()
+        self._refreshing = threading.Lock()  # the reload loop and the API's writes, one at a time
         self._view: View[P] = View(TenantResolver(settings.tenant_host_pattern, discover(settings)), {})
 
     @property
     def view(self) -> View[P]:
         return self._view
 
-    def lookup(self, host: str, path: str) -> tuple[Tenant, Script[P] | None, Query]:
+    def lookup(
+        self, host: str, path: str, tenant_name: str | None = None
+    ) -> tuple[Tenant, Script[P] | None, Query]:
+        """The tenant ``host`` names (or, for a request made in-process, ``tenant_name``) and
+        its script for ``path``."""
         view = self._view
-        tenant = view.resolver.resolve(host)
+        if tenant_name is None:
+            tenant = view.resolver.resolve(host)
+        else:
+            subdomain, _, exec_id = tenant_name.partition("/")
+            tenant = view.resolver.get(subdomain, exec_id) or view.resolver.default
         scripts = view.tenants.get(tenant.name)
         if scripts is not None:
             hit = scripts.table.match(path)
@@ -94,12 +104,20 @@ class Catalog(Generic[P]):
                 return tenant, scripts.scripts[route.rel], params
         return tenant, None, {}
 
-    def refresh(self, *, initial: bool = False) -> set[str]:
+    def refresh(self, *, initial: bool = False, tenant: str | None = None,
+                touched: frozenset[str] = frozenset()) -> set[str]:
         """Bring the view up to date with disk; returns artefact keys nobody serves any more.
 
         `initial` compiles every file at once instead of waiting for it to settle: at start-up
-        nobody is expected to be writing.
+        nobody is expected to be writing. `tenant` refreshes that tenant alone (and any new
+        one), compiling its files at once: the management API wrote them, atomically. Its
+        `touched` paths are read again even if their modification time and size look
+        unchanged (two writes within one clock tick).
         """
+        with self._refreshing:
+            return self._refresh(initial, tenant, touched)
+
+    def _refresh(self, initial: bool, eager: str | None, touched: frozenset[str]) -> set[str]:
         old = self._view
         now = time.time_ns()
         skipped: dict[str, str] = {}
@@ -108,8 +126,13 @@ class Catalog(Generic[P]):
         fresh: dict[str, TenantScripts[P]] = {}
         for tenant in tenants:
             prev = old.tenants.get(tenant.name)
+            if eager is not None and tenant.name != eager and prev is not None:
+                fresh[tenant.name] = prev  # the API changed one tenant: the loop does the rest
+                continue
             try:
-                fresh[tenant.name] = self._refresh_tenant(tenant, prev, now, initial, problems)
+                fresh[tenant.name] = self._refresh_tenant(
+                    tenant, prev, now, initial or tenant.name == eager,
+                    touched if tenant.name == eager else frozenset(), problems)
             except Exception as exc:  # noqa: BLE001 - one tenant must never stop the others
                 problems.add(f"{tenant.name}: re-reading its scripts failed: {exc!r}")
                 if prev is not None:
@@ -120,12 +143,13 @@ class Catalog(Generic[P]):
         self._view = View(resolver, fresh)
         for problem in sorted(problems - self._warned):
             log.warning("%s", problem)
-        self._warned = problems
+        # one tenant's refresh saw only its own problems: the others' stay warned about
+        self._warned = problems if eager is None else self._warned | problems
         return _keys(old) - _keys(self._view)
 
     def _refresh_tenant(
         self, tenant: Tenant, prev: TenantScripts[P] | None, now: int, initial: bool,
-        problems: set[str],
+        touched: frozenset[str], problems: set[str],
     ) -> TenantScripts[P]:
         found = scan(tenant.root, self._settings.max_tenant_entries)
         problems.update(f"{tenant.name}/{rel}: {why}; not served" for rel, why in found.skipped.items())
@@ -136,11 +160,11 @@ class Catalog(Generic[P]):
         changed = False
         for rel, stat in on_disk.items():
             current = before.get(rel)
-            if current is not None and current.stat == stat:
+            if current is not None and current.stat == stat and rel not in touched:
                 scripts[rel] = current
                 continue
             settled = initial or now - stat[0] >= self._settle_ns
-            if not settled or tried.get(rel) == stat:
+            if not settled or (tried.get(rel) == stat and rel not in touched):
                 if current is not None:
                     scripts[rel] = current  # keep serving the last good version meanwhile
                 continue
@@ -156,9 +180,10 @@ class Catalog(Generic[P]):
             tried.pop(rel, None)
             scripts[rel] = script
             changed = True
-        if prev is not None and not changed and scripts.keys() == before.keys():
-            return prev
         tried = {rel: stat for rel, stat in tried.items() if rel in on_disk}
+        if prev is not None and not changed and scripts.keys() == before.keys() \
+                and tried == prev.tried:
+            return prev
         table = RouteTable([s.route for s in scripts.values()])
         return TenantScripts(tenant, table, scripts, tried)
 

@@ -66,6 +66,11 @@ class Compiler:
         return Artefact(key, path, compiled.bytecode, magic, compiled.shape, compiled.mappings,
                         compiled.origin, dict(magic.env))
 
+    def check(self, source: str, path: str) -> None:
+        """Compile ``source`` as ``path`` would be, magic comments aside and nothing cached:
+        the first error, at its original line and column (the management API's validation)."""
+        self._build(source, path, loader_for(path))
+
     def compile_file(self, root: Path, rel: str) -> Artefact:
         """Compile ``root/rel``; an unchanged file (same mtime and size) costs one stat.
 

@@ -107,6 +107,7 @@ class MagicComments(BaseModel):
     tags: tuple[str, ...] = ()
     enabled: bool = True
     env: dict[str, str] = Field(default_factory=dict, repr=False)
+    allow_hosts: tuple[str, ...] = ()
 
     @field_validator("cors")
     @classmethod
@@ -204,6 +205,16 @@ def _tags(value: str) -> tuple[str, ...]:
     return tags
 
 
+_HOST_ENTRY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+
+
+def _hosts(value: str) -> tuple[str, ...]:
+    hosts = tuple(h for h in re.split(r"[,\s]+", value) if h)
+    if not hosts or not all(_HOST_ENTRY.fullmatch(h) for h in hosts):
+        raise ValueError("expected host[:port] entries separated by commas, like api.example.com:443")
+    return hosts
+
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -277,6 +288,9 @@ DIRECTIVES: tuple[Directive, ...] = (
               "Tags for listings and filters, comma separated.", (), "webhook, stripe"),
     Directive("enabled", "enabled", _boolean, "boolean",
               "false keeps the file but does not serve it.", ("true", "false"), "false"),
+    Directive("allow-hosts", "allow_hosts", _hosts, "list",
+              "The only hosts (host[:port]) this script's fetch may reach; it narrows what the "
+              "server allows and never widens it.", (), "api.example.com, hooks.example.com:8443"),
     Directive("env", "env", _env, "NAME=value",
               "Set process.env.NAME for this script; repeat for more variables.", (),
               "API_BASE=https://api.example.com", repeatable=True),
@@ -343,6 +357,12 @@ def _leading_comment_lines(source: str) -> list[tuple[int, str]]:
                 continue
             return found
     return found
+
+
+def directive_lines(source: str) -> list[tuple[int, str]]:
+    """The comment lines the parser reads directives from, with their 1-based numbers: what
+    the management API edits in place."""
+    return _leading_comment_lines(source)
 
 
 def parse_magic_comments(source: str) -> MagicComments:

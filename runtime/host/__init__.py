@@ -68,6 +68,7 @@ class OpContext:
     state: dict[str, Any] = field(default_factory=dict)  # unit name → its ``request_state()``
     services: Services = field(default_factory=Services)
     quota: TenantQuota | None = None  # the tenant's ledger, for what a unit holds (host streams)
+    hops: int = 0  # scripts the request already passed through (fetch's loop guard)
 
 
 HostOp = Callable[[dict[str, Any], OpContext], Awaitable[Any]]

@@ -29,12 +29,13 @@ from runtime.host import (
     streams,
     timers,
 )
+from runtime.host.fetch import unit as fetch
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, ai.UNIT, isolate.UNIT)
+UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, fetch.UNIT, ai.UNIT, isolate.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT, streams.UNIT)

@@ -27,31 +27,45 @@ CHUNK_BYTES = 64 * 1024
 
 
 class _Stream:
-    """One open stream: its source, and the lock that keeps a read and a close apart."""
+    """One open stream: its source, the read in progress, and the lock that keeps a read and a
+    close apart."""
 
-    __slots__ = ("lock", "rest", "source")
+    __slots__ = ("closed", "lock", "pending", "rest", "source")
 
     def __init__(self, source: AsyncIterator[bytes]) -> None:
         self.source = source
         self.rest = b""  # what a read left of a chunk larger than CHUNK_BYTES
         self.lock = asyncio.Lock()
+        self.pending: asyncio.Future[bytes] | None = None  # the source's next chunk, awaited
+        self.closed = False
 
     async def read(self) -> bytes | None:
+        """The next chunk, or None at the end or once the stream is closed meanwhile."""
         async with self.lock:
-            if not self.rest:
-                chunk = b""
-                while not chunk:  # an empty chunk is no news: wait for the next
-                    try:
-                        chunk = await anext(self.source)
-                    except StopAsyncIteration:
-                        return None
-                self.rest = bytes(chunk)
+            while not self.rest:  # an empty chunk is no news: wait for the next
+                if self.closed:
+                    return None
+                self.pending = asyncio.ensure_future(anext(self.source))
+                try:
+                    self.rest = bytes(await self.pending)
+                except StopAsyncIteration:
+                    return None
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if self.closed and (current is None or not current.cancelling()):
+                        return None  # closed while waiting: this read is the end
+                    raise
+                finally:
+                    self.pending = None
             out, self.rest = self.rest[:CHUNK_BYTES], self.rest[CHUNK_BYTES:]
             return out
 
     async def aclose(self) -> None:
-        """Let the source go (a socket closed, an upstream request cancelled): after a read in
-        progress was cancelled, never during one."""
+        """Let the source go (a socket closed, an upstream request cancelled), ending a read
+        that waits for it."""
+        self.closed = True
+        if self.pending is not None:
+            self.pending.cancel()
         async with self.lock:
             closer = getattr(self.source, "aclose", None)
             if closer is not None:

@@ -6,6 +6,9 @@ Any step may stop the request with an `HTTPError`, answered as JSON; no script f
 What a script returns is checked (`response.ResponseRules`) before the server sees any of it,
 and every request that reached a script leaves one line in its log, whatever happened while
 the answer was being sent.
+A script's relative ``fetch('/path')`` comes back in through ``dispatch``: the same path, run
+in-process for the caller's tenant, without a socket; ``x-wexec-hops`` counts the scripts a
+request has passed through, and past ``MAX_HOPS`` the answer is 508.
 A streamed response is sent as its chunks arrive; its @concurrent slot is held until it ends, and
 a script failure mid-stream leaves the body unfinished, so the server cuts the connection and the
 client can tell the body is incomplete.
@@ -16,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from runtime.catalog.live import Catalog, Script
 from runtime.catalog.tenants import Tenant
+from runtime.host.fetch import HOPS_HEADER, MAX_HOPS
 from runtime.http import auth, cors
 from runtime.http.errors import (
     HTTPError,
@@ -70,6 +76,50 @@ class ScriptRequest:
     ip: str
     may_have_body: bool = True
     body: bytes = b""  # set once read, so the request log has it even when the script fails
+
+
+@dataclass(slots=True)
+class Dispatched:
+    """A response to a request made in-process (``Gateway.dispatch``): its head, and its body
+    whole (``rest`` None) or as it arrives (``rest``, ``body`` empty)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    rest: AsyncIterator[bytes] | None
+
+
+class _Rest:
+    """The rest of an in-process response body, as the gateway sends it; closing it early is
+    the client going away (its request ends), even if it was never read."""
+
+    def __init__(
+        self, sent: asyncio.Queue[Message], gone: asyncio.Event, task: asyncio.Future[None],
+        first: bytes,
+    ) -> None:
+        self.sent, self.gone, self.task = sent, gone, task
+        self.first = first  # the chunk that came with the head
+        self.done = False
+
+    def __aiter__(self) -> _Rest:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.first:
+            chunk, self.first = self.first, b""
+            return chunk
+        while not self.done:
+            message = await self.sent.get()
+            self.done = not message.get("more_body")
+            if message.get("body"):
+                return bytes(message["body"])
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.gone.set()
+        if not self.task.done():
+            self.task.cancel()
 
 
 def decode(scope: Scope) -> ScriptRequest:
@@ -128,7 +178,9 @@ class Gateway:
         started, t0 = time.time_ns(), time.perf_counter_ns()
         try:
             req = decode(scope)
-            tenant, script, params = self.catalog.lookup(req.headers.get("host", ""), req.route_path)
+            tenant, script, params = self.catalog.lookup(
+                req.headers.get("host", ""), req.route_path, scope.get("wexec.tenant")
+            )
             policy: Policy | None = script.policy if script is not None else None
             extra = cors.allow_headers(policy.cors, req.headers.get("origin")) if policy else []
         except Exception as exc:  # a request the path cannot even read still gets JSON
@@ -178,6 +230,51 @@ class Gateway:
             if policy is not None and policy.log_level != "none":
                 self._log(tenant, policy, req, result, size, error, started, t0)
 
+    async def dispatch(
+        self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+    ) -> Dispatched:
+        """Run one request for ``tenant`` through this same path, in-process: what a script's
+        relative ``fetch`` makes (``target`` is a path and query). The body is paced by its
+        reader; a reader that stops early is a client that went away."""
+        path, _, query = target.partition("#")[0].partition("?")
+        pairs = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        if not any(k == b"host" for k, _ in pairs):
+            pairs.append((b"host", b"localhost"))
+        pairs.append((b"content-length", b"%d" % len(body)))
+        scope: Scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": unquote(path), "raw_path": path.encode("latin-1"),
+            "query_string": query.encode("latin-1"), "headers": pairs, "client": None,
+            "server": None, "wexec.tenant": tenant,
+        }
+        sent: asyncio.Queue[Message] = asyncio.Queue(maxsize=2)  # the head and one chunk
+        gone = asyncio.Event()
+        requested = False
+
+        async def receive() -> Message:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        task = asyncio.ensure_future(self(scope, receive, sent.put))
+        try:
+            start = await sent.get()
+            first = await sent.get()
+        except BaseException:
+            gone.set()
+            task.cancel()
+            raise
+        head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", ())]
+        status = int(start["status"])
+        reason = _REASONS.get(status, "")
+        chunk = first.get("body", b"")
+        if not first.get("more_body"):
+            return Dispatched(status, reason, head, chunk, None)
+        return Dispatched(status, reason, head, b"", _Rest(sent, gone, task, chunk))
+
     def _log(
         self, tenant: Tenant, policy: Policy, req: ScriptRequest, result: Result | None, size: int,
         error: str | None, started: int, t0: int,
@@ -199,6 +296,14 @@ class Gateway:
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
         params: dict[str, Any], req: ScriptRequest, receive: Receive,
     ) -> Result:
+        hops = _hops(req.headers)
+        if hops > MAX_HOPS:
+            raise HTTPError(
+                508, "loop_detected",
+                f"{req.path}: this request has passed through {hops} scripts fetching one another "
+                f"({HOPS_HEADER}); a chain of fetches stops past {MAX_HOPS}",
+                path=req.path,
+            )
         if script is None:
             raise not_found(tenant.name, req.path)
         if script.artefact is None or policy is None:
@@ -219,7 +324,9 @@ class Gateway:
             headers, query, url = found.headers, found.query, found.url
         if req.may_have_body:
             req.body = await read_body(receive, headers.get("content-length"), self.max_body)
-        invocation = Invocation(req.method, req.path, url, headers, query, params, req.body, req.ip)
+        invocation = Invocation(
+            req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops
+        )
         limiter = policy.limiter
         if limiter is not None:
             await limiter.acquire()
@@ -238,6 +345,16 @@ class Gateway:
         finally:
             if limiter is not None and not held_by_stream:
                 limiter.release()
+
+
+def _hops(headers: dict[str, str]) -> int:
+    """The scripts a request already passed through, as its ``x-wexec-hops`` says (a
+    client's own value only makes its request stop sooner)."""
+    value = headers.get(HOPS_HEADER, "")
+    return int(value) if value.isdigit() and len(value) < 6 else 0
+
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
 def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:

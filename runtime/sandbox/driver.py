@@ -35,6 +35,7 @@ from runtime.sandbox.envelope import (
     first_envelope,
     header_pairs,
     log_record,
+    ops_of,
     result_of,
     stopped,
 )
@@ -64,6 +65,7 @@ class InFlight:
     ops: int = 0  # its operations pending on the host
     console: ConsoleLog | None = None  # what keeps ``logs`` within the caps, once it logs
     context: OpContext | None = None  # who asks, for its ops: made on its first op
+    hops: int = 0  # scripts the request already passed through (Invocation.hops)
 
     def remaining_ms(self) -> float | None:
         if self.deadline is None:
@@ -198,6 +200,7 @@ class Driver:
         crossing, as ``load_script`` would, and its failure is raised the same way.
         """
         req = self._new_request(timeout_ms)
+        req.hops = inv.hops
         header, blob, budget, _ = first_envelope(
             req.rid, inv, timeout_ms, None, load, self.path, self.instance.memory_limit
         )
@@ -458,7 +461,7 @@ class Driver:
             if entry:
                 entry[1].cancel()
                 self._release(op_id)
-        return list(out.get("ops", ()))
+        return ops_of(out, blob)
 
     def _left_over(self, rids: list[int] | None) -> None:
         """Work a crossing left (``more``: whose it is, ABI.md) goes on in later resumes until
@@ -616,7 +619,7 @@ class Driver:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""
         req.context = OpContext(
             self.tenant, self.path, req.rid, req.deadline, grants, req.stream,
-            services=self.registry.services, quota=self.quota,
+            services=self.registry.services, quota=self.quota, hops=req.hops,
         )
         return req.context
 

@@ -55,6 +55,22 @@ def result_of(done: list[Any], blob: bytes) -> Result:
     return Result(status, header_pairs(headers), blob[off : off + length])
 
 
+def ops_of(out: dict[str, Any], blob: bytes) -> list[dict[str, Any]]:
+    """The operations a crossing listed, each arg an op names in ``bytes`` replaced by the
+    slice of ``blob`` it refers to (``{"off", "len"}``, ABI.md)."""
+    ops = list(out.get("ops", ()))
+    for op in ops:
+        names = op.get("bytes")
+        args = op.get("args")
+        if names and isinstance(args, dict):
+            for name in names:
+                ref = args.get(name)
+                if isinstance(ref, dict):
+                    off, length = int(ref.get("off", 0)), int(ref.get("len", 0))
+                    args[name] = blob[off : off + length] if 0 <= off and 0 <= length else b""
+    return ops
+
+
 def budget_ms(budget: float | None) -> float | None:
     """A budget for the guest: whole milliseconds as an integer, which it parses fastest."""
     return int(budget) if budget is not None and budget == int(budget) else budget

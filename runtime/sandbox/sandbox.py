@@ -246,6 +246,7 @@ class Sandbox:
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
+            req.hops = inv.hops  # before its first op runs, in finish
         except BaseException:
             driver.close()
             raise

@@ -25,6 +25,7 @@ class Invocation:
     params: Query = field(default_factory=dict)
     body: bytes = b""
     ip: str = ""
+    hops: int = 0  # scripts this request already passed through (a fetch's x-wexec-hops)
 
 
 @dataclass(slots=True)

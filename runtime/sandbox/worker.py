@@ -81,6 +81,8 @@ class WorkerDriver(Driver):
             return []
         now = time.monotonic()
         reqs = [self._new_request(timeout_ms, now) for _, timeout_ms, _ in batch]
+        for req, (inv, _, _) in zip(reqs, batch, strict=True):
+            req.hops = inv.hops
         limits = [req.limit_ms for req in reqs if req.limit_ms is not None]
         budget = min(limits) if len(limits) == len(reqs) else None  # each request's own limit
         header = orjson.dumps({

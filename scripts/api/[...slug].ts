@@ -20,7 +20,7 @@ const file = `api/${slug.join('/')}.ts`;
 
 // Saved by a request a moment ago: run what was saved rather than ask again.
 if (await fs.exists(file)) {
-  return isolate.eval(await fs.read(file), [req, res]);
+  return isolate.eval(await fs.read(file), [req, res, fetch]);
 }
 
 const { text } = await generateText({
@@ -34,7 +34,7 @@ const handler = text.trim().replace(/^```[a-z]*\n([\s\S]*?)\n?```$/, '$1');
 
 let result;
 try {
-  result = await isolate.eval(handler, [req, res], { timeout: 5000 });
+  result = await isolate.eval(handler, [req, res, fetch], { timeout: 5000 });
 } catch (e) {
   return res.status(502).json({
     error: 'generated_handler_failed',

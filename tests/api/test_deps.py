@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from starlette.requests import Request
 
+from runtime.api.access import Access
 from runtime.api.deps import TenantFields, tenant_of
 from runtime.catalog.live import Catalog
 from runtime.config import Settings
@@ -22,21 +23,28 @@ def catalog(tmp_path: Path) -> Catalog[None]:
     return Catalog(settings, lambda root, rel: None, lambda tenant, rel, artefact: None)
 
 
-def request(query: dict[str, str] | None = None, host: str = "localhost:8080") -> Request:
+EVERY_TENANT = Access(None)
+"""What WEXEC_API_TOKEN admits."""
+
+
+def request(query: dict[str, str] | None = None, host: str = "localhost:8080",
+            access: Access = EVERY_TENANT) -> Request:
+    """A management request as `deps.authorize` leaves it: its access admitted."""
     return Request({"type": "http", "method": "GET", "path": "/api/v1/exec/scripts/list",
                     "query_string": urlencode(query or {}).encode(),
-                    "headers": [(b"host", host.encode())]})
+                    "headers": [(b"host", host.encode())], "state": {"access": access}})
 
 
 def name(catalog: Catalog[None], query: dict[str, str] | None = None,
-         body: TenantFields | None = None, host: str = "localhost:8080") -> str:
-    return tenant_of(request(query, host), catalog, body).name  # type: ignore[arg-type]
+         body: TenantFields | None = None, host: str = "localhost:8080",
+         access: Access = EVERY_TENANT) -> str:
+    return tenant_of(request(query, host, access), catalog, body).name  # type: ignore[arg-type]
 
 
 def refusal(catalog: Catalog[None], query: dict[str, str] | None = None,
-            body: TenantFields | None = None) -> HTTPError:
+            body: TenantFields | None = None, access: Access = EVERY_TENANT) -> HTTPError:
     with pytest.raises(HTTPError) as refused:
-        name(catalog, query, body)
+        name(catalog, query, body, access=access)
     return refused.value
 
 
@@ -96,3 +104,22 @@ def test_an_unknown_tenant_is_a_404_naming_it(catalog: Catalog[None]) -> None:
     err = refusal(catalog, {"execId": "8", "subdomain": "bob"})
     assert err.status == 404 and err.code == "unknown_tenant" and err.details == {"tenant": "bob/8"}
     assert "no tenant bob/8" in err.message
+
+
+def test_a_tenant_token_acts_on_its_tenant_and_no_other(catalog: Catalog[None]) -> None:
+    alice = Access("alice/1")
+    assert name(catalog, access=alice) == "alice/1"  # naming nothing: the token's tenant
+    assert name(catalog, {"execId": "1", "subdomain": "alice"}, access=alice) == "alice/1"
+    for query, body in (({"execId": "7", "subdomain": "bob"}, None),
+                        (None, TenantFields(execId="7", subdomain="bob")),
+                        ({"execId": "1"}, None)):  # default/1
+        err = refusal(catalog, query, body, access=alice)
+        assert err.status == 403 and err.code == "forbidden" and "grants tenant alice/1" in err.message
+    assert name(catalog, host="bob-7.example.com", access=alice) == "alice/1"  # not the Host's
+
+
+def test_a_tenant_token_learns_nothing_of_tenants_it_may_not_see(catalog: Catalog[None]) -> None:
+    """Another tenant is a 403 whether it exists or not: a 404 would say which ones do."""
+    alice = Access("alice/1")
+    assert refusal(catalog, {"execId": "7", "subdomain": "bob"}, access=alice).status == 403
+    assert refusal(catalog, {"execId": "8", "subdomain": "bob"}, access=alice).status == 403

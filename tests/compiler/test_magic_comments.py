@@ -60,6 +60,7 @@ def test_every_directive_is_read() -> None:
 // @enabled false
 // @env API_BASE=https://api.example.com
 // @env GREETING="hello there"
+// @allow-hosts api.example.com, hooks.example.com:8443
 return 1;
 """
     m = parse_magic_comments(source)
@@ -82,6 +83,7 @@ return 1;
     assert m.tags == ("webhook", "stripe")
     assert m.enabled is False
     assert m.env == {"API_BASE": "https://api.example.com", "GREETING": "hello there"}
+    assert m.allow_hosts == ("api.example.com", "hooks.example.com:8443")
     names = {line.split()[1][1:] for line in source.splitlines() if line.startswith("// @")}
     assert names == {d.name for d in DIRECTIVES}
 

@@ -7,11 +7,18 @@ failures with ``expected_failures.json``: a failure not listed fails the test, a
 listed one that now passes, so the list can only shrink. ``conftest.py`` prints the table.
 
 The same runner can be run under Node (``node_outcome``) to print Node's figure beside ours.
+
+WPT's ``.any.js`` files (Headers, Response, streams, encoding, ...) are scripts on testharness.js,
+not data: ``run_wpt_files`` runs a list of them unchanged in one sandboxed script, each after the
+resources its ``// META: script=`` lines name, under ``testharness.js`` beside this file (a small
+runner compatible with WPT's), and ``node_wpt_outcome`` runs the same source under Node.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -19,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-WPT = HERE / "wpt"  # vendored data files; PROVENANCE.md says where each comes from
+SHARED_WPT = HERE.parents[2] / "shared" / "wpt"  # beside the checkout, where data files may live
+WPT = Path(os.environ.get("WEXEC_WPT", SHARED_WPT))
+"""A Web Platform Tests tree (its own layout: ``url/resources/...``). This repository carries
+none of WPT: ``wpt/README.md`` says why and where the tests look for it."""
+RUNNER = HERE / "testharness.js"
+META_SCRIPT = re.compile(r"^// META: script=(\S+)", re.MULTILINE)
 EXPECTED = HERE / "expected_failures.json"
 
 # The script around a runner: every case in one run, failures as {id: message}.
@@ -55,7 +67,7 @@ RESULTS: list[Outcome] = []  # read by conftest.py's summary
 
 
 def wpt_json(rel: str) -> Any:
-    """A vendored WPT data file, e.g. ``wpt_json('url/urltestdata.json')``."""
+    """A WPT data file of the tree, e.g. ``wpt_json('url/resources/urltestdata.json')``."""
     return json.loads((WPT / rel).read_text(encoding="utf-8"))
 
 
@@ -85,6 +97,62 @@ def node_outcome(runner: str, cases: list[Any]) -> int | None:
         [node, "--input-type=module", "-"], check=False, input=source, capture_output=True, text=True, timeout=120
     )
     return int(proc.stdout) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
+
+
+def wpt_files_present(files: list[str]) -> list[str]:
+    """Which of ``files`` (paths under the WPT tree) are missing: the tests skip rather than fail."""
+    return [f for f in files if not (WPT / f).is_file()]
+
+
+def _wpt_unit(rel: str, root: Path) -> str:
+    """One test file and the resources its META lines name, in a function of its own."""
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    parts = []
+    for ref in META_SCRIPT.findall(text):
+        if ref.endswith(("testharness.js", "testharnessreport.js")):
+            continue
+        resource = root / ref.lstrip("/") if ref.startswith("/") else (path.parent / ref).resolve()
+        parts.append(resource.read_text(encoding="utf-8"))
+    body = "\n".join([*parts, text])
+    name = json.dumps(rel)
+    return (
+        f"__wpt.file({name});\n"
+        f"try {{ (function () {{\n{body}\n}}).call(globalThis); }} catch (e) {{ __wpt.fileError({name}, e); }}\n"
+    )
+
+
+def _wpt_source(files: list[str], tail: str, root: Path) -> str:
+    return "\n".join([RUNNER.read_text(encoding="utf-8"), *(_wpt_unit(f, root) for f in files), tail])
+
+
+def run_wpt_files(sandbox: Any, api: str, files: list[str], root: Path = WPT) -> Outcome:
+    """Run testharness ``.any.js`` files (WPT's under ``root``, or the project's own written the
+    same way) in one sandboxed script; each test is a case, named file: test."""
+    from runtime.sandbox import Invocation
+
+    source = "// @timeout 120000\n" + _wpt_source(files, "return __wpt.finish();", root)
+    artefact = sandbox.compiler.compile_source(source, f"wpt-{api}.js")
+    result = sandbox.run_sync(artefact, Invocation("GET", "/"))
+    assert result.status == 200, f"{api}: the conformance script failed: {result.body[:2000]!r}"
+    body = json.loads(result.body)
+    return Outcome(api, body["total"], body["failed"])
+
+
+def node_wpt_outcome(files: list[str], total: int, root: Path = WPT) -> int | None:
+    """How many of the same tests Node fails; a test Node never ran counts as failed."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    source = _wpt_source(files, "__wpt.finish().then((r) => process.stdout.write(JSON.stringify(r)));", root)
+    proc = subprocess.run(
+        [node, "--expose-gc", "--input-type=commonjs", "-"],
+        check=False, input=source, capture_output=True, text=True, timeout=300,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    body = json.loads(proc.stdout)
+    return len(body["failed"]) + max(0, total - body["total"])
 
 
 def expected_failures(api: str) -> dict[str, str]:

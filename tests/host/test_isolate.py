@@ -28,7 +28,7 @@ SCRIPTS = {
     "handoff.ts": "return isolate.eval(\n"
                   "  'res.setHeader(\"x-nested\", \"1\");\\n'\n"
                   "  + 'return res.status(201).json({ method: req.method, id: metadata.parameters.id,'\n"
-                  "  + ' body: req.body, q: req.query.q })', [req, res]);\n",
+                  "  + ' body: req.body, q: req.query.q })', [req, res, fetch]);\n",
     "named.ts": "return isolate.eval('return { path: req.path, n }', { req, n: 7 });\n",
     "short.ts": "// @timeout 400\n"
                 "const t = Date.now();\n"

@@ -49,10 +49,12 @@ def test_the_guest_and_the_registry_agree_on_every_name() -> None:
 
 def test_every_sandbox_holds_the_response_and_the_built_ins_by_default() -> None:
     registry = Registry(settings_for_tests())
-    assert [u.name for u in registry.units] == ["response", "streams", "timers", "crypto", "ai",
-                                                "isolate"]
-    assert set(registry.ops) == {"response.drain", "streams.read", "streams.cancel",
-                                 "timers.sleep", "ai.chat", "ai.stream", "ai.object", "isolate.eval"}
+    assert [u.name for u in registry.units] == ["response", "streams", "timers", "crypto", "fetch",
+                                                "ai", "isolate"]
+    assert set(registry.ops) == {
+        "response.drain", "streams.read", "streams.cancel", "timers.sleep", "fetch.request",
+        "ai.chat", "ai.stream", "ai.object", "isolate.eval",
+    }
     assert set(registry.calls) == {"crypto.hash", "crypto.hmac"}
     assert Registry(settings_for_tests(), ()).units == CORE
 
@@ -63,7 +65,7 @@ def test_an_unknown_op_is_refused_naming_it_and_the_units_held() -> None:
         registry.op("fs.read", {"timers": True})
     assert str(caught.value) == (
         "unknown host operation 'fs.read': no unit registers it (units: response, streams, timers, "
-        "crypto, ai, isolate)"
+        "crypto, fetch, ai, isolate)"
     )
 
 
@@ -117,8 +119,11 @@ def test_a_failure_keeps_the_name_of_a_host_refusal() -> None:
 def test_every_built_in_is_granted_by_policy_once_per_version() -> None:
     artefact = SimpleNamespace(magic=MagicComments())  # all policy_for reads of an artefact
     policy = policy_for("default/1", "p.ts", artefact, settings_for_tests())  # type: ignore[arg-type]
-    assert set(policy.grants) == {"response", "streams", "timers", "crypto", "isolate"}  # ai: by // @ai
-    assert {u.name for u in (*CORE, *UNITS) if u.name != "ai"} == set(policy.grants)
+    grants = dict(policy.grants)
+    assert grants.pop("fetch").hosts is None  # every public host; the guard decides the rest
+    assert grants.pop("isolate").depth_left == 3
+    assert grants == {"response": True, "streams": True, "timers": True, "crypto": True}
+    assert {u.name for u in (*CORE, *UNITS) if u.name != "ai"} == set(policy.grants)  # ai: by @ai
     ai_version = SimpleNamespace(magic=MagicComments(ai=True))
     assert "ai" in policy_for("default/1", "p.ts", ai_version, settings_for_tests()).grants  # type: ignore[arg-type]
 

@@ -145,3 +145,31 @@ async def test_open_streams_are_capped_per_request_and_per_tenant() -> None:
         await asyncio.sleep(0.05)
         assert h.sandbox.quotas.of("b/1").host_streams == 0  # every stream closed and uncounted
         assert (await h.run(two, tenant="b/1")).body == b"ok"
+
+
+async def _forever() -> AsyncIterator[bytes]:
+    try:
+        await asyncio.sleep(3600)
+        yield b"never"
+    finally:
+        events.append("closed")
+
+
+async def open_forever(args: dict[str, Any], ctx: OpContext) -> int:
+    return open_stream(ctx, _forever())
+
+
+async def test_cancelling_a_stream_ends_a_read_waiting_on_its_source() -> None:
+    waits = Unit(name="waits", granted_by="tests", ops={"open": open_forever}, grant=always)
+    src = """
+const stream = __wexec.stream(await __wexec.op('waits.open', {}));
+const reader = stream.getReader();
+const read = reader.read();
+await new Promise((r) => setTimeout(r, 20));
+await __wexec.op('streams.cancel', { handle: 1 });
+return await read;
+"""
+    with holding(waits, timers.UNIT) as h:
+        events.clear()
+        assert json.loads((await h.run(src)).body) == {"done": True}
+        assert events == ["closed"]

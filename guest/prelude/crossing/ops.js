@@ -10,14 +10,15 @@ const opsById = new Map(); // id -> {flight, resolve, reject} or {flight, timer}
 
 // Requests list their operations for the host; code outside a request (a
 // script's top level) has no host to wait on, so its operations never settle.
-const listOp = (rec, name, args) => {
+// `bytes` names the args that are references into the output blob (blob()).
+const listOp = (rec, name, args, bytes) => {
   const id = state.nextId++;
   const f = current();
   rec.flight = f;
   if (!f || f.finished) return id;
   opsById.set(id, rec);
   f.pending++;
-  push(state.ops || (state.ops = []), { id, rid: f.rid, op: name, args });
+  push(state.ops || (state.ops = []), bytes ? { id, rid: f.rid, op: name, args, bytes } : { id, rid: f.rid, op: name, args });
   return id;
 };
 
@@ -31,9 +32,9 @@ const dropOp = (id) => {
   else push(state.cancel || (state.cancel = []), id);
 };
 
-const op = (name, args) =>
+const op = (name, args, bytes) =>
   new Promise((resolve, reject) => {
-    listOp({ resolve, reject }, name, args === undefined ? {} : args);
+    listOp({ resolve, reject }, name, args === undefined ? {} : args, bytes);
   });
 
 const opError = (err) => {

@@ -4,6 +4,8 @@ import { UTF8, W } from '../natives.js';
 import { fromShape } from '../crossing/flight.js';
 import { Buffer } from '../lib/buffer.js';
 import { parseQuery } from '../lib/url.js';
+import { Blob } from '../lib/blob.js';
+import { parseForm as parseFormData } from '../lib/formdata.js';
 
 const UNSET = Symbol('unset');
 
@@ -47,6 +49,16 @@ class Request {
   json() { return new Promise((resolve) => resolve(JSON.parse(this.rawBody))); }
   arrayBuffer() { return Promise.resolve(this._raw ? this._raw.slice().buffer : new ArrayBuffer(0)); }
   bytes() { return Promise.resolve(this._raw ? this._raw.slice() : new Uint8Array(0)); }
+  blob() { return this.bytes().then((b) => new Blob([b], { type: this.headers['content-type'] || '' })); }
+  // The body, within the body limit the host already applied, as FormData: multipart/form-data
+  // or application/x-www-form-urlencoded.
+  formData() {
+    return new Promise((resolve) => {
+      const form = parseFormData(this._raw || new Uint8Array(0), this.headers['content-type']);
+      if (form === null) throw new TypeError('req.formData(): the Content-Type is ' + JSON.stringify(this.headers['content-type'] || '') + ', not multipart/form-data or application/x-www-form-urlencoded');
+      resolve(form);
+    });
+  }
 }
 // _raw (undefined), _body and _text (UNSET) default on the prototype: most requests
 // have no body, and never read it

@@ -8,7 +8,7 @@ import { endStream, stream, streamOf } from '../crossing/stream.js';
 import { fail } from '../crossing/errors.js';
 import { log } from '../lib/console.js';
 import { viewOf } from '../lib/encoding.js';
-import { Response } from '../lib/http.js';
+import { Response, responseParts } from '../lib/http.js';
 import { newRequest } from './req.js';
 import { META, RES, TYPES, TYPE_HEADERS } from './res.js';
 
@@ -31,9 +31,9 @@ const respondWith = (f, v, atFlush) => {
   const proto = v !== null && typeof v === 'object' ? getPrototypeOf(v) : undefined;
   const plain = proto === ObjectPrototype || proto === ArrayPrototype; // most answers: JSON
   if (!plain && v instanceof Response) {
-    const headers = stringify([...v.headers._map]);
-    if (streamOf(v._body)) stream(f, v.status, headers, v._body);
-    else respond(f, v.status, headers, v._body);
+    const [status, headers, body] = responseParts(v);
+    if (streamOf(body)) stream(f, status, headers, body);
+    else respond(f, status, headers, body);
     return;
   }
   let body, kind;

@@ -6,6 +6,9 @@ import { current } from '../crossing/flight.js';
 import { scriptFrames } from '../crossing/errors.js';
 import { Buffer } from './buffer.js';
 
+// What Node's util.inspect.custom is: an object's own way to be shown, (depth, options, inspect).
+const INSPECT_CUSTOM = Symbol.for('nodejs.util.inspect.custom');
+
 const inspect = (v, opts) => {
   const depth = opts && typeof opts.depth === 'number' ? opts.depth : 2;
   return fmt(v, depth, [], true);
@@ -52,6 +55,11 @@ const fmt = (v, depth, seen, top) => {
     return s + (v.length > n ? ' ... ' + (v.length - n) + ' more bytes>' : '>');
   }
   if (v instanceof ArrayBuffer) return 'ArrayBuffer { byteLength: ' + v.byteLength + ' }';
+  const custom = v[INSPECT_CUSTOM];
+  if (typeof custom === 'function') {
+    const shown = custom.call(v, depth, {}, inspect);
+    if (shown !== v) return typeof shown === 'string' ? shown : fmt(shown, depth, seen, false);
+  }
   const nested = depth < 0;
   seen.push(v);
   try {

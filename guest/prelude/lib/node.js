@@ -5,7 +5,7 @@ import { format, inspect, log } from './console.js';
 import { TextDecoder, TextEncoder } from './encoding.js';
 import { Buffer } from './buffer.js';
 import { cryptoModule } from '../host/crypto.js';
-import { URL, URLSearchParams } from './url.js';
+import { URL, URLSearchParams, domainToASCII, domainToUnicode } from './url.js';
 
 const hrtime = (prev) => {
   const now = performance.now();
@@ -67,7 +67,7 @@ const util = {
 const builtins = {
   crypto: cryptoModule,
   buffer: { Buffer, constants: { MAX_LENGTH: 2 ** 31 - 1 }, kMaxLength: 2 ** 31 - 1 },
-  url: { URL, URLSearchParams },
+  url: { URL, URLSearchParams, domainToASCII, domainToUnicode },
   util,
   timers: { setTimeout, clearTimeout: clearTimer, setInterval, clearInterval: clearTimer, setImmediate, clearImmediate: clearTimer },
   process,

@@ -1,111 +1,83 @@
-// ReadableStream, as much of it as a script needs to produce a body.
+// Streams: the WHATWG Streams Standard from web-streams-polyfill (the reference implementation,
+// pinned in build/npm.py), and the encoding streams built on its TransformStream.
 
-import { UTF8, W } from '../natives.js';
-import { partOf } from '../crossing/stream.js';
-import { Buffer } from './buffer.js';
+import {
+  ByteLengthQueuingStrategy, CountQueuingStrategy, ReadableByteStreamController, ReadableStream,
+  ReadableStreamBYOBReader, ReadableStreamBYOBRequest, ReadableStreamDefaultController,
+  ReadableStreamDefaultReader, TransformStream, TransformStreamDefaultController, WritableStream,
+  WritableStreamDefaultController, WritableStreamDefaultWriter,
+} from 'web-streams-polyfill';
+import { TextDecoder, TextEncoder, toUSVString } from './encoding.js';
 
-// What a script needs to produce a body: an underlying source with start and pull, its
-// controller (enqueue, close, error), a reader, and async iteration. No byte streams,
-// tees, pipes or queuing strategies.
+// The transform and the codec are private to each instance, so a script sees only the
+// standard members (encoding, fatal, ignoreBOM, readable, writable).
+const CODEC = Symbol('codec');
+const PAIR = Symbol('pair');
 
-class ReadableStream {
-  constructor(source = {}) {
-    this._source = source;
-    this._queue = [];
-    this._closing = false; // close() was called: done once the queue is read
-    this._failed = false;
-    this._error = undefined;
-    this._wakers = []; // reads waiting for a chunk, close or error
-    this._reader = null;
-    const self = this;
-    this._controller = {
-      enqueue(chunk) {
-        if (self._closing || self._failed) throw new TypeError('Cannot enqueue a chunk into a closed stream');
-        self._queue.push(chunk);
-        self._notify();
-      },
-      close() {
-        if (self._closing || self._failed) throw new TypeError('The stream is already closed');
-        self._closing = true;
-        self._notify();
-      },
-      error(e) {
-        if (self._failed) return;
-        self._failed = true;
-        self._error = e;
-        self._queue.length = 0;
-        self._notify();
-      },
-      get desiredSize() { return self._failed ? null : self._closing ? 0 : 1 - self._queue.length; },
-    };
-    const begun = typeof source.start === 'function' ? source.start(this._controller) : undefined;
-    this._ready = Promise.resolve(begun).then(null, (e) => this._controller.error(e));
+const brand = (self, kind) => {
+  if (self === null || typeof self !== 'object' || !(PAIR in self)) {
+    throw new TypeError('Illegal invocation: not a ' + kind);
   }
-  get locked() { return this._reader !== null; }
-  _notify() {
-    const wakers = this._wakers;
-    this._wakers = [];
-    for (const wake of wakers) wake();
-  }
-  async _read() {
-    await this._ready;
-    for (;;) {
-      if (this._failed) throw this._error;
-      if (this._queue.length) return { value: this._queue.shift(), done: false };
-      if (this._closing) return { value: undefined, done: true };
-      const woken = new Promise((r) => this._wakers.push(r));
-      if (typeof this._source.pull === 'function') {
-        try {
-          await this._source.pull(this._controller);
-        } catch (e) {
-          this._controller.error(e);
-        }
-        if (this._failed || this._queue.length || this._closing) continue;
-      }
-      await woken;
-    }
-  }
-  cancel(reason) {
-    this._closing = true;
-    this._queue.length = 0;
-    this._notify();
-    return Promise.resolve(typeof this._source.cancel === 'function' ? this._source.cancel(reason) : undefined);
-  }
-  getReader() {
-    if (this._reader) throw new TypeError('ReadableStream is locked to a reader');
-    // methods, not arrows: the bundle names an arrow where it is made (--keep-names)
-    const stream = this;
-    const reader = {
-      read() { return stream._read(); },
-      releaseLock() { if (stream._reader === reader) stream._reader = null; },
-      cancel(reason) { return stream.cancel(reason); },
-    };
-    this._reader = reader;
-    return reader;
-  }
-  async *[Symbol.asyncIterator]() {
-    const reader = this.getReader();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        yield value;
-      }
-    } finally {
-      reader.releaseLock();
-    }
-  }
-  values() { return this[Symbol.asyncIterator](); }
-}
-
-// A stream's chunks joined, for Response.text() and friends.
-const gatherStream = async (source) => {
-  const parts = [];
-  for await (const c of source) {
-    const part = partOf(c);
-    parts.push(typeof part === 'string' ? new Uint8Array(W.encode(part, UTF8)) : part);
-  }
-  return Buffer.concat(parts);
+  return self[PAIR];
 };
 
-export { ReadableStream, gatherStream };
+class TextEncoderStream {
+  constructor() {
+    const encoder = new TextEncoder();
+    let high = ''; // a high surrogate that ended the last chunk, waiting for its low half
+    this[PAIR] = new TransformStream({
+      transform(chunk, controller) {
+        let s = high + String(chunk);
+        high = '';
+        const last = s.charCodeAt(s.length - 1);
+        if (last >= 0xd800 && last <= 0xdbff) {
+          high = s[s.length - 1];
+          s = s.slice(0, -1);
+        }
+        if (s.length) controller.enqueue(encoder.encode(toUSVString(s)));
+      },
+      flush(controller) {
+        if (high) controller.enqueue(new Uint8Array([0xef, 0xbf, 0xbd]));
+      },
+    });
+  }
+  get encoding() { brand(this, 'TextEncoderStream'); return 'utf-8'; }
+  get readable() { return brand(this, 'TextEncoderStream').readable; }
+  get writable() { return brand(this, 'TextEncoderStream').writable; }
+}
+
+class TextDecoderStream {
+  constructor(label = 'utf-8', options = {}) {
+    const decoder = new TextDecoder(label, options);
+    this[CODEC] = decoder;
+    this[PAIR] = new TransformStream({
+      transform(chunk, controller) {
+        const s = decoder.decode(chunk, { stream: true });
+        if (s) controller.enqueue(s);
+      },
+      flush(controller) {
+        const s = decoder.decode();
+        if (s) controller.enqueue(s);
+      },
+    });
+  }
+  get encoding() { brand(this, 'TextDecoderStream'); return this[CODEC].encoding; }
+  get fatal() { brand(this, 'TextDecoderStream'); return this[CODEC].fatal; }
+  get ignoreBOM() { brand(this, 'TextDecoderStream'); return this[CODEC].ignoreBOM; }
+  get readable() { return brand(this, 'TextDecoderStream').readable; }
+  get writable() { return brand(this, 'TextDecoderStream').writable; }
+}
+
+for (const C of [TextEncoderStream, TextDecoderStream]) {
+  Object.defineProperty(C.prototype, Symbol.toStringTag, { value: C.name, configurable: true });
+}
+
+const isReadableStream = (v) => v instanceof ReadableStream;
+
+export {
+  ByteLengthQueuingStrategy, CountQueuingStrategy, ReadableByteStreamController, ReadableStream,
+  ReadableStreamBYOBReader, ReadableStreamBYOBRequest, ReadableStreamDefaultController,
+  ReadableStreamDefaultReader, TextDecoderStream, TextEncoderStream, TransformStream,
+  TransformStreamDefaultController, WritableStream, WritableStreamDefaultController,
+  WritableStreamDefaultWriter, isReadableStream,
+};

@@ -1,0 +1,109 @@
+// The guest half of runtime/host/fetch/: fetch(). Every check (where a URL may go, how many
+// fetches, how large) is the host's: this file only shapes what the script gives into one
+// 'fetch.request' op and what comes back into a Response (lib/http.js).
+
+import { UTF8, W } from '../natives.js';
+import { blob } from '../crossing/state.js';
+import { dropOp, listOp } from '../crossing/ops.js';
+import { streamOf } from '../crossing/stream.js';
+import { viewOf } from '../lib/encoding.js';
+import { URL, URLSearchParams } from '../lib/url.js';
+import { Headers, Request, Response, responseInternals } from '../lib/http.js';
+import { hostStream } from './streams.js';
+
+// A request body as bytes for the host, and the content type it implies.
+const bodyBytes = async (body) => {
+  if (body === undefined || body === null) return [null, null];
+  if (typeof body === 'string') return [new Uint8Array(W.encode(body, UTF8)), 'text/plain;charset=UTF-8'];
+  if (body instanceof URLSearchParams) {
+    return [new Uint8Array(W.encode(body.toString(), UTF8)), 'application/x-www-form-urlencoded;charset=UTF-8'];
+  }
+  const view = viewOf(body);
+  if (view) return [view, null];
+  if (streamOf(body)) return [new Uint8Array(await new Response(body).arrayBuffer()), null];
+  return [new Uint8Array(W.encode(String(body), UTF8)), 'text/plain;charset=UTF-8'];
+};
+
+// A Request of any implementation with the standard shape (url, method, headers, body).
+const requestLike = (x) => x instanceof Request ||
+  (x !== null && typeof x === 'object' && typeof x.url === 'string' && typeof x.method === 'string');
+
+// What one fetch asks for, from fetch()'s arguments or a Request's: no Request is made for a
+// URL string, so a relative one never meets a constructor that needs a base.
+const optionsOf = (input, init) => {
+  const from = requestLike(input) ? input : null;
+  const method = String(init.method || (from ? from.method : 'GET'));
+  const body = init.body !== undefined ? init.body : from ? from.body : null;
+  const m = method.toUpperCase();
+  if ((m === 'GET' || m === 'HEAD') && body !== null && body !== undefined) {
+    throw new TypeError('Request with GET/HEAD method cannot have body.');
+  }
+  return {
+    url: from ? from.url : urlOf(input),
+    method,
+    headers: new Headers(init.headers || (from ? from.headers : undefined)),
+    redirect: String(init.redirect || (from ? from.redirect : 'follow')),
+    signal: init.signal || (from ? from.signal : null) || null,
+    body,
+  };
+};
+
+// The URL the host is asked for: a path stays relative (the tenant's own route, in-process),
+// anything else must parse as an absolute URL. The host parses it again, its own way.
+const urlOf = (input) => {
+  const s = input instanceof URL ? input.href : String(input);
+  if (s[0] === '/' && s[1] !== '/') return s;
+  try {
+    return new URL(s).href;
+  } catch (e) {
+    throw new TypeError('Failed to parse URL from ' + s);
+  }
+};
+
+const NULL_BODY = [101, 204, 205, 304];
+
+// The op's answer: a little-endian u32 length, the head as JSON, a small body inline.
+const responseOf = (answer, method) => {
+  const length = answer[0] | (answer[1] << 8) | (answer[2] << 16) | (answer[3] << 24);
+  const head = JSON.parse(W.decode(answer.subarray(4, 4 + length), UTF8));
+  let body = null;
+  if (head.stream !== null) body = hostStream(head.stream);
+  else if (!NULL_BODY.includes(head.status) && method !== 'HEAD') body = answer.subarray(4 + length);
+  const res = new Response(NULL_BODY.includes(head.status) ? null : body, {
+    status: head.status, statusText: head.statusText, headers: head.headers,
+  });
+  const r = responseInternals(res);
+  r.url = head.url;
+  r.redirected = head.redirected;
+  return [res, body];
+};
+
+const fetch = async (input, init = {}) => {
+  const o = optionsOf(input, init === null || init === undefined ? {} : init);
+  const signal = o.signal;
+  if (signal) signal.throwIfAborted();
+  const [bytes, type] = await bodyBytes(o.body);
+  const headers = [];
+  for (const [k, v] of o.headers) headers.push([k, v]);
+  if (type && !o.headers.has('content-type')) headers.push(['content-type', type]);
+  if (signal) signal.throwIfAborted();
+  const args = { url: o.url, method: o.method, headers, redirect: o.redirect };
+  if (bytes) args.body = blob(bytes);
+  const answer = await new Promise((resolve, reject) => {
+    const rec = { resolve, reject };
+    const id = listOp(rec, 'fetch.request', args, bytes ? ['body'] : undefined);
+    if (signal) {
+      signal.addEventListener('abort', () => {
+        dropOp(id); // the host cancels the request in flight
+        reject(signal.reason);
+      }, { once: true });
+    }
+  });
+  const [res, body] = responseOf(answer, o.method.toUpperCase());
+  if (signal && body && streamOf(body) && !signal.aborted) {
+    signal.addEventListener('abort', () => { body.cancel(signal.reason); }, { once: true });
+  }
+  return res;
+};
+
+export { fetch };

@@ -1,0 +1,241 @@
+"""`validate/*`: check a script before it is written, with the checks the server itself makes.
+
+Each answer has `valid` and, per problem, a message with the line and column in the code sent.
+`validate/script` runs all four checks (`results.{syntax,typescript,dependencies,magicComments}`);
+`scripts/write` runs the same ones unless asked not to (`script_report`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
+from runtime.compiler import checks
+from runtime.compiler.checks import Outcome
+from runtime.compiler.compiler import Compiler
+from runtime.compiler.magic import MagicComments
+from runtime.compiler.typecheck import TypeChecker, TypeSyntaxError
+from runtime.http.errors import HTTPError
+
+
+class CodeBody(TenantFields):
+    code: str = Field(description="The script's source text.")
+    path: str = Field(
+        "script.ts",
+        description="wexec addition: the name the script would have; its extension (.ts or "
+        ".js) picks how it is compiled. Default script.ts.",
+    )
+
+
+class Problem(BaseModel):
+    message: str
+    line: int | None = Field(None, description="1-based line in the code sent.")
+    column: int | None = Field(None, description="1-based column in the code sent.")
+
+
+class Check(BaseModel):
+    valid: bool
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+
+    @classmethod
+    def of(cls, outcome: Outcome, **extra: Any) -> Self:
+        return cls(valid=outcome.valid, errors=[Problem(**vars(p)) for p in outcome.errors],
+                   warnings=[Problem(**vars(p)) for p in outcome.warnings], **extra)
+
+
+class TypeScriptCheck(Check):
+    typeChecked: bool = Field(
+        False, description="Always false: esbuild strips types without checking them (no tsc "
+        "runs), so this proves the code parses and transpiles as TypeScript.")
+
+
+class Dependency(BaseModel):
+    name: str
+    line: int
+    column: int
+    builtin: bool = Field(description="One of the modules the prelude provides.")
+
+
+class DependencyCheck(Check):
+    dependencies: list[Dependency] = []
+    builtin: list[str] = Field([], description="Modules loaded that wexec provides.")
+    missing: list[str] = Field([], description="Modules loaded that no script can have.")
+
+
+class MagicCheck(Check):
+    magicComments: dict[str, Any] | None = Field(
+        None, description="The parsed directives with every default filled in; secret values "
+        "(@token, @ai-key) are masked.")
+
+
+class ScriptResults(BaseModel):
+    syntax: Check
+    typescript: TypeScriptCheck
+    dependencies: DependencyCheck
+    magicComments: MagicCheck
+
+
+class ScriptReport(BaseModel):
+    valid: bool
+    results: ScriptResults
+    errors: list[str] = Field(description="Every error as one line: check, line:column, "
+                              "message.")
+
+
+class ReturnTypeBody(TenantFields):
+    typeDefinition: str = Field(
+        description="A TypeScript type (`{ id: number }[]`) or declarations (`interface`, "
+        "`type`); the value is checked against `typeName`, else the last declared type.")
+    value: Any = Field(description="Arbitrary JSON value to validate against the declared "
+                       "return type")
+    typeName: str | None = Field(None, description="wexec addition: which declared type to "
+                                 "check against.")
+
+
+class Mismatch(BaseModel):
+    path: str = Field(description="Where in the value, e.g. $.users[0].name.")
+    expected: str
+    message: str
+
+
+class ReturnTypeReport(BaseModel):
+    valid: bool
+    type: str = Field(description="The type checked against, by name or as written.")
+    errors: list[Mismatch]
+
+
+def magic_dump(magic: MagicComments) -> dict[str, Any]:
+    """Directives as JSON with secrets masked (pydantic's SecretStr dumps as stars)."""
+    dumped: dict[str, Any] = magic.model_dump(mode="json")
+    return dumped
+
+
+def magic_check(code: str) -> MagicCheck:
+    outcome, magic = checks.magic_comments(code)
+    parsed = magic_dump(magic) if magic is not None else None
+    return MagicCheck.of(outcome, magicComments=parsed)
+
+
+def dependency_check(code: str) -> DependencyCheck:
+    outcome, found = checks.dependencies(code)
+    return DependencyCheck.of(
+        outcome,
+        dependencies=[Dependency(**vars(d)) for d in found],
+        builtin=sorted({d.name for d in found if d.builtin}),
+        missing=sorted({d.name for d in found if not d.builtin}),
+    )
+
+
+def typescript_check(compiler: Compiler, code: str, path: str) -> TypeScriptCheck:
+    if not path.endswith(".ts"):
+        return TypeScriptCheck(valid=True, warnings=[Problem(
+            message=f"{path} is JavaScript: there is no TypeScript to check")])
+    return TypeScriptCheck.of(checks.typescript(compiler, code))
+
+
+def script_report(compiler: Compiler, code: str, path: str) -> ScriptReport:
+    """Every check on `code`, as `validate/script` and `scripts/write` answer it."""
+    results = ScriptResults(
+        syntax=Check.of(checks.syntax(compiler, code, path)),
+        typescript=typescript_check(compiler, code, path),
+        dependencies=dependency_check(code),
+        magicComments=magic_check(code),
+    )
+    errors = [
+        f"{name}: {_where(p)}{p.message}"
+        for name, check in (("syntax", results.syntax), ("typescript", results.typescript),
+                            ("dependencies", results.dependencies),
+                            ("magicComments", results.magicComments))
+        for p in check.errors
+    ]
+    return ScriptReport(valid=not errors, results=results, errors=errors)
+
+
+def _where(p: Problem) -> str:
+    if p.line is None:
+        return ""
+    return f"line {p.line}" + (f":{p.column}" if p.column is not None else "") + ": "
+
+
+def _path(body: CodeBody) -> str:
+    if not body.path.endswith((".ts", ".js")) or "\0" in body.path:
+        raise HTTPError(400, "invalid_path",
+                        f"path={body.path!r}: give a .ts or .js name; only those are scripts",
+                        path=body.path)
+    return body.path
+
+
+router = APIRouter(prefix="/validate", tags=["validate"])
+# Handlers that compile are plain functions: FastAPI runs them on its thread pool, off the loop.
+
+
+@router.post("/script", summary="Validate Script")
+def validate_script(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> ScriptReport:
+    """Syntax (the real compile), TypeScript (parse and transpile; not a type check),
+    dependencies (built-in modules only) and magic comments, each in its `results` slot."""
+    tenant_of(request, services.catalog, body)
+    return script_report(services.sandbox.compiler, body.code, _path(body))
+
+
+@router.post("/syntax", summary="Validate Syntax")
+def validate_syntax(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> Check:
+    """The compile the server makes of a script at `path` (default script.ts)."""
+    tenant_of(request, services.catalog, body)
+    return Check.of(checks.syntax(services.sandbox.compiler, body.code, _path(body)))
+
+
+@router.post("/typescript", summary="Validate Type Script")
+def validate_typescript(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> TypeScriptCheck:
+    """Parses and transpiles the code as TypeScript, as the server does. Types are stripped,
+    not checked (wexec runs no tsc): `typeChecked` is false and a warning says so."""
+    tenant_of(request, services.catalog, body)
+    return TypeScriptCheck.of(checks.typescript(services.sandbox.compiler, body.code))
+
+
+@router.post("/dependencies", summary="Validate Dependencies")
+async def validate_dependencies(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> DependencyCheck:
+    """Every module the code loads. wexec installs no npm packages and bundles no local
+    modules: only its built-in modules (crypto, buffer, url, util, timers, process) pass."""
+    tenant_of(request, services.catalog, body)
+    return dependency_check(body.code)
+
+
+@router.post("/magic-comments", summary="Validate Magic Comments")
+async def validate_magic_comments(request: Request, body: CodeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> MagicCheck:
+    """The magic-comment parser the server uses; every problem names its line."""
+    tenant_of(request, services.catalog, body)
+    return magic_check(body.code)
+
+
+@router.post("/return-type", summary="Validate Return Type")
+async def validate_return_type(request: Request, body: ReturnTypeBody, services: ServicesDep,
+        execId: TenantQuery = None, exec_id: TenantQuery = None,
+        subdomain: TenantQuery = None) -> ReturnTypeReport:
+    """A JSON value against a TypeScript type: primitives, literals, arrays, tuples, object
+    types and interfaces (optional members, index signatures, extends), aliases, unions,
+    intersections, Record, Partial, Required, Readonly, Promise. Objects may carry members
+    their type does not name, as in TypeScript. A definition outside that subset is a 400."""
+    tenant_of(request, services.catalog, body)
+    try:
+        checker = TypeChecker(body.typeDefinition, body.typeName)
+    except TypeSyntaxError as exc:
+        raise HTTPError(400, "invalid_type",
+                        f"typeDefinition: {exc}", line=exc.line, column=exc.column) from None
+    found = checker.check(body.value)
+    shown = checker.name or body.typeDefinition.strip()
+    return ReturnTypeReport(valid=not found, type=shown,
+                            errors=[Mismatch(**vars(m)) for m in found])
