@@ -87,6 +87,7 @@ class App:
             lambda tenant, rel, artefact: policy_for(tenant, rel, artefact, settings),
         )
         await asyncio.to_thread(catalog.refresh, initial=True)
+        sandbox.registry.services.catalog = catalog  # fs refreshes it when it writes a script
         rules = ResponseRules(settings.max_response_headers, settings.max_response_header_bytes)
         self._gateway = Gateway(
             catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules

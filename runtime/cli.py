@@ -112,6 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     root = settings.scripts.resolve()
     if not file.is_relative_to(root):
         root = file.parent
+        settings = Settings(scripts=root)  # its folder is its tenant's: what fs and shared use
     rel = file.relative_to(root).as_posix()
     headers = {}
     for h in args.header:

@@ -16,7 +16,9 @@
 import { W } from './natives.js';
 import { G, define } from './globals.js';
 import { blob, state } from './crossing/state.js';
-import { current, enter, shared } from './crossing/flight.js';
+import { current, enter } from './crossing/flight.js';
+import { shared } from './host/shared.js';
+import { fs } from './host/fs.js';
 import { op, settle } from './crossing/ops.js';
 import { clearTimer, setImmediate, setInterval, setTimeout, tick } from './host/timers.js';
 import { console } from './lib/console.js';
@@ -106,6 +108,7 @@ define(G, {
   generateObject,
   jsonSchema,
   isolate,
+  fs,
   __wexec: { op, bytes: (x) => blob(viewOf(x) || x), stream: hostStream },
 });
 // The metadata of the request whose code runs (see enter). Outside any request it is kept in

@@ -21,6 +21,10 @@ class OutsideRoot(PermissionError):
     """A script whose file, once opened, is not a regular file inside its root."""
 
 
+class TooLarge(OSError):
+    """A file larger than a read was allowed to take."""
+
+
 def inside(real: str, real_root: str) -> bool:
     """Whether the resolved path `real` is `real_root` or lies under it (both resolved)."""
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
@@ -53,20 +57,23 @@ def read_inside(root: Path, rel: str) -> tuple[bytes, os.stat_result]:
         os.close(fd)
 
 
-def read_opened(fd: int, rel: str, real_root: str, folder: str) -> tuple[bytes, os.stat_result]:
+def read_opened(fd: int, rel: str, real_root: str, folder: str, limit: int = MAX_SCRIPT_BYTES
+                ) -> tuple[bytes, os.stat_result]:
     """The bytes of the open file `fd` (named `rel`, under `folder` in messages), checked first.
 
     Only a regular file whose descriptor's own path (Linux's `/proc/self/fd`) lies inside
-    `real_root` is read, and at most `MAX_SCRIPT_BYTES` of it: whichever path led to `fd`, this
-    is the file read.
+    `real_root` is read, and at most `limit` bytes of it (`TooLarge` past it): whichever path
+    led to `fd`, this is the file read.
     """
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode):
         raise OutsideRoot(f"{rel} is not a regular file")
     if not inside(os.readlink(f"/proc/self/fd/{fd}"), real_root):
         raise OutsideRoot(f"{rel} resolves outside {folder}; links must stay inside it")
+    if status.st_size > limit:
+        raise TooLarge(errno.EFBIG, f"{rel} is larger than {limit} bytes")
     with open(fd, "rb", closefd=False) as file:
-        data = file.read(MAX_SCRIPT_BYTES + 1)
-    if len(data) > MAX_SCRIPT_BYTES:
-        raise OSError(errno.EFBIG, f"{rel} is larger than {MAX_SCRIPT_BYTES} bytes")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(errno.EFBIG, f"{rel} is larger than {limit} bytes")
     return data, status

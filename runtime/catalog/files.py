@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from runtime.catalog.confine import OutsideRoot, inside, read_opened, resolved
+from runtime.catalog.confine import MAX_SCRIPT_BYTES, OutsideRoot, inside, read_opened, resolved
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _WRITING = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
@@ -78,8 +78,9 @@ class TenantFiles:
         self.max_entries = max_entries
         """The most entries one `entries` returns: a tenant's folder must not decide an answer's size."""
 
-    def read(self, path: str) -> bytes:
-        """The bytes of a regular file, following a link only where it stays inside the tenant."""
+    def read(self, path: str, limit: int = MAX_SCRIPT_BYTES) -> bytes:
+        """The bytes of a regular file, following a link only where it stays inside the tenant;
+        `confine.TooLarge` past `limit` bytes."""
         *folder, name = self._file(path)
         with self._folder(folder, path) as fd:
             try:
@@ -89,7 +90,7 @@ class TenantFiles:
             except OSError as exc:  # a socket cannot be opened at all (ENXIO)
                 raise PathRefused(path, f"cannot be opened as a file ({exc.strerror})") from None
             try:
-                return read_opened(file, path, self.root, "the tenant's folder")[0]
+                return read_opened(file, path, self.root, "the tenant's folder", limit)[0]
             finally:
                 os.close(file)
 
@@ -116,6 +117,33 @@ class TenantFiles:
                     os.unlink(aside, dir_fd=fd)
                 raise
             os.fsync(fd)  # the rename itself survives a crash
+
+    def stat(self, path: str) -> Entry | None:
+        """What `path` is (a link followed while it stays inside), or None if nothing is there."""
+        names = parts(path)
+        if not names:
+            status = os.stat(self.root)
+            return Entry("", "folder", status.st_size, status.st_mtime_ns)
+        *folder, name = names
+        try:
+            with self._folder(folder, path) as fd:
+                kind = _kind(fd, name, path)
+                if kind == "missing":
+                    return None
+                if kind == "link":
+                    real = os.path.realpath(f"/proc/self/fd/{fd}/{name}")
+                    if not inside(real, self.root):
+                        raise PathRefused(path, "is a link that leads outside the tenant's folder")
+                status = os.stat(name, dir_fd=fd)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        kind_of: Literal["file", "folder"] = "folder" if stat.S_ISDIR(status.st_mode) else "file"
+        return Entry("/".join(names), kind_of, status.st_size, status.st_mtime_ns)
+
+    def mkdir(self, path: str) -> None:
+        """Make the folder `path` and the folders on the way; nothing if it exists."""
+        with self._folder(self._file(path), path, create=True):
+            pass
 
     def delete(self, path: str) -> None:
         """Remove a file or link (never what a link points at), or an empty folder."""

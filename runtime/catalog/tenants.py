@@ -13,9 +13,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runtime.config import Settings
-from runtime.types import DEFAULT_EXEC_ID, DEFAULT_SUBDOMAIN
+from runtime.types import DEFAULT_EXEC_ID, DEFAULT_SUBDOMAIN, DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from runtime.config import Settings
 
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -50,7 +53,7 @@ def discover(settings: Settings, skipped: dict[str, str] | None = None) -> list[
     goes into `skipped`.
     """
     if settings.tenants_root is None:
-        return [Tenant(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, Path(os.path.realpath(settings.scripts)))]
+        return [Tenant(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, root_of(settings, DEFAULT_TENANT))]
     root = Path(os.path.realpath(settings.tenants_root))
     tenants = {(DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID): Tenant(
         DEFAULT_SUBDOMAIN, DEFAULT_EXEC_ID, root / DEFAULT_SUBDOMAIN / DEFAULT_EXEC_ID

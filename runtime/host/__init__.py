@@ -16,11 +16,18 @@ A unit (Spin's factor, Python-sized) goes through one life cycle:
   unit still holds for it (open host streams, connections) is let go then.
 
 What the guest reaches is the unit's *calls* and *ops*, named ``<unit>.<verb>``. A call is
-synchronous, quick and pure (hashing): it gets bytes, not a caller, so it cannot hold
-authority; anything that acts for someone is an op, which gets an ``OpContext`` saying who
-asks. A *delay* is an op that only waits (timers). Every check lives in the unit and the
-registry, never in the guest prelude: script code can reach the raw op interface
+synchronous and quick, answered while the guest waits inside its crossing. A pure call
+(hashing) gets bytes, not a caller, so it cannot hold authority. A *bound call* gets bytes and
+the ``Caller``: the tenant and script of the instance making the crossing, with its grants,
+and the registry runs it only for a caller granted its unit (shared state: synchronous, and
+per tenant). The sandbox names the caller of each instance when it makes it, so nothing the
+guest sends can claim to be someone else. Anything that waits is an op, which gets an ``OpContext``
+saying who asks. A *delay* is an op that only waits (timers). Every check lives in the unit
+and the registry, never in the guest prelude: script code can reach the raw op interface
 (``__wexec.op(name, args)``) and list any name with any arguments.
+
+A unit that holds something for the whole process (a store, a client pool) may declare
+``shutdown``: the registry calls it when its sandbox closes, to flush or let go of it.
 """
 
 from __future__ import annotations
@@ -44,15 +51,31 @@ Grants = Mapping[str, Any]
 """What one script version may use: unit name → that unit's grant (absent: refused)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a guest instance acts for, as a bound call sees it: set by the sandbox on the
+    instance when it makes it."""
+
+    tenant: str
+    script: str
+    grants: Grants
+
+BoundCall = Callable[[bytes, Caller], bytes]
+"""A bound call: request bytes and who calls → response bytes; raise ValueError or HostError
+to refuse. Run only for a caller granted its unit."""
+
+
 @dataclass(slots=True)
 class Services:
     """What an op may use of the host around it, beyond its own unit. The sandbox sets
     ``sandbox`` (a nested run, as ``isolate.eval`` makes); the app that serves HTTP sets
-    ``dispatch`` (a request answered in-process, as a relative ``fetch`` makes). None: this
+    ``dispatch`` (a request answered in-process, as a relative ``fetch`` makes) and
+    ``catalog`` (the live scripts, which ``fs`` refreshes when it writes one). None: this
     host has no such service, and the op says so."""
 
     sandbox: Any = None
     dispatch: Any = None
+    catalog: Any = None
 
 
 @dataclass(slots=True)
@@ -111,13 +134,18 @@ class Unit:
     granted_by: str
     """What grants the unit, as a refusal tells the script author (a setting, a magic comment)."""
     calls: Mapping[str, HostCall] = field(default_factory=dict)  # by verb
+    bound_calls: Mapping[str, BoundCall] = field(default_factory=dict)  # by verb
     ops: Mapping[str, HostOp] = field(default_factory=dict)  # by verb
     delays: Mapping[str, HostDelay] = field(default_factory=dict)  # by verb
     settings: type[BaseSettings] | None = None
     configure: Callable[[Settings, str], Any] = _not_configured
     grant: Callable[[Any, MagicComments], Any] = _denied
     request_state: Callable[[], Any] | None = None
+    shutdown: Callable[[], None] | None = None
 
     def verbs(self) -> dict[str, str]:
         """Every name the guest may send for this unit → the verb it means."""
-        return {f"{self.name}.{verb}": verb for verb in (*self.calls, *self.ops, *self.delays)}
+        return {
+            f"{self.name}.{verb}": verb
+            for verb in (*self.calls, *self.bound_calls, *self.ops, *self.delays)
+        }

@@ -1,8 +1,9 @@
 """The registry: the units one sandbox holds, and the one way their ops and calls are run.
 
 The driver only starts what a crossing lists (``op``, counted against the quotas), awaits
-``run`` and hands back ``answer``; the engine answers ``host_call`` from ``calls``. Lookup,
-refusal, per-request state and result encoding are here, the same for every unit.
+``run`` and hands back ``answer``; the engine answers ``host_call`` through ``call``, pure and
+bound alike. Lookup, refusal, per-request state and result encoding are here, the same for
+every unit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from runtime.host import (
+    BoundCall,
+    Caller,
     Grants,
     HostCall,
     HostDelay,
@@ -24,8 +27,10 @@ from runtime.host import (
     Unit,
     ai,
     crypto,
+    fs,
     isolate,
     response,
+    shared,
     streams,
     timers,
 )
@@ -35,7 +40,9 @@ if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, fetch.UNIT, ai.UNIT, isolate.UNIT)
+UNITS: tuple[Unit, ...] = (
+    timers.UNIT, crypto.UNIT, fetch.UNIT, shared.UNIT, fs.UNIT, ai.UNIT, isolate.UNIT
+)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT, streams.UNIT)
@@ -77,16 +84,19 @@ class Registry:
         self.services = Services()  # filled in by the sandbox and the app (see Services)
         self.units = held(units)
         self.ops: dict[str, Entry] = {}
-        self.calls: dict[str, HostCall] = {}
+        self.calls: dict[str, HostCall] = {}  # pure
+        self.bound: dict[str, tuple[Unit, BoundCall]] = {}
         if len({u.name for u in self.units}) != len(self.units):
             raise ValueError(f"two host units share a name: {[u.name for u in self.units]}")
         for unit in self.units:
-            verbs = [*unit.calls, *unit.ops, *unit.delays]
+            verbs = [*unit.calls, *unit.bound_calls, *unit.ops, *unit.delays]
             if len(set(verbs)) != len(verbs):
                 raise ValueError(f"the {unit.name} unit declares one verb twice: {sorted(verbs)}")
             for name, verb in unit.verbs().items():
                 if verb in unit.calls:
                     self.calls[name] = unit.calls[verb]
+                elif verb in unit.bound_calls:
+                    self.bound[name] = (unit, unit.bound_calls[verb])
                 else:
                     self.ops[name] = Entry(
                         f"{unit.name}.{verb}", unit, unit.ops.get(verb), unit.delays.get(verb)
@@ -107,12 +117,30 @@ class Registry:
             return entry
         raise self._refusal(name, entry)
 
-    def call(self, name: str) -> HostCall:
-        """The call ``name`` names; calls are pure, so holding the unit is all they need."""
+    def call(self, name: str, data: bytes, caller: Caller | None) -> bytes:
+        """Answer the call ``name``: a pure one needs only its unit held; a bound one, a
+        ``caller`` granted its unit, whom it is run for."""
         fn = self.calls.get(name)
-        if fn is None:
+        if fn is not None:
+            return fn(data)
+        bound = self.bound.get(name)
+        if bound is None:
             raise self._refusal(name, None, "call")
-        return fn
+        unit, run = bound
+        if caller is None:
+            raise Refused(f"host call {name} refused: no script is making this crossing")
+        if unit.name not in caller.grants:
+            raise Refused(
+                f"host call {name} refused: this script is not granted {unit.name} "
+                f"({unit.granted_by})"
+            )
+        return run(data, caller)
+
+    def close(self) -> None:
+        """Let each unit flush or release what it holds for the process (``Unit.shutdown``)."""
+        for unit in self.units:
+            if unit.shutdown is not None:
+                unit.shutdown()
 
     async def run(self, entry: Entry, args: dict[str, Any], ctx: OpContext) -> tuple[bool, Any]:
         """Run an op: (True, its value) or (False, the error the script's promise rejects with)."""

@@ -27,6 +27,18 @@ _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, c_void_p))
 
 string_at = ctypes.string_at
 memmove = ctypes.memmove
+_i32_at = ctypes.c_int32.from_address
+
+
+def memory_view(base: int, size: int) -> memoryview:
+    """Bytes ``base`` to ``base + size`` of this process, as a view that slices without copying
+    and cannot be sliced past its end (only for memory that outlives the view)."""
+    return memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+
+
+def store_i32(address: int, value: int) -> None:
+    """Write ``value`` as the i32 at ``address`` (a host function's result)."""
+    _i32_at(address).value = value
 
 
 class GuestTrap(Exception):
@@ -42,6 +54,16 @@ def memory_base(ctx: object, memory: MemoryRef) -> int:
     return ctypes.cast(_memory_data(ctx, byref(memory)), c_void_p).value or 0
 
 
+def caller_memory_base(caller: int) -> int:
+    """The address of the calling instance's linear memory (its export ``memory``); ``caller``
+    is the ``wasmtime_caller_t`` address a host function gets."""
+    item = Extern()
+    ref = ctypes.cast(caller, POINTER(b.wasmtime_caller_t))
+    if not _caller_export_get(ref, b"memory", 6, byref(item)):
+        raise RuntimeError("guest exports no memory")
+    return memory_base(_caller_context(ref), item.of.memory)
+
+
 def raise_on_failure(err: int | None, trap: int | None) -> None:
     """Raise what wasmtime reported: an error or a trap (addresses; the caller owns them)."""
     if err:
@@ -52,10 +74,12 @@ def raise_on_failure(err: int | None, trap: int | None) -> None:
         raise GuestTrap(t.message, interrupted=code == wasmtime.TrapCode.INTERRUPT)
 
 
-HostFn = Callable[[int, ctypes.Array[ValRaw]], None]
-"""A host function: (linear memory base, args-and-results) → writes results into the args."""
+HostFn = Callable[[int, int], None]
+"""A host function: (the ``wasmtime_caller_t`` address, the address of its args-and-results,
+16-byte ``wasmtime_val_raw`` each) → writes its results there; ``caller_memory_base`` finds
+the caller's memory. Addresses, not ctypes objects: building those costs more than a call."""
 
-_CALLBACK = b.wasmtime_func_unchecked_callback_t
+_RAW_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_ulong, c_void_p, c_void_p, c_void_p, ctypes.c_ulong)
 
 
 def define_unchecked(
@@ -64,21 +88,18 @@ def define_unchecked(
     """Define ``module.name`` with an unchecked callback; keep the returned handle alive."""
     mod_b, name_b = module.encode(), name.encode()
 
-    def trampoline(_env: int, caller: object, args: ctypes.Array[ValRaw], _n: int) -> int:
+    def trampoline(_env: int, caller: int, args: int, _n: int) -> int:
         try:
-            item = Extern()
-            if not _caller_export_get(caller, b"memory", 6, byref(item)):
-                raise RuntimeError("guest exports no memory")
-            base = memory_base(_caller_context(caller), item.of.memory)
-            fn(base, args)
+            fn(caller, args)
             return 0
         except BaseException as exc:  # noqa: BLE001 - a host bug must trap the guest, never crash
             msg = f"host function {module}.{name} failed: {exc!r}".encode()
             return ctypes.cast(_trap_new(msg, len(msg)), c_void_p).value or 0
 
-    cb = _CALLBACK(trampoline)
+    cb = _RAW_CALLBACK(trampoline)
     err = b._wasmtime_linker_define_func_unchecked(
-        linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(), cb, None, _NO_FINALIZER
+        linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(),
+        ctypes.cast(cb, b.wasmtime_func_unchecked_callback_t), None, _NO_FINALIZER,
     )
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)

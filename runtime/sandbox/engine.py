@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import tempfile
 import threading
 from pathlib import Path
@@ -22,8 +23,12 @@ from runtime.config import Settings
 from runtime.host import HostError
 from runtime.host.registry import Registry
 from runtime.sandbox import _capi
-from runtime.sandbox.instance import NativeEngine
+from runtime.sandbox.instance import STORE_SLACK, NativeEngine, running
 from runtime.sandbox.memory import ImageMemories
+
+_ARGS = struct.Struct("<I12xi12xI12xi12xI12xi12x")
+"""``host_call``'s six arguments, each the low 32 bits of a 16-byte ``wasmtime_val_raw``;
+pointers unsigned (linear memory may pass 2 GiB), lengths signed."""
 
 ENGINE_CONFIG = {"epoch_interruption": True, "cranelift_opt_level": "speed", "memory_may_move": False}
 """wasmtime settings; machine code compiled under one set is invalid under another, so they
@@ -98,23 +103,36 @@ class GuestEngine:
             _atomic_write(cwasm, wasmtime.Module(self.engine, bare.read_bytes()).serialize())
         return cwasm
 
-    def _host_call(self, base: int, args: _capi.ctypes.Array[_capi.ValRaw]) -> None:
-        m = 0xFFFFFFFF
-        read = _capi.string_at
-        name = read(base + (args[0].i32 & m), args[1].i32).decode()
-        data = read(base + (args[2].i32 & m), args[3].i32)
-        out, cap = base + (args[4].i32 & m), args[5].i32
+    def _host_call(self, caller: int, args: int) -> None:
+        """The guest's ``host_call`` (ABI.md), from the instance whose crossing runs on this
+        thread: six i32 arguments in, the result's length (negative: an error's) out.
+
+        Its buffers are read and written through a view of the instance's linear memory, no
+        longer than the store may ever grow it: whatever pointers reach here, nothing outside
+        the guest's own memory is read or written."""
+        instance = running.instance
+        assert instance is not None
+        memory = instance.memory_view
+        if memory is None:
+            memory = instance.memory_view = _capi.memory_view(
+                _capi.caller_memory_base(caller), instance.memory_limit + STORE_SLACK
+            )
+        name_ptr, name_len, in_ptr, in_len, out_ptr, cap = _ARGS.unpack(_capi.string_at(args, 96))
+        if cap < 0 or out_ptr + cap > len(memory):
+            raise RuntimeError("host_call's output buffer lies outside the guest's memory")
+        name = str(memory[name_ptr : name_ptr + name_len], "utf-8")
+        data = bytes(memory[in_ptr : in_ptr + in_len])
         try:
-            result = self.registry.call(name)(data)
+            result = self.registry.call(name, data, instance.caller)
             if len(result) > cap:
                 raise ValueError(f"{name}: result of {len(result)} bytes exceeds {cap}")
         except (HostError, ValueError) as exc:
             msg = str(exc).encode()[:cap]
-            _capi.memmove(out, msg, len(msg))
-            args[0].i32 = -len(msg)
+            memory[out_ptr : out_ptr + len(msg)] = msg
+            _capi.store_i32(args, -len(msg))
             return
-        _capi.memmove(out, result, len(result))
-        args[0].i32 = len(result)
+        memory[out_ptr : out_ptr + len(result)] = result
+        _capi.store_i32(args, len(result))
 
 
 def _machine_code_tag() -> str:

@@ -9,6 +9,7 @@ instance costs one ctypes call where it took a dozen (and as many wrapper object
 from __future__ import annotations
 
 import ctypes
+import threading
 from ctypes import (
     POINTER,
     c_char_p,
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import wasmtime
 
+from runtime.host import Caller
 from runtime.sandbox import _capi, native
 
 if TYPE_CHECKING:
@@ -33,6 +35,17 @@ if TYPE_CHECKING:
 
 STORE_SLACK = 16 * 1024 * 1024
 """Headroom above the script's cap, so the guest's own cap (not wasmtime's) is reached first."""
+
+
+class Running(threading.local):
+    """The instance whose crossing runs on this thread: a host call from the guest is that
+    instance's, for its caller and into its memory (a crossing made inside a host call names
+    its own instance until it returns)."""
+
+    instance: GuestInstance | None = None
+
+
+running = Running()
 
 
 class _Crossing(ctypes.Structure):
@@ -89,13 +102,22 @@ class NativeEngine:
 class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
-    __slots__ = ("_cross", "_handle", "_native", "_out", "engine", "image", "memory_limit")
+    __slots__ = (
+        "_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit",
+        "memory_view",
+    )
 
     def __init__(
-        self, engine: GuestEngine, memory_limit: int, image: DerivedImage | None = None
+        self, engine: GuestEngine, memory_limit: int, image: DerivedImage | None = None,
+        caller: Caller | None = None,
     ) -> None:
-        """``image``: what memory starts as, if not the engine's snapshot (kept alive here)."""
+        """``image``: what memory starts as, if not the engine's snapshot (kept alive here);
+        ``caller``: who its bound host calls act for (None: they are refused)."""
         self.engine = engine
+        self.caller = caller
+        self.memory_view: memoryview | None = None
+        """Linear memory, for host calls, once one has looked for it (None: not yet); where it
+        is stays fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
         self.memory_limit = memory_limit
         self.image = image
         self._native = engine.native
@@ -122,8 +144,13 @@ class GuestInstance:
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
         out = self._out
-        if self._cross(self._handle, export, len(export), header, len(header), blob, len(blob),
-                       self.engine.deadline_ticks(budget_ms), out):
+        outer, running.instance = running.instance, self  # a host call may cross elsewhere
+        try:
+            failed = self._cross(self._handle, export, len(export), header, len(header), blob,
+                                 len(blob), self.engine.deadline_ticks(budget_ms), out)
+        finally:
+            running.instance = outer
+        if failed:
             self._fail(export)
         head = ctypes.string_at(out.head, out.head_len)
         if out.rc < 0:
@@ -151,6 +178,7 @@ class GuestInstance:
         return self._handle is None
 
     def close(self) -> None:
+        self.memory_view = None
         if self._handle is not None:
             self._native.free(self._handle)
             self._handle = None

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from runtime.config import Settings
-from runtime.host import Grants, Unit
+from runtime.host import Caller, Grants, Unit
 from runtime.host.quotas import Limits, Quotas
 from runtime.host.registry import UNITS, Registry
 from runtime.sandbox.driver import Driver, SliceExceeded
@@ -174,6 +174,7 @@ class Sandbox:
         self.images.clear()
         self.threads.close()
         self.engine.close()
+        self.registry.close()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -184,11 +185,19 @@ class Sandbox:
     ) -> D:
         """A driver of ``kind`` for ``artefact`` on ``instance``, or on a new one starting as
         ``image``."""
+        caller = self._caller(artefact, tenant, grants)
         return kind(
-            instance or GuestInstance(self.engine, self.settings.memory_limit, image),
+            instance or GuestInstance(self.engine, self.settings.memory_limit, image, caller),
             path=artefact.path, registry=self.registry, magic=artefact.magic, grants=grants,
             locate=artefact.locate, tenant=tenant, quota=self.quotas.of(tenant),
         )
+
+    def _caller(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Caller:
+        """Who an instance of ``artefact`` makes its bound host calls for: ``grants`` None (a
+        caller that brings no ``Policy``) are derived from its magic comments."""
+        if grants is None:
+            grants = self.registry.grants(tenant, artefact.magic)
+        return Caller(tenant, artefact.path, grants)
 
     def _start_fresh(
         self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
@@ -226,7 +235,9 @@ class Sandbox:
         The rest (operations, a stream, logs, a failure) go on with a driver that takes the
         instance over, as if it had made the crossing.
         """
-        instance = GuestInstance(self.engine, self.settings.memory_limit, image)
+        instance = GuestInstance(
+            self.engine, self.settings.memory_limit, image, self._caller(artefact, tenant, grants)
+        )
         load = _load(artefact, image)
         header, blob, budget, slice_ms = first_envelope(
             FIRST_RID, inv, timeout_ms, self.settings.inline_budget_ms, load, artefact.path,

@@ -6,7 +6,6 @@ import { state } from './state.js';
 import { opsById } from './ops.js';
 import { timers } from '../host/timers.js';
 
-const shared = {};
 const waiting = []; // flights whose handler returned nothing while work is pending
 
 // Per-request objects (flights, req, res, metadata) are made by W.fromShape from a
@@ -45,4 +44,4 @@ const respond = (f, status, headers, body) => {
   finish(f);
 };
 
-export { FLIGHT, current, enter, finish, fromShape, respond, shared, waiting };
+export { FLIGHT, current, enter, finish, fromShape, respond, waiting };

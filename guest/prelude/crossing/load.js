@@ -24,6 +24,7 @@ const errorJSON = (e) => {
 const load = (h, factory, keepLogs) => {
   enter(null);
   state.handler = null;
+  state.shared = null;
   state.script = h.filename;
   // A fresh instance keeps the snapshot's empty process.env when there is
   // nothing to put in it (the host leaves `env` out): a new object would copy the

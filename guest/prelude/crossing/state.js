@@ -19,6 +19,7 @@ const state = {
   nextId: 1, // of operations and timers
   meta: undefined, // what the global `metadata` reads outside any request
   loaded: false, // a script was loaded in this instance
+  shared: null, // host/shared.js's answers in this crossing: path JSON -> ArrayBuffer
 };
 
 // What streamed responses add to a crossing's report. Apart from `state`: only a

@@ -3,7 +3,8 @@
 import { ArrayPrototype, ObjectPrototype, getPrototypeOf, push, stringify } from '../crossing/intrinsics.js';
 import { W } from '../natives.js';
 import { state } from '../crossing/state.js';
-import { FLIGHT, current, enter, fromShape, respond, shared, waiting } from '../crossing/flight.js';
+import { FLIGHT, current, enter, fromShape, respond, waiting } from '../crossing/flight.js';
+import { shared } from '../host/shared.js';
 import { endStream, stream, streamOf } from '../crossing/stream.js';
 import { fail } from '../crossing/errors.js';
 import { log } from '../lib/console.js';
