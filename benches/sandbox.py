@@ -9,6 +9,7 @@ request measured in the same run on the same machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -155,6 +156,109 @@ def startup_ms() -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
+async def _invoke_p50(sandbox: Sandbox, artefact, invs: list[Invocation]) -> float:  # type: ignore[no-untyped-def]
+    """p50 (us) of ``sandbox.invoke`` over ``invs``, on an event loop as the server runs it."""
+    out = []
+    for inv in invs:
+        t = time.perf_counter_ns()
+        await sandbox.invoke(artefact, inv)
+        out.append((time.perf_counter_ns() - t) / 1000)
+    return percentiles(out)[0]
+
+
+def isolate_rows(sandbox: Sandbox, inv: Invocation, n: int) -> list[tuple]:
+    """isolate.eval of a one-line handler against deploying it: a compile plus a serverless
+    request. The eval's cost is its caller's request less the same request awaiting a trivial
+    operation (the round trip every async host call pays)."""
+    compile_ = sandbox.compiler.compile_source
+    op_caller = compile_("await __wexec.op('timers.sleep', { ms: 0 });\nreturn 1;", "op.ts")
+    same = compile_("return isolate.eval('return { one: 1 }');", "eval-same.ts")
+    fresh = compile_("return isolate.eval(String(metadata.query.code));", "eval-new.ts")
+    one = compile_("return { one: 1 };", "one.ts")
+    salt = time.time_ns()
+    news = [Invocation("GET", "/e", "http://localhost/e", query={"code": f"return {{ n: {salt + i} }}"})
+            for i in range(40)]
+
+    async def measure() -> tuple[float, float, float]:
+        await _invoke_p50(sandbox, same, [inv] * 50)  # warm-up
+        return (await _invoke_p50(sandbox, op_caller, [inv] * n),
+                await _invoke_p50(sandbox, same, [inv] * n),
+                await _invoke_p50(sandbox, fresh, news))
+
+    trip, eval_same, eval_new = asyncio.run(measure())
+    serverless = asyncio.run(_invoke_p50(sandbox, one, [inv] * n))
+    cached, _ = timed(lambda: compile_("return { one: 1 };", "one.ts"), 300, 10)
+    cold = []
+    for i in range(20):
+        t = time.perf_counter_ns()
+        sandbox.run_sync(compile_(f"return {{ n: {salt - i} }}", "cold.ts"), inv)
+        cold.append((time.perf_counter_ns() - t) / 1000)
+    deploy_cold = percentiles(cold)[0]
+    same_cost, new_cost = eval_same - trip, eval_new - trip
+    return [
+        ("isolate.eval, code seen before", same_cost, same_cost,
+         f"<= 2x compile (cached) + serverless = {2 * (cached + serverless):.0f} us",
+         same_cost <= 2 * (cached + serverless)),
+        ("isolate.eval, new code", new_cost, new_cost,
+         f"<= 2x compile (cold) + serverless = {2 * deploy_cold:.0f} us", new_cost <= 2 * deploy_cold),
+    ]
+
+
+def ai_first_token_row(rounds: int = 20) -> tuple:
+    """What wexec adds to the provider's first token: when it reaches the consumer of a
+    streamText response, against a client reading the local provider directly."""
+    import httpx
+
+    from tests.openai_server import openai_server
+
+    chunks = ("first", " second")
+
+    async def rounds_of(provider, stream_one) -> float:  # type: ignore[no-untyped-def]
+        lags = []
+        for _ in range(rounds + 3):
+            provider.reply("".join(chunks), chunks=chunks, delay_s=0.02)
+            lags.append(await stream_one())
+        return percentiles([lag * 1e6 for lag in lags[3:]])[0]
+
+    with openai_server() as provider:
+        sandbox = Sandbox(Settings(ai_base_url=provider.base_url, ai_model="bench"))
+        script = sandbox.compiler.compile_source(
+            "// @ai true\nreturn streamText({ model, prompt: 'x' }).toTextStreamResponse();", "ai.ts")
+        inv = Invocation("GET", "/ai", "http://localhost/ai")
+
+        async def through_wexec() -> float:
+            result = await sandbox.invoke(script, inv)
+            assert result.stream is not None
+            await anext(result.stream)
+            lag = time.monotonic() - provider.sent_at[0]
+            async for _ in result.stream:
+                pass
+            return lag
+
+        async def direct(client: httpx.AsyncClient) -> float:
+            body = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+            async with client.stream("POST", provider.base_url + "/chat/completions", json=body) as r:
+                it = r.aiter_raw()
+                await anext(it)
+                lag = time.monotonic() - provider.sent_at[0]
+                async for _ in it:
+                    pass
+            return lag
+
+        async def both() -> tuple[float, float]:
+            async with httpx.AsyncClient() as client:
+                return (await rounds_of(provider, lambda: direct(client)),
+                        await rounds_of(provider, through_wexec))
+
+        try:
+            base, ours = asyncio.run(both())
+        finally:
+            sandbox.close()
+    added = ours - base
+    return ("AI stream: added to the first token", added, ours,
+            f"<= 1000 us (provider to a direct client: {base:.0f} us)", added <= 1000)
+
+
 def per_step_us(sandbox: Sandbox, body: str, baseline: str, steps: int, n: int
                 ) -> tuple[float, float]:
     """What one step of ``body`` costs in a warm worker, as (wall p50, CPU): a request running
@@ -247,6 +351,9 @@ def main() -> None:
     url = sandbox.compiler.compile_source("// @timeout 60000\n" + NEW_URL, "new-url.js")
     url_us = statistics.median(json.loads(sandbox.run_sync(url, inv).body)["us"] for _ in range(3))
     rows.append(("new URL(...) in the guest", url_us, url_us, "<= 2 us", url_us <= 2))
+    rows += isolate_rows(sandbox, inv, args.n // 10)
+    rows.append(ai_first_token_row())
+
     capabilities = capability_rows(args.n)
     imports_ms, engine_ms = startup_ms()
 

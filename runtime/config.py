@@ -10,8 +10,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.host.ai import AISettings
 from runtime.host.fetch.settings import FetchSettings
 from runtime.host.fs import FsSettings
+from runtime.host.isolate import IsolateSettings
 from runtime.host.shared import SharedSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +23,7 @@ MiB = 1024 * 1024
 _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class Settings(FetchSettings, FsSettings, SharedSettings, BaseSettings):
+class Settings(FetchSettings, FsSettings, SharedSettings, AISettings, IsolateSettings, BaseSettings):
     """Settings read from ``WEXEC_*`` environment variables, overridable by CLI flags."""
 
     model_config = SettingsConfigDict(env_prefix="WEXEC_", extra="ignore")

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from runtime.config import Settings
 from runtime.observe.metrics import MULTIPROC_ENV, multiprocess_dir
 
@@ -44,6 +46,8 @@ RESTART_DELAY_S = (0.1, 5.0)
 def export(settings: Settings) -> None:
     """Put every setting into the environment, where worker processes read them back."""
     for name, value in settings.model_dump(exclude_none=True).items():
+        if isinstance(value, SecretStr):  # its str() is a mask
+            value = value.get_secret_value()
         text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
         os.environ[f"WEXEC_{name.upper()}"] = text
 

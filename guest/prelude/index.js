@@ -41,6 +41,8 @@ import { flush } from './crossing/report.js';
 import { rejection } from './crossing/rejections.js';
 import { errorJSON, load } from './crossing/load.js';
 import { process, require } from './lib/node.js';
+import { isolate } from './host/isolate.js';
+import { ai, generateObject, generateText, jsonSchema, model, openai, streamText } from './host/ai.js';
 
 // JSON.parse without a reviver goes through the stack-safe native parser.
 const jsonParse = JSON.parse;
@@ -98,6 +100,14 @@ define(G, {
   process,
   require,
   shared,
+  ai,
+  model,
+  openai,
+  generateText,
+  streamText,
+  generateObject,
+  jsonSchema,
+  isolate,
   fs,
   __wexec: { op, bytes: (x) => blob(viewOf(x) || x), stream: hostStream },
 });

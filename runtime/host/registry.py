@@ -25,8 +25,10 @@ from runtime.host import (
     Refused,
     Services,
     Unit,
+    ai,
     crypto,
     fs,
+    isolate,
     response,
     shared,
     streams,
@@ -39,7 +41,9 @@ if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, fetch.UNIT, shared.UNIT, fs.UNIT)
+UNITS: tuple[Unit, ...] = (
+    timers.UNIT, crypto.UNIT, fetch.UNIT, shared.UNIT, fs.UNIT, ai.UNIT, isolate.UNIT
+)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT, streams.UNIT)
@@ -189,6 +193,8 @@ def error_value(exc: Exception) -> str | dict[str, str]:
     """An op's failure as the guest takes it: a host refusal keeps its error name."""
     if isinstance(exc, HostError):
         return {"name": exc.js_name, "message": str(exc)}
+    if isinstance(exc, TypeError):  # an op's arguments of the wrong kind, as JS would say
+        return {"name": "TypeError", "message": str(exc)}
     return str(exc) or type(exc).__name__
 
 

@@ -129,6 +129,17 @@ class Sandbox:
             return self._invoke_worker(artefact, inv, timeout_ms, tenant, grants)
         return self._invoke_fresh(artefact, inv, timeout_ms, tenant, grants)
 
+    def invoke_once(
+        self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None, tenant: str,
+        grants: Grants, keep_image: bool = False,
+    ) -> Coroutine[Any, Any, Result]:
+        """Run ``artefact`` in a fresh instance as a serverless request, whatever its mode.
+
+        Unless ``keep_image``, no serverless image of it is used or kept: code run once
+        (``isolate.eval``'s) must not push the images of the tenant's scripts out.
+        """
+        return self._invoke_fresh(artefact, inv, timeout_ms, tenant, grants, keep_image)
+
     def run_sync(self, artefact: Artefact, inv: Invocation, *, timeout_ms: int | None = _SCRIPT_DEFAULT) -> Result:
         """Synchronous ``invoke`` for the CLI and benchmarks (guest code runs on this thread)."""
         if timeout_ms is _SCRIPT_DEFAULT:
@@ -273,14 +284,14 @@ class Sandbox:
 
     async def _invoke_fresh(
         self, artefact: Artefact, inv: Invocation, timeout_ms: int | None, tenant: str,
-        grants: Grants | None,
+        grants: Grants | None, keep_image: bool = True,
     ) -> Result:
         """A serverless request: a fresh instance, inline while it fits the slice.
 
         A script's first request (it makes the image) and a slow script's run on the guest
         threads; so does a request that outran the slice, from scratch on a new instance.
         """
-        image, tried = self.images.lookup(artefact)
+        image, tried = self.images.lookup(artefact) if keep_image else (None, True)
         started: tuple[Driver, Any, list[dict]] | None = None
         if tried and artefact.key not in self._slow:
             try:

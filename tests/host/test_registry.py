@@ -50,10 +50,11 @@ def test_the_guest_and_the_registry_agree_on_every_name() -> None:
 def test_every_sandbox_holds_the_response_and_the_built_ins_by_default() -> None:
     registry = Registry(settings_for_tests())
     assert [u.name for u in registry.units] == [
-        "response", "streams", "timers", "crypto", "fetch", "shared", "fs"
+        "response", "streams", "timers", "crypto", "fetch", "shared", "fs", "ai", "isolate"
     ]
     assert {name for name in registry.ops if not name.startswith("fs.")} == {
-        "response.drain", "streams.read", "streams.cancel", "timers.sleep", "fetch.request"
+        "response.drain", "streams.read", "streams.cancel", "timers.sleep", "fetch.request",
+        "ai.chat", "ai.stream", "ai.object", "isolate.eval",
     }
     assert set(registry.calls) == {"crypto.hash", "crypto.hmac"}
     assert {name.split(".")[0] for name in registry.bound} == {"shared", "fs"}
@@ -122,10 +123,13 @@ def test_every_built_in_is_granted_by_policy_once_per_version() -> None:
     policy = policy_for("default/1", "p.ts", artefact, settings_for_tests())  # type: ignore[arg-type]
     grants = dict(policy.grants)
     assert grants.pop("fetch").hosts is None  # every public host; the guard decides the rest
+    assert grants.pop("isolate").depth_left == 3
     assert {k: v for k, v in grants.items() if v is True} == {
         "response": True, "streams": True, "timers": True, "crypto": True
     }
-    assert {u.name for u in (*CORE, *UNITS)} == set(policy.grants)
+    assert {u.name for u in (*CORE, *UNITS) if u.name != "ai"} == set(policy.grants)  # ai: by @ai
+    ai_version = SimpleNamespace(magic=MagicComments(ai=True))
+    assert "ai" in policy_for("default/1", "p.ts", ai_version, settings_for_tests()).grants  # type: ignore[arg-type]
 
 
 def test_the_units_settings_sections_are_part_of_the_one_settings() -> None:

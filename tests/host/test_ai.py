@@ -1,0 +1,311 @@
+"""Built-in AI through real scripts over HTTP, answered by a local OpenAI-compatible server
+(tests/openai_server.py: real HTTP, the real ``openai`` client in the host)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runtime.host import ai, streams
+from tests.host.harness import holding
+from tests.openai_server import OpenAIServer, openai_server
+from tests.support import running_server, settings_for_tests, write_scripts
+
+KEY = "sk-test-never-shown-0123456789"
+
+SCRIPTS = {
+    "gen.ts": "// @ai true\n"
+              "const r = await generateText({ model, prompt: String(req.query.q ?? 'hi') });\n"
+              "return { text: r.text, usage: r.usage };\n",
+    "tuned.ts": "// @ai-model anthropic/claude-test\n// @ai-temperature 0.3\n"
+                "// @ai-max-tokens 77\n"
+                "return (await generateText({ model, prompt: 'x' })).text;\n",
+    "override.ts": "// @ai true\n// @ai-temperature 0.3\n"
+                   "const r = await generateText({ model: openai('gpt-small'), prompt: 'x', "
+                   "temperature: 1.5, maxTokens: 5, system: 'be brief' });\n"
+                   "return r.text;\n",
+    "object.ts": "// @ai true\n"
+                 "const schema = { type: 'object', required: ['name', 'age'],\n"
+                 "  properties: { name: { type: 'string' }, age: { type: 'integer' } } };\n"
+                 "try {\n"
+                 "  return (await generateObject({ model, schema, prompt: 'a person' })).object;\n"
+                 "} catch (e) { return res.status(422).json({ name: e.name, message: e.message }); }\n",
+    "passthrough.ts": "// @ai true\n"
+                      "const c = await openai.chat.completions.create({ model: 'raw-model',\n"
+                      "  messages: [{ role: 'user', content: 'hey' }], temperature: 0 });\n"
+                      "return { content: c.choices[0].message.content, model: c.model };\n",
+    "refused-param.ts": "// @ai true\n"
+                        "return await openai.chat.completions.create({ messages: "
+                        "[{ role: 'user', content: 'x' }], logit_bias: { 1: 2 } });\n",
+    "stream.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).toTextStreamResponse();\n",
+    "stream-bare.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).textStream;\n",
+    "stream-text.ts": "// @ai true\n"
+                      "const r = streamText({ model, prompt: 'count' });\n"
+                      "return { text: await r.text, usage: await r.usage, "
+                      "finishReason: await r.finishReason };\n",
+    "stream-raw.ts": "// @ai true\n"
+                     "const s = await openai.chat.completions.create({ stream: true,\n"
+                     "  messages: [{ role: 'user', content: 'q' }] });\n"
+                     "const deltas = [];\n"
+                     "for await (const c of s) deltas.push(c.choices[0]?.delta?.content ?? null);\n"
+                     "return deltas;\n",
+    "stream-fails.ts": "// @ai true\n"
+                       "try { await streamText({ model, prompt: 'x' }).text; }\n"
+                       "catch (e) { return res.status(502).json({ name: e.name, message: e.message }); }\n",
+    "plain.ts": "return await generateText({ model, prompt: 'x' });\n",
+    "env.ts": "// @ai true\nreturn { env: process.env, keys: Object.keys(globalThis) };\n",
+    "support/bot.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+    "support/bot.system.md": "You are the support bot.",
+    "support/_system.md": "You are the support folder.",
+    "support/other.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+    "_system.md": "You are the root.",
+    "linked/x.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+    "root.ts": "// @ai true\nreturn (await generateText({ model, prompt: 'q' })).text;\n",
+}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OpenAIServer]:
+    with openai_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ai")
+    write_scripts(root / "scripts", SCRIPTS)
+    (root / "outside.md").write_text("a prompt from outside the tenant")
+    (root / "scripts" / "linked" / "_system.md").symlink_to(root / "outside.md")
+    return root
+
+
+@pytest.fixture(scope="module")
+def base(root: Path, provider: OpenAIServer) -> Iterator[str]:
+    env = {"WEXEC_AI_BASE_URL": provider.base_url, "WEXEC_AI_API_KEY": KEY,
+           "WEXEC_AI_MODEL": "default-model"}
+    with running_server(["--scripts", str(root / "scripts"), "--data", str(root / "data")], env,
+                        output_path=root / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        yield c
+
+
+def test_generate_text_answers_with_the_providers_text_and_usage(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("Hello there")
+    r = client.get("/gen", params={"q": "greet me"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"text": "Hello there", "usage": {
+        "promptTokens": 7, "completionTokens": 2, "totalTokens": 9,
+        "inputTokens": 7, "outputTokens": 2}}
+    sent = provider.requests[-1]
+    assert sent["model"] == "default-model"
+    assert sent["messages"] == [{"role": "system", "content": "You are the root."},
+                                {"role": "user", "content": "greet me"}]
+    assert sent["authorization"] == f"Bearer {KEY}"
+
+
+def test_magic_comments_reach_the_provider_as_model_temperature_and_max_tokens(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    assert client.get("/tuned").status_code == 200
+    sent = provider.requests[-1]
+    assert (sent["model"], sent["temperature"], sent["max_tokens"]) == (
+        "anthropic/claude-test", 0.3, 77)
+
+
+def test_a_calls_own_settings_beat_the_magic_comments(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    assert client.get("/override").text == "echo: x"
+    sent = provider.requests[-1]
+    assert (sent["model"], sent["temperature"], sent["max_tokens"]) == ("gpt-small", 1.5, 5)
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+
+
+@pytest.mark.parametrize(("path", "prompt"), [
+    ("/support/bot", "You are the support bot."),  # the sibling <script>.system.md
+    ("/support/other", "You are the support folder."),  # its folder's _system.md
+    ("/root", "You are the root."),  # the tenant root's _system.md
+    ("/linked/x", "You are the root."),  # its folder's is a link out of the tenant: passed over
+])
+def test_the_nearest_system_prompt_file_applies(
+    client: httpx.Client, provider: OpenAIServer, path: str, prompt: str
+) -> None:
+    assert client.get(path).status_code == 200
+    assert provider.requests[-1]["messages"][0] == {"role": "system", "content": prompt}
+
+
+def test_generate_object_returns_an_object_its_schema_accepts(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply('```json\n{"name": "Ada", "age": 36}\n```')
+    r = client.get("/object")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "Ada", "age": 36}
+    sent = provider.requests[-1]
+    assert sent["response_format"] == {"type": "json_object"}
+    assert '"required": ["name", "age"]' in sent["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    ('{"name": "Ada", "age": "old"}', "at /age: 'old' is not of type 'integer'"),
+    ('{"name": "Ada"}', "'age' is a required property"),
+    ("I cannot do that", "is not JSON"),
+])
+def test_generate_object_rejects_an_answer_its_schema_refuses(
+    client: httpx.Client, provider: OpenAIServer, answer: str, why: str
+) -> None:
+    provider.reply(answer)
+    r = client.get("/object")
+    assert r.status_code == 422
+    assert r.json()["name"] == "NoObjectGeneratedError"
+    assert why in r.json()["message"]
+
+
+def test_streamed_text_reaches_the_client_chunk_by_chunk_as_the_provider_sends_it(
+    base: str, provider: OpenAIServer
+) -> None:
+    chunks = ("one ", "two ", "three ", "four")
+    provider.reply("".join(chunks), chunks=chunks, delay_s=0.25)
+    arrived: list[tuple[float, bytes]] = []
+    with httpx.stream("GET", base + "/stream", timeout=30) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        for chunk in r.iter_raw():
+            arrived.append((time.monotonic(), chunk))
+    assert b"".join(c for _, c in arrived) == b"one two three four"
+    assert len(arrived) == len(chunks)  # one HTTP chunk per provider chunk, none held back
+    assert provider.requests[-1]["stream"] is True
+    for (at, _), sent in zip(arrived, provider.sent_at, strict=True):
+        # each reaches the client before the provider sends the next (250 ms later); the
+        # bound leaves room for a loaded machine, a buffered body would miss it by far
+        assert 0 <= at - sent < 0.2, [round(a - s, 4) for (a, _), s in zip(arrived, provider.sent_at)]
+
+
+def test_a_text_stream_returned_as_it_is_streams_too(base: str, provider: OpenAIServer) -> None:
+    provider.reply("a b", chunks=("a ", "b"), delay_s=0.2)
+    with httpx.stream("GET", base + "/stream-bare", timeout=30) as r:
+        parts = list(r.iter_raw())
+    assert parts == [b"a ", b"b"]
+
+
+def test_stream_text_settles_text_usage_and_finish_reason(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("x y z")
+    assert client.get("/stream-text").json() == {
+        "text": "x y z", "finishReason": "stop", "usage": {
+            "promptTokens": 7, "completionTokens": 3, "totalTokens": 10,
+            "inputTokens": 7, "outputTokens": 3}}
+
+
+def test_openai_chat_completions_create_streams_raw_chunks(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("p q")
+    assert client.get("/stream-raw").json() == ["p ", "q", None]
+
+
+def test_a_provider_refusing_a_stream_rejects_the_call(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("model overloaded", status=503)
+    r = client.get("/stream-fails")
+    assert r.status_code == 502
+    assert r.json() == {"name": "AIError", "message":
+                        "AI call failed: the AI provider answered 503: model overloaded"}
+
+
+def test_openai_chat_completions_create_passes_through(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("raw answer")
+    r = client.get("/passthrough")
+    assert r.json() == {"content": "raw answer", "model": "raw-model"}
+    sent = provider.requests[-1]
+    assert (sent["model"], sent["temperature"]) == ("raw-model", 0)
+
+
+def test_a_parameter_scripts_may_not_set_is_refused(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    calls = provider.calls
+    r = client.get("/refused-param")
+    assert r.status_code == 500
+    assert "'logit_bias' is not a parameter scripts may set" in r.json()["message"]
+    assert provider.calls == calls
+
+
+def test_a_script_without_at_ai_is_refused(client: httpx.Client, provider: OpenAIServer) -> None:
+    calls = provider.calls
+    r = client.get("/plain")
+    assert r.status_code == 500
+    assert "not granted ai (// @ai true" in r.json()["message"]
+    assert provider.calls == calls
+
+
+def test_the_key_is_never_visible_to_scripts_or_in_logs(
+    client: httpx.Client, provider: OpenAIServer, root: Path
+) -> None:
+    r = client.get("/env")
+    assert r.status_code == 200
+    assert KEY not in r.text
+    provider.reply(f"Incorrect API key provided: {KEY}", status=401)
+    r = client.get("/gen")
+    assert "the AI provider answered 401: Incorrect API key provided: [key]" in r.json()["message"]
+    assert KEY not in r.text
+    logs = [*root.rglob("*.log")]
+    assert logs
+    for log in logs:
+        assert KEY not in log.read_text(errors="replace")
+
+
+def test_with_no_provider_an_ai_call_names_the_setting(tmp_path: Path) -> None:
+    write_scripts(tmp_path / "scripts", {"gen.ts": SCRIPTS["gen.ts"]})
+    env = {"WEXEC_AI_BASE_URL": "", "WEXEC_AI_API_KEY": ""}
+    with running_server(["--scripts", str(tmp_path / "scripts"), "--data", str(tmp_path / "d")],
+                        env) as url:
+        r = httpx.get(url + "/gen", timeout=30)
+    assert r.status_code == 500
+    assert r.json()["message"].startswith("AIError: AI call refused: no AI provider")
+    assert "set WEXEC_AI_BASE_URL" in r.json()["message"]
+
+
+async def test_calls_past_the_per_request_cap_are_refused(provider: OpenAIServer) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m", ai_max_calls=2)
+    calls = provider.calls
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nconst out = [];\n"
+                        "for (let i = 0; i < 3; i++) {\n"
+                        "  try { out.push((await generateText({ prompt: 'x' })).text); }\n"
+                        "  catch (e) { out.push(e.message); }\n"
+                        "}\nreturn out;")
+    assert json.loads(r.body) == ["echo: x", "echo: x", ("AI call refused: this request already "
+                                  "made 2 AI calls; the cap is 2 per request (WEXEC_AI_MAX_CALLS)")]
+    assert provider.calls == calls + 2
+
+
+async def test_a_stream_past_the_output_cap_fails_mid_way(provider: OpenAIServer) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m", ai_max_output_bytes=10)
+    provider.reply("0123456 789abc def", chunks=("0123456", "789abc", "def"))
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nconst got = [];\n"
+                        "try { for await (const t of streamText({ prompt: 'x' }).textStream) "
+                        "got.push(t); }\n"
+                        "catch (e) { return { got, error: e.message }; }")
+    assert json.loads(r.body) == {"got": ["0123456"], "error": (
+        "AI call stopped: this request received more than 10 bytes from the AI provider "
+        "(WEXEC_AI_MAX_OUTPUT_BYTES)")}
