@@ -21,6 +21,7 @@ from runtime.api import (
     health,
     magic_comments,
     routing,
+    schedules,
     scripts,
     system,
     templates,
@@ -38,7 +39,7 @@ DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2
 """The API's own description, open like the public routers."""
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
-    system.router, templates.router, user_openapi.router,
+    system.router, templates.router, user_openapi.router, schedules.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""

@@ -12,6 +12,7 @@ from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy
 from runtime.observe.access_log import AccessLog
 from runtime.sandbox import Sandbox
+from runtime.schedules import Scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Services:
     sandbox: Sandbox
     shedder: LoadShedder
     access_log: AccessLog
+    schedules: Scheduler
 
     async def publish(self, tenant: Tenant, *paths: str) -> None:
         """Serve what the API just changed in `tenant` before answering: its files are compiled
@@ -37,3 +39,4 @@ class Services:
             self.catalog.refresh, tenant=tenant.name, touched=frozenset(paths))
         for key in retired:
             self.sandbox.evict(key)
+        self.schedules.sync(tenant.name)

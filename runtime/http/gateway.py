@@ -55,6 +55,7 @@ from runtime.sandbox import (
 from runtime.types import Query
 
 if TYPE_CHECKING:
+    from runtime.compiler import Artefact
     from runtime.sandbox import Sandbox
 
 log = logging.getLogger("wexec.http")
@@ -327,13 +328,52 @@ class Gateway:
         invocation = Invocation(
             req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops
         )
+        return await self._invoke(tenant, script.artefact, policy, invocation)
+
+    async def scheduled(self, tenant: Tenant, script: Script[Policy]) -> tuple[int, str | None]:
+        """Run `script` as its `@schedule` does: a body-less GET of its route with
+        `metadata.trigger` 'schedule', under the script's own limits (time, memory,
+        `@concurrent`, grants) but not its `@token`, which guards it from clients, not from its
+        own directive. Logged like a request; answers the status and what went wrong, if anything.
+        """
+        started, t0 = time.time_ns(), time.perf_counter_ns()
+        path = script.route.pattern
+        req = ScriptRequest("GET", path, path, f"http://localhost{path}",
+                            {"user-agent": "wexec-scheduler"}, {}, "", may_have_body=False)
+        policy = script.policy
+        result: Result | None = None
+        error: str | None = None
+        size = 0
+        try:
+            if script.artefact is None or policy is None:
+                raise compile_failed(script.route.rel, script.error, {}, {})
+            invocation = Invocation(req.method, path, req.url, req.headers, trigger="schedule")
+            result = await self._invoke(tenant, script.artefact, policy, invocation)
+            if result.stream is not None:
+                async for chunk in result.stream:
+                    size += len(chunk)
+            else:
+                size = len(result.body)
+        except ScriptError as exc:  # mid-stream
+            assert policy is not None
+            error = _script_failed(exc, policy).message
+        except HTTPError as err:
+            result, _, error = _answer_error(err, policy, req, [])
+        finally:
+            if policy is not None and policy.log_level != "none":
+                self._log(tenant, policy, req, result, size, error, started, t0)
+        return (result.status if result is not None else 500), error
+
+    async def _invoke(self, tenant: Tenant, artefact: Artefact, policy: Policy,
+                      invocation: Invocation) -> Result:
+        """Run one invocation within the script's @concurrent, @timeout and grants."""
         limiter = policy.limiter
         if limiter is not None:
             await limiter.acquire()
         held_by_stream = False  # a streamed response keeps its @concurrent slot until it ends
         try:
             result = await self.sandbox.invoke(
-                script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
+                artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
                 grants=policy.grants,
             )
             if limiter is not None and result.stream is not None:

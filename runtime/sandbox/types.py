@@ -26,6 +26,7 @@ class Invocation:
     body: bytes = b""
     ip: str = ""
     hops: int = 0  # scripts this request already passed through (a fetch's x-wexec-hops)
+    trigger: str = "http"  # metadata.trigger: "http", or "schedule" for a run of its @schedule
 
 
 @dataclass(slots=True)
