@@ -11,10 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from runtime.api.confined import file_errors
+from runtime.api.confined import file_errors, files_of
 from runtime.api.deps import ServicesDep, TenantFields, TenantQuery, tenant_of
+from runtime.api.services import Services
 from runtime.catalog.files import parts
+from runtime.catalog.routes import scan
 from runtime.catalog.tenants import Tenant
+from runtime.compiler.magic import MagicCommentError, parse_magic_comments
 from runtime.http.errors import HTTPError
 from runtime.schedules.times import iso, parse_iso
 
@@ -104,13 +107,18 @@ async def list_schedules(request: Request, services: ServicesDep,
 async def reload(request: Request, services: ServicesDep, body: ReloadBody | None = None,
                  execId: TenantQuery = None, exec_id: TenantQuery = None,
                  subdomain: TenantQuery = None) -> Reloaded:
-    """Read the tenant's scripts from disk now and register what carries `@schedule`. Scripts
-    are always brought up to date (as the reload loop would within its interval); `dry_run`
-    only leaves the schedules as they were."""
+    """Read the tenant's scripts from disk now and register what carries `@schedule` (the
+    server also follows its scripts on its own, within its reload interval). `dry_run` reads
+    the directives from the files without compiling or changing anything: a script whose new
+    version does not compile is shown as the files say, while reload keeps serving (and
+    scheduling) its previous version."""
     body = body or ReloadBody()
     tenant = tenant_of(request, services.catalog, body)
-    await services.publish(tenant)
-    diff = services.schedules.sync(tenant.name, dry_run=body.dry_run)
+    if body.dry_run:
+        wanted = await asyncio.to_thread(_on_disk, services, tenant)
+        diff = services.schedules.plan(tenant.name, wanted)
+    else:
+        diff = await services.publish(tenant)
     return Reloaded(dryRun=body.dry_run, added=diff.added, kept=diff.kept, removed=diff.removed)
 
 
@@ -169,6 +177,20 @@ async def history(
                and (lower is None or _at(r) >= lower)]
     return History(entries=matched[:limit], count=min(len(matched), limit),
                    truncated=len(matched) > limit)
+
+
+def _on_disk(services: Services, tenant: Tenant) -> dict[str, str]:
+    """The `@schedule` of every enabled script in the tenant's folder, as its file says."""
+    files = files_of(services, tenant)
+    wanted = {}
+    for rel in scan(tenant.root, services.settings.max_tenant_entries).found:
+        try:
+            magic = parse_magic_comments(files.read(rel).decode("utf-8", "replace"))
+        except (OSError, MagicCommentError):
+            continue  # unreadable or invalid: it would not be served, so not scheduled
+        if magic.schedule is not None and magic.enabled:
+            wanted[rel] = magic.schedule
+    return wanted
 
 
 def _relative(tenant: Tenant, script_path: str) -> str:

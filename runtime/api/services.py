@@ -12,7 +12,7 @@ from runtime.http.limits import LoadShedder
 from runtime.http.policy import Policy
 from runtime.observe.access_log import AccessLog
 from runtime.sandbox import Sandbox
-from runtime.schedules import Scheduler
+from runtime.schedules import Diff, Scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Services:
     access_log: AccessLog
     schedules: Scheduler
 
-    async def publish(self, tenant: Tenant, *paths: str) -> None:
+    async def publish(self, tenant: Tenant, *paths: str) -> Diff:
         """Serve what the API just changed in `tenant` before answering: its files are compiled
         now, not after the reload interval, so the next request runs the new version."""
         for path in paths:
@@ -39,4 +39,4 @@ class Services:
             self.catalog.refresh, tenant=tenant.name, touched=frozenset(paths))
         for key in retired:
             self.sandbox.evict(key)
-        self.schedules.sync(tenant.name)
+        return self.schedules.sync(tenant.name)

@@ -39,7 +39,7 @@ class FiresLog:
         with _locked(self.folder):
             try:
                 if path.stat().st_size >= ROTATE_BYTES:
-                    self._rotate()
+                    self.rotate()
             except FileNotFoundError:
                 pass
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -66,7 +66,9 @@ class FiresLog:
                     records.append(record)
         return records
 
-    def _rotate(self) -> None:
+    def rotate(self) -> None:
+        """Start a new file: fires.log becomes fires.log.1, the oldest beyond `KEEP` goes.
+        The caller holds the lock (`append`), or no other process writes (tests, tools)."""
         for n in range(KEEP - 1, 0, -1):
             older = self.folder / f"{NAME}.{n}"
             if older.exists():

@@ -139,44 +139,42 @@ class Scheduler:
         lock.release()
         return False
 
-    def sync(self, tenant: str | None = None, *, dry_run: bool = False,
-             startup: bool = False) -> Diff:
+    def sync(self, tenant: str | None = None, *, startup: bool = False) -> Diff:
         """Register what the catalog serves with `@schedule` and drop what it no longer does;
-        `tenant` limits it to one tenant (always compared, even if its table looks the same)."""
+        `tenant` limits it to one tenant (compared even if its table looks unchanged)."""
         view = self._catalog.view
-        names = [tenant] if tenant is not None else list(view.tenants)
-        gone = [name for name in self._seen if name not in view.tenants]
+        if tenant is not None:
+            names = [tenant]
+        else:
+            names = [name for name, table in view.tenants.items() if self._seen.get(name) is not table]
+            names += [name for name in self._seen if name not in view.tenants]
         now = self._clock()
-        added: list[str] = []
-        kept: list[str] = []
-        removed: list[str] = []
-        for name in [*names, *gone] if tenant is None else names:
+        total = Diff([], [], [])
+        for name in names:
             table = view.tenants.get(name)
-            if tenant is None and table is not None and self._seen.get(name) is table:
-                continue
-            wanted = _wanted(table.scripts if table is not None else {})
-            mine = {key[1]: reg for key, reg in self._registered.items() if key[0] == name}
-            for script, reg in mine.items():
-                if wanted.get(script) == reg.expression:
-                    kept.append(script)
-                    continue
-                removed.append(script)
-                if not dry_run:
-                    del self._registered[name, script]
-                    del self._next[name, script]
-            for script, expression in wanted.items():
-                if mine.get(script) is not None and mine[script].expression == expression:
-                    continue
-                added.append(script)
-                if not dry_run:
-                    self._register(Registration(name, script, expression, now), startup)
-            if not dry_run:
-                if table is None:
-                    self._seen.pop(name, None)
-                else:
-                    self._seen[name] = table
+            wanted = _wanted(table.scripts) if table is not None else {}
+            diff = self.plan(name, wanted)
+            for script in diff.removed:
+                del self._registered[name, script]
+                del self._next[name, script]
+            for script in diff.added:
+                self._register(Registration(name, script, wanted[script], now), startup)
+            if table is None:
+                self._seen.pop(name, None)
+            else:
+                self._seen[name] = table
+            total.added.extend(diff.added)
+            total.kept.extend(diff.kept)
+            total.removed.extend(diff.removed)
         self.figures.registered = len(self._registered)
-        return Diff(sorted(added), sorted(kept), sorted(removed))
+        return total
+
+    def plan(self, tenant: str, wanted: dict[str, str]) -> Diff:
+        """What registering `wanted` (script path → expression) for `tenant` would change."""
+        mine = {key[1]: reg.expression for key, reg in self._registered.items() if key[0] == tenant}
+        kept = sorted(s for s, expression in mine.items() if wanted.get(s) == expression)
+        return Diff(added=sorted(s for s in wanted if s not in kept),
+                    kept=kept, removed=sorted(s for s in mine if s not in kept))
 
     def _register(self, reg: Registration, startup: bool) -> None:
         key = (reg.tenant, reg.script)
