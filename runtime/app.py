@@ -1,8 +1,9 @@
 """The ASGI application: scripts at bare paths, the management API under `/api/v1/exec/`.
 
 Server-agnostic: uvicorn, granian and hypercorn all run it. `App` owns the process's lifespan:
-it builds the sandbox, the live catalog of scripts and its reload loop, the request logs and the
-management API (`runtime.api`), and releases them in reverse order at shutdown.
+it builds the sandbox, the live catalog of scripts and its reload loop, the schedules, the
+request logs and the management API (`runtime.api`), and releases them in reverse order at
+shutdown.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class App:
         sandbox.registry.services.dispatch = self._gateway.dispatch  # a relative fetch
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
         schedules = Scheduler(catalog, self._gateway, settings.data_dir)
+        await asyncio.to_thread(schedules.start)
         self.schedules = schedules
         scheduling = asyncio.create_task(schedules.serve())
         # What start-up built lives as long as the process: the collector stops walking it, so a

@@ -21,7 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -121,7 +121,13 @@ class Scheduler:
         self._next: dict[Key, datetime] = {}
         self._seen: dict[str, TenantScripts[Policy]] = {}
         self._tasks: set[asyncio.Task[Fire | None]] = set()
-        self.figures = Figures()
+        self._figures = Figures()
+
+    def figures(self) -> Figures:
+        """This process's cron figures, for `monitor/stats`: schedules registered, runs that
+        answered (`fired`), ticks skipped because a run was still going on, runs that failed or
+        timed out, and start-ups that found missed ticks. Manual triggers count too."""
+        return replace(self._figures)
 
     def fires(self, tenant: Tenant) -> FiresLog:
         return FiresLog(self._folder / tenant.slug)
@@ -166,7 +172,7 @@ class Scheduler:
             total.added.extend(diff.added)
             total.kept.extend(diff.kept)
             total.removed.extend(diff.removed)
-        self.figures.registered = len(self._registered)
+        self._figures.registered = len(self._registered)
         return total
 
     def plan(self, tenant: str, wanted: dict[str, str]) -> Diff:
@@ -197,7 +203,7 @@ class Scheduler:
         final = last_tick(reg.expression, until)
         self._ticks.claim(reg.tenant, reg.script, final, "missed")
         count = count_ticks(reg.expression, first, final, MISSED_COUNT_CAP)
-        self.figures.missed += 1
+        self._figures.missed += 1
         self._record(reg.tenant, Fire(
             reg.tenant, reg.script, "schedule", "missed", uuid.uuid4().hex, self._clock(), final,
             error="the server was not running at these ticks; they are not run afterwards",
@@ -236,12 +242,12 @@ class Scheduler:
         tenant = table.tenant if table is not None else None
         lock = RunLock.take(self._folder / "running", tenant_name, script)
         if lock is None:
-            self.figures.skipped += 1
+            self._figures.skipped += 1
             fire = Fire(tenant_name, script, trigger, "skipped", run_id, at, tick,
                         error="the previous run of this script was still going on")
         elif served is None or tenant is None:
             lock.release()
-            self.figures.failed += 1
+            self._figures.failed += 1
             fire = Fire(tenant_name, script, trigger, "error", run_id, at, tick,
                         error=f"{script} is no longer served")
         else:
@@ -254,9 +260,9 @@ class Scheduler:
             outcome: Status = "timeout" if status == 504 else (
                 "error" if error is not None or status >= 500 else "ok")
             if outcome == "ok":
-                self.figures.fired += 1
+                self._figures.fired += 1
             else:
-                self.figures.failed += 1
+                self._figures.failed += 1
             fire = Fire(tenant_name, script, trigger, outcome, run_id, at, tick, duration,
                         status, error)
         if tenant is not None:
@@ -272,11 +278,15 @@ class Scheduler:
         except OSError:
             log.exception("%s/%s: recording a schedule's run failed", tenant_name, fire.script)
 
+    def start(self) -> None:
+        """Register what the catalog serves at start-up, recording missed ticks; blocking (it
+        reads the tick store), so the lifespan runs it on a thread before anything else syncs."""
+        self.sync(startup=True)
+        self._ticks.prune(self._clock() - KEEP_TICKS)
+
     async def serve(self) -> None:
-        """The schedules' loop: sync with the catalog, start what is due, sleep until the next
-        tick (at most `MAX_SLEEP_S`)."""
-        await asyncio.to_thread(self.sync, startup=True)
-        await asyncio.to_thread(self._ticks.prune, self._clock() - KEEP_TICKS)
+        """The schedules' loop, after `start`: sync with the catalog, start what is due, sleep
+        until the next tick (at most `MAX_SLEEP_S`)."""
         while True:
             now = self._clock()
             try:

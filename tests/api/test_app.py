@@ -113,7 +113,7 @@ async def test_openapi_is_generated_from_the_models(client: httpx.AsyncClient) -
     assert spec["openapi"].startswith("3.1") and spec["servers"] == [{"url": PREFIX}]
     assert {"/health", "/scripts/write", "/validate/script", "/magic-comments/schema",
             "/route/resolve", "/cache/clear", "/list", "/system/restart",
-            "/templates/list", "/user-openapi/spec", "/types"} <= set(spec["paths"])
+            "/templates/list", "/user-openapi/spec", "/types", "/schedules/list"} <= set(spec["paths"])
     health = spec["components"]["schemas"]["Health"]
     assert set(health["required"]) == {"status", "version", "uptime_s", "tenants", "scripts",
                                        "inflight"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -96,6 +97,20 @@ def test_a_failing_or_slow_run_says_so(server: Server) -> None:
     body = trigger(server, "slow.ts").json()
     assert body["status"] == "timeout" and body["httpStatus"] == 504
     assert body["durationMs"] < 3000 and "200" in body["error"]
+
+
+def test_a_trigger_while_the_script_runs_is_skipped(server: Server) -> None:
+    write(server, "long.ts", f"// @schedule {YEARLY}\n"
+          "await new Promise(r => setTimeout(r, 1500));\nreturn 1;\n")
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(trigger, server, "long.ts")
+        time.sleep(0.5)
+        assert listed(server)["long.ts"]["running"] is True
+        second = trigger(server, "long.ts").json()
+        assert second["triggered"] is False and second["status"] == "skipped"
+        assert "still going on" in second["error"]
+        assert first.result().json()["status"] == "ok"
+    assert listed(server)["long.ts"]["running"] is False
 
 
 def test_a_token_script_needs_force(server: Server) -> None:

@@ -22,10 +22,9 @@ async def main(scripts: Path, data: Path, when: str) -> None:
     await lifespan.start()
     try:
         assert app.schedules is not None
-        await asyncio.sleep(0.5)  # the loop's start-up sync has run
         fired = await asyncio.gather(*app.schedules.start_due(parse_iso(when)))
         print(json.dumps({"fired": [f.run_id for f in fired if f is not None],
-                          "missed": app.schedules.figures.missed}))
+                          "missed": app.schedules.figures().missed}))
     finally:
         await lifespan.stop()
 

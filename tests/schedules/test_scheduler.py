@@ -61,8 +61,8 @@ async def test_a_run_still_going_at_the_next_tick_is_not_overlapped(app: App,
     records = FiresLog(tmp_path / "data" / "schedules" / "default-1").read(include_rotated=True)
     assert [(r["status"], r["tick"]) for r in records] == [("skipped", iso(second)),
                                                            ("ok", iso(first))]
-    assert schedules.figures.fired == 1 and schedules.figures.skipped == 1
-    assert schedules.figures.registered == 1 and schedules.figures.failed == 0
+    assert schedules.figures().fired == 1 and schedules.figures().skipped == 1
+    assert schedules.figures().registered == 1 and schedules.figures().failed == 0
 
 
 def _claim_all(path: str, ticks: list[str], out: multiprocessing.Queue[list[str]]) -> None:
