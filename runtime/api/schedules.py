@@ -90,7 +90,10 @@ router = APIRouter(prefix="/schedules", tags=["schedules"])
 async def list_schedules(request: Request, services: ServicesDep,
                          execId: TenantQuery = None, exec_id: TenantQuery = None,
                          subdomain: TenantQuery = None) -> ScheduleList:
-    """The tenant's registered schedules, by script path, with their next tick."""
+    """The tenant's registered schedules, by script path. The reference names `scriptRel`,
+    `expression`, `registeredAt` and the absolute `scriptPath`; wexec adds `nextRun` (the next
+    tick, UTC) and `running` (a run going on in any server process). Schedules are per tenant,
+    as everything here: a tenant sees its own."""
     tenant = tenant_of(request, services.catalog)
     schedules = services.schedules
     schedules.sync(tenant.name)
@@ -127,9 +130,14 @@ async def trigger(request: Request, body: TriggerBody, services: ServicesDep,
                   execId: TenantQuery = None, exec_id: TenantQuery = None,
                   subdomain: TenantQuery = None) -> Triggered:
     """Run a scheduled script now, as its schedule would (`metadata.trigger` is `schedule`),
-    and answer when it finished. A script with `@token` needs `force: true`. A run still going
-    on is not overlapped: the answer is `triggered: false`, status `skipped`. Recorded in
-    history with trigger `manual`."""
+    and answer when it finished (so a long run keeps this call open, up to the script's
+    `@timeout`). A run still going on is not overlapped: the answer is `triggered: false`,
+    status `skipped`. Recorded in history with trigger `manual`. Where the reference is silent,
+    wexec answers: 404 `not_found` for a script not served, 400 `not_scheduled` for one without
+    a valid `@schedule` (or disabled), 403 `token_protected` for a `@token` script without
+    `force: true`, 403 for a path outside the tenant's folder; `status` is `ok` (the script
+    answered below 500), `error` (it threw, answered 5xx or failed mid-stream), `timeout` or
+    `skipped`, with `httpStatus` and `error` added."""
     tenant = tenant_of(request, services.catalog, body)
     rel = _relative(tenant, body.scriptPath)
     table = services.catalog.view.tenants.get(tenant.name)
@@ -165,8 +173,10 @@ async def history(
                                           "fires.log.* files (slower).")] = False,
     execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> History:
-    """The tenant's fires, skips and missed ticks from fires.log, newest first. Every process
-    of the server writes the same file; past 1 MiB it rotates to fires.log.1 … fires.log.5."""
+    """The tenant's fires, skips and missed ticks from fires.log, newest first, with `count`
+    and `truncated` (more matched than `limit`). Every process of the server writes the same
+    file; past 1 MiB it rotates to fires.log.1 … fires.log.5 (plain text). Ticks that passed
+    while no server ran are one `missed` entry, recorded at the next start-up, never run."""
     tenant = tenant_of(request, services.catalog)
     rel = _relative(tenant, scriptPath) if scriptPath is not None else None
     lower = _since(since)
