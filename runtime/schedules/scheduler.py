@@ -41,6 +41,9 @@ STARTUP_GRACE = timedelta(seconds=2)
 one server start a moment apart, and the first up may already be firing it."""
 MISSED_COUNT_CAP = 10_000
 KEEP_TICKS = timedelta(days=7)
+"""Claimed ticks are kept this long (each script's latest for ever: it dates a restart's
+missed ticks)."""
+PRUNE_EVERY = timedelta(hours=1)
 MAX_SLEEP_S = 1.0
 """The loop wakes at least this often to notice scripts written or removed."""
 
@@ -226,9 +229,14 @@ class Scheduler:
         return started
 
     async def _fire(self, reg: Registration, tick: datetime) -> Fire | None:
-        if not await asyncio.to_thread(self._ticks.claim, reg.tenant, reg.script, tick, "fire"):
-            return None  # another process of this server has this tick
-        return await self.run(reg.tenant, reg.script, "schedule", tick)
+        try:
+            if not await asyncio.to_thread(self._ticks.claim, reg.tenant, reg.script, tick,
+                                           "fire"):
+                return None  # another process of this server has this tick
+            return await self.run(reg.tenant, reg.script, "schedule", tick)
+        except Exception:  # a task nobody awaits: its failure is logged here or nowhere
+            log.exception("%s/%s: firing the tick of %s failed", reg.tenant, reg.script, iso(tick))
+            return None
 
     async def run(self, tenant_name: str, script: str, trigger: Literal["schedule", "manual"],
                   tick: datetime | None = None) -> Fire:
@@ -287,11 +295,15 @@ class Scheduler:
     async def serve(self) -> None:
         """The schedules' loop, after `start`: sync with the catalog, start what is due, sleep
         until the next tick (at most `MAX_SLEEP_S`)."""
+        pruned = self._clock()
         while True:
             now = self._clock()
             try:
                 self.sync()
                 self.start_due(now)
+                if now - pruned >= PRUNE_EVERY:
+                    pruned = now
+                    await asyncio.to_thread(self._ticks.prune, now - KEEP_TICKS)
             except Exception:  # one bad entry must not stop every schedule for good
                 log.exception("running schedules failed")
             soonest = min(self._next.values(), default=now + timedelta(seconds=MAX_SLEEP_S))
