@@ -1,8 +1,9 @@
 """The ASGI application: scripts at bare paths, the management API under `/api/v1/exec/`.
 
 Server-agnostic: uvicorn, granian and hypercorn all run it. `App` owns the process's lifespan:
-it builds the sandbox, the live catalog of scripts and its reload loop, the request logs and the
-management API (`runtime.api`), and releases them in reverse order at shutdown.
+it builds the sandbox, the live catalog of scripts and its reload loop, the schedules, the
+request logs and the management API (`runtime.api`), and releases them in reverse order at
+shutdown.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from runtime.observe import tracing
 from runtime.observe.access_log import AccessLog
 from runtime.observe.metrics import Metrics
 from runtime.sandbox import Sandbox
+from runtime.schedules import Scheduler
 
 GC_YOUNG_THRESHOLD = 20_000
 """Net container allocations between young-generation collections (Python's default: 700)."""
@@ -54,6 +56,7 @@ class App:
         self.settings = settings
         self._gateway: Gateway | None = None
         self._api: asyncio.Task[ASGIApp] | None = None
+        self.schedules: Scheduler | None = None  # built by the lifespan
         self._router = Router(
             routes=[Mount(API_PREFIX.rstrip("/"), app=self._serve_api)], lifespan=self._lifespan
         )
@@ -100,6 +103,10 @@ class App:
         )
         sandbox.registry.services.dispatch = self._gateway.dispatch  # a relative fetch
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
+        schedules = Scheduler(catalog, self._gateway, settings.data_dir)
+        await asyncio.to_thread(schedules.start)
+        self.schedules = schedules
+        scheduling = asyncio.create_task(schedules.serve())
         # What start-up built lives as long as the process: the collector stops walking it, so a
         # full collection costs what requests left behind, not the whole heap (a p99 spike).
         # Requests free nearly everything they allocate by reference counting, so the young
@@ -110,7 +117,7 @@ class App:
         # FastAPI takes about a quarter of a second to import, five times the rest of start-up:
         # the API is built on a thread while scripts are already served, and a management
         # request arriving meanwhile waits for it.
-        services = Services(settings, catalog, sandbox, shedder, access_log, metrics)
+        services = Services(settings, catalog, sandbox, shedder, access_log, metrics, schedules)
         self._api = asyncio.create_task(asyncio.to_thread(_build_api, services))
         if settings.supervisor_pid is not None:  # `wexec serve` restarts only what has started
             with contextlib.suppress(ProcessLookupError):
@@ -119,7 +126,9 @@ class App:
             yield
         finally:
             reloader.cancel()
-            await asyncio.gather(reloader, self._api, return_exceptions=True)
+            scheduling.cancel()
+            await asyncio.gather(reloader, scheduling, self._api, return_exceptions=True)
+            await schedules.close()
             self._gateway = self._api = None
             access_log.close()
             await close_clients()

@@ -118,6 +118,8 @@ interface WexecMetadata {
   readonly headers: { [name: string]: string | undefined };
   /** The script's path in its tenant's folder. */
   readonly scriptPath: string;
+  /** What started this run: a request (`http`) or the script's `@schedule` (`schedule`). */
+  readonly trigger: 'http' | 'schedule';
 }
 
 /**

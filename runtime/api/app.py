@@ -23,6 +23,7 @@ from runtime.api import (
     magic_comments,
     monitor,
     routing,
+    schedules,
     scripts,
     shared_state,
     system,
@@ -42,7 +43,7 @@ DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
     system.router, templates.router, user_openapi.router, shared_state.router,
-    logs.router, monitor.router,
+    logs.router, monitor.router, schedules.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""

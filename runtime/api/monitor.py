@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -38,7 +39,9 @@ class Stats(BaseModel):
     workers: int = Field(description="Server processes (`--workers`).")
     requests: RequestFigures
     websocket: dict[str, Any] = Field(description="WebSocket connections: not served yet.")
-    cron: dict[str, Any] = Field(description="@schedule runs: not served yet.")
+    cron: dict[str, Any] = Field(
+        description="@schedule figures of this process: registered, fired, skipped (a run was "
+                    "still going), failed, missed (ticks found missed at start-up).")
     cache: dict[str, int] = Field(
         description="What the sandbox holds: worker instances, serverless images and their "
         "bytes, scripts that run on guest threads only (slow)."
@@ -120,7 +123,7 @@ async def stats(
 
     Differences from the reference: figures are the answering process's (`pid`; under
     `--workers N` each has its own) and `requests` counts the tenant's scripts only;
-    `websocket` and `cron` are zero until those features land."""
+    `websocket` is zero until WebSockets land; `cron` counts this process's @schedule runs."""
     tenant = tenant_of(request, services.catalog)
     metrics = services.metrics
     mine = [f for f in metrics.scripts.values() if f.tenant == tenant.name]
@@ -134,7 +137,7 @@ async def stats(
             active=sum(1 for a in metrics.active.values() if a.tenant == tenant.name),
         ),
         websocket={"supported": False, "connections": 0},
-        cron={"supported": False, "schedules": 0},
+        cron={"supported": True, **asdict(services.schedules.figures())},
         cache=_cache(services.sandbox.figures()),
         inflight=services.shedder.inflight,
     )

@@ -13,6 +13,7 @@ from runtime.http.policy import Policy
 from runtime.observe.access_log import AccessLog
 from runtime.observe.metrics import Metrics
 from runtime.sandbox import Sandbox
+from runtime.schedules import Diff, Scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,9 @@ class Services:
     shedder: LoadShedder
     access_log: AccessLog
     metrics: Metrics
+    schedules: Scheduler
 
-    async def publish(self, tenant: Tenant, *paths: str) -> None:
+    async def publish(self, tenant: Tenant, *paths: str) -> Diff:
         """Serve what the API just changed in `tenant` before answering: its files are compiled
         now, not after the reload interval, so the next request runs the new version."""
         for path in paths:
@@ -39,3 +41,4 @@ class Services:
             self.catalog.refresh, tenant=tenant.name, touched=frozenset(paths))
         for key in retired:
             self.sandbox.evict(key)
+        return self.schedules.sync(tenant.name)

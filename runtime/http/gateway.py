@@ -58,6 +58,7 @@ from runtime.sandbox import (
 from runtime.types import Query
 
 if TYPE_CHECKING:
+    from runtime.compiler import Artefact
     from runtime.sandbox import Sandbox
 
 log = logging.getLogger("wexec.http")
@@ -234,10 +235,8 @@ class Gateway:
             self.shedder.leave()  # after the body: a stream is a request in progress until it ends
             status = result.status if result is not None else 500
             if metrics.enabled:
-                if result is not None:
-                    metrics.end(n, status, result.sandbox_ms, result.cold, result.memory)
-                else:
-                    metrics.end(n, status, 0.0, False, 0)
+                metrics.end(n, status, result.sandbox_ms if result else 0.0,
+                            result.cold if result else False, result.memory if result else 0)
             if traced is not None:
                 tracing.end_invocation(traced, status, error)
             if policy is not None and policy.log_level != "none":
@@ -351,6 +350,50 @@ class Gateway:
         invocation = Invocation(
             req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops
         )
+        return await self._invoke(tenant, script.artefact, policy, invocation)
+
+    async def scheduled(self, tenant: Tenant, script: Script[Policy]) -> tuple[int, str | None]:
+        """Run `script` as its `@schedule` does: a body-less GET of its route with
+        `metadata.trigger` 'schedule', under the script's own limits (time, memory,
+        `@concurrent`, grants) but not its `@token`, which guards it from clients, not from its
+        own directive. Logged like a request; answers the status and what went wrong, if anything.
+        """
+        started, t0 = time.time_ns(), time.perf_counter_ns()
+        path = script.route.pattern
+        req = ScriptRequest("GET", path, path, f"http://localhost{path}",
+                            {"user-agent": "wexec-scheduler"}, {}, "", may_have_body=False)
+        policy = script.policy
+        result: Result | None = None
+        error: str | None = None
+        size = 0
+        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, path)
+        try:
+            if script.artefact is None or policy is None:
+                raise compile_failed(script.route.rel, script.error, {}, {})
+            invocation = Invocation(req.method, path, req.url, req.headers, trigger="schedule")
+            result = await self._invoke(tenant, script.artefact, policy, invocation)
+            if result.stream is not None:
+                async for chunk in result.stream:
+                    size += len(chunk)
+            else:
+                size = len(result.body)
+        except ScriptError as exc:  # mid-stream
+            assert policy is not None
+            error = _script_failed(exc, policy).message
+        except HTTPError as err:
+            result, _, error = _answer_error(err, policy, req, [])
+        finally:
+            status = result.status if result is not None else 500
+            if self.metrics.enabled:
+                self.metrics.end(n, status, result.sandbox_ms if result else 0.0,
+                                 result.cold if result else False, result.memory if result else 0)
+            if policy is not None and policy.log_level != "none":
+                self._log(tenant, policy, req, result, size, error, started, t0, n)
+        return status, error
+
+    async def _invoke(self, tenant: Tenant, artefact: Artefact, policy: Policy,
+                      invocation: Invocation) -> Result:
+        """Run one invocation within the script's @concurrent, @timeout and grants."""
         limiter = policy.limiter
         if limiter is not None:
             await limiter.acquire()
@@ -361,7 +404,7 @@ class Gateway:
                 if tracing.tracer is not None:  # its host ops' spans are children of this one
                     invocation.trace = contextvars.copy_context()
                 result = await self.sandbox.invoke(
-                    script.artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
+                    artefact, invocation, timeout_ms=policy.timeout_ms, tenant=tenant.name,
                     grants=policy.grants,
                 )
             result.sandbox_ms = (time.perf_counter() - t0) * 1000.0

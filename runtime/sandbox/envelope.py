@@ -94,7 +94,7 @@ def header_pairs(headers: list[list[str]]) -> list[tuple[str, str]]:
 def request_item(rid: int, inv: Invocation) -> list[Any]:
     """A request as the guest takes it (ABI.md): positional, so parsing it makes no keys."""
     return [rid, inv.method, inv.url, inv.path, inv.headers, inv.query, inv.params, inv.ip,
-            len(inv.body)]
+            len(inv.body), inv.trigger]
 
 
 def stopped(exc: BaseException, limit_ms: int | None, path: str) -> ScriptError:

@@ -28,6 +28,7 @@ class Invocation:
     ip: str = ""
     hops: int = 0  # scripts this request already passed through (a fetch's x-wexec-hops)
     trace: contextvars.Context | None = None  # where its host ops' spans go (observe.tracing)
+    trigger: str = "http"  # metadata.trigger: "http", or "schedule" for a run of its @schedule
 
 
 @dataclass(slots=True)

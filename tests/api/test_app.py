@@ -114,7 +114,8 @@ async def test_openapi_is_generated_from_the_models(client: httpx.AsyncClient) -
     assert {"/health", "/scripts/write", "/validate/script", "/magic-comments/schema",
             "/route/resolve", "/cache/clear", "/list", "/system/restart",
             "/templates/list", "/user-openapi/spec", "/types",
-            "/shared-state/get", "/logs/search", "/monitor/metrics"} <= set(spec["paths"])
+            "/shared-state/get", "/logs/search", "/monitor/metrics",
+            "/schedules/list"} <= set(spec["paths"])
     health = spec["components"]["schemas"]["Health"]
     assert set(health["required"]) == {"status", "version", "uptime_s", "tenants", "scripts",
                                        "inflight", "ready", "checks"}

@@ -1,6 +1,6 @@
-"""The reference's curl examples for these endpoints (exec-http-skill.md, examples 1, 2, 3, 5 and
-the writes of 9, 10 and 11), run by bash exactly as written there, `KIT` aside: a client written
-for the reference works against wexec unchanged. The examples send no token, so they run
+"""The reference's curl examples for these endpoints (exec-http-skill.md, examples 1, 2, 3, 5,
+10 and the writes of 9 and 11), run by bash exactly as written there, `KIT` aside: a client
+written for the reference works against wexec unchanged. The examples send no token, so they run
 against a server without one, on loopback."""
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ curl -sX POST "$KIT/api/v1/exec/validate/magic-comments" \
 
 
 def test_the_writes_of_examples_9_10_11_and_the_delete(open_api: Server) -> None:
-    """Their scripts use what wexec has not (Bun.$, the AI helpers, schedules yet): the writes,
+    """Their scripts use what wexec has not (Bun.$, the AI helpers): the writes,
     which these endpoints own, behave as documented; `scripts.delete` stops the schedule."""
     out = run(open_api, r"""
 curl -sX POST "$KIT/api/v1/exec/scripts/write" \
@@ -144,3 +144,34 @@ curl -s -X DELETE "$KIT/api/v1/exec/scripts/delete?path=tick.js&confirm=true"
     assert tick["success"] and tick["route"] == "/tick"
     assert summarize["success"] and disk["success"]
     assert deleted == {"success": True, "path": "tick.js", "deleted": True}
+
+
+def test_example_10_schedule_list_trigger_history(open_api: Server) -> None:
+    """Steps 1 to 3 as written, but for the trigger's path: the reference's absolute path is its
+    own server's, so the relative one (which step 3 also allows) is sent."""
+    out = run(open_api, r"""
+curl -sX POST "$KIT/api/v1/exec/scripts/write" \
+  -H 'Content-Type: application/json' \
+  --data-binary @- <<'JSON' > /dev/null
+{
+  "path": "tick.js",
+  "content": "// @schedule */5 * * * *\n// @description Heartbeat — fires every 5 minutes\nmodule.exports = async (req, res) => {\n  console.log('[tick] fired at', new Date().toISOString());\n  res.json({ ok: true, ts: Date.now() });\n};\n"
+}
+JSON
+curl -sf "$KIT/api/v1/exec/schedules/list" \
+  | jq -c '.schedules[] | {scriptRel, expression, registeredAt}'
+curl -sX POST "$KIT/api/v1/exec/schedules/trigger" \
+  -H 'Content-Type: application/json' \
+  -d '{"scriptPath":"tick.js","force":true}'
+echo
+curl -sf "$KIT/api/v1/exec/schedules/history?limit=5" | jq -c '.entries[]'
+curl -s -X DELETE "$KIT/api/v1/exec/scripts/delete?path=tick.js&confirm=true" > /dev/null
+curl -sf "$KIT/api/v1/exec/schedules/list" | jq -c '[.schedules[].scriptRel]'
+""")
+    listed, triggered, entry, after = map(json.loads, out.splitlines())
+    assert listed["scriptRel"] == "tick.js" and listed["expression"] == "*/5 * * * *"
+    assert listed["registeredAt"].endswith("Z")
+    assert triggered["triggered"] is True and triggered["status"] == "ok"
+    assert isinstance(triggered["runId"], str) and triggered["durationMs"] >= 0
+    assert entry["runId"] == triggered["runId"] and entry["scriptRel"] == "tick.js"
+    assert after == []

@@ -157,6 +157,7 @@ Object.assign(Res.prototype, {
   _touched: false,
 });
 const RES = Object.assign(Object.create(Res.prototype), { _flight: null });
-const META = { method: '', path: '', query: null, parameters: null, headers: null, scriptPath: '' };
+const META = { method: '', path: '', query: null, parameters: null, headers: null, scriptPath: '',
+  trigger: '' };
 
 export { META, RES, TYPES, TYPE_HEADERS };

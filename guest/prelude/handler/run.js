@@ -77,7 +77,8 @@ const run = (q, raw) => {
   const rid = q[0];
   const req = newRequest(q, raw);
   const f = fromShape(FLIGHT, rid, false, null,
-    fromShape(META, req.method, req.path, req.query, req.params, req.headers, state.script));
+    fromShape(META, req.method, req.path, req.query, req.params, req.headers, state.script,
+      q[9]));
   const res = fromShape(RES, f);
   f.res = res;
   enter(f);
