@@ -569,7 +569,7 @@ def _ada_object(cache_dir: Path) -> Path:
     obj = src / f"ada-{key}.o"
     if obj.is_file():
         return obj
-    print(f"wexec: compiling ada {ADA.version} for the guest (once per cache)", file=sys.stderr)
+    print(f"wexec: compiling ada {ADA.version} for the guest (once per cache, about a minute)", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=src, prefix=".build-") as tmp:
         staged = Path(tmp) / obj.name
         zig_cc(cache_dir, [*ADA_CXXFLAGS, "-c", str(src / "ada.cpp"), "-o", str(staged)], Path(tmp), "c++")
