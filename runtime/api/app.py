@@ -17,9 +17,11 @@ from starlette.types import ASGIApp
 
 from runtime.api import (
     cache,
+    dependencies,
     errors,
     health,
     magic_comments,
+    package,
     routing,
     scripts,
     system,
@@ -38,7 +40,7 @@ DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2
 """The API's own description, open like the public routers."""
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
-    system.router, templates.router, user_openapi.router,
+    system.router, templates.router, user_openapi.router, dependencies.router, package.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""

@@ -142,7 +142,7 @@ def bundle(esbuild: Path, root: Path, want: Wanted) -> str:
     entry = "module.exports = {\n" + "".join(
         f"  {json.dumps(spec)}: () => require({json.dumps(target)}),\n"
         for spec, target in want.targets.items()) + "};\n"
-    externals = [f"--external:{name}" for name in sorted(NODE_BUILTINS)]
+    externals = [f"--external:{name}" for name in sorted(NODE_BUILTINS)] + ["--external:node:*"]
     env = {k: v for k, v in os.environ.items() if k != "NODE_PATH"}
     with tempfile.TemporaryDirectory(prefix="wexec-bundle-") as tmp:
         out, meta = Path(tmp) / "out.js", Path(tmp) / "meta.json"
@@ -154,8 +154,8 @@ def bundle(esbuild: Path, root: Path, want: Wanted) -> str:
             input=entry.encode(), capture_output=True, cwd=root, env=env, check=False,
         )
         if done.returncode != 0:
-            message = done.stderr.decode("utf-8", "replace").strip()
-            raise CompileError(f"bundling {', '.join(want.targets)} failed: {message}")
+            raise CompileError(f"bundling {', '.join(want.targets)} failed: "
+                               f"{_reason(done.stderr.decode('utf-8', 'replace'))}")
         inputs = json.loads(meta.read_text("utf-8"))["inputs"]
         _check(root, inputs)
         return _RUNTIME % (ENTRY, out.read_text("utf-8"))
@@ -184,6 +184,15 @@ def _check(root: Path, inputs: dict[str, dict[str, list[dict[str, object]]]]) ->
             f"package {package} needs Node built-in module{'s' if len(mods) > 1 else ''} "
             f"{', '.join(sorted(mods))}, which the sandbox does not have (it has "
             f"{', '.join(BUILTIN_MODULES)})" for package, mods in sorted(lacking.items())))
+
+
+def _reason(stderr: str) -> str:
+    """esbuild's first error and where it is, on one line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    message = next((ln.split("[ERROR]", 1)[1].strip() for ln in lines if "[ERROR]" in ln),
+                   " ".join(lines[:1]) or "esbuild failed")
+    where = next((ln.rstrip(":") for ln in lines if ln.endswith(":") and ":" in ln[:-1]), None)
+    return f"{message} (in {where})" if where else message
 
 
 def _owner(input_path: str) -> str:
