@@ -24,6 +24,7 @@ from runtime.api import (
     package,
     routing,
     scripts,
+    sdk,
     system,
     templates,
     typings,
@@ -41,6 +42,7 @@ DESCRIBING = frozenset({"/openapi.json", "/openapi.yaml", "/docs", "/docs/oauth2
 ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
     system.router, templates.router, user_openapi.router, dependencies.router, package.router,
+    sdk.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""
