@@ -155,12 +155,25 @@ def _timeout(root: Path, args: list[str], timeout_s: float) -> HTTPError:
                      timeout_s=timeout_s)
 
 
+_REFUSED_CODES = ("E404", "ETARGET", "EINVALIDPACKAGENAME", "EINVALIDTAGNAME", "ERESOLVE",
+                  "EBADENGINE", "EUNSUPPORTEDPROTOCOL")
+"""npm's codes for a request it refuses (an unknown package or version, a conflict): 400s;
+anything else (the registry unreachable, a disk error) is the server's 502."""
+
+
 def failed(run_: NpmRun, what: str) -> HTTPError:
     """A failed npm run as the API's error, with npm's own explanation (its last lines)."""
-    lines = [ln for ln in run_.stderr.splitlines() if ln.strip()]
-    reason = " ".join(ln.removeprefix("npm error ").strip() for ln in lines[-6:])
-    return HTTPError(502, "npm_failed", f"{what} failed (npm exit {run_.returncode}): "
-                     f"{reason or 'no output'}", exitCode=run_.returncode)
+    lines = [ln.removeprefix("npm error").removeprefix("npm ERR!").strip()
+             for ln in run_.stderr.splitlines()]
+    lines = [ln for ln in lines if ln and "complete log of this run" not in ln
+             and not ln.startswith("/")]
+    code = next((ln.split()[1] for ln in lines if ln.startswith("code ") and len(ln.split()) > 1),
+                None)
+    reason = " ".join(lines[-6:]) or "no output"
+    status = 400 if code in _REFUSED_CODES else 502
+    return HTTPError(status, "npm_failed", f"{what} failed (npm exit {run_.returncode}"
+                     f"{', ' + code if code else ''}): {reason}", exitCode=run_.returncode,
+                     npmCode=code)
 
 
 def read_manifest(root: Path) -> dict[str, object] | None:

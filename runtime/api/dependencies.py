@@ -97,7 +97,7 @@ class BundledResult(BaseModel):
 NPM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
-        (502, "npm failed (no such package or version, registry unreachable): see message."),
+        (502, "npm failed for a reason of the server's (the registry unreachable...)."),
         (503, "npm is not installed on the server."),
         (504, "npm did not finish within WEXEC_NPM_TIMEOUT_S."),
     )

@@ -181,7 +181,7 @@ async def install(request: Request, services: ServicesDep, body: InstallBody | N
     scripts are compiled again before this answers."""
     body = body or InstallBody()
     tenant = tenant_of(request, services.catalog, body)
-    specs = [str(npm.parse_spec(str(p))) for p in body.packages]
+    specs = [str(npm.parse_spec(_text(p))) for p in body.packages]
     if not specs:
         manifest = npm.read_manifest(tenant.root)
         if manifest is not None:
@@ -232,7 +232,7 @@ async def pin(request: Request, services: ServicesDep, body: PinBody | None = No
     body = body or PinBody()
     tenant = tenant_of(request, services.catalog, body)
     manifest = _manifest(tenant)
-    wanted = {str(p) for p in body.packages}
+    wanted = {_text(p) for p in body.packages}
     pinned, skipped = [], []
     for section in SECTIONS:
         entries = _section(manifest, section)
@@ -272,6 +272,14 @@ async def init(request: Request, services: ServicesDep, body: InitBody | None = 
     created = not (tenant.root / npm.MANIFEST).exists()
     write_manifest(services, tenant, manifest)
     return InitResult(created=created, package=manifest)
+
+
+def _text(item: Any) -> str:
+    """One entry of a `packages` array: the reference types them `any`; wexec takes strings."""
+    if not isinstance(item, str):
+        raise HTTPError(400, "invalid_module", f"packages: {json.dumps(item)} is not a package "
+                        "name or spec; give strings such as \"lodash\" or \"lodash@4\"")
+    return item
 
 
 def _manifest(tenant: Tenant) -> dict[str, Any]:

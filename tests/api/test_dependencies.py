@@ -270,9 +270,10 @@ def test_package_install_compare_and_concurrent_installs(api: Server) -> None:
     assert rows["dayjs"] == "mismatch"
 
 
-def test_an_unknown_package_is_a_502_with_npms_reason(api: Server) -> None:
+def test_an_unknown_package_is_a_400_with_npms_reason(api: Server) -> None:
     needs_registry()
     r = api.client.post(f"{D}/install", params={"subdomain": "bob", "execId": "7"},
                         json={"modules": "wexec-no-such-package-zz9q"}, timeout=300)
-    assert r.status_code == 502, r.text
-    assert r.json()["error"] == "npm_failed" and "404" in r.json()["message"]
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "npm_failed" and r.json()["npmCode"] == "E404"
+    assert "wexec-no-such-package-zz9q" in r.json()["message"]
