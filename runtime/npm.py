@@ -128,6 +128,7 @@ def _spawn(command: list[str], root: Path, deadline: float, started: float) -> N
     proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     stderr: list[str] = []
+    stdout: list[str] = []
 
     def relay() -> None:
         assert proc.stderr is not None
@@ -135,18 +136,25 @@ def _spawn(command: list[str], root: Path, deadline: float, started: float) -> N
             stderr.append(line)
             log.info("npm %s (%s): %s", command[1], root, line.rstrip())
 
+    def collect() -> None:
+        assert proc.stdout is not None
+        stdout.append(proc.stdout.read())
+
     relaying = threading.Thread(target=relay, daemon=True)
+    collecting = threading.Thread(target=collect, daemon=True)
     relaying.start()
+    collecting.start()
     try:
-        stdout, _ = proc.communicate(timeout=max(deadline - time.monotonic(), 0.001))
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         proc.wait()
         raise _timeout(root, command[1:2], deadline - started) from None
+    collecting.join(5)
     relaying.join(5)
     took = (time.monotonic() - started) * 1000
     log.info("npm %s in %s: exit %d after %.0f ms", command[1], root, proc.returncode, took)
-    return NpmRun(proc.returncode, stdout, "".join(stderr), took)
+    return NpmRun(proc.returncode, "".join(stdout), "".join(stderr), took)
 
 
 def _timeout(root: Path, args: list[str], timeout_s: float) -> HTTPError:
