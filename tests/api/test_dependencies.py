@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ALICE_TOKEN, PREFIX, Server
+from tests.api.conftest import ADMIN_TOKEN, ALICE_TOKEN, PREFIX, Server
+from tests.support import running_server, write_scripts
 
 D = f"{PREFIX}/dependencies"
 P = f"{PREFIX}/package"
@@ -277,3 +278,16 @@ def test_an_unknown_package_is_a_400_with_npms_reason(api: Server) -> None:
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "npm_failed" and r.json()["npmCode"] == "E404"
     assert "wexec-no-such-package-zz9q" in r.json()["message"]
+
+
+def test_an_install_past_the_timeout_is_stopped_and_answered_504(tmp_path: Path) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    write_scripts(tmp_path, {"hello.ts": "return 1;\n"})
+    env = {"WEXEC_API_TOKEN": ADMIN_TOKEN, "WEXEC_NPM_TIMEOUT_S": "0.05"}
+    with running_server(["--scripts", str(tmp_path)], env=env) as base:
+        r = httpx.post(f"{base}{D}/install", json={"modules": "lodash"}, timeout=60,
+                       headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 504 and r.json()["error"] == "npm_timeout"
+    assert "WEXEC_NPM_TIMEOUT_S" in r.json()["message"]
+    assert not (tmp_path / "node_modules" / "lodash").exists()
