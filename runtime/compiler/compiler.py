@@ -13,7 +13,7 @@ from .bytecode import FACTORY_OPEN, ToBytecode, wrap_factory
 from .cache import ArtefactStore, Compiled, StatLRU, cache_key
 from .errors import CompileError
 from .magic import MagicCommentError, parse_magic_comments
-from .packages import Wanted, bundle, wanted
+from .packages import Wanted, bundle, packages_stamp, wanted
 from .shape import prepare
 from .sourcemap import SourceMap
 from .transpile import esbuild_args, loader_for, transpile
@@ -84,7 +84,8 @@ class Compiler:
             bundle(self._esbuild_path(), root, want)
 
     def compile_file(self, root: Path, rel: str) -> Artefact:
-        """Compile ``root/rel``; an unchanged file (same mtime and size) costs one stat.
+        """Compile ``root/rel``; an unchanged file (same mtime and size, and the same packages
+        installed in ``root``) costs three stats.
 
         Failures are remembered too, so a broken script is not recompiled on every request.
         A file that does not resolve inside ``root`` is refused (``OutsideRoot``) unread.
@@ -92,7 +93,8 @@ class Compiler:
         rel = _relative(rel)
         stat = (Path(root) / rel).stat()
         entry = (str(root), rel)
-        hit: Artefact | CompileError | None = self._files.get(entry, stat.st_mtime_ns, stat.st_size)
+        stamp = (stat.st_mtime_ns, stat.st_size, *packages_stamp(Path(root)))
+        hit: Artefact | CompileError | None = self._files.get(entry, stamp)
         if isinstance(hit, CompileError):
             raise hit.located(rel)
         if hit is not None:
@@ -103,12 +105,12 @@ class Compiler:
             artefact = self.compile_source(source, rel, Path(root))
         except UnicodeDecodeError as exc:
             error = CompileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", rel)
-            self._files.put(entry, stat.st_mtime_ns, stat.st_size, error)
+            self._files.put(entry, stamp, error)
             raise error from None
         except CompileError as exc:
-            self._files.put(entry, stat.st_mtime_ns, stat.st_size, exc)
+            self._files.put(entry, stamp, exc)
             raise
-        self._files.put(entry, stat.st_mtime_ns, stat.st_size, artefact)
+        self._files.put(entry, stamp, artefact)
         return artefact
 
     def invalidate(self, root: Path | None = None, rel: str | None = None) -> None:

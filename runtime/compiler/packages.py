@@ -93,6 +93,19 @@ def installed(root: Path, package: str) -> dict[str, object] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def packages_stamp(root: Path) -> tuple[int, ...]:
+    """What changes when the tenant's installed packages or SDKs do, in two stats: an install
+    made by another server process is noticed by this one's catalog and compile cache."""
+    stamp: list[int] = []
+    for path in (root / "node_modules" / ".package-lock.json", root / SDK_FOLDER):
+        try:
+            st = path.stat()
+            stamp += [st.st_mtime_ns, st.st_size]
+        except OSError:
+            stamp += [0, 0]
+    return tuple(stamp)
+
+
 @dataclass(frozen=True)
 class Wanted:
     """What one script would bundle: specifier → the path esbuild resolves for it."""

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from functools import cache
 from pathlib import Path
 
@@ -291,3 +292,25 @@ def test_an_install_past_the_timeout_is_stopped_and_answered_504(tmp_path: Path)
     assert r.status_code == 504 and r.json()["error"] == "npm_timeout"
     assert "WEXEC_NPM_TIMEOUT_S" in r.json()["message"]
     assert not (tmp_path / "node_modules" / "lodash").exists()
+
+
+def test_every_server_process_serves_what_another_installed(tmp_path: Path) -> None:
+    """An install answered by one process recompiles there; the others notice the changed
+    node_modules/.package-lock.json on their next scan and recompile too."""
+    fake_package(tmp_path, "flag", "1.0.0", "module.exports = 'one';")
+    lock = tmp_path / "node_modules" / ".package-lock.json"
+    lock.write_text('{"packages": {"node_modules/flag": {"version": "1.0.0"}}}')
+    write_scripts(tmp_path, {"flag.js": "return require('flag');\n"})
+
+    def answers(base: str) -> set[str]:
+        return {httpx.get(f"{base}/flag", headers={"connection": "close"}, timeout=30).text
+                for _ in range(12)}
+
+    with running_server(["--scripts", str(tmp_path), "--workers", "2"]) as base:
+        assert answers(base) == {"one"}
+        fake_package(tmp_path, "flag", "2.0.0", "module.exports = 'two';")
+        lock.write_text('{"packages": {"node_modules/flag": {"version": "2.0.0"}}}')
+        deadline = time.monotonic() + 10
+        while answers(base) != {"two"} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert answers(base) == {"two"}
