@@ -74,6 +74,41 @@ def check_range(name: str, value: object) -> str:
     return value
 
 
+REGISTRY = "https://registry.npmjs.org/"
+"""Where packages come from; a lock file naming any other place is refused."""
+
+
+def check_project(root: Path) -> None:
+    """Refuse to run npm on what a tenant could have written to reach outside its folder: an
+    `.npmrc` (a registry, proxy or shell of its choosing, run by the host), a package.json
+    dependency that is not a registry range, a lock file entry that is a link or resolves
+    anywhere but the registry. Every npm run of the API checks this first."""
+    if (root / ".npmrc").exists():
+        raise HTTPError(400, "npmrc_refused", "the tenant's folder has an .npmrc: npm "
+                        "settings are the server's; delete it (scripts/delete path=.npmrc)")
+    manifest = read_manifest(root)
+    for section in ("dependencies", "devDependencies", "optionalDependencies",
+                    "peerDependencies"):
+        entries = manifest.get(section) if manifest is not None else None
+        for name, value in (entries.items() if isinstance(entries, dict) else ()):
+            check_range(name, value)
+    try:
+        lock = json.loads((root / "package-lock.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return  # none, or unreadable: npm makes or rejects it
+    packages = lock.get("packages") if isinstance(lock, dict) else None
+    for where, entry in (packages.items() if isinstance(packages, dict) else ()):
+        if not where or not isinstance(entry, dict):
+            continue
+        resolved = entry.get("resolved")
+        if entry.get("link") or (isinstance(resolved, str)
+                                 and not resolved.startswith(REGISTRY)):
+            raise HTTPError(400, "lock_refused", f"package-lock.json: {where} is "
+                            f"{'a link' if entry.get('link') else 'from ' + str(resolved)}; "
+                            f"packages come from {REGISTRY} only: delete package-lock.json "
+                            "or that entry")
+
+
 @dataclass(frozen=True)
 class NpmRun:
     """A finished npm run: its exit status, its output and how long it took."""
@@ -104,7 +139,7 @@ async def run(root: Path, args: list[str], timeout_s: float) -> NpmRun:
 
 def _run(root: Path, args: list[str], timeout_s: float) -> NpmRun:
     npm = _npm()
-    command = [npm, *args, "--ignore-scripts", "--no-audit", "--no-fund", "--no-progress",
+    command = [npm, *args, "--ignore-scripts", f"--registry={REGISTRY}", "--no-audit", "--no-fund", "--no-progress",
                "--no-update-notifier", "--prefix", str(root)]
     started = time.monotonic()
     deadline = started + timeout_s

@@ -184,6 +184,7 @@ async def run_install(services: Services, tenant: Tenant, args: list[str],
     if not tenant.root.is_dir():
         raise HTTPError(404, "unknown_tenant", f"tenant {tenant.name} has no folder yet; "
                         "write a script first", tenant=tenant.name)
+    npm.check_project(tenant.root)
     if npm.read_manifest(tenant.root) is None:
         write_manifest(services, tenant, default_manifest(tenant))
     done = await npm.run(tenant.root, ["install", *args, *flags],

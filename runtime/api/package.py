@@ -182,12 +182,6 @@ async def install(request: Request, services: ServicesDep, body: InstallBody | N
     body = body or InstallBody()
     tenant = tenant_of(request, services.catalog, body)
     specs = [str(npm.parse_spec(_text(p))) for p in body.packages]
-    if not specs:
-        manifest = npm.read_manifest(tenant.root)
-        if manifest is not None:
-            for section in SECTIONS:
-                for name, value in _section(manifest, section).items():
-                    npm.check_range(name, value)
     flags = (["--save-dev"] if body.dev else []) + ([] if body.save else ["--no-save"]) \
         + (["--force"] if body.force else [])
     took = await run_install(services, tenant, specs, flags)
@@ -205,6 +199,7 @@ async def compare(request: Request, body: CompareBody, services: ServicesDep,
     tenant = tenant_of(request, services.catalog, body)
     manifest = _manifest(tenant)
     declared = {**_section(manifest, "devDependencies"), **_section(manifest, "dependencies")}
+    npm.check_project(tenant.root)
     listed = await _npm_ls(services, tenant)
     present = _installed(tenant)
     names = body.packages or sorted(set(declared) | set(present))

@@ -314,3 +314,30 @@ def test_every_server_process_serves_what_another_installed(tmp_path: Path) -> N
         while answers(base) != {"two"} and time.monotonic() < deadline:
             time.sleep(0.2)
         assert answers(base) == {"two"}
+
+
+@pytest.mark.parametrize("name, content, error", [
+    (".npmrc", "registry=http://169.254.169.254/\n", "npmrc_refused"),
+    ("package.json", '{"dependencies": {"other": "file:../../alice/1"}}', "invalid_module"),
+    ("package-lock.json", '{"packages": {"node_modules/x": {"resolved": "http://10.0.0.1/x.tgz"}}}',
+     "lock_refused"),
+    ("package-lock.json", '{"packages": {"node_modules/x": {"link": true}}}', "lock_refused"),
+])
+def test_npm_never_runs_on_what_a_tenant_wrote_to_reach_outside(
+        api: Server, name: str, content: str, error: str) -> None:
+    """Those files can be written with scripts/write: npm would read them."""
+    q = {"subdomain": "bob", "execId": "7"}
+    file = api.tenant("bob/7") / name
+    saved = file.read_text() if file.exists() else None
+    file.write_text(content)
+    try:
+        for path, body in ((f"{D}/install", {"modules": "lodash"}),
+                           (f"{P}/install", {"packages": []})):
+            r = api.client.post(path, params=q, json=body)
+            assert r.status_code == 400 and r.json()["error"] == error, r.text
+        assert not (api.tenant("bob/7") / "node_modules" / "lodash").exists()
+    finally:
+        if saved is None:
+            file.unlink()
+        else:
+            file.write_text(saved)
