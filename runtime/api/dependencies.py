@@ -216,7 +216,7 @@ async def republish(services: Services, tenant: Tenant) -> int:
     return len(paths)
 
 
-def top_level(tenant: Tenant) -> list[tuple[str, str | None]]:
+def top_level(tenant: Tenant) -> list[tuple[str, str]]:
     """The tenant's installed top-level packages and their versions, sorted by name."""
     modules = tenant.root / "node_modules"
     names: list[str] = []
@@ -228,8 +228,8 @@ def top_level(tenant: Tenant) -> list[tuple[str, str | None]]:
                 names += [f"{entry.name}/{sub.name}" for sub in sorted(entry.iterdir())]
             else:
                 names.append(entry.name)
-    return [(n, npm.installed_version(tenant.root, n)) for n in names
-            if npm.installed_version(tenant.root, n) is not None]
+    versions = ((n, npm.installed_version(tenant.root, n)) for n in names)
+    return [(n, v) for n, v in versions if v is not None]
 
 
 def status_of(tenant: Tenant, name: str) -> ModuleStatus:

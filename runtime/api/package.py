@@ -291,7 +291,7 @@ def _section(manifest: dict[str, Any], name: str) -> dict[str, str]:
 
 
 def _installed(tenant: Tenant) -> dict[str, str]:
-    return {name: version for name, version in top_level(tenant) if version is not None}
+    return dict(top_level(tenant))
 
 
 def _mapping(value: str | dict[str, str] | None, field: str, *, specs: bool) -> dict[str, str]:
