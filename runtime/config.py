@@ -191,6 +191,11 @@ class Settings(FetchSettings, FsSettings, SharedSettings, AISettings, IsolateSet
         "so one tenant's folder cannot slow the re-scan of every tenant.",
     )
 
+    npm_timeout_s: float = Field(
+        300, gt=0, description="Longest one npm run of the management API (dependencies/install, "
+        "package/install) may take before it is stopped and answered 504.",
+    )
+
     # Who may call the management API (runtime/api/access.py).
     api_token: str | None = Field(
         None, description="Bearer token that grants the management API for every tenant. With "

@@ -17,15 +17,18 @@ from starlette.types import ASGIApp
 
 from runtime.api import (
     cache,
+    dependencies,
     errors,
     health,
     logs,
     magic_comments,
     monitor,
+    package,
     routing,
     schedules,
     scripts,
     shared_state,
+    sdk,
     system,
     templates,
     typings,
@@ -44,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     scripts.router, validate.router, magic_comments.router, routing.router, cache.router,
     system.router, templates.router, user_openapi.router, shared_state.router,
     logs.router, monitor.router, schedules.router,
+    dependencies.router, package.router, sdk.router,
 ]
 """One router per namespace module, each behind `deps.authorize`; a new namespace adds its
 router here."""

@@ -12,6 +12,7 @@ import asyncio
 import fnmatch
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -211,7 +212,7 @@ async def write(request: Request, body: ScriptWrite, services: ServicesDep,
                         f"most {MAX_SCRIPT_BYTES}", path=body.path)
     report = None
     if body.validate_:
-        report = await _validated(services, body.path, body.content)
+        report = await _validated(services, body.path, body.content, tenant.root)
     files = files_of(services, tenant)
     with file_errors(body.path):
         created = not exists(files, body.path)
@@ -342,7 +343,8 @@ async def move(request: Request, body: MoveBody, services: ServicesDep,
 
 # -- helpers ----------------------------------------------------------------------------------
 
-async def _validated(services: Services, path: str, content: str) -> ScriptReport | None:
+async def _validated(services: Services, path: str, content: str,
+                     root: Path) -> ScriptReport | None:
     """400 unless the content passes the checks its extension calls for."""
     if path.endswith(".json"):
         try:
@@ -354,7 +356,8 @@ async def _validated(services: Services, path: str, content: str) -> ScriptRepor
         return None
     if not is_code(path):
         return None
-    report = await asyncio.to_thread(script_report, services.sandbox.compiler, content, path)
+    report = await asyncio.to_thread(script_report, services.sandbox.compiler, content, path,
+                                     root)
     if not report.valid:
         raise HTTPError(400, "validation_failed",
                         f"Script validation failed: {report.errors[0]}"

@@ -7,6 +7,7 @@ Each answer has `valid` and, per problem, a message with the line and column in 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Self
 
 from fastapi import APIRouter, Request
@@ -58,12 +59,18 @@ class Dependency(BaseModel):
     line: int
     column: int
     builtin: bool = Field(description="One of the modules the prelude provides.")
+    installed: bool = Field(False, description="A package in the tenant's node_modules (or "
+                            "an imported SDK, sdk/<id>), bundled into the script.")
+    version: str | None = Field(None, description="The installed package's version.")
 
 
 class DependencyCheck(Check):
     dependencies: list[Dependency] = []
     builtin: list[str] = Field([], description="Modules loaded that wexec provides.")
-    missing: list[str] = Field([], description="Modules loaded that no script can have.")
+    installed: list[str] = Field([], description="Modules loaded from the tenant's "
+                                 "node_modules or its SDKs.")
+    missing: list[str] = Field([], description="Modules loaded that are neither: "
+                               "dependencies/install them.")
 
 
 class MagicCheck(Check):
@@ -120,13 +127,17 @@ def magic_check(code: str) -> MagicCheck:
     return MagicCheck.of(outcome, magicComments=parsed)
 
 
-def dependency_check(code: str) -> DependencyCheck:
-    outcome, found = checks.dependencies(code)
+def dependency_check(code: str, root: Path | None = None,
+                     compiler: Compiler | None = None) -> DependencyCheck:
+    """The modules `code` loads, against the packages installed in the tenant's folder `root`
+    (bundled with `compiler`, if given, to find packages the sandbox cannot run)."""
+    outcome, found = checks.dependencies(code, root, compiler)
     return DependencyCheck.of(
         outcome,
         dependencies=[Dependency(**vars(d)) for d in found],
         builtin=sorted({d.name for d in found if d.builtin}),
-        missing=sorted({d.name for d in found if not d.builtin}),
+        installed=sorted({d.name for d in found if d.installed}),
+        missing=sorted({d.name for d in found if not d.builtin and not d.installed}),
     )
 
 
@@ -137,12 +148,14 @@ def typescript_check(compiler: Compiler, code: str, path: str) -> TypeScriptChec
     return TypeScriptCheck.of(checks.typescript(compiler, code))
 
 
-def script_report(compiler: Compiler, code: str, path: str) -> ScriptReport:
-    """Every check on `code`, as `validate/script` and `scripts/write` answer it."""
+def script_report(compiler: Compiler, code: str, path: str,
+                  root: Path | None = None) -> ScriptReport:
+    """Every check on `code`, as `validate/script` and `scripts/write` answer it, for a script
+    of the tenant whose folder is `root`."""
     results = ScriptResults(
         syntax=Check.of(checks.syntax(compiler, code, path)),
         typescript=typescript_check(compiler, code, path),
-        dependencies=dependency_check(code),
+        dependencies=dependency_check(code, root, compiler),
         magicComments=magic_check(code),
     )
     errors = [
@@ -179,8 +192,8 @@ def validate_script(request: Request, body: CodeBody, services: ServicesDep,
         subdomain: TenantQuery = None) -> ScriptReport:
     """Syntax (the real compile), TypeScript (parse and transpile; not a type check),
     dependencies (built-in modules only) and magic comments, each in its `results` slot."""
-    tenant_of(request, services.catalog, body)
-    return script_report(services.sandbox.compiler, body.code, _path(body))
+    tenant = tenant_of(request, services.catalog, body)
+    return script_report(services.sandbox.compiler, body.code, _path(body), tenant.root)
 
 
 @router.post("/syntax", summary="Validate Syntax")
@@ -203,13 +216,16 @@ def validate_typescript(request: Request, body: CodeBody, services: ServicesDep,
 
 
 @router.post("/dependencies", summary="Validate Dependencies")
-async def validate_dependencies(request: Request, body: CodeBody, services: ServicesDep,
+def validate_dependencies(request: Request, body: CodeBody, services: ServicesDep,
         execId: TenantQuery = None, exec_id: TenantQuery = None,
         subdomain: TenantQuery = None) -> DependencyCheck:
-    """Every module the code loads. wexec installs no npm packages and bundles no local
-    modules: only its built-in modules (crypto, buffer, url, util, timers, process) pass."""
-    tenant_of(request, services.catalog, body)
-    return dependency_check(body.code)
+    """Every module the code loads. Its built-in modules (crypto, buffer, url, util, timers,
+    process) pass, and so do npm packages installed in the tenant's node_modules
+    (dependencies/install) and its SDKs (sdk/<id>), bundled as a compile would: a package that
+    needs a Node built-in the sandbox lacks is an error naming it. Local modules (./x) are
+    not bundled."""
+    tenant = tenant_of(request, services.catalog, body)
+    return dependency_check(body.code, tenant.root, services.sandbox.compiler)
 
 
 @router.post("/magic-comments", summary="Validate Magic Comments")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from runtime.catalog.routes import Route, RouteError, RouteTable, Stat, route_for, scan
 from runtime.catalog.tenants import Tenant, TenantResolver, discover
 from runtime.compiler import CompileError
+from runtime.compiler.packages import packages_stamp
 from runtime.config import Settings
 from runtime.observe.redact import Redactor
 from runtime.types import Query
@@ -56,6 +57,7 @@ class TenantScripts(Generic[P]):
     table: RouteTable
     scripts: dict[str, Script[P]]  # by path relative to the tenant root
     tried: dict[str, Stat] = field(default_factory=dict)  # last version that failed to compile
+    packages: tuple[int, ...] = ()  # compiler.packages.packages_stamp when these were compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,9 @@ class Catalog(Generic[P]):
         found = scan(tenant.root, self._settings.max_tenant_entries)
         problems.update(f"{tenant.name}/{rel}: {why}; not served" for rel, why in found.skipped.items())
         on_disk = found.found
+        stamp = packages_stamp(tenant.root)
+        if prev is not None and prev.packages != stamp:
+            touched = frozenset(on_disk)  # packages installed (maybe by another process)
         before = prev.scripts if prev is not None else {}
         tried = dict(prev.tried) if prev is not None else {}
         scripts: dict[str, Script[P]] = {}
@@ -182,10 +187,10 @@ class Catalog(Generic[P]):
             changed = True
         tried = {rel: stat for rel, stat in tried.items() if rel in on_disk}
         if prev is not None and not changed and scripts.keys() == before.keys() \
-                and tried == prev.tried:
+                and tried == prev.tried and stamp == prev.packages:
             return prev
         table = RouteTable([s.route for s in scripts.values()])
-        return TenantScripts(tenant, table, scripts, tried)
+        return TenantScripts(tenant, table, scripts, tried, stamp)
 
     def _load(self, tenant: Tenant, rel: str, stat: Stat, problems: set[str]) -> Script[P] | None:
         try:

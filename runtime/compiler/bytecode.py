@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .packages import FACTORY_HOOK
+
 FACTORY_OPEN = "(function (module, exports, require) {\n"
 FACTORY_CLOSE = "\n})"
 FACTORY_LINES = FACTORY_OPEN.count("\n")
@@ -24,6 +26,12 @@ class ToBytecode(Protocol):
     def __call__(self, js: str, filename: str, /) -> bytes: ...
 
 
-def wrap_factory(js: str) -> str:
-    """The one expression the guest evaluates once per instance to get ``module.exports``."""
-    return FACTORY_OPEN + js + FACTORY_CLOSE
+def wrap_factory(js: str, packages: str | None = None) -> str:
+    """The one expression the guest evaluates once per instance to get ``module.exports``.
+
+    ``packages``, the bundled npm packages (``packages.bundle``), goes after the script, so
+    the script keeps its lines; its hook shares the opening line.
+    """
+    if packages is None:
+        return FACTORY_OPEN + js + FACTORY_CLOSE
+    return FACTORY_OPEN[:-1] + FACTORY_HOOK + "\n" + js + "\n" + packages + FACTORY_CLOSE

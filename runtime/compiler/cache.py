@@ -91,24 +91,25 @@ FileKey = tuple[str, str]
 
 
 class StatLRU:
-    """Recently compiled files by path, valid while their (mtime_ns, size) is unchanged."""
+    """Recently compiled files by path, valid while their stamp is unchanged: the file's
+    (mtime_ns, size), and what else went into it (its tenant's installed packages)."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[FileKey, tuple[int, int, Any]] = OrderedDict()
+        self._entries: OrderedDict[FileKey, tuple[tuple[int, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: FileKey, mtime_ns: int, size: int) -> Any | None:
+    def get(self, key: FileKey, stamp: tuple[int, ...]) -> Any | None:
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or entry[0] != mtime_ns or entry[1] != size:
+            if entry is None or entry[0] != stamp:
                 return None
             self._entries.move_to_end(key)
-            return entry[2]
+            return entry[1]
 
-    def put(self, key: FileKey, mtime_ns: int, size: int, value: Any) -> None:
+    def put(self, key: FileKey, stamp: tuple[int, ...], value: Any) -> None:
         with self._lock:
-            self._entries[key] = (mtime_ns, size, value)
+            self._entries[key] = (stamp, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)

@@ -4,24 +4,22 @@
 - typescript: the same compile with esbuild's TypeScript loader. esbuild strips types without
   checking them, so this proves the TypeScript parses and transpiles; it does not prove it
   type-checks (no `tsc` runs here), and says so in its result.
-- dependencies: every module a script loads (`require`, `import`, `import()`), each either one
-  of the prelude's built-in modules or one wexec cannot give it: scripts have no npm.
+- dependencies: every module a script loads (`require`, `import`, `import()`): one of the
+  prelude's built-in modules, a package installed in the tenant's `node_modules` (which must
+  bundle: no built-in module the sandbox lacks) or an imported SDK, else an error.
 - magic comments: the parser the catalog uses, every problem with its line.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .compiler import Compiler
 from .errors import CompileError
 from .magic import MagicCommentError, MagicComments, parse_magic_comments
-from .scan import Token, tokenize
-
-BUILTIN_MODULES = ("buffer", "crypto", "process", "timers", "url", "util")
-"""What `require` gives a script (guest/prelude/lib/node.js's `builtins`; a test keeps these in
-step), also under `node:`."""
+from .packages import BUILTIN_MODULES, SDK_FOLDER, installed, package_of, sdk_of
+from .scan import imports
 
 TYPES_NOT_CHECKED = ("types are stripped by esbuild, not checked: this proves the TypeScript "
                      "parses and transpiles, not that it type-checks (wexec runs no tsc)")
@@ -52,6 +50,9 @@ class Dependency:
     line: int
     column: int
     builtin: bool
+    installed: bool = False
+    """A package in the tenant's node_modules, or an imported SDK (`sdk/<id>`)."""
+    version: str | None = None
 
 
 def syntax(compiler: Compiler, code: str, path: str) -> Outcome:
@@ -70,17 +71,42 @@ def typescript(compiler: Compiler, code: str) -> Outcome:
     return outcome
 
 
-def dependencies(code: str) -> tuple[Outcome, list[Dependency]]:
-    """Every module `code` loads, and an error for each one no script can have."""
-    found = list(_modules(code))
+def dependencies(code: str, root: Path | None = None,
+                 compiler: Compiler | None = None) -> tuple[Outcome, list[Dependency]]:
+    """Every module `code` loads, and an error for each one a script at `root` (a tenant's
+    folder) cannot have; with `compiler`, the installed packages are bundled as a compile
+    would, so one needing a built-in module the sandbox lacks is an error naming it."""
+    found = [_dependency(root, i.name, i.line, i.column) for i in imports(code)]
     outcome = Outcome()
     for dep in found:
-        if not dep.builtin:
+        if not dep.builtin and not dep.installed:
+            where = "installed in this tenant's node_modules" if root is not None else "given"
             outcome.errors.append(Problem(
-                f"cannot load {dep.name!r}: wexec scripts have no npm packages or local "
-                f"modules; the built-in modules are {', '.join(BUILTIN_MODULES)} (also as "
-                "node:<name>)", dep.line, dep.column))
+                f"cannot load {dep.name!r}: it is not a built-in module ({', '.join(BUILTIN_MODULES)}"
+                f", also as node:<name>) nor a package {where}; install it with "
+                "POST /api/v1/exec/dependencies/install", dep.line, dep.column))
+    if root is not None and compiler is not None and any(d.installed for d in found):
+        try:
+            compiler.bundle_check(root, code)
+        except CompileError as exc:
+            first = next(d for d in found if d.installed)
+            outcome.errors.append(Problem(exc.message, first.line, first.column))
     return outcome, found
+
+
+def _dependency(root: Path | None, name: str, line: int, column: int) -> Dependency:
+    if name.removeprefix("node:") in BUILTIN_MODULES:
+        return Dependency(name, line, column, builtin=True)
+    if root is None:
+        return Dependency(name, line, column, builtin=False)
+    sdk = sdk_of(name)
+    if sdk is not None:
+        return Dependency(name, line, column, False, (root / SDK_FOLDER / f"{sdk}.ts").is_file())
+    package = package_of(name)
+    manifest = installed(root, package) if package is not None else None
+    version = manifest.get("version") if manifest is not None else None
+    return Dependency(name, line, column, False, manifest is not None,
+                      version if isinstance(version, str) else None)
 
 
 def magic_comments(code: str) -> tuple[Outcome, MagicComments | None]:
@@ -89,41 +115,3 @@ def magic_comments(code: str) -> tuple[Outcome, MagicComments | None]:
         return Outcome(), parse_magic_comments(code)
     except MagicCommentError as exc:
         return Outcome([Problem(message, line) for line, message in exc.problems]), None
-
-
-def _modules(code: str) -> list[Dependency]:
-    toks = tokenize(code)
-    text = [code[t.start:t.end] for t in toks]
-    lines = _line_starts(code)
-    found: list[Dependency] = []
-    for i, tok in enumerate(toks):
-        if tok.kind != "str":
-            continue
-        before = text[i - 1] if i > 0 else ""
-        call = before == "(" and i > 1 and text[i - 2] in ("require", "import") \
-            and (i < 3 or text[i - 3] not in (".", "?.")) and text[i + 1:i + 2] == [")"]
-        declared = (before == "from" or (before == "import" and tok.depth == 0)) \
-            and not _type_only(text, i)
-        if call or declared:
-            name = text[i][1:-1]
-            line, column = _position(lines, tok)
-            bare = name.removeprefix("node:")
-            found.append(Dependency(name, line, column, bare in BUILTIN_MODULES))
-    return found
-
-
-def _type_only(text: list[str], at: int) -> bool:
-    """`import type … from 'x'` and `export type … from 'x'` load nothing."""
-    j = at - 1
-    while j >= 0 and text[j] not in ("import", "export", ";"):
-        j -= 1
-    return j >= 0 and text[j] in ("import", "export") and text[j + 1:j + 2] == ["type"]
-
-
-def _line_starts(code: str) -> list[int]:
-    return [0] + [k + 1 for k, c in enumerate(code) if c == "\n"]
-
-
-def _position(lines: list[int], tok: Token) -> tuple[int, int]:
-    line = bisect_right(lines, tok.start)
-    return line, tok.start - lines[line - 1] + 1

@@ -13,6 +13,7 @@ from .bytecode import FACTORY_OPEN, ToBytecode, wrap_factory
 from .cache import ArtefactStore, Compiled, StatLRU, cache_key
 from .errors import CompileError
 from .magic import MagicCommentError, parse_magic_comments
+from .packages import Wanted, bundle, packages_stamp, wanted
 from .shape import prepare
 from .sourcemap import SourceMap
 from .transpile import esbuild_args, loader_for, transpile
@@ -42,8 +43,9 @@ class Compiler:
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._esbuild_lock = threading.Lock()
 
-    def compile_source(self, source: str, path: str) -> Artefact:
-        """Compile ``source`` as the script at ``path`` (relative to its tenant root)."""
+    def compile_source(self, source: str, path: str, root: Path | None = None) -> Artefact:
+        """Compile ``source`` as the script at ``path`` (relative to its tenant's folder
+        ``root``, whose installed packages and SDKs it may load: those are bundled in)."""
         try:
             magic = parse_magic_comments(source)
         except MagicCommentError as exc:
@@ -51,14 +53,17 @@ class Compiler:
             error.secrets = exc.secrets
             raise error from exc
         loader = loader_for(path)
+        want = wanted(root, source)
         options = {"esbuild": self._esbuild_version, "args": esbuild_args(loader, path),
                    "factory": FACTORY_OPEN}
+        if want is not None:
+            options["packages"] = want.fingerprint
         key = cache_key(self.engine_hash, COMPILER_VERSION, source.encode("utf-8"), options)
         with self._stripes[int(key[:8], 16) % _STRIPES]:
             compiled = self.store.load(key)
             if compiled is None:
                 try:
-                    compiled = self._build(source, path, loader)
+                    compiled = self._build(source, path, loader, root, want)
                 except CompileError as exc:
                     exc.secrets = magic.secrets
                     raise
@@ -71,8 +76,16 @@ class Compiler:
         the first error, at its original line and column (the management API's validation)."""
         self._build(source, path, loader_for(path))
 
+    def bundle_check(self, root: Path, source: str) -> None:
+        """Bundle the packages ``source`` loads from ``root`` as a compile would (CompileError
+        naming the package when one cannot be: the management API's dependency check)."""
+        want = wanted(root, source)
+        if want is not None:
+            bundle(self._esbuild_path(), root, want)
+
     def compile_file(self, root: Path, rel: str) -> Artefact:
-        """Compile ``root/rel``; an unchanged file (same mtime and size) costs one stat.
+        """Compile ``root/rel``; an unchanged file (same mtime and size, and the same packages
+        installed in ``root``) costs three stats.
 
         Failures are remembered too, so a broken script is not recompiled on every request.
         A file that does not resolve inside ``root`` is refused (``OutsideRoot``) unread.
@@ -80,7 +93,8 @@ class Compiler:
         rel = _relative(rel)
         stat = (Path(root) / rel).stat()
         entry = (str(root), rel)
-        hit: Artefact | CompileError | None = self._files.get(entry, stat.st_mtime_ns, stat.st_size)
+        stamp = (stat.st_mtime_ns, stat.st_size, *packages_stamp(Path(root)))
+        hit: Artefact | CompileError | None = self._files.get(entry, stamp)
         if isinstance(hit, CompileError):
             raise hit.located(rel)
         if hit is not None:
@@ -88,15 +102,15 @@ class Compiler:
         data, stat = read_inside(Path(root), rel)
         try:
             source = data.decode("utf-8")
-            artefact = self.compile_source(source, rel)
+            artefact = self.compile_source(source, rel, Path(root))
         except UnicodeDecodeError as exc:
             error = CompileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", rel)
-            self._files.put(entry, stat.st_mtime_ns, stat.st_size, error)
+            self._files.put(entry, stamp, error)
             raise error from None
         except CompileError as exc:
-            self._files.put(entry, stat.st_mtime_ns, stat.st_size, exc)
+            self._files.put(entry, stamp, exc)
             raise
-        self._files.put(entry, stat.st_mtime_ns, stat.st_size, artefact)
+        self._files.put(entry, stamp, artefact)
         return artefact
 
     def invalidate(self, root: Path | None = None, rel: str | None = None) -> None:
@@ -115,7 +129,8 @@ class Compiler:
                 self._esbuild = load_build_module("esbuild").ensure_esbuild(self.cache_dir)
             return self._esbuild
 
-    def _build(self, source: str, path: str, loader: str) -> Compiled:
+    def _build(self, source: str, path: str, loader: str, root: Path | None = None,
+               want: Wanted | None = None) -> Compiled:
         try:
             prepared = prepare(source)
         except CompileError as exc:
@@ -129,8 +144,14 @@ class Compiler:
                 col = col0 + 1
             raise CompileError(exc.message, path, line, col) from None
         mappings = json.loads(out.sourcemap)["mappings"]
+        packages = None
+        if want is not None and root is not None:
+            try:
+                packages = bundle(self._esbuild_path(), root, want)
+            except CompileError as exc:
+                raise exc.located(path) from None
         try:
-            bytecode = self.to_bytecode(wrap_factory(out.js), path)
+            bytecode = self.to_bytecode(wrap_factory(out.js, packages), path)
         except CompileError as exc:
             where = None
             if exc.line is not None:

@@ -10,6 +10,7 @@ reports as a syntax error rather than miscompiling.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 _IDENT = re.compile(r"[A-Za-z_$\u0080-\uffff][\w$\u0080-\uffff]*")
@@ -153,3 +154,41 @@ def tokenize(src: str) -> list[Token]:
         out.append(Token(kind, start, i, depth, newline))
         newline = False
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """One module a script loads: its specifier as written and where (1-based)."""
+
+    name: str
+    line: int
+    column: int
+
+
+def imports(code: str) -> list[Import]:
+    """Every module ``code`` loads with ``require('x')``, ``import … from 'x'``, ``import 'x'``
+    or ``import('x')``, in order; type-only imports load nothing and are left out."""
+    toks = tokenize(code)
+    text = [code[t.start:t.end] for t in toks]
+    lines = [0] + [k + 1 for k, c in enumerate(code) if c == "\n"]
+    found: list[Import] = []
+    for i, tok in enumerate(toks):
+        if tok.kind != "str":
+            continue
+        before = text[i - 1] if i > 0 else ""
+        call = before == "(" and i > 1 and text[i - 2] in ("require", "import") \
+            and (i < 3 or text[i - 3] not in (".", "?.")) and text[i + 1:i + 2] == [")"]
+        declared = (before == "from" or (before == "import" and tok.depth == 0)) \
+            and not _type_only(text, i)
+        if call or declared:
+            line = bisect_right(lines, tok.start)
+            found.append(Import(text[i][1:-1], line, tok.start - lines[line - 1] + 1))
+    return found
+
+
+def _type_only(text: list[str], at: int) -> bool:
+    """`import type … from 'x'` and `export type … from 'x'` load nothing."""
+    j = at - 1
+    while j >= 0 and text[j] not in ("import", "export", ";"):
+        j -= 1
+    return j >= 0 and text[j] in ("import", "export") and text[j + 1:j + 2] == ["type"]

@@ -263,6 +263,12 @@ def _checked(grant_: FetchGrant, url: str, redirected_from: str | None = None) -
         raise Refused(f"{exc} (redirected from {redirected_from})") from None
 
 
+def check_url(grant_: FetchGrant, url: str, redirected_from: str | None = None) -> URL:
+    """``_checked`` for the host's own fetches made for a tenant under its grant (sdk/import
+    reading an OpenAPI document): the same rules as a script's fetch."""
+    return _checked(grant_, url, redirected_from)
+
+
 @functools.lru_cache(maxsize=1024)
 def _target(grant_: FetchGrant, url: str) -> URL:
     """``_checked`` for one grant and URL: a pure function of both, so the URLs a script fetches
