@@ -249,6 +249,9 @@ class Driver:
                     err.logs = req.logs + err.logs
                     self._forget(rid)
                     raise err
+            if rid in out.get("skipped", ()):  # the load used the crossing's time up: never started
+                self._forget(rid)
+                raise ScriptTimeout.after(req.limit_ms, self.path)
         except ScriptTimeout as exc:
             if slice_ms is not None:
                 raise SliceExceeded from exc

@@ -203,6 +203,11 @@ def test_require_lodash_works_after_install_and_pin_makes_it_exact(api: Server) 
         "lodash"]
     assert write(api, "alice/1", "chunks.js", code).status_code == 200
     assert run(api, "alice/1", "/chunks").json() == {"chunks": [[1, 2], [3, 4]]}
+    # lodash's load takes about the inline slice: every request answers, none waits for its timeout
+    exported = "// @timeout 3000\nconst _ = require('lodash');\nmodule.exports = () => _.VERSION;\n"
+    assert write(api, "alice/1", "exported.js", exported).status_code == 200
+    answers = [run(api, "alice/1", "/exported") for _ in range(8)]
+    assert [r.status_code for r in answers] == [200] * 8
     again = api.client.post(f"{D}/install", params=q, json={"modules": ["lodash"]}).json()
     assert again["results"][0]["status"] == "already-installed" and again["durationMs"] == 0
     pinned = api.client.post(f"{P}/pin", params=q, json={"packages": ["lodash"]}).json()
