@@ -33,13 +33,12 @@ def is_preflight(method: str, headers: dict[str, str]) -> bool:
 
 
 def preflight_headers(policy: str, headers: dict[str, str]) -> list[tuple[str, str]]:
-    """The answer to `OPTIONS` with `Access-Control-Request-Method`; empty when not allowed."""
+    """What the answer to `OPTIONS` with `Access-Control-Request-Method` adds to the
+    `allow_headers` every answer gets; empty when the origin is not allowed."""
     origin = headers.get("origin")
-    allowed = allow_headers(policy, origin)
-    if not allowed or (policy not in ("*", "reflective") and origin != policy):
+    if not allow_headers(policy, origin) or (policy not in ("*", "reflective") and origin != policy):
         return []
     out = [
-        *allowed,
         ("access-control-allow-methods", headers["access-control-request-method"]),
         ("access-control-max-age", PREFLIGHT_MAX_AGE),
     ]

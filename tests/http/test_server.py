@@ -235,6 +235,9 @@ def test_cors_reflective_mirrors_origin_and_answers_preflight(client: httpx.Clie
     assert p.status_code == 204
     assert p.headers["access-control-allow-methods"] == "PUT"
     assert p.headers["access-control-allow-headers"] == "x-custom"
+    names = [k.lower() for k, _ in p.headers.multi_items()]
+    assert len(names) == len(set(names)), f"a header sent twice: {names}"
+    assert p.headers["access-control-allow-origin"] == "https://x.test"
 
 
 def test_cors_star(client: httpx.Client) -> None:
