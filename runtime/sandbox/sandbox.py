@@ -172,8 +172,8 @@ class Sandbox:
         """Drop a worker instance or a serverless image (its script changed or was deleted)."""
         self.images.evict(key)
         driver = self._workers.pop(key, None)
-        if driver is not None and driver.idle:
-            driver.close()
+        if driver is not None:
+            driver.close_when_idle()  # requests in flight finish on the version they started
 
     def close(self) -> None:
         for driver in self._workers.values():
