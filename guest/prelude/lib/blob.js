@@ -1,6 +1,6 @@
 // Blob and File (File API): immutable bytes with a type, held in memory as one Uint8Array.
 
-import { toUSVString, utf8, viewOf } from './encoding.js';
+import { concatBytes, toUSVString, utf8, viewOf } from './encoding.js';
 import { ReadableStream } from './streams.js';
 import { UTF8, W } from '../natives.js';
 
@@ -12,19 +12,6 @@ const normaliseType = (t) => {
 
 // The bytes of a Blob or buffer part: a Blob's own (immutable), a copy of a buffer's.
 const partBytes = (part) => (part instanceof Blob ? blobBytes(part) : viewOf(part).slice());
-
-const join = (chunks) => {
-  if (chunks.length === 1) return chunks[0];
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-};
 
 class Blob {
   #bytes;
@@ -57,7 +44,7 @@ class Blob {
     }
     const type = normaliseType(o.type);
     for (const i of texts) chunks[i] = utf8(endings === 'native' ? chunks[i].replace(/\r\n|\r/g, '\n') : chunks[i]);
-    this.#bytes = join(chunks.length ? chunks : [new Uint8Array(0)]);
+    this.#bytes = concatBytes(chunks);
     this.#type = type;
   }
   static #of(self) {

@@ -6,7 +6,7 @@
 // stream is read from it.
 
 import { UTF8, W } from '../natives.js';
-import { toUSVString, utf8, viewOf } from './encoding.js';
+import { concatBytes, toUSVString, utf8, viewOf } from './encoding.js';
 import { ReadableStream, isReadableStream } from './streams.js';
 import { Blob, blobBytes } from './blob.js';
 import { FormData, multipart, parseForm } from './formdata.js';
@@ -55,16 +55,6 @@ const streamOf = (body) => {
 
 const isUsed = (body) => body !== null && (body.used || (isReadableStream(body.src) && disturbed(body.src)));
 
-const concat = (chunks, n) => {
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-};
-
 // Reads the whole body once; a promise of its bytes (a string body stays a string, for text()).
 const consume = (body) => {
   if (body === null) return Promise.resolve(new Uint8Array(0));
@@ -78,16 +68,14 @@ const consume = (body) => {
   body.used = true;
   const reader = src.getReader();
   const chunks = [];
-  let n = 0;
   const next = () =>
     reader.read().then(({ value, done }) => {
-      if (done) return concat(chunks, n);
+      if (done) return concatBytes(chunks);
       if (!(value instanceof Uint8Array)) {
         const e = new TypeError('A body stream yielded a ' + (value === null ? 'null' : typeof value) + ' chunk; chunks must be Uint8Array');
         return reader.cancel(e).then(() => { throw e; });
       }
       chunks.push(value);
-      n += value.length;
       return next();
     });
   return next();

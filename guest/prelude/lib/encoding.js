@@ -226,4 +226,17 @@ const run = (d, v, stream) => {
 const HEXBYTE = [];
 for (let i = 0; i < 256; i++) HEXBYTE.push((i < 16 ? '0' : '') + i.toString(16));
 
-export { HEXBYTE, TextDecoder, TextEncoder, decode, encode, encodingCode, toUSVString, utf8, viewOf };
+// Byte arrays copied into one new array, which owns its buffer.
+const concatBytes = (chunks) => {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+};
+
+export { HEXBYTE, TextDecoder, TextEncoder, concatBytes, decode, encode, encodingCode, toUSVString, utf8, viewOf };

@@ -2,7 +2,7 @@
 // body and parsed from one, and application/x-www-form-urlencoded, parsed.
 
 import { LATIN1, UTF8, W } from '../natives.js';
-import { toUSVString, utf8 } from './encoding.js';
+import { concatBytes, toUSVString, utf8 } from './encoding.js';
 import { Blob, File, blobBytes } from './blob.js';
 import { parseQuery } from './url.js';
 
@@ -106,15 +106,7 @@ const multipart = (form) => {
     }
   }
   chunks.push(utf8('--' + boundary + '--\r\n'));
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return [out, 'multipart/form-data; boundary=' + boundary];
+  return [concatBytes(chunks), 'multipart/form-data; boundary=' + boundary];
 };
 
 // The value of parameter `key` in a header value such as `form-data; name="a"`.
