@@ -2,7 +2,7 @@
 
 Each answer has `valid` and, per problem, a message with the line and column in the code sent.
 `validate/script` runs all four checks (`results.{syntax,typescript,dependencies,magicComments}`);
-`scripts/write` runs the same ones unless asked not to (`script_report`).
+`scripts/write` runs the same ones unless asked not to (`script_report`), types only on request.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from runtime.compiler import checks
 from runtime.compiler.checks import Outcome
 from runtime.compiler.compiler import Compiler
 from runtime.compiler.magic import MagicComments
+from runtime.compiler.tsc import Checker, checker
 from runtime.compiler.typecheck import TypeChecker, TypeSyntaxError
 from runtime.http.errors import HTTPError
 
@@ -34,6 +35,8 @@ class Problem(BaseModel):
     message: str
     line: int | None = Field(None, description="1-based line in the code sent.")
     column: int | None = Field(None, description="1-based column in the code sent.")
+    code: str | None = Field(None, description="wexec addition: TypeScript's error code "
+                             "(TS2322...) for a type error.")
 
 
 class Check(BaseModel):
@@ -49,8 +52,10 @@ class Check(BaseModel):
 
 class TypeScriptCheck(Check):
     typeChecked: bool = Field(
-        False, description="Always false: esbuild strips types without checking them (no tsc "
-        "runs), so this proves the code parses and transpiles as TypeScript.")
+        False, description="True when TypeScript's checker (pinned version, as a module with "
+        "the globals of wexec.d.ts; a top-level return is allowed) found the errors listed. "
+        "False when only the parse and transpile ran: a warning says why (no node or npm on "
+        "the server, a parse error, a .js file, or scripts/write without typeCheck=true).")
 
 
 class Dependency(BaseModel):
@@ -130,23 +135,36 @@ def dependency_check(code: str) -> DependencyCheck:
     )
 
 
-def typescript_check(compiler: Compiler, code: str, path: str) -> TypeScriptCheck:
+WRITE_SKIPS_TYPES = ("types were not checked, only parsed and transpiled: scripts/write "
+                     "type-checks only with typeCheck=true (validate/typescript always does)")
+
+
+def typescript_check(compiler: Compiler, types: Checker | None, code: str,
+                     path: str) -> TypeScriptCheck:
+    """The TypeScript check of `code` at `path`; `types` None parses and transpiles only."""
     if not path.endswith(".ts"):
         return TypeScriptCheck(valid=True, warnings=[Problem(
             message=f"{path} is JavaScript: there is no TypeScript to check")])
-    return TypeScriptCheck.of(checks.typescript(compiler, code))
+    if types is None:
+        outcome = checks.syntax(compiler, code, "script.ts")
+        outcome.warnings.append(checks.Problem(WRITE_SKIPS_TYPES))
+        return TypeScriptCheck.of(outcome)
+    outcome, checked = checks.typescript(compiler, types, code)
+    return TypeScriptCheck.of(outcome, typeChecked=checked)
 
 
-def script_report(compiler: Compiler, code: str, path: str) -> ScriptReport:
-    """Every check on `code`, as `validate/script` and `scripts/write` answer it."""
+def script_report(compiler: Compiler, types: Checker | None, code: str,
+                  path: str) -> ScriptReport:
+    """Every check on `code`, as `validate/script` and `scripts/write` answer it; `types` None
+    leaves the types unchecked (scripts/write unless asked)."""
     results = ScriptResults(
         syntax=Check.of(checks.syntax(compiler, code, path)),
-        typescript=typescript_check(compiler, code, path),
+        typescript=typescript_check(compiler, types, code, path),
         dependencies=dependency_check(code),
         magicComments=magic_check(code),
     )
     errors = [
-        f"{name}: {_where(p)}{p.message}"
+        f"{name}: {_where(p)}{p.code + ' ' if p.code else ''}{p.message}"
         for name, check in (("syntax", results.syntax), ("typescript", results.typescript),
                             ("dependencies", results.dependencies),
                             ("magicComments", results.magicComments))
@@ -177,10 +195,12 @@ router = APIRouter(prefix="/validate", tags=["validate"])
 def validate_script(request: Request, body: CodeBody, services: ServicesDep,
         execId: TenantQuery = None, exec_id: TenantQuery = None,
         subdomain: TenantQuery = None) -> ScriptReport:
-    """Syntax (the real compile), TypeScript (parse and transpile; not a type check),
-    dependencies (built-in modules only) and magic comments, each in its `results` slot."""
+    """Syntax (the real compile), TypeScript (parse, transpile and TypeScript's type check
+    against wexec.d.ts), dependencies (built-in modules only) and magic comments, each in its
+    `results` slot. A type error makes the script invalid here."""
     tenant_of(request, services.catalog, body)
-    return script_report(services.sandbox.compiler, body.code, _path(body))
+    return script_report(services.sandbox.compiler, checker(services.settings.cache_dir),
+                         body.code, _path(body))
 
 
 @router.post("/syntax", summary="Validate Syntax")
@@ -196,10 +216,16 @@ def validate_syntax(request: Request, body: CodeBody, services: ServicesDep,
 def validate_typescript(request: Request, body: CodeBody, services: ServicesDep,
         execId: TenantQuery = None, exec_id: TenantQuery = None,
         subdomain: TenantQuery = None) -> TypeScriptCheck:
-    """Parses and transpiles the code as TypeScript, as the server does. Types are stripped,
-    not checked (wexec runs no tsc): `typeChecked` is false and a warning says so."""
+    """Parses and transpiles the code as TypeScript, as the server does, then type-checks it
+    with TypeScript (pinned version) as a module with the globals of wexec.d.ts (`GET
+    /types`); a top-level `return` is allowed. Each error has its line, column and TS code.
+    The first check of a server process may take seconds (npm installs TypeScript into the
+    build cache once; the checker process starts); later ones take tens of milliseconds.
+    Without node and npm on the server `typeChecked` is false and a warning says why. A .js
+    `path` has no types to check."""
     tenant_of(request, services.catalog, body)
-    return TypeScriptCheck.of(checks.typescript(services.sandbox.compiler, body.code))
+    return typescript_check(services.sandbox.compiler, checker(services.settings.cache_dir),
+                            body.code, _path(body))
 
 
 @router.post("/dependencies", summary="Validate Dependencies")
