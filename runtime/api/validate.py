@@ -7,7 +7,7 @@ Each answer has `valid` and, per problem, a message with the line and column in 
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -35,8 +35,11 @@ class Problem(BaseModel):
     message: str
     line: int | None = Field(None, description="1-based line in the code sent.")
     column: int | None = Field(None, description="1-based column in the code sent.")
+
+
+class TypeProblem(Problem):
     code: str | None = Field(None, description="wexec addition: TypeScript's error code "
-                             "(TS2322...) for a type error.")
+                             "(TS2322...) for a type error; null for a parse error.")
 
 
 class Check(BaseModel):
@@ -44,13 +47,18 @@ class Check(BaseModel):
     errors: list[Problem] = []
     warnings: list[Problem] = []
 
+    problem: ClassVar[type[Problem]] = Problem
+
     @classmethod
     def of(cls, outcome: Outcome, **extra: Any) -> Self:
-        return cls(valid=outcome.valid, errors=[Problem(**vars(p)) for p in outcome.errors],
-                   warnings=[Problem(**vars(p)) for p in outcome.warnings], **extra)
+        return cls(valid=outcome.valid, errors=[cls.problem(**vars(p)) for p in outcome.errors],
+                   warnings=[cls.problem(**vars(p)) for p in outcome.warnings], **extra)
 
 
 class TypeScriptCheck(Check):
+    errors: list[TypeProblem] = []  # type: ignore[assignment]
+    warnings: list[TypeProblem] = []  # type: ignore[assignment]
+    problem: ClassVar[type[Problem]] = TypeProblem
     typeChecked: bool = Field(
         False, description="True when TypeScript's checker (pinned version, as a module with "
         "the globals of wexec.d.ts; a top-level return is allowed) found the errors listed. "
@@ -143,7 +151,7 @@ def typescript_check(compiler: Compiler, types: Checker | None, code: str,
                      path: str) -> TypeScriptCheck:
     """The TypeScript check of `code` at `path`; `types` None parses and transpiles only."""
     if not path.endswith(".ts"):
-        return TypeScriptCheck(valid=True, warnings=[Problem(
+        return TypeScriptCheck(valid=True, warnings=[TypeProblem(
             message=f"{path} is JavaScript: there is no TypeScript to check")])
     if types is None:
         outcome = checks.syntax(compiler, code, "script.ts")
@@ -164,7 +172,8 @@ def script_report(compiler: Compiler, types: Checker | None, code: str,
         magicComments=magic_check(code),
     )
     errors = [
-        f"{name}: {_where(p)}{p.code + ' ' if p.code else ''}{p.message}"
+        f"{name}: {_where(p)}{p.code + ' ' if isinstance(p, TypeProblem) and p.code else ''}"
+        f"{p.message}"
         for name, check in (("syntax", results.syntax), ("typescript", results.typescript),
                             ("dependencies", results.dependencies),
                             ("magicComments", results.magicComments))
