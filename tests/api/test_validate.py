@@ -75,7 +75,7 @@ def test_typescript_reports_type_errors_with_line_column_and_code(api: Server) -
     body = post(api, "typescript", {"code": MISTYPED}).json()
     assert body["typeChecked"] is True and body["valid"] is False
     assert [(e["line"], e["column"], e["code"]) for e in body["errors"]] == [
-        (2, 7, "TS2322"), (3, 30, "TS2345"), (4, 20, "TS2554")]
+        (2, 7, "TS2322"), (3, 28, "TS2345"), (4, 20, "TS2554")]
     assert body["errors"][0]["message"] == "Type 'string' is not assignable to type 'number'."
     assert body["errors"][2]["message"] == "Expected 1 arguments, but got 3."
 
