@@ -37,6 +37,8 @@ CHECK_TIMEOUT_S = 10.0
 """A check longer than this is a pathological script: the process is killed and restarted."""
 START_TIMEOUT_S = 60.0
 INSTALL_TIMEOUT_S = 300.0
+IDLE_S = 600.0
+"""The checker process (about 180 MB resident) stops after this long without a check."""
 RETRY_INSTALL_S = 300.0
 """A failed npm install is not retried on every call, only after this long."""
 
@@ -115,7 +117,7 @@ def tsc_binary(cache_dir: Path) -> Path:
 
 class Checker:
     """One node process serving type checks; started on first use, restarted if it dies or a
-    check times out. Thread-safe: checks are served one at a time."""
+    check times out, stopped when idle. Thread-safe: checks are served one at a time."""
 
     def __init__(self, cache_dir: Path) -> None:
         self._cache_dir = cache_dir
@@ -124,6 +126,7 @@ class Checker:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._next_id = 0
         self._pid = os.getpid()
+        self._idle: threading.Timer | None = None
 
     def check(self, code: str, name: str = "script.ts") -> list[Diagnostic]:
         """TypeScript's errors for `code` as a module named `name` with wexec's globals (a
@@ -142,6 +145,11 @@ class Checker:
                                   "next check") from None
             answer = self._answer(CHECK_TIMEOUT_S, f"a type check took over "
                                   f"{CHECK_TIMEOUT_S:.0f} s; the checker was restarted")
+            if self._idle is not None:
+                self._idle.cancel()
+            self._idle = threading.Timer(IDLE_S, self.close)
+            self._idle.daemon = True
+            self._idle.start()
         if "error" in answer:
             raise Unavailable(f"the TypeScript checker failed: {answer['error'][:500]}")
         return [Diagnostic(**d) for d in answer["diagnostics"]]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from runtime.compiler import tsc
 from runtime.compiler.tsc import Checker, Diagnostic, Unavailable, installed
 from tests.support import settings_for_tests
 
@@ -47,6 +48,30 @@ def test_the_process_restarts_when_it_dies(checker: Checker) -> None:
     assert checker.check("res.json(1, 2);") == [
         Diagnostic(2554, "Expected 1 arguments, but got 2.", 1, 13)]  # a new process
     assert checker._proc is not None and checker._proc.pid != proc.pid
+
+
+def test_the_process_stops_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tsc, "IDLE_S", 0.5)
+    idle = Checker(settings_for_tests().cache_dir)
+    assert idle.check("return 1;") == []
+    proc = idle._proc
+    assert proc is not None
+    proc.wait(timeout=10)  # stopped by the idle timer, not by the test
+    assert idle._proc is None
+    assert idle.check("return 1;") == []  # started again on demand
+    idle.close()
+
+
+def test_a_check_over_the_timeout_restarts_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = Checker(settings_for_tests().cache_dir)
+    assert slow.check("return 1;") == []
+    monkeypatch.setattr(tsc, "CHECK_TIMEOUT_S", 0.0)
+    with pytest.raises(Unavailable, match="a type check took over 0 s; the checker was restarted"):
+        slow.check("const n: number = 'x';")
+    assert slow._proc is None
+    monkeypatch.undo()
+    assert [d.code for d in slow.check("const n: number = 'x';")] == [2322]
+    slow.close()
 
 
 def test_without_node_it_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
