@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
@@ -16,10 +17,16 @@ GREETING = """// @cors *
 module.exports = (req, res) => res.json({ hi: 1 });"""
 
 
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node and npm are needed for TypeScript's type check")
+
+
 def post(api: Server, check: str, body: dict[str, object]) -> httpx.Response:
     return api.client.post(f"{PREFIX}/validate/{check}", json=body)
 
 
+@needs_node
 def test_script_runs_every_check_into_its_slot(api: Server) -> None:
     r = post(api, "script", {"code": GREETING})
     body = r.json()
@@ -71,6 +78,7 @@ return res.json({ hello: name, hits, data });
 """
 
 
+@needs_node
 def test_typescript_reports_type_errors_with_line_column_and_code(api: Server) -> None:
     body = post(api, "typescript", {"code": MISTYPED}).json()
     assert body["typeChecked"] is True and body["valid"] is False
@@ -80,6 +88,7 @@ def test_typescript_reports_type_errors_with_line_column_and_code(api: Server) -
     assert body["errors"][2]["message"] == "Expected 1 arguments, but got 3."
 
 
+@needs_node
 def test_typescript_passes_a_script_using_the_globals(api: Server) -> None:
     body = post(api, "typescript", {"code": WELL_TYPED}).json()  # top-level return included
     assert body == {"valid": True, "errors": [], "warnings": [], "typeChecked": True}
@@ -98,6 +107,7 @@ def test_typescript_has_nothing_to_check_in_a_js_file(api: Server) -> None:
     assert post(api, "script", {"code": "return 1;", "path": "a.js"}).json()["valid"] is True
 
 
+@needs_node
 def test_script_counts_a_type_error_as_invalid(api: Server) -> None:
     body = post(api, "script", {"code": MISTYPED}).json()
     assert body["valid"] is False and body["results"]["syntax"]["valid"] is True
@@ -105,6 +115,7 @@ def test_script_counts_a_type_error_as_invalid(api: Server) -> None:
                                  "assignable to type 'number'.")
 
 
+@needs_node
 def test_write_refuses_a_type_error_only_when_asked(api: Server) -> None:
     r = api.client.post(f"{PREFIX}/scripts/write",
                         json={"path": "typed/loose.ts", "content": MISTYPED})
