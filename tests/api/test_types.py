@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from runtime import typings
-from runtime.compiler.tsc import Unavailable, tsc_binary
+from runtime.compiler.tsc import Checker, Unavailable, tsc_binary
 from runtime.templates import builtins, render
 from tests.support import REPO, running_server, settings_for_tests
 
@@ -175,3 +175,21 @@ def test_tsc_rejects_scripts_that_misuse_the_globals(tsc: Path, misused: Path) -
     for i, code in enumerate(MISUSES.values()):
         assert any(line.startswith(f"misuse{i}.ts") and code in line for line in errors), (
             i, errors)
+
+
+@pytest.fixture(scope="module")
+def checker(tsc: Path) -> Iterator[Checker]:
+    """The server's checker process (validate/typescript's), over the same TypeScript."""
+    found = Checker(settings_for_tests().cache_dir)
+    yield found
+    found.close()
+
+
+def test_the_servers_checker_agrees_with_tsc(checker: Checker) -> None:
+    """It also checks what a top-level `return` returns, which tsc skips (TS1108)."""
+    assert checker.check(EVERY_GLOBAL) == []
+    for template in builtins().values():
+        assert checker.check(render(template, {}).code) == [], template.metadata["outputPath"]
+    for line, code in MISUSES.items():
+        assert [f"TS{d.code}" for d in checker.check(line)] == [code], line
+    assert [f"TS{d.code}" for d in checker.check("return res.status('x');")] == ["TS2345"]
