@@ -28,6 +28,7 @@ from runtime.catalog.routes import RouteError, is_script, route_for
 from runtime.catalog.tenants import Tenant
 from runtime.compiler.magic import MagicCommentError, MagicComments, parse_magic_comments
 from runtime.compiler.shape import detect_shape
+from runtime.compiler.tsc import checker
 from runtime.http.errors import HTTPError
 
 
@@ -86,6 +87,11 @@ class ScriptWrite(TenantFields):
         "false stores anything verbatim. Unlike the reference, a valid script is never "
         "rewritten: wexec runs the module.exports and export default forms as they are (the "
         "answer's `shape` says which it found), so what is read back is what was written.")
+    typeCheck: bool = Field(
+        False, description="wexec addition: with validate, also refuse a .ts script that "
+        "TypeScript's checker rejects (as validate/typescript reports it). Off by default, "
+        "as in the reference, whose write validation parses and transpiles TypeScript but "
+        "does not type-check it: a script with a type error still runs.")
 
 
 class WriteResult(BaseModel):
@@ -212,7 +218,8 @@ async def write(request: Request, body: ScriptWrite, services: ServicesDep,
                         f"most {MAX_SCRIPT_BYTES}", path=body.path)
     report = None
     if body.validate_:
-        report = await _validated(services, body.path, body.content, tenant.root)
+        report = await _validated(services, body.path, body.content, tenant.root,
+                                  body.typeCheck)
     files = files_of(services, tenant)
     with file_errors(body.path):
         created = not exists(files, body.path)
@@ -344,8 +351,9 @@ async def move(request: Request, body: MoveBody, services: ServicesDep,
 # -- helpers ----------------------------------------------------------------------------------
 
 async def _validated(services: Services, path: str, content: str,
-                     root: Path) -> ScriptReport | None:
-    """400 unless the content passes the checks its extension calls for."""
+                     root: Path, type_check: bool) -> ScriptReport | None:
+    """400 unless the content passes the checks its extension calls for (types only when
+    `type_check`)."""
     if path.endswith(".json"):
         try:
             json.loads(content)
@@ -356,8 +364,9 @@ async def _validated(services: Services, path: str, content: str,
         return None
     if not is_code(path):
         return None
-    report = await asyncio.to_thread(script_report, services.sandbox.compiler, content, path,
-                                     root)
+    types = checker(services.settings.cache_dir) if type_check else None
+    report = await asyncio.to_thread(script_report, services.sandbox.compiler, types, content,
+                                     path, root)
     if not report.valid:
         raise HTTPError(400, "validation_failed",
                         f"Script validation failed: {report.errors[0]}"

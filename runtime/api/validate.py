@@ -2,13 +2,13 @@
 
 Each answer has `valid` and, per problem, a message with the line and column in the code sent.
 `validate/script` runs all four checks (`results.{syntax,typescript,dependencies,magicComments}`);
-`scripts/write` runs the same ones unless asked not to (`script_report`).
+`scripts/write` runs the same ones unless asked not to (`script_report`), types only on request.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from runtime.compiler import checks
 from runtime.compiler.checks import Outcome
 from runtime.compiler.compiler import Compiler
 from runtime.compiler.magic import MagicComments
+from runtime.compiler.tsc import Checker, checker
 from runtime.compiler.typecheck import TypeChecker, TypeSyntaxError
 from runtime.http.errors import HTTPError
 
@@ -37,21 +38,33 @@ class Problem(BaseModel):
     column: int | None = Field(None, description="1-based column in the code sent.")
 
 
+class TypeProblem(Problem):
+    code: str | None = Field(None, description="wexec addition: TypeScript's error code "
+                             "(TS2322...) for a type error; null for a parse error.")
+
+
 class Check(BaseModel):
     valid: bool
     errors: list[Problem] = []
     warnings: list[Problem] = []
 
+    problem: ClassVar[type[Problem]] = Problem
+
     @classmethod
     def of(cls, outcome: Outcome, **extra: Any) -> Self:
-        return cls(valid=outcome.valid, errors=[Problem(**vars(p)) for p in outcome.errors],
-                   warnings=[Problem(**vars(p)) for p in outcome.warnings], **extra)
+        return cls(valid=outcome.valid, errors=[cls.problem(**vars(p)) for p in outcome.errors],
+                   warnings=[cls.problem(**vars(p)) for p in outcome.warnings], **extra)
 
 
 class TypeScriptCheck(Check):
+    errors: list[TypeProblem] = []  # type: ignore[assignment]
+    warnings: list[TypeProblem] = []  # type: ignore[assignment]
+    problem: ClassVar[type[Problem]] = TypeProblem
     typeChecked: bool = Field(
-        False, description="Always false: esbuild strips types without checking them (no tsc "
-        "runs), so this proves the code parses and transpiles as TypeScript.")
+        False, description="True when TypeScript's checker (pinned version, as a module with "
+        "the globals of wexec.d.ts; a top-level return is allowed) found the errors listed. "
+        "False when only the parse and transpile ran: a warning says why (no node or npm on "
+        "the server, a parse error, a .js file, or scripts/write without typeCheck=true).")
 
 
 class Dependency(BaseModel):
@@ -141,25 +154,38 @@ def dependency_check(code: str, root: Path | None = None,
     )
 
 
-def typescript_check(compiler: Compiler, code: str, path: str) -> TypeScriptCheck:
+WRITE_SKIPS_TYPES = ("types were not checked, only parsed and transpiled: scripts/write "
+                     "type-checks only with typeCheck=true (validate/typescript always does)")
+
+
+def typescript_check(compiler: Compiler, types: Checker | None, code: str,
+                     path: str) -> TypeScriptCheck:
+    """The TypeScript check of `code` at `path`; `types` None parses and transpiles only."""
     if not path.endswith(".ts"):
-        return TypeScriptCheck(valid=True, warnings=[Problem(
+        return TypeScriptCheck(valid=True, warnings=[TypeProblem(
             message=f"{path} is JavaScript: there is no TypeScript to check")])
-    return TypeScriptCheck.of(checks.typescript(compiler, code))
+    if types is None:
+        outcome = checks.syntax(compiler, code, "script.ts")
+        outcome.warnings.append(checks.Problem(WRITE_SKIPS_TYPES))
+        return TypeScriptCheck.of(outcome)
+    outcome, checked = checks.typescript(compiler, types, code)
+    return TypeScriptCheck.of(outcome, typeChecked=checked)
 
 
-def script_report(compiler: Compiler, code: str, path: str,
+def script_report(compiler: Compiler, types: Checker | None, code: str, path: str,
                   root: Path | None = None) -> ScriptReport:
     """Every check on `code`, as `validate/script` and `scripts/write` answer it, for a script
-    of the tenant whose folder is `root`."""
+    of the tenant whose folder is `root`; `types` None leaves the types unchecked
+    (scripts/write unless asked)."""
     results = ScriptResults(
         syntax=Check.of(checks.syntax(compiler, code, path)),
-        typescript=typescript_check(compiler, code, path),
+        typescript=typescript_check(compiler, types, code, path),
         dependencies=dependency_check(code, root, compiler),
         magicComments=magic_check(code),
     )
     errors = [
-        f"{name}: {_where(p)}{p.message}"
+        f"{name}: {_where(p)}{p.code + ' ' if isinstance(p, TypeProblem) and p.code else ''}"
+        f"{p.message}"
         for name, check in (("syntax", results.syntax), ("typescript", results.typescript),
                             ("dependencies", results.dependencies),
                             ("magicComments", results.magicComments))
@@ -190,10 +216,12 @@ router = APIRouter(prefix="/validate", tags=["validate"])
 def validate_script(request: Request, body: CodeBody, services: ServicesDep,
         execId: TenantQuery = None, exec_id: TenantQuery = None,
         subdomain: TenantQuery = None) -> ScriptReport:
-    """Syntax (the real compile), TypeScript (parse and transpile; not a type check),
-    dependencies (built-in modules only) and magic comments, each in its `results` slot."""
+    """Syntax (the real compile), TypeScript (parse, transpile and TypeScript's type check
+    against wexec.d.ts), dependencies (built-in modules, installed packages, imported SDKs) and
+    magic comments, each in its `results` slot. A type error makes the script invalid here."""
     tenant = tenant_of(request, services.catalog, body)
-    return script_report(services.sandbox.compiler, body.code, _path(body), tenant.root)
+    return script_report(services.sandbox.compiler, checker(services.settings.cache_dir),
+                         body.code, _path(body), tenant.root)
 
 
 @router.post("/syntax", summary="Validate Syntax")
@@ -209,10 +237,16 @@ def validate_syntax(request: Request, body: CodeBody, services: ServicesDep,
 def validate_typescript(request: Request, body: CodeBody, services: ServicesDep,
         execId: TenantQuery = None, exec_id: TenantQuery = None,
         subdomain: TenantQuery = None) -> TypeScriptCheck:
-    """Parses and transpiles the code as TypeScript, as the server does. Types are stripped,
-    not checked (wexec runs no tsc): `typeChecked` is false and a warning says so."""
+    """Parses and transpiles the code as TypeScript, as the server does, then type-checks it
+    with TypeScript (pinned version) as a module with the globals of wexec.d.ts (`GET
+    /types`); a top-level `return` is allowed. Each error has its line, column and TS code.
+    The first check of a server process may take seconds (npm installs TypeScript into the
+    build cache once; the checker process starts); later ones take tens of milliseconds.
+    Without node and npm on the server `typeChecked` is false and a warning says why. A .js
+    `path` has no types to check."""
     tenant_of(request, services.catalog, body)
-    return TypeScriptCheck.of(checks.typescript(services.sandbox.compiler, body.code))
+    return typescript_check(services.sandbox.compiler, checker(services.settings.cache_dir),
+                            body.code, _path(body))
 
 
 @router.post("/dependencies", summary="Validate Dependencies")

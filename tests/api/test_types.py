@@ -4,11 +4,8 @@ each global, and rejects a script that misuses them."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +13,9 @@ import httpx
 import pytest
 
 from runtime import typings
+from runtime.compiler.tsc import Checker, Unavailable, tsc_binary
 from runtime.templates import builtins, render
 from tests.support import REPO, running_server, settings_for_tests
-
-TYPESCRIPT = "5.9.3"
-"""Pinned: the checker whose verdicts these tests expect."""
 
 TOP_LEVEL_RETURN = "TS1108"
 """TypeScript's error for a top-level `return`, which wexec scripts may use."""
@@ -83,26 +78,10 @@ MISUSES = {
 @pytest.fixture(scope="module")
 def tsc() -> Path:
     """TypeScript's checker, installed once into the build cache with npm."""
-    home = settings_for_tests().cache_dir / f"typescript-{TYPESCRIPT}"
-    binary = home / "node_modules" / ".bin" / "tsc"
-    if binary.is_file():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        pytest.skip("node and npm are needed to install TypeScript's checker")
-    home.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=".typescript-", dir=home.parent))
-    done = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(staged),
-         f"typescript@{TYPESCRIPT}"], capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        shutil.rmtree(staged, ignore_errors=True)
-        pytest.skip(f"npm could not install typescript@{TYPESCRIPT}: {done.stderr.strip()[-300:]}")
     try:
-        os.rename(staged, home)  # whole or not at all; a concurrent install may have won
-    except OSError:
-        shutil.rmtree(staged, ignore_errors=True)
-    return binary
+        return tsc_binary(settings_for_tests().cache_dir)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 def check(tsc: Path, folder: Path) -> list[str]:
@@ -196,3 +175,21 @@ def test_tsc_rejects_scripts_that_misuse_the_globals(tsc: Path, misused: Path) -
     for i, code in enumerate(MISUSES.values()):
         assert any(line.startswith(f"misuse{i}.ts") and code in line for line in errors), (
             i, errors)
+
+
+@pytest.fixture(scope="module")
+def checker(tsc: Path) -> Iterator[Checker]:
+    """The server's checker process (validate/typescript's), over the same TypeScript."""
+    found = Checker(settings_for_tests().cache_dir)
+    yield found
+    found.close()
+
+
+def test_the_servers_checker_agrees_with_tsc(checker: Checker) -> None:
+    """It also checks what a top-level `return` returns, which tsc skips (TS1108)."""
+    assert checker.check(EVERY_GLOBAL) == []
+    for template in builtins().values():
+        assert checker.check(render(template, {}).code) == [], template.metadata["outputPath"]
+    for line, code in MISUSES.items():
+        assert [f"TS{d.code}" for d in checker.check(line)] == [code], line
+    assert [f"TS{d.code}" for d in checker.check("return res.status('x');")] == ["TS2345"]

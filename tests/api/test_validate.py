@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import httpx
 import pytest
 
 from tests.api.conftest import ALICE_TOKEN, PREFIX, Server
+from tests.support import running_server
 
 GREETING = """// @cors *
 // @timeout 5000
@@ -13,17 +17,23 @@ GREETING = """// @cors *
 module.exports = (req, res) => res.json({ hi: 1 });"""
 
 
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node and npm are needed for TypeScript's type check")
+
+
 def post(api: Server, check: str, body: dict[str, object]) -> httpx.Response:
     return api.client.post(f"{PREFIX}/validate/{check}", json=body)
 
 
+@needs_node
 def test_script_runs_every_check_into_its_slot(api: Server) -> None:
     r = post(api, "script", {"code": GREETING})
     body = r.json()
     assert r.status_code == 200 and body["valid"] is True and body["errors"] == []
     assert set(body["results"]) == {"syntax", "typescript", "dependencies", "magicComments"}
     assert body["results"]["magicComments"]["magicComments"]["timeout"] == 5000
-    assert body["results"]["typescript"]["typeChecked"] is False
+    assert body["results"]["typescript"]["typeChecked"] is True
 
 
 def test_script_reports_which_checker_rejected_it(api: Server) -> None:
@@ -49,12 +59,90 @@ def test_syntax_uses_the_path_to_pick_the_loader(api: Server) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_path"
 
 
-def test_typescript_says_it_does_not_type_check(api: Server) -> None:
-    body = post(api, "typescript", {"code": "const n: number = 'text';\nreturn n;"}).json()
-    assert body["valid"] is True and body["typeChecked"] is False
-    assert "not checked" in body["warnings"][0]["message"]
+MISTYPED = """// @timeout 5000
+const id: number = metadata.path;
+if (!id) return res.status('bad').json({ error: 'no id' });
+return res.json(1, 2, 3);
+"""
+
+WELL_TYPED = """const name: string = String(metadata.query.name ?? 'world');
+const body: unknown = req.body;
+const hits: number = (shared.hits ?? 0) + 1;
+shared.hits = hits;
+const upstream = await fetch('https://example.com/x', { method: 'POST', body: JSON.stringify(body) });
+const data: unknown = await upstream.json();
+const text: string = await fs.read('notes.txt');
+await fs.write('out.txt', `${name} ${text}`);
+if (!upstream.ok) return res.status(502).json({ error: 'upstream failed' });
+return res.json({ hello: name, hits, data });
+"""
+
+
+@needs_node
+def test_typescript_reports_type_errors_with_line_column_and_code(api: Server) -> None:
+    body = post(api, "typescript", {"code": MISTYPED}).json()
+    assert body["typeChecked"] is True and body["valid"] is False
+    assert [(e["line"], e["column"], e["code"]) for e in body["errors"]] == [
+        (2, 7, "TS2322"), (3, 28, "TS2345"), (4, 20, "TS2554")]
+    assert body["errors"][0]["message"] == "Type 'string' is not assignable to type 'number'."
+    assert body["errors"][2]["message"] == "Expected 1 arguments, but got 3."
+
+
+@needs_node
+def test_typescript_passes_a_script_using_the_globals(api: Server) -> None:
+    body = post(api, "typescript", {"code": WELL_TYPED}).json()  # top-level return included
+    assert body == {"valid": True, "errors": [], "warnings": [], "typeChecked": True}
+
+
+def test_typescript_reports_a_parse_error_once_without_a_type_check(api: Server) -> None:
     bad = post(api, "typescript", {"code": "interface X { a: }\nreturn 1;"}).json()
-    assert bad["valid"] is False and bad["errors"][0]["line"] == 1
+    assert bad["valid"] is False and bad["typeChecked"] is False
+    assert [e["line"] for e in bad["errors"]] == [1]
+
+
+def test_typescript_has_nothing_to_check_in_a_js_file(api: Server) -> None:
+    body = post(api, "typescript", {"code": "return res.json(1, 2, 3);", "path": "a.js"}).json()
+    assert body["valid"] is True and body["typeChecked"] is False
+    assert "a.js is JavaScript" in body["warnings"][0]["message"]
+    assert post(api, "script", {"code": "return 1;", "path": "a.js"}).json()["valid"] is True
+
+
+@needs_node
+def test_script_counts_a_type_error_as_invalid(api: Server) -> None:
+    body = post(api, "script", {"code": MISTYPED}).json()
+    assert body["valid"] is False and body["results"]["syntax"]["valid"] is True
+    assert body["errors"][0] == ("typescript: line 2:7: TS2322 Type 'string' is not "
+                                 "assignable to type 'number'.")
+
+
+@needs_node
+def test_write_refuses_a_type_error_only_when_asked(api: Server) -> None:
+    r = api.client.post(f"{PREFIX}/scripts/write",
+                        json={"path": "typed/loose.ts", "content": MISTYPED})
+    assert r.status_code == 200, r.text
+    typescript = r.json()["validation"]["results"]["typescript"]
+    assert typescript["typeChecked"] is False and "typeCheck=true" in \
+        typescript["warnings"][0]["message"]
+    r = api.client.post(f"{PREFIX}/scripts/write", json={
+        "path": "typed/strict.ts", "content": MISTYPED, "typeCheck": True})
+    assert r.status_code == 400 and r.json()["error"] == "validation_failed"
+    assert "line 2:7: TS2322" in r.json()["message"]
+    assert not (api.tenant("default/1") / "typed" / "strict.ts").exists()
+    r = api.client.post(f"{PREFIX}/scripts/write", json={
+        "path": "typed/strict.ts", "content": WELL_TYPED, "typeCheck": True})
+    assert r.status_code == 200
+    assert r.json()["validation"]["results"]["typescript"]["typeChecked"] is True
+
+
+def test_without_node_the_type_check_says_why(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    with running_server(["--scripts", str(tmp_path / "scripts")],
+                        env={"PATH": str(tmp_path / "bin")}) as base:
+        r = httpx.post(f"{base}{PREFIX}/validate/typescript", json={"code": MISTYPED})
+        body = r.json()
+    assert r.status_code == 200 and body["valid"] is True and body["typeChecked"] is False
+    warning = body["warnings"][0]["message"]
+    assert "node is not on the server's PATH" in warning and "install Node.js" in warning
 
 
 def test_dependencies_lists_built_in_and_missing_modules(api: Server) -> None:
