@@ -48,6 +48,10 @@ D = TypeVar("D", bound=Driver)
 _SCRIPT_DEFAULT: Any = object()
 
 
+OWN_GRANTS_KEPT = 1024
+"""Script versions whose grants are kept for callers that bring none (the CLI, benches)."""
+
+
 class Sandbox:
     """One per process: the guest engine, the compiler bound to it, and the worker instances."""
 
@@ -61,6 +65,7 @@ class Sandbox:
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self.images = ImageCache(settings.serverless_images, settings.serverless_image_bytes)
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
+        self._own_grants: dict[tuple[str, str], Grants] = {}  # (tenant, artefact key) → grants
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
         self._measure = settings.metrics  # a result's memory costs a call into the engine
@@ -209,7 +214,12 @@ class Sandbox:
         """Who an instance of ``artefact`` makes its bound host calls for: ``grants`` None (a
         caller that brings no ``Policy``) are derived from its magic comments."""
         if grants is None:
-            grants = self.registry.grants(tenant, artefact.magic)
+            key = (tenant, artefact.key)
+            grants = self._own_grants.get(key)
+            if grants is None:  # once per version, as a Policy does: configuring units costs
+                if len(self._own_grants) >= OWN_GRANTS_KEPT:
+                    self._own_grants.clear()
+                grants = self._own_grants[key] = self.registry.grants(tenant, artefact.magic)
         return Caller(tenant, artefact.path, grants)
 
     def _start_fresh(
