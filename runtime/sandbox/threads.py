@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from queue import Empty, SimpleQueue
@@ -135,6 +136,7 @@ class _Pool:
         self._queue: SimpleQueue[Work | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle: deque[None] = deque()  # one token per thread that finished and waits again
+        _pools.add(self)
 
     def submit(
         self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, settle: Settle, tenant: str,
@@ -153,8 +155,9 @@ class _Pool:
                 self._threads.append(thread)
                 thread.start()
 
-    def close(self) -> None:
-        """Stop the threads once their crossing ends; work not started is cancelled."""
+    def close(self, wait: bool = False) -> None:
+        """Stop the threads once their crossing ends (``wait``: and wait for that); work not
+        started is cancelled."""
         self.closed = True
         while True:
             try:
@@ -171,6 +174,9 @@ class _Pool:
                     pass
         for _ in self._threads:
             self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
 
     def _work(self) -> None:
         _lower_priority()
@@ -190,6 +196,20 @@ class _Pool:
                 pass
             del value, exc, result
             idle.append(None)
+
+
+_pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
+
+
+def _close_pools() -> None:
+    """At exit, before daemon threads are stopped wherever they are: a crossing running on a
+    guest thread ends first (as ``ThreadPoolExecutor`` waits for its threads), so no thread is
+    torn down inside wasm."""
+    for pool in list(_pools):
+        pool.close(wait=True)
+
+
+threading._register_atexit(_close_pools)  # type: ignore[attr-defined]  # as concurrent.futures does
 
 
 def _lower_priority() -> None:
