@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from queue import Empty, SimpleQueue
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -39,9 +40,7 @@ class GuestThreads:
 
     def __init__(self, threads: int, per_tenant: int) -> None:
         self.per_tenant = per_tenant
-        self._pool = ThreadPoolExecutor(
-            threads, thread_name_prefix="wexec-guest", initializer=_lower_priority
-        )
+        self._pool = _Pool(threads)
         self._running: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
@@ -57,13 +56,12 @@ class GuestThreads:
             self._running[tenant] = self._running.get(tenant, 0) + 1
         result: asyncio.Future[T] = loop.create_future()
         try:
-            done = self._pool.submit(fn)
+            # The tenant's thread is its own until fn returns, even if the caller stops waiting
+            # (a timeout): the slot is released when the thread is done, not when the await ends.
+            self._pool.submit(fn, loop, self._settle, tenant, result)
         except BaseException:
             self._release(tenant)
             raise
-        # The tenant's thread is its own until fn returns, even if the caller stops waiting
-        # (a timeout): the slot is released when the thread is done, not when the await ends.
-        done.add_done_callback(lambda f: loop.call_soon_threadsafe(self._settle, tenant, f, result))
         return await result
 
     def busy(self, tenant: str) -> int:
@@ -71,7 +69,7 @@ class GuestThreads:
         return self._running.get(tenant, 0)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
 
     async def _wait_turn(self, tenant: str, loop: asyncio.AbstractEventLoop) -> None:
         turn: asyncio.Future[None] = loop.create_future()
@@ -86,18 +84,20 @@ class GuestThreads:
                 queue.remove(turn)
             raise
 
-    def _settle(self, tenant: str, done: Future[T], result: asyncio.Future[T]) -> None:
+    def _settle(
+        self, tenant: str, result: asyncio.Future[T], value: T | None, exc: BaseException | None
+    ) -> None:
+        """``fn`` of ``run`` returned ``value`` or raised ``exc`` (``CancelledError``: the pool
+        shut down before it ran): its caller gets it, its tenant the thread back."""
         self._release(tenant)
         if result.cancelled():
             return
-        if done.cancelled():  # the pool shut down first
+        if isinstance(exc, asyncio.CancelledError):
             result.cancel()
-            return
-        exc = done.exception()
-        if exc is not None:
+        elif exc is not None:
             result.set_exception(exc)
         else:
-            result.set_result(done.result())
+            result.set_result(value)  # type: ignore[arg-type]
 
     def _release(self, tenant: str) -> None:
         queue = self._waiting.get(tenant)
@@ -113,6 +113,103 @@ class GuestThreads:
             self._running[tenant] = left
         else:
             del self._running[tenant]
+
+
+Settle = Callable[[str, "asyncio.Future[Any]", Any, "BaseException | None"], None]
+"""``GuestThreads._settle``: how a guest thread hands a crossing's outcome back to its loop."""
+Work = tuple[Callable[[], Any], asyncio.AbstractEventLoop, Settle, str, "asyncio.Future[Any]"]
+
+
+class _Pool:
+    """Up to ``size`` guest threads taking work from one queue, started as it is needed.
+
+    A crossing costs one queue put to reach a thread and one ``call_soon_threadsafe`` to come
+    back: ``concurrent.futures`` adds a future, a work item, locks and callbacks to every hop,
+    about a quarter of a hop's CPU time on a loaded machine. A new thread starts whenever no
+    idle one is known to be waiting, so, as with ``ThreadPoolExecutor``, work never waits while
+    the pool is below its size (what lets every other tenant have a thread at once).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.closed = False
+        self._queue: SimpleQueue[Work | None] = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle: deque[None] = deque()  # one token per thread that finished and waits again
+        _pools.add(self)
+
+    def submit(
+        self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, settle: Settle, tenant: str,
+        result: asyncio.Future[Any],
+    ) -> None:
+        if self.closed:
+            raise RuntimeError("the guest threads were closed")
+        self._queue.put((fn, loop, settle, tenant, result))
+        try:
+            self._idle.pop()  # a thread that waits takes it (deque.pop is atomic)
+        except IndexError:
+            if len(self._threads) < self.size:
+                thread = threading.Thread(
+                    target=self._work, name=f"wexec-guest_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the threads once their crossing ends (``wait``: and wait for that); work not
+        started is cancelled."""
+        self.closed = True
+        while True:
+            try:
+                work = self._queue.get_nowait()
+            except Empty:
+                break
+            if work is not None:
+                _, loop, settle, tenant, result = work
+                try:
+                    loop.call_soon_threadsafe(
+                        settle, tenant, result, None, asyncio.CancelledError()
+                    )
+                except RuntimeError:  # its loop is closed: nobody waits any more
+                    pass
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    def _work(self) -> None:
+        _lower_priority()
+        queue, idle = self._queue, self._idle
+        while (work := queue.get()) is not None:
+            fn, loop, settle, tenant, result = work
+            value: Any = None
+            exc: BaseException | None = None
+            try:
+                value = fn()
+            except BaseException as raised:  # noqa: BLE001 - the caller's to see
+                exc = raised
+            del work, fn
+            try:
+                loop.call_soon_threadsafe(settle, tenant, result, value, exc)
+            except RuntimeError:  # its loop is closed: nobody waits any more
+                pass
+            del value, exc, result
+            idle.append(None)
+
+
+_pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
+
+
+def _close_pools() -> None:
+    """At exit, before daemon threads are stopped wherever they are: a crossing running on a
+    guest thread ends first (as ``ThreadPoolExecutor`` waits for its threads), so no thread is
+    torn down inside wasm."""
+    for pool in list(_pools):
+        pool.close(wait=True)
+
+
+threading._register_atexit(_close_pools)  # type: ignore[attr-defined]  # as concurrent.futures does
 
 
 def _lower_priority() -> None:
