@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.host.fetch.settings import FetchSettings
+from runtime.host.websocket.settings import WebSocketSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout wexec runs from: it holds ``guest/``, ``build/`` and the example ``scripts/``."""
@@ -19,7 +20,7 @@ MiB = 1024 * 1024
 _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class Settings(FetchSettings, BaseSettings):
+class Settings(FetchSettings, WebSocketSettings, BaseSettings):
     """Settings read from ``WEXEC_*`` environment variables, overridable by CLI flags."""
 
     model_config = SettingsConfigDict(env_prefix="WEXEC_", extra="ignore")

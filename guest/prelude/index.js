@@ -39,6 +39,7 @@ import { flush } from './crossing/report.js';
 import { rejection } from './crossing/rejections.js';
 import { errorJSON, load } from './crossing/load.js';
 import { process, require } from './lib/node.js';
+import { ws } from './host/websocket.js';
 
 // JSON.parse without a reviver goes through the stack-safe native parser.
 const jsonParse = JSON.parse;
@@ -96,6 +97,7 @@ define(G, {
   process,
   require,
   shared,
+  ws,
   __wexec: { op, bytes: (x) => blob(viewOf(x) || x), stream: hostStream },
 });
 // The metadata of the request whose code runs (see enter). Outside any request it is kept in

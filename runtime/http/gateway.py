@@ -30,7 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 from runtime.catalog.live import Catalog, Script
 from runtime.catalog.tenants import Tenant
 from runtime.host.fetch import HOPS_HEADER, MAX_HOPS
-from runtime.http import auth, cors
+from runtime.http import auth, cors, websocket
 from runtime.http.errors import (
     HTTPError,
     invalid_response,
@@ -229,6 +229,10 @@ class Gateway:
             self.shedder.leave()  # after the body: a stream is a request in progress until it ends
             if policy is not None and policy.log_level != "none":
                 self._log(tenant, policy, req, result, size, error, started, t0)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket upgrade to a script (``runtime.http.websocket``)."""
+        await websocket.serve(self.catalog, self.sandbox, scope, receive, send)
 
     async def dispatch(
         self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
