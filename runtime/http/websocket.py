@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runtime.host.websocket import GOING_AWAY, INTERNAL, RESTART, TOO_BIG, Connection, Full, Hub
+from runtime.host.websocket import GOING_AWAY, INTERNAL, RESTART, TOO_BIG, Connection, Full
 from runtime.http import auth
 from runtime.sandbox import ScriptError
 

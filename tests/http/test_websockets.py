@@ -94,7 +94,6 @@ async def _closed(conn: ClientConnection) -> int | None:
         while True:
             await asyncio.wait_for(conn.recv(), 10)
     except ConnectionClosed as closed:
-        print("closed", closed.rcvd)
         return closed.rcvd.code if closed.rcvd is not None else None
 
 
@@ -102,7 +101,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_echo_in_order_with_open_and_close(server: str) -> None:
+def test_echo_in_order_with_open_and_close(server: str, request: pytest.FixtureRequest) -> None:
     async def go() -> None:
         async with _ws(server, "/sockets?name=ann") as c:
             assert await c.recv() == "hello ann"
@@ -119,7 +118,9 @@ def test_echo_in_order_with_open_and_close(server: str) -> None:
             assert await _closed(c) == 4000
     run(go())
     closes = httpx.get(server + "/sockets", headers={"host": "a-1.localhost"}).json()["closes"]
-    assert closes[:2] == [1000, 4000]
+    # hypercorn hands the app 1006 for any close the client began, whatever its code
+    client_close = 1006 if request.node.callspec.params["server"] == "hypercorn" else 1000
+    assert closes[:2] == [client_close, 4000]
 
 
 def test_rooms_broadcast_and_tenants_apart(server: str) -> None:
@@ -147,7 +148,7 @@ def test_token_origin_and_export_form(server: str) -> None:
         with pytest.raises(InvalidStatus) as refused:
             async with _ws(server, "/exported"):
                 pass
-        assert refused.value.response.status_code in (401, 403)
+        assert refused.value.response.status_code == 401
         with pytest.raises(InvalidStatus) as refused:
             async with _ws(server, "/exported?token=s3cret", origin="https://evil.example"):
                 pass
@@ -162,17 +163,6 @@ def test_token_origin_and_export_form(server: str) -> None:
     run(go())
     answer = httpx.get(server + "/exported?token=s3cret", headers={"host": "a-1.localhost"})
     assert answer.json() == {"http": "exported"}
-
-
-def test_token_refused_with_401_where_the_server_can_say_so(server: str) -> None:
-    async def go() -> int:
-        with pytest.raises(InvalidStatus) as refused:
-            async with _ws(server, "/exported"):
-                pass
-        return refused.value.response.status_code
-    status = run(go())
-    if status != 401:
-        pytest.skip(f"this server answers a refused upgrade {status} (no websocket.http.response)")
 
 
 def test_script_without_websocket_refuses_and_http_still_works(server: str) -> None:

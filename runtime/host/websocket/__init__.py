@@ -161,8 +161,8 @@ class Hub:
                     members.values() if target is None else group.rooms.get(target, ())
                 )
                 frame = _frame(action[2], blob)
-                for conn in list(to):
-                    conn.push(frame)
+                for member in list(to):
+                    member.push(frame)
                 continue
             conn = members.get(target)
             if conn is None:
