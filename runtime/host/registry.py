@@ -26,7 +26,6 @@ from runtime.host import (
     response,
     streams,
     timers,
-    websocket,
 )
 from runtime.host.fetch import unit as fetch
 
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
 
-UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, fetch.UNIT, websocket.UNIT)
+UNITS: tuple[Unit, ...] = (timers.UNIT, crypto.UNIT, fetch.UNIT)
 """Every built-in capability. Adding one: its module here, its guest half, its tests."""
 
 CORE: tuple[Unit, ...] = (response.UNIT, streams.UNIT)

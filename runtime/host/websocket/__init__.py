@@ -202,3 +202,6 @@ UNIT = Unit(
     granted_by="// @websocket with // @mode worker",
     settings=WebSocketSettings,
 )
+"""The unit's settings section. It lists no ops: sockets reach the guest as crossing entries
+and leave it as the report's ``ws`` actions, for the sockets of the script that reports them,
+so the registry does not hold it (a script without ``@websocket`` never has a socket)."""
