@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ SERVERS = ["granian", "uvicorn", "hypercorn"]
 
 SOCKETS = """// @mode worker
 // @websocket
-// @timeout 500
+// @timeout 1500
 const keep = [];
 ws.open = (socket) => {
   socket.data.name = socket.metadata.query.name || 'anon';
@@ -77,7 +78,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     data = tmp_path_factory.mktemp("data")
     env = {"WEXEC_TENANTS_ROOT": str(root), "WEXEC_RESTART_ON_CRASH": "false",
            "WEXEC_WS_MAX_MESSAGE_BYTES": str(64 * 1024),
-           "WEXEC_WS_SEND_QUEUE_BYTES": str(2 << 20), "WEXEC_MEMORY_LIMIT": str(64 << 20)}
+           "WEXEC_WS_SEND_QUEUE_BYTES": str(2 << 20), "WEXEC_MEMORY_LIMIT": str(32 << 20)}
     with running_server(["--server", request.param, "--data", str(data)], env=env) as base:
         yield base
 
@@ -203,4 +204,43 @@ def test_limits_and_failures_close_with_their_codes(server: str) -> None:
             assert await _closed(other) == 1012  # every socket of the worker that stopped
         async with _ws(server, "/sockets") as c:  # a new worker serves the reconnection
             assert await c.recv() == "hello anon"
+    run(go())
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def examples(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[str]:
+    """`wexec serve` on the repository's own scripts/."""
+    data = tmp_path_factory.mktemp("data")
+    with running_server(["--server", request.param, "--data", str(data)],
+                        env={"WEXEC_RESTART_ON_CRASH": "false"}) as base:
+        yield base
+
+
+def test_chat_and_live_counter_examples(examples: str) -> None:
+    port = int(examples.rsplit(":", 1)[1])
+
+    def at(path: str) -> Any:
+        return connect(f"ws://127.0.0.1:{port}{path}", open_timeout=10)
+
+    async def go() -> None:
+        async with at("/chat?room=r1&name=ann") as ann, at("/chat?room=r1&name=bob") as bob, \
+                at("/chat?room=r2&name=eve") as eve:
+            assert json.loads(await ann.recv())["name"] == "ann"
+            assert json.loads(await ann.recv()) == {"type": "join", "name": "bob", "room": "r1"}
+            await bob.recv()
+            await eve.recv()
+            rooms = httpx.get(examples + "/chat").json()["rooms"]
+            assert sorted(rooms["r1"]) == ["ann", "bob"] and rooms["r2"] == ["eve"]
+            await ann.send("hi")
+            for conn in (ann, bob):
+                said = json.loads(await conn.recv())
+                assert (said["type"], said["name"], said["text"]) == ("message", "ann", "hi")
+            await eve.send("alone")  # another room: ann and bob do not hear it
+            assert json.loads(await eve.recv())["text"] == "alone"
+        async with at("/live") as page:
+            start = int(await page.recv())
+            assert httpx.post(examples + "/live").json()["count"] == start + 1
+            assert int(await page.recv()) == start + 1
+        assert "new WebSocket" in httpx.get(examples + "/chat-page").text
     run(go())
