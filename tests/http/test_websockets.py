@@ -224,13 +224,22 @@ def test_chat_and_live_counter_examples(examples: str) -> None:
         return connect(f"ws://127.0.0.1:{port}{path}", open_timeout=10)
 
     async def go() -> None:
+        async with httpx.AsyncClient(base_url=examples, timeout=10) as http:
+            await chat(http)
+            async with at("/live") as page:
+                start = int(await page.recv())
+                assert (await http.post("/live")).json()["count"] == start + 1
+                assert int(await page.recv()) == start + 1
+            assert "new WebSocket" in (await http.get("/chat-page")).text
+
+    async def chat(http: httpx.AsyncClient) -> None:
         async with at("/chat?room=r1&name=ann") as ann, at("/chat?room=r1&name=bob") as bob, \
                 at("/chat?room=r2&name=eve") as eve:
             assert json.loads(await ann.recv())["name"] == "ann"
             assert json.loads(await ann.recv()) == {"type": "join", "name": "bob", "room": "r1"}
             await bob.recv()
             await eve.recv()
-            rooms = httpx.get(examples + "/chat").json()["rooms"]
+            rooms = (await http.get("/chat")).json()["rooms"]
             assert sorted(rooms["r1"]) == ["ann", "bob"] and rooms["r2"] == ["eve"]
             await ann.send("hi")
             for conn in (ann, bob):
@@ -238,9 +247,5 @@ def test_chat_and_live_counter_examples(examples: str) -> None:
                 assert (said["type"], said["name"], said["text"]) == ("message", "ann", "hi")
             await eve.send("alone")  # another room: ann and bob do not hear it
             assert json.loads(await eve.recv())["text"] == "alone"
-        async with at("/live") as page:
-            start = int(await page.recv())
-            assert httpx.post(examples + "/live").json()["count"] == start + 1
-            assert int(await page.recv()) == start + 1
-        assert "new WebSocket" in httpx.get(examples + "/chat-page").text
+
     run(go())

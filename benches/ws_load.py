@@ -1,6 +1,6 @@
 """WebSocket benchmarks: echo round trips and a fan-out, wexec against a bare Starlette app.
 
-    python benches/websockets.py [--duration 5 | --quick] [--servers uvicorn,granian,hypercorn-uvloop]
+    python benches/ws_load.py [--duration 5 | --quick] [--servers uvicorn,granian,hypercorn-uvloop]
 
 Both apps answer on /ws: a text message comes back as it was, and "go" is sent on to every open
 socket (wexec: a worker script with `ws.broadcast`; bare: a loop over its sockets). Rows:
@@ -25,8 +25,18 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benches.http_load import (  # noqa: E402 - the checkout's benches package, as above
-    APPS, BARE_ENV, HELLO, HOST, LOAD_CORE, ROOT, SERVER_CORE, SERVERS, Skip, free_port, running,
+from benches.http_load import (
+    APPS,
+    BARE_ENV,
+    HELLO,
+    HOST,
+    LOAD_CORE,
+    ROOT,
+    SERVER_CORE,
+    SERVERS,
+    Skip,
+    free_port,
+    running,
 )
 
 SCRIPT = """// @mode worker
