@@ -67,6 +67,11 @@ class App:
                 await _not_started(send)
                 return
             await self._gateway(scope, receive, send)
+        elif scope["type"] == "websocket" and not scope["path"].startswith(API_PREFIX):
+            if self._gateway is None:
+                await WebSocketClose(1013)(scope, receive, send)
+                return
+            await self._gateway.websocket(scope, receive, send)
         else:
             await self._router(scope, receive, send)
 

@@ -15,6 +15,7 @@ from runtime.host.fetch.settings import FetchSettings
 from runtime.host.fs import FsSettings
 from runtime.host.isolate import IsolateSettings
 from runtime.host.shared import SharedSettings
+from runtime.host.websocket.settings import WebSocketSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout wexec runs from: it holds ``guest/``, ``build/`` and the example ``scripts/``."""
@@ -23,7 +24,10 @@ MiB = 1024 * 1024
 _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class Settings(FetchSettings, FsSettings, SharedSettings, AISettings, IsolateSettings, BaseSettings):
+class Settings(
+    FetchSettings, FsSettings, SharedSettings, AISettings, IsolateSettings, WebSocketSettings,
+    BaseSettings,
+):
     """Settings read from ``WEXEC_*`` environment variables, overridable by CLI flags."""
 
     model_config = SettingsConfigDict(env_prefix="WEXEC_", extra="ignore")

@@ -83,7 +83,9 @@ def _run(settings: Settings, app: str, connections: int) -> None:
         uvicorn.run(
             app, factory=True, host=settings.host, port=settings.port,
             workers=settings.workers, loop=settings.loop, http="httptools", lifespan="on",
-            access_log=False, log_level="warning", ws="none", limit_concurrency=connections,
+            access_log=False, log_level="warning", ws="websockets-sansio", limit_concurrency=connections,
+            ws_max_size=settings.ws_max_message_bytes + 1, ws_per_message_deflate=False,
+            ws_ping_interval=settings.ws_ping_interval_ms / 1000 or None,
             backlog=settings.backlog, timeout_keep_alive=keep_alive_s,
         )
     elif settings.server == "granian":
@@ -94,15 +96,15 @@ def _run(settings: Settings, app: str, connections: int) -> None:
         # HTTP/1 only: in auto mode granian first waits, with no time limit, for bytes telling
         # HTTP/1 from HTTP/2, so a client that sends nothing is never dropped. In HTTP/1 mode its
         # header-read timeout runs from the connection's start and between requests on it, so
-        # it is also the keep-alive timeout. backpressure is its connection limit. No
-        # WebSockets: an Upgrade request reaches the script as plain HTTP (hypercorn serves
-        # HTTP/2).
+        # it is also the keep-alive timeout. backpressure is its connection limit. Its
+        # WebSockets have no ping keep-alive and no message-size setting of their own: wexec's
+        # size check and idle timeout apply (hypercorn serves HTTP/2).
         Granian(
             app, factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, loop=Loops(settings.loop),
             log_access=False, backlog=settings.backlog, backpressure=connections,
             http1_settings=HTTP1Settings(header_read_timeout=settings.header_read_timeout_ms),
-            http=HTTPModes.http1, websockets=False, respawn_failed_workers=True,
+            http=HTTPModes.http1, websockets=True, respawn_failed_workers=True,
         ).serve()
     else:
         from hypercorn.config import Config
@@ -119,6 +121,8 @@ def _run(settings: Settings, app: str, connections: int) -> None:
         config.backlog = settings.backlog
         config.keep_alive_timeout = keep_alive_s
         config.read_timeout = header_read_s
+        config.websocket_max_message_size = settings.ws_max_message_bytes + 1
+        config.websocket_ping_interval = settings.ws_ping_interval_ms / 1000 or None
         run(config)
 
 

@@ -395,6 +395,35 @@ declare const ai: {
 };
 
 // CommonJS, as scripts may export a handler instead of returning.
+/** One WebSocket connection of a worker script with `// @websocket`. */
+interface WexecSocket {
+  readonly id: string;
+  readonly remoteAddress: string;
+  /** The upgrade request's path, url, query, params and headers (credentials removed). */
+  readonly metadata: { path: string; url: string; query: Record<string, string | string[]>; params: Record<string, string>; headers: Record<string, string> };
+  /** The script's own state for this connection. */
+  data: any;
+  /** 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  send(data: string | ArrayBuffer | ArrayBufferView): boolean;
+  close(code?: number, reason?: string): void;
+  subscribe(room: string): void;
+  unsubscribe(room: string): void;
+  /** To every other member of `room`. */
+  publish(room: string, data: string | ArrayBuffer | ArrayBufferView): void;
+}
+interface WexecSocketHandlers {
+  open?: ((socket: WexecSocket) => unknown) | null;
+  message?: ((socket: WexecSocket, data: string | Uint8Array) => unknown) | null;
+  close?: ((socket: WexecSocket, code: number, reason: string) => unknown) | null;
+  error?: ((socket: WexecSocket, error: unknown) => unknown) | null;
+}
+/** WebSocket handlers and helpers of a worker script with `// @websocket`. */
+declare const ws: WexecSocketHandlers & {
+  /** To every member of `room` (null: every socket of the script), the sender included. */
+  broadcast(room: string | null, data: string | ArrayBuffer | ArrayBufferView): void;
+  connections(): WexecSocket[];
+};
 declare const module: { exports: WexecHandler | { [name: string]: unknown } };
 declare let exports: { [name: string]: unknown };
 declare function require(name: 'crypto' | 'node:crypto'): WexecCryptoModule;

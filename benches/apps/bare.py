@@ -7,14 +7,36 @@ benches/http_load.py prints: whatever the ASGI server and Starlette cost, wexec 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 
 async def hello(_: Request) -> JSONResponse:
     return JSONResponse({"message": "hello"})
 
 
-app = Starlette(routes=[Route("/hello", hello)])
+_sockets: set[WebSocket] = set()
+
+
+async def sockets(socket: WebSocket) -> None:
+    """What benches/websockets.py measures: echo, and "go" sent to every socket (fan-out)."""
+    await socket.accept()
+    _sockets.add(socket)
+    try:
+        while True:
+            message = await socket.receive_text()
+            if message == "go":
+                for other in list(_sockets):
+                    await other.send_text("tick")
+            else:
+                await socket.send_text(message)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        _sockets.discard(socket)
+
+
+app = Starlette(routes=[Route("/hello", hello), WebSocketRoute("/ws", sockets)])
 
 
 def create_app() -> Starlette:

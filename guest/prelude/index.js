@@ -43,6 +43,7 @@ import { errorJSON, load } from './crossing/load.js';
 import { process, require } from './lib/node.js';
 import { isolate } from './host/isolate.js';
 import { ai, generateObject, generateText, jsonSchema, model, openai, streamText } from './host/ai.js';
+import { ws } from './host/websocket.js';
 
 // JSON.parse without a reviver goes through the stack-safe native parser.
 const jsonParse = JSON.parse;
@@ -109,6 +110,7 @@ define(G, {
   jsonSchema,
   isolate,
   fs,
+  ws,
   __wexec: { op, bytes: (x) => blob(viewOf(x) || x), stream: hostStream },
 });
 // The metadata of the request whose code runs (see enter). Outside any request it is kept in

@@ -38,7 +38,7 @@ class Stats(BaseModel):
     pid: int = Field(description="The process that answered (figures are per process).")
     workers: int = Field(description="Server processes (`--workers`).")
     requests: RequestFigures
-    websocket: dict[str, Any] = Field(description="WebSocket connections: not served yet.")
+    websocket: dict[str, Any] = Field(description="The tenant's open WebSocket connections in this process.")
     cron: dict[str, Any] = Field(
         description="@schedule figures of this process: registered, fired, skipped (a run was "
                     "still going), failed, missed (ticks found missed at start-up).")
@@ -123,7 +123,7 @@ async def stats(
 
     Differences from the reference: figures are the answering process's (`pid`; under
     `--workers N` each has its own) and `requests` counts the tenant's scripts only;
-    `websocket` is zero until WebSockets land; `cron` counts this process's @schedule runs."""
+    `websocket` counts the tenant's open sockets and `cron` this process's @schedule runs."""
     tenant = tenant_of(request, services.catalog)
     metrics = services.metrics
     mine = [f for f in metrics.scripts.values() if f.tenant == tenant.name]
@@ -136,7 +136,8 @@ async def stats(
             total=total, errors=errors, errorRate=_rate(errors, total),
             active=sum(1 for a in metrics.active.values() if a.tenant == tenant.name),
         ),
-        websocket={"supported": False, "connections": 0},
+        websocket={"supported": True,
+                   "connections": services.sandbox.sockets.connections(tenant.name)},
         cron={"supported": True, **asdict(services.schedules.figures())},
         cache=_cache(services.sandbox.figures()),
         inflight=services.shedder.inflight,

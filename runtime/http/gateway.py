@@ -31,7 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 from runtime.catalog.live import Catalog, Script
 from runtime.catalog.tenants import Tenant
 from runtime.host.fetch import HOPS_HEADER, MAX_HOPS
-from runtime.http import auth, cors
+from runtime.http import auth, cors, websocket
 from runtime.http.errors import (
     HTTPError,
     invalid_response,
@@ -252,6 +252,10 @@ class Gateway:
             return len(result.body), None
         assert policy is not None
         return await _send_stream(send, receive, result.stream, result.status, head, policy)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket upgrade to a script (``runtime.http.websocket``)."""
+        await websocket.serve(self.catalog, self.sandbox, scope, receive, send)
 
     async def dispatch(
         self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,

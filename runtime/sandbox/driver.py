@@ -48,6 +48,7 @@ from runtime.types import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
+    from runtime.host.websocket import Hub
 
 T = TypeVar("T")
 
@@ -120,6 +121,7 @@ class Driver:
     _left: dict[int, float | None] | None = None  # work the guest left: whose, until when
     _next_rid = 1
     _offload: Offload | None = None
+    sockets: Hub | None = None  # a worker's WebSocket connections, when its script has them
 
     def __init__(
         self,
@@ -437,6 +439,8 @@ class Driver:
         self._collect_logs(out)
         if "started" in out or "chunks" in out:
             self._stream_items(out, blob)
+        if "ws" in out and self.sockets is not None:
+            self.sockets.apply(self.tenant, self.path, out["ws"], blob)
         requests = self._requests
         for rid, off, length in out.get("ended", ()):
             req = requests.get(rid)

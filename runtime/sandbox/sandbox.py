@@ -28,6 +28,7 @@ from runtime.config import Settings
 from runtime.host import Caller, Grants, Unit
 from runtime.host.quotas import Limits, Quotas
 from runtime.host.registry import UNITS, Registry
+from runtime.host.websocket import Connection, Hub
 from runtime.observe import tracing
 from runtime.sandbox.driver import Driver, SliceExceeded
 from runtime.sandbox.engine import GuestEngine
@@ -62,6 +63,7 @@ class Sandbox:
         self.registry.services.sandbox = self
         self.engine = GuestEngine(settings, self.registry)
         self._workers: dict[str, WorkerDriver] = {}
+        self.sockets = Hub(settings)  # worker scripts' WebSocket connections and rooms
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self.images = ImageCache(settings.serverless_images, settings.serverless_image_bytes)
         self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
@@ -173,11 +175,39 @@ class Sandbox:
         return {"workers": len(self._workers), "images": images, "image_bytes": stored,
                 "slow_scripts": len(self._slow)}
 
+    async def socket_event(
+        self, artefact: Artefact, conn: Connection, event: list[Any], data: bytes | None, *,
+        tenant: str, grants: Grants | None,
+    ) -> Result:
+        """Run a WebSocket event of ``conn`` in its script's worker instance.
+
+        ``open`` binds the connection to the instance it runs on (made on first use); later
+        events go to that instance only: once it is gone the connection has been closed with
+        1012 (``Hub.restart``) and its events raise the instance's failure.
+        """
+        timeout_ms = self.timeout_for(artefact, tenant)
+        driver = conn.worker
+        if driver is None:
+            driver = self._workers.get(artefact.key)
+            if driver is None or driver.broken is not None:
+                driver = await self._new_worker(artefact, tenant, grants)
+            driver.sockets = self.sockets
+            conn.worker = driver
+        try:
+            return await driver.socket(
+                event, data, timeout_ms, functools.partial(self.threads.run, tenant)
+            )
+        finally:
+            if driver.broken is not None:
+                self._discard(artefact.key, driver)
+
     def evict(self, key: str) -> None:
-        """Drop a worker instance or a serverless image (its script changed or was deleted)."""
+        """Drop a worker instance or a serverless image (its script changed or was deleted);
+        the worker's WebSocket clients are told to reconnect (1012) to the new version."""
         self.images.evict(key)
         driver = self._workers.pop(key, None)
         if driver is not None:
+            self.sockets.restart(driver)
             driver.close_when_idle()  # requests in flight finish on the version they started
 
     def close(self) -> None:
@@ -381,6 +411,7 @@ class Sandbox:
     def _discard(self, key: str, driver: Driver) -> None:
         if self._workers.get(key) is driver:
             del self._workers[key]
+        self.sockets.restart(driver)
         driver.close()
 
 

@@ -61,6 +61,26 @@ class WorkerDriver(Driver):
             await self.finish(req, ops, offload)
         return self.outcome(req)
 
+    async def socket(
+        self, event: list[Any], data: bytes | None, timeout_ms: int | None, offload: Offload
+    ) -> Result:
+        """Run one WebSocket event (``[kind, socket id, ...]``, guest/ABI.md) as a request of
+        this instance: it enters with the next resume, beside the operations' results, so the
+        events and results that arrive together cross together; it has the request's timeout,
+        operations and logs, and its handler's failure is raised as a request's is."""
+        if self.broken is not None:
+            raise ScriptError(str(self.broken), path=self.path)
+        self._offload = offload
+        req = self._new_request(timeout_ms)
+        entry: dict[str, Any] = {"ws": [event[0], req.rid, *event[1:]]}
+        if data is not None:  # a binary message: a reference into the blob, as ops' bytes are
+            entry["off"], entry["len"] = len(self._result_blob), len(data)
+            self._result_blob += data
+        self._results.append(entry)
+        self._wake()
+        await self.finish(req, [], offload)
+        return self.outcome(req)
+
     async def _run_batches(self) -> None:
         try:
             while self._batch:

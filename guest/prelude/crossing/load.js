@@ -5,6 +5,7 @@ import { state } from './state.js';
 import { enter } from './flight.js';
 import { errorInfo } from './errors.js';
 import { isEmpty, process, require } from '../lib/node.js';
+import { setHandlers } from '../host/websocket.js';
 
 const errorJSON = (e) => {
   const info = errorInfo(e);
@@ -17,6 +18,10 @@ const errorJSON = (e) => {
   if (state.logs) out.logs = state.logs;
   state.logs = null;
   return stringify(out);
+};
+
+const noFetch = () => {
+  throw new TypeError('this script exports no fetch handler: it answers WebSocket upgrades only');
 };
 
 // With keepLogs (a load and its first request in one crossing), success returns null and
@@ -35,12 +40,17 @@ const load = (h, factory, keepLogs) => {
   }
   state.loaded = true;
   try {
+    setHandlers(null);
     if (typeof factory !== 'function') throw new TypeError('the compiled script is not a module factory');
     const module = { exports: {}, id: h.filename, filename: h.filename, loaded: false, require };
     factory.call(module.exports, module, module.exports, require);
     module.loaded = true;
     const ex = module.exports;
-    const fn = ex === null || ex === undefined ? ex : ex.default ?? ex;
+    let fn = ex === null || ex === undefined ? ex : ex.default ?? ex;
+    if (fn !== null && typeof fn === 'object' && ('fetch' in fn || 'websocket' in fn)) {
+      setHandlers(fn.websocket); // the export form: { fetch(req, res), websocket: { open, ... } }
+      fn = fn.fetch ?? noFetch;
+    }
     if (typeof fn !== 'function') {
       throw new TypeError((h.filename || 'the script') + ' does not export a handler function (module.exports is '
         + (fn === null ? 'null' : typeof fn) + ')');

@@ -5,6 +5,7 @@ import { state } from './state.js';
 import { current, enter, finish } from './flight.js';
 import { clearTimer, fireTimer } from '../host/timers.js';
 import { uncaught } from '../handler/run.js';
+import { socketEvent } from '../host/websocket.js';
 
 const opsById = new Map(); // id -> {flight, resolve, reject} or {flight, timer}
 
@@ -60,6 +61,10 @@ const abandon = (rid) => {
 const settle = (r, blobBuf) => {
   if (r.end !== undefined) {
     abandon(r.end);
+    return;
+  }
+  if (r.ws !== undefined) { // a WebSocket event: a request of its own
+    socketEvent(r, blobBuf);
     return;
   }
   const rec = opsById.get(r.id);

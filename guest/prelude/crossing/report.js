@@ -9,6 +9,7 @@ import { reportUnhandled, unhandled } from './rejections.js';
 import { zero } from '../host/timers.js';
 import { ridNow } from '../lib/console.js';
 import { respondWith } from '../handler/run.js';
+import { socketActions } from '../host/websocket.js';
 
 // The requests whose work the crossing leaves queued (0: work of none).
 const leftOver = () => {
@@ -57,6 +58,10 @@ const flush = (more) => {
   if (streaming.ended) {
     s += ',"ended":[' + join(streaming.ended, ',') + ']';
     streaming.ended = null;
+  }
+  if (socketActions.actions) {
+    s += ',"ws":' + stringify(socketActions.actions);
+    socketActions.actions = null;
   }
   if (state.done) s += ',"done":[' + join(state.done, ',') + ']';
   if (state.skipped) s += ',"skipped":[' + join(state.skipped, ',') + ']';

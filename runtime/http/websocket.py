@@ -1,0 +1,229 @@
+"""A WebSocket upgrade to a script, top to bottom, beside the HTTP path of ``gateway.py``.
+
+tenant and route (catalog) → script enabled, worker with ``@websocket``? → ``@token`` (also as
+a ``Sec-WebSocket-Protocol`` entry, since browsers cannot set Authorization) → Origin by
+``@cors`` → connection caps → accept → ``open`` → each message → ``close``.
+A refused upgrade is answered with an HTTP status before any frame (401 token, 403 origin,
+503 caps) where the server supports ASGI's ``websocket.http.response`` extension, else closed
+before its accept, which servers answer 403.
+
+Each event of a connection runs in the script's worker instance (``Sandbox.socket_event``),
+one at a time per connection, so its messages reach the script in order; a handler that throws
+or times out closes its connection with 1011. What the script sends waits in the connection's
+bounded queue (``host.websocket.Connection``), drained by one task per connection at the
+client's pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from runtime.host.websocket import GOING_AWAY, INTERNAL, RESTART, TOO_BIG, Connection, Full
+from runtime.http import auth
+from runtime.sandbox import ScriptError
+
+if TYPE_CHECKING:
+    from runtime.catalog.live import Catalog
+    from runtime.http.policy import Policy
+    from runtime.sandbox import Sandbox
+
+log = logging.getLogger("wexec.websocket")
+
+PROTOCOL_TOKEN = "wexec.token."
+"""A ``Sec-WebSocket-Protocol`` entry ``wexec.token.<token>`` carries the ``@token``."""
+
+CLOSE_GRACE_S = 30.0
+"""How long a close frame may wait behind a client that does not read before the connection is
+dropped without it."""
+
+
+class Refused(Exception):
+    """An upgrade answered with an HTTP status instead of a connection."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error = status, error
+
+
+async def serve(
+    catalog: Catalog[Policy], sandbox: Sandbox, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """The ASGI app of a ``websocket`` scope outside the management API."""
+    from runtime.http.gateway import decode  # the gateway imports this module
+
+    if (await receive())["type"] != "websocket.connect":
+        return
+    req = decode({**scope, "method": "GET"})
+    try:
+        tenant, script, params = catalog.lookup(
+            req.headers.get("host", ""), req.route_path, scope.get("wexec.tenant")
+        )
+        policy = script.policy if script is not None else None
+        if script is None or script.artefact is None or policy is None or not policy.enabled:
+            raise Refused(404, "not_found", f"no script serves {req.path}")
+        magic = script.artefact.magic
+        if not (magic.websocket and magic.mode == "worker"):
+            raise Refused(400, "not_a_websocket", f"{policy.script} does not accept WebSocket "
+                          "connections: add // @websocket and // @mode worker to it")
+        offered = _protocols(req.headers)
+        headers, query, url = req.headers, req.query, req.url
+        if policy.token_digest is not None:
+            found = auth.credentials(headers, query, url)
+            presented = found.presented + [p[len(PROTOCOL_TOKEN):] for p in offered
+                                           if p.startswith(PROTOCOL_TOKEN)]
+            if not auth.accepts(policy.token_digest, presented):
+                raise Refused(401, "unauthorized", f"{policy.script} requires its token: as "
+                              "Authorization: Bearer, ?token=, or a Sec-WebSocket-Protocol "
+                              f"entry {PROTOCOL_TOKEN}<token>")
+            headers, query, url = found.headers, found.query, found.url
+        origin = req.headers.get("origin")
+        if origin and not _origin_allowed(policy.cors, origin, req.headers.get("host", "")):
+            raise Refused(403, "origin_refused", f"{policy.script} does not accept WebSocket "
+                          f"connections from {origin}; its // @cors allows {policy.cors}")
+        try:
+            conn = sandbox.sockets.open(tenant.name, script.artefact.path)
+        except Full as full:
+            raise Refused(503, "too_many_connections", str(full)) from None
+    except Refused as refused:
+        await _refuse(scope, send, refused)
+        return
+    headers = {k: v for k, v in headers.items() if k != "sec-websocket-protocol"}
+    metadata = {"path": req.path, "url": url, "query": query, "params": params, "headers": headers}
+    chosen = next((p for p in offered if not p.startswith(PROTOCOL_TOKEN)), None)
+    if chosen is None and offered:  # a browser fails a handshake that answers none it offered
+        chosen = offered[0]
+    session = _Session(sandbox, script.artefact, conn, tenant.name, policy, send)
+    try:
+        await send({"type": "websocket.accept", "subprotocol": chosen})
+        await session.run(receive, req.ip, metadata)
+    finally:
+        sandbox.sockets.gone(conn)
+
+
+class _Session:
+    """One accepted connection: its events into the script, its queue out to the client."""
+
+    def __init__(
+        self, sandbox: Sandbox, artefact: Any, conn: Connection, tenant: str, policy: Policy,
+        send: Send,
+    ) -> None:
+        self.sandbox, self.artefact, self.conn = sandbox, artefact, conn
+        self.tenant, self.policy, self.send = tenant, policy, send
+        self.stop = asyncio.Event()
+        self.writer: asyncio.Task[None] | None = None
+
+    async def run(self, receive: Receive, ip: str, metadata: dict[str, Any]) -> None:
+        conn, settings = self.conn, self.sandbox.settings
+        idle = settings.ws_idle_timeout_ms / 1000 or None
+        limit = settings.ws_max_message_bytes
+        self.writer = asyncio.ensure_future(self._pump())
+        stopping = asyncio.ensure_future(self.stop.wait())
+        client_code: int | None = None
+        conn.on_close = self.stop.set
+        try:
+            await self._event(["open", conn.id, ip, metadata], None)
+            while conn.closing is None:
+                incoming = asyncio.ensure_future(receive())
+                done, _ = await asyncio.wait(
+                    (incoming, stopping), timeout=idle, return_when=asyncio.FIRST_COMPLETED
+                )
+                if incoming not in done:
+                    incoming.cancel()
+                    if not done:
+                        conn.close(GOING_AWAY, "idle for longer than WEXEC_WS_IDLE_TIMEOUT_MS")
+                    break
+                message = incoming.result()
+                if message["type"] == "websocket.disconnect":
+                    client_code = int(message.get("code") or 1005)
+                    break
+                text, data = message.get("text"), message.get("bytes")
+                size = len(data) if text is None and data is not None else len(text or "")
+                if size > limit:
+                    conn.close(TOO_BIG, f"a message is at most {limit} bytes "
+                               "(WEXEC_WS_MAX_MESSAGE_BYTES)")
+                    break
+                await self._event(["message", conn.id, text], None if text is not None else data or b"")
+            if conn.worker is not None and conn.worker.broken is None:
+                code, reason = (client_code, "") if client_code is not None else conn.closing or (1005, "")
+                await self._event(["close", conn.id, code, reason], None)
+        finally:
+            stopping.cancel()
+            await self._finish(client_code is not None)
+
+    async def _event(self, event: list[Any], data: bytes | None) -> None:
+        """Run one event; a handler's failure closes this connection only (a trap: 1012)."""
+        try:
+            await self.sandbox.socket_event(
+                self.artefact, self.conn, event, data, tenant=self.tenant,
+                grants=self.policy.grants,
+            )
+        except ScriptError as exc:
+            if self.conn.worker is not None and self.conn.worker.broken is not None:
+                self.conn.close(RESTART, "the script's worker restarted")
+            else:
+                log.warning("%s: ws.%s failed: %s: %s", self.policy.script, event[0], exc.name,
+                            exc.message)
+                self.conn.close(INTERNAL, f"{exc.name}: {exc.message}")
+
+    async def _pump(self) -> None:
+        """Send what the script queued, as fast as the client takes it, then the close."""
+        conn, send = self.conn, self.send
+        while True:
+            await conn.wake.wait()
+            conn.wake.clear()
+            while conn.out:
+                frame = conn.take()
+                if isinstance(frame, str):
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+            if conn.closing is not None:
+                code, reason = conn.closing
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+                return
+
+    async def _finish(self, client_closed: bool) -> None:
+        """Let the queue drain and the close frame go out (bounded), then drop the writer."""
+        writer = self.writer
+        assert writer is not None
+        if client_closed:
+            writer.cancel()
+        else:
+            self.conn.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), CLOSE_GRACE_S)
+            except (TimeoutError, Exception):  # noqa: BLE001 - each server fails a send its own way
+                writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+def _protocols(headers: dict[str, str]) -> list[str]:
+    value = headers.get("sec-websocket-protocol", "")
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def _origin_allowed(policy: str, origin: str, host: str) -> bool:
+    """Browsers do not apply CORS to WebSockets, so the host does: ``@cors`` ``*`` or
+    ``reflective`` admit any page, an origin only itself, and ``none`` only pages of the same
+    host the socket is on."""
+    if policy in ("*", "reflective"):
+        return True
+    if policy != "none":
+        return origin == policy
+    return origin.partition("://")[2] == host
+
+
+async def _refuse(scope: Scope, send: Send, refused: Refused) -> None:
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = orjson.dumps({"error": refused.error, "message": str(refused)})
+        await send({"type": "websocket.http.response.start", "status": refused.status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"%d" % len(body))]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
