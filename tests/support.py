@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -103,3 +103,13 @@ def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def refused(r: httpx.Response, status: int, error: str, *words: str) -> dict[str, Any]:
+    """An API error answer: its status, its code, JSON, and a message naming what to change."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == error, body
+    for word in words:
+        assert word in body["message"], body
+    return body  # type: ignore[no-any-return]

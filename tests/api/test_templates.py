@@ -21,7 +21,7 @@ import pytest
 
 from runtime.host.registry import UNITS
 from runtime.templates import builtins
-from tests.support import running_server
+from tests.support import refused, running_server
 
 API = "/api/v1/exec/templates"
 ALICE = {"host": "alice-1.example.com"}
@@ -43,16 +43,6 @@ def client(root: Path) -> Iterator[httpx.Client]:
     with running_server(args, {"WEXEC_RELOAD_INTERVAL_MS": "60000"}) as url, \
             httpx.Client(base_url=url, timeout=30) as c:
         yield c
-
-
-def refused(r: httpx.Response, status: int, error: str, *words: str) -> dict[str, Any]:
-    """An error answer: its status, its code, JSON, and a message naming what to change."""
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] == error, body
-    for word in words:
-        assert word in body["message"], body
-    return body
 
 
 # list

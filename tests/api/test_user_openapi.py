@@ -15,7 +15,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_spec
 
-from tests.support import running_server, write_scripts
+from tests.support import refused, running_server, write_scripts
 
 API = "/api/v1/exec/user-openapi"
 ALICE = {"host": "alice-1.example.com"}
@@ -100,15 +100,6 @@ def base(root: Path) -> Iterator[str]:
 def client(base: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base, timeout=30) as c:
         yield c
-
-
-def refused(r: httpx.Response, status: int, error: str, *words: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] == error, body
-    for word in words:
-        assert word in body["message"], body
-    return body
 
 
 def spec(client: httpx.Client, **params: str) -> dict[str, Any]:
