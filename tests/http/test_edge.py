@@ -200,13 +200,16 @@ def test_a_client_gone_mid_stream_still_leaves_one_line(base: str, root: Path) -
     assert len(_log_lines(root, marker)) == 1
 
 
-def test_an_upgrade_request_reaches_the_script_instead_of_an_empty_403(client: httpx.Client
-                                                                       ) -> None:
+def test_an_upgrade_to_a_script_without_websockets_is_told_why_not_an_empty_403(
+    client: httpx.Client,
+) -> None:
     r = client.get("/hello", headers={
         "connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
         "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
     })
-    assert r.status_code == 200 and r.text == "hello"
+    assert r.status_code == 400, r.text
+    assert "@websocket" in r.json()["message"]  # what to add to accept it
+    assert client.get("/hello").text == "hello"  # plain HTTP still reaches the script
 
 
 # Defence in depth: a crashed server process is started again.
