@@ -59,6 +59,7 @@ class _Crossing(ctypes.Structure):
         ("out_of_memory", c_uint32),
         ("error", c_void_p),
         ("trap", c_void_p),
+        ("memory_len", c_size_t),
     ]
 
 
@@ -104,7 +105,7 @@ class GuestInstance:
 
     __slots__ = (
         "_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit",
-        "memory_view",
+        "memory_size", "memory_view",
     )
 
     def __init__(
@@ -119,6 +120,10 @@ class GuestInstance:
         """Linear memory, for host calls, once one has looked for it (None: not yet); where it
         is stays fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
         self.memory_limit = memory_limit
+        self.memory_size = 0
+        """Linear memory's size after the last crossing (memory only grows: its high-water
+        mark), kept here so that reading it never calls into the store, which another thread
+        may be crossing into."""
         self.image = image
         self._native = engine.native
         self._cross = self._native.cross
@@ -157,6 +162,7 @@ class GuestInstance:
             raise _capi.GuestTrap(
                 f"guest refused {export.decode()}: {head.decode(errors='replace')}"
             )
+        self.memory_size = out.memory_len
         n = out.blob_len
         return head, (ctypes.string_at(out.head + out.head_len, n) if n else b"")
 

@@ -72,7 +72,6 @@ class Sandbox:
         self._own_grants: dict[tuple[str, str], Grants] = {}  # (tenant, artefact key) → grants
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
-        self._measure = settings.metrics  # a result's memory costs a call into the engine
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -310,8 +309,7 @@ class Sandbox:
             result = answered(*crossed, FIRST_RID)
             if result is not None:
                 result.cold = load is not None
-                if self._measure:
-                    result.memory = instance.memory()[1]
+                result.memory = instance.memory_size
                 instance.close()
                 return result
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
@@ -366,8 +364,7 @@ class Sandbox:
             driver.close()
             raise
         result.cold = image is None
-        if self._measure and not driver.instance.closed:
-            result.memory = driver.instance.memory()[1]
+        result.memory = driver.instance.memory_size
         driver.close_when_idle()
         return result
 
@@ -386,8 +383,7 @@ class Sandbox:
                 inv, timeout_ms, functools.partial(self.threads.run, tenant)
             )
             result.cold = cold
-            if self._measure and not driver.instance.closed:
-                result.memory = driver.instance.memory()[1]
+            result.memory = driver.instance.memory_size
             return result
         finally:
             if driver.broken is not None:
