@@ -229,11 +229,12 @@ class Sandbox:
     ) -> D:
         """A driver of ``kind`` for ``artefact`` on ``instance``, or on a new one starting as
         ``image``."""
+        grants = self._grants(artefact, tenant, grants)
         if instance is None:
             with tracing.maybe("instantiate"):
                 instance = GuestInstance(
                     self.engine, self.settings.memory_limit, image,
-                    self._caller(artefact, tenant, grants),
+                    Caller(tenant, artefact.path, grants),
                 )
         return kind(
             instance,
@@ -242,16 +243,22 @@ class Sandbox:
         )
 
     def _caller(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Caller:
-        """Who an instance of ``artefact`` makes its bound host calls for: ``grants`` None (a
-        caller that brings no ``Policy``) are derived from its magic comments."""
-        if grants is None:
-            key = (tenant, artefact.key)
-            grants = self._own_grants.get(key)
-            if grants is None:  # once per version, as a Policy does: configuring units costs
-                if len(self._own_grants) >= OWN_GRANTS_KEPT:
-                    self._own_grants.clear()
-                grants = self._own_grants[key] = self.registry.grants(tenant, artefact.magic)
-        return Caller(tenant, artefact.path, grants)
+        """Who an instance of ``artefact`` makes its bound host calls for."""
+        return Caller(tenant, artefact.path, self._grants(artefact, tenant, grants))
+
+    def _grants(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Grants:
+        """``grants``, or for a caller that brings no ``Policy`` (None: the CLI, benches,
+        tests) the ones its magic comments give, derived once per version as a Policy does:
+        configuring every unit costs more than a request."""
+        if grants is not None:
+            return grants
+        key = (tenant, artefact.key)
+        own = self._own_grants.get(key)
+        if own is None:
+            if len(self._own_grants) >= OWN_GRANTS_KEPT:
+                self._own_grants.clear()
+            own = self._own_grants[key] = self.registry.grants(tenant, artefact.magic)
+        return own
 
     def _start_fresh(
         self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
