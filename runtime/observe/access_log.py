@@ -29,7 +29,6 @@ import asyncio
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,25 +221,8 @@ class AccessLog:
         # One write of whole lines with O_APPEND: lines from several worker processes
         # never interleave.
         os.write(fd, lines)
-        if os.fstat(fd).st_size >= self.rotate_bytes and logfiles.rotate(
-            self.logs_dir, tenant_slug, fd, self.rotate_bytes
-        ):
-            self._after_rotation(tenant_slug)
-
-    def _after_rotation(self, tenant_slug: str) -> None:
-        """Compress what was rotated and keep the tenant within its disk quota, on a thread
-        (one per rotation, a few seconds apart at most; the tenant's compress lock takes them in
-        turn)."""
-
-        def work() -> None:
-            try:
-                logfiles.compress_rotated(
-                    self.logs_dir, tenant_slug, self.disk_bytes, COMPRESS_DELAY_S
-                )
-            except OSError:
-                log.exception("compressing the rotated request log of %s failed", tenant_slug)
-
-        threading.Thread(target=work, name=f"wexec-log-{tenant_slug}", daemon=True).start()
+        logfiles.rotated(self.logs_dir, tenant_slug, fd, self.rotate_bytes, self.disk_bytes,
+                         COMPRESS_DELAY_S)
 
     def _fd(self, tenant_slug: str) -> int:
         """The open file that has the tenant's current name: checked before each batch, since
