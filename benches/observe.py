@@ -4,24 +4,26 @@
     python benches/observe.py --against /tmp/old-checkout    # the same, for two checkouts
 
 Steps, per request, in nanoseconds: the request figures and Prometheus series (`Metrics.begin` +
-`Metrics.end`) with one process's registry and with the multiprocess files `wexec serve` uses;
-tracing off (the checks and the shared no-op context the request path passes through); and the
-request-log line at `standard` (render + queue). Each row runs in its own interpreter, since
+`Metrics.end`, and their share of folding a batch into the figures) with one process's registry
+and with the multiprocess files `wexec serve` uses; tracing off (the checks and the shared no-op
+context the request path passes through); and the request-log line at `standard` (its entry
+queued, and its share of rendering and writing a batch). Each row runs in its own interpreter, since
 prometheus_client picks its multiprocess value class at import.
 
-Whole requests, in CPU microseconds per request: two apps in one interpreter, driven through
-their ASGI entry (no sockets, no server: the noise a loopback and a server's own work add is
-larger than the figure), one with observability as it is by default (metrics on, request log at
-`standard`), the other with it off (`WEXEC_METRICS=false`, scripts at `@log-level none`),
-tracing off in both; a worker hello and a serverless hello each, 16 requests at a time. The two
-apps take turns every 16 requests (which goes first alternating too), so whatever else the
-machine does weighs on both alike; a round sums `--per-round` requests a side. The time is the
-event loop thread's CPU time: every step of observing runs there, and a worker's crossings,
+Whole requests, in CPU microseconds per request: apps in one interpreter, driven through their
+ASGI entry (no sockets, no server: the noise a loopback and a server's own work add is larger
+than the figure), one with observability as it is by default (metrics on, request log at
+`standard`), one with it off (`WEXEC_METRICS=false`, scripts at `@log-level none`), and a second
+one with it off, tracing off in all; a worker hello and a serverless hello each, 16 requests at
+a time. The apps take turns every 16 requests (which goes first rotating too), so whatever else
+the machine does weighs on all alike; a round sums `--per-round` requests an app. The time is
+the event loop thread's CPU time: every step of observing runs there, and a worker's crossings,
 which run on guest threads, are left out with their scheduling noise. The serverless hello's
 inline slice is made long, so that a moment without a core on a busy machine does not send one
 app's hello to the guest threads for good and not the other's. A row's cost of observing is the
-median over rounds of (observed - off), with its interquartile range; `--runs` interpreters per
-checkout, alternating between the two checkouts with `--against` (each imported from its root).
+median over rounds of (observed - off), with its interquartile range; its noise floor is the same
+figure between the two apps with it off. `--runs` interpreters per checkout, alternating between
+the two checkouts with `--against` (each imported from its own root).
 """
 
 from __future__ import annotations
@@ -42,22 +44,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ROWS = {
     "metrics (one process)": ("", """
+import time
 from runtime.observe.metrics import Metrics
 m = Metrics(True)
 def one():
-    m.end(m.begin("default/1", "hello.ts", "GET", "/hello"), 200, 0.05, False, 2_000_000)
+    t0 = time.perf_counter_ns()
+    n = m.begin("default/1", "hello.ts", "GET", "/hello", time.time_ns(), t0)
+    m.end(n, t0 + 50_000, 200, 0.05, False, 2_000_000)
 """),
     "metrics (multiprocess files)": ("multiproc", """
+import time
 from runtime.observe.metrics import Metrics
 m = Metrics(True)
 def one():
-    m.end(m.begin("default/1", "hello.ts", "GET", "/hello"), 200, 0.05, False, 2_000_000)
+    t0 = time.perf_counter_ns()
+    n = m.begin("default/1", "hello.ts", "GET", "/hello", time.time_ns(), t0)
+    m.end(n, t0 + 50_000, 200, 0.05, False, 2_000_000)
 """),
     "metrics off (WEXEC_METRICS=false: a request number)": ("", """
+import time
 from runtime.observe.metrics import Metrics
 m = Metrics(False)
 def one():
-    m.begin("default/1", "hello.ts", "GET", "/hello")
+    m.begin("default/1", "hello.ts", "GET", "/hello", time.time_ns(), time.perf_counter_ns())
 """),
     "(calibration: an empty function call)": ("", """
 def one():
@@ -75,18 +84,18 @@ def one():
         pass
     if tracing.tracer is not None: pass
 """),
-    "request log line at standard (render + queue)": ("", """
+    "request log line at standard (queue, render, write)": ("", """
 import tempfile
 from pathlib import Path
-from runtime.observe.access_log import AccessLog, Entry, render
+from runtime.observe.access_log import AccessLog, Entry
 from runtime.sandbox.types import LogRecord
 log = AccessLog(Path(tempfile.mkdtemp()))
-entry = Entry("hello.ts", "GET", "/hello", 200, 1_763_000_000_000_000_000, 0.25, {}, "127.0.0.1",
-              console=[LogRecord("log", "served one")], request_id="1a2b-3c")
+headers = {"host": "localhost:8080", "user-agent": "bench", "accept": "*/*"}
 def one():
-    log.write("default-1", render(entry, "standard", False), None)
-    if log._pending_bytes > 60000:  # the flush's write is the disk's cost, not this row's
-        log._pending.clear(); log._pending_bytes = 0
+    entry = Entry("hello.ts", "GET", "/hello", 200, 1_763_000_000_000_000_000, 0.25, {},
+                  "127.0.0.1", headers, b"", [("content-type", "application/json")], 20,
+                  [LogRecord("log", "served one")], None, "1a2b-3c")
+    log.add("default-1", entry, "standard", False, None)  # every FLUSH_LINES: a batch written
 """),
 }
 
@@ -104,7 +113,9 @@ print(f"{{asyncio.run(timed()):.0f}}")
 
 HELLO = "return { message: 'hello' };"
 MODES = ("worker", "serverless")
-SIDES = ("on", "off")
+SIDES = ("on", "off", "off again")
+"""Observed, off, and a second app with it off: what the method reads between two identical
+apps is its noise floor."""
 CONCURRENT = 16
 
 
@@ -136,7 +147,7 @@ async def _whole(rounds: int, per_round: int) -> dict[str, dict[str, list[float]
             for mode in MODES:
                 spent = dict.fromkeys(SIDES, 0)
                 for k in range(per_round // CONCURRENT):
-                    for side in SIDES if k % 2 == 0 else SIDES[::-1]:
+                    for side in SIDES[k % 3:] + SIDES[:k % 3]:
                         t0 = time.thread_time_ns()
                         await _requests(apps[side], f"/{mode}/hello", CONCURRENT)
                         spent[side] += time.thread_time_ns() - t0
@@ -234,15 +245,22 @@ def _whole_runs(roots: list[Path], runs: int, rounds: int, per_round: int) -> No
                     pooled[root][mode][side] += figures[mode][side]
     print(f"\nwhole request, CPU µs/request, in-process ASGI ({runs} runs x {rounds} rounds x "
           f"{per_round} requests; median [best])")
-    print(f"{'checkout':14} {'mode':11} {'observed':>14} {'off':>14} {'cost (IQR)':>18}")
+    print(f"{'checkout':10} {'mode':11} {'observed':>14} {'off':>14} {'cost (IQR)':>19} "
+          f"{'noise floor (IQR)':>19}")
     for root in roots:
         label = _revision(root)
         for mode in MODES:
-            on, off = pooled[root][mode]["on"], pooled[root][mode]["off"]
-            cost = sorted(a - b for a, b in zip(on, off, strict=True))
-            q1, q3 = cost[len(cost) // 4], cost[3 * len(cost) // 4]
-            print(f"{label:14} {mode:11} {_cell(on):>14} {_cell(off):>14} "
-                  f"{statistics.median(cost):>7.1f} ({q1:.1f}..{q3:.1f})")
+            sides = pooled[root][mode]
+            print(f"{label:10} {mode:11} {_cell(sides['on']):>14} {_cell(sides['off']):>14} "
+                  f"{_paired(sides['on'], sides['off']):>19} "
+                  f"{_paired(sides['off again'], sides['off']):>19}")
+
+
+def _paired(a: list[float], b: list[float]) -> str:
+    """The median of a - b over rounds, with its interquartile range."""
+    cost = sorted(x - y for x, y in zip(a, b, strict=True))
+    q1, q3 = cost[len(cost) // 4], cost[3 * len(cost) // 4]
+    return f"{statistics.median(cost):.1f} ({q1:.1f}..{q3:.1f})"
 
 
 def _cell(values: list[float]) -> str:

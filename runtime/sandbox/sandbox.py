@@ -51,6 +51,10 @@ _SCRIPT_DEFAULT: Any = object()
 
 OWN_GRANTS_KEPT = 1024
 """Script versions whose grants are kept for callers that bring none (the CLI, benches)."""
+MEMORY_SAMPLE = 16
+"""A result's memory (a script's high-water mark in monitor/) is read on a cold start and on one
+request in this many (of any script): the call into the engine costs a few µs of a hello's path,
+a worker's memory only grows, and a serverless script's requests are alike but for rare ones."""
 
 
 class Sandbox:
@@ -71,6 +75,7 @@ class Sandbox:
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
         self._measure = settings.metrics  # a result's memory costs a call into the engine
+        self._unmeasured = 0  # requests since the last one whose memory was read
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -168,6 +173,16 @@ class Sandbox:
             return fresh.complete(*start(fresh, artefact, inv, timeout_ms))
         finally:
             fresh.close()
+
+    def _measures(self, cold: bool) -> bool:
+        """Whether this request's memory is read (`MEMORY_SAMPLE`)."""
+        if not self._measure:
+            return False
+        self._unmeasured += 1
+        if cold or self._unmeasured >= MEMORY_SAMPLE:
+            self._unmeasured = 0
+            return True
+        return False
 
     def figures(self) -> dict[str, int]:
         """What this process holds, for monitor/stats: worker instances, serverless images."""
@@ -308,7 +323,7 @@ class Sandbox:
             result = answered(*crossed, FIRST_RID)
             if result is not None:
                 result.cold = load is not None
-                if self._measure:
+                if self._measures(result.cold):
                     result.memory = instance.memory()[1]
                 instance.close()
                 return result
@@ -363,7 +378,7 @@ class Sandbox:
             driver.close()
             raise
         result.cold = image is None
-        if self._measure and not driver.instance.closed:
+        if self._measures(result.cold) and not driver.instance.closed:
             result.memory = driver.instance.memory()[1]
         driver.close_when_idle()
         return result
@@ -383,7 +398,7 @@ class Sandbox:
                 inv, timeout_ms, functools.partial(self.threads.run, tenant)
             )
             result.cold = cold
-            if self._measure and not driver.instance.closed:
+            if self._measures(cold) and not driver.instance.closed:
                 result.memory = driver.instance.memory()[1]
             return result
         finally:
