@@ -18,9 +18,10 @@ output, error text — can leak one.
 
 The request path only queues what it knows (`Entry`); lines are rendered, redacted and written
 in batches, at most `FLUSH_INTERVAL_S` after the request or once `FLUSH_LINES` wait: one write
-per batch instead of one per request, and the rendering of a batch runs with its code and data
-in the caches, a fraction of its cost one request at a time (`benches/observe.py`). Closing the
-log (server shutdown) writes whatever is still pending.
+per batch instead of one per request, and a batch is rendered in one loop, its code and data in
+the caches, rather than in each request's turn (`benches/observe.py` measures the difference
+whole requests see). Entries hold what their request held (its body among them) until then.
+Closing the log (server shutdown) writes whatever is still pending.
 A file past `rotate_bytes` is rotated (`observe.logfiles`): renamed aside, compressed with zstd
 off the event loop, and the tenant's oldest rotated files removed while its logs take more than
 `disk_bytes`, so a script logging in a loop costs its own history, never the disk.

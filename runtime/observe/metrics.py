@@ -2,9 +2,10 @@
 
 Two views of the same requests. The request path only notes that a request ended (a tuple on a
 list: `Metrics.end`); the notes are folded into the figures in batches, when `FOLD_AT` of them
-wait, when `FLUSH_S` has passed, and before anything reads the figures. Folding them together
-costs a fraction of doing it request by request, in the request's own turn of the event loop
-(`benches/observe.py`: the code and data it touches stay in the caches across the batch).
+wait, when `FLUSH_S` has passed, and before anything reads the figures. Inside a request the
+same code costs several times what it costs in a loop over a batch, its code and data no longer
+in the caches (`benches/observe.py` measures both), so the request's own turn of the event loop
+does the least it can.
 
 - `Metrics` keeps this process's figures: requests in flight (a dict insert and pop), and per
   script a count, errors, cold starts, time in the sandbox, memory high-water mark and the
