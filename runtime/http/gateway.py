@@ -44,7 +44,7 @@ from runtime.http.limits import LoadShedder, read_body
 from runtime.http.policy import Policy, compile_failed
 from runtime.http.response import ResponseRuleBroken, ResponseRules
 from runtime.observe import tracing
-from runtime.observe.access_log import AccessLog, Entry, render
+from runtime.observe.access_log import AccessLog, Entry
 from runtime.observe.metrics import Metrics
 from runtime.observe.redact import Redactor, cookie_values
 from runtime.sandbox import (
@@ -201,8 +201,8 @@ class Gateway:
         result: Result | None = None
         error: str | None = None
         size = 0
-        metrics = self.metrics
-        n = metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path)
+        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path,
+                               started, t0)
         traced = (tracing.start_invocation(req.headers, tenant.name, policy.script if policy
                                            else "", req.method)
                   if tracing.tracer is not None else None)
@@ -233,14 +233,9 @@ class Gateway:
             raise
         finally:
             self.shedder.leave()  # after the body: a stream is a request in progress until it ends
-            status = result.status if result is not None else 500
-            if metrics.enabled:
-                metrics.end(n, status, result.sandbox_ms if result else 0.0,
-                            result.cold if result else False, result.memory if result else 0)
+            status = self._finished(tenant, policy, req, result, size, error, started, t0, n)
             if traced is not None:
                 tracing.end_invocation(traced, status, error)
-            if policy is not None and policy.log_level != "none":
-                self._log(tenant, policy, req, result, size, error, started, t0, n)
 
     async def _respond(
         self, send: Send, receive: Receive, result: Result, head: list[tuple[bytes, bytes]],
@@ -302,22 +297,28 @@ class Gateway:
             return Dispatched(status, reason, head, chunk, None)
         return Dispatched(status, reason, head, b"", _Rest(sent, gone, task, chunk))
 
-    def _log(
-        self, tenant: Tenant, policy: Policy, req: ScriptRequest, result: Result | None, size: int,
-        error: str | None, started: int, t0: int, n: int,
-    ) -> None:
-        """The request's one log line, written whatever happened while answering or sending."""
-        status, headers, logs = (
-            (result.status, result.headers, result.logs) if result is not None else (500, [], [])
-        )
-        entry = Entry(
-            policy.script, req.method, req.path, status, started,
-            (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, req.body,
-            headers, size, logs, error, self.metrics.request_id(n),
-        )
-        record = render(entry, policy.log_level, policy.log_request_body)
-        if record is not None:
-            self.access_log.write(tenant.slug, record, _redactor(policy, req))
+    def _finished(
+        self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, result: Result | None,
+        size: int, error: str | None, started: int, t0: int, n: int,
+    ) -> int:
+        """Count the request and queue its log line, whatever happened while answering or
+        sending; returns its status. Both only note what is known now: the figures and the
+        line are made later, in batches (`Metrics`, `AccessLog`)."""
+        ended = time.perf_counter_ns()
+        status = result.status if result is not None else 500
+        if self.metrics.enabled:
+            self.metrics.end(n, ended, status, result.sandbox_ms if result else 0.0,
+                             result.cold if result else False, result.memory if result else 0)
+        if policy is not None and policy.log_level != "none":
+            headers, logs = (result.headers, result.logs) if result is not None else ([], [])
+            entry = Entry(
+                policy.script, req.method, req.path, status, started, (ended - t0) // 1000 / 1000,
+                req.query, req.ip, req.headers, req.body, headers, size, logs, error,
+                self.metrics.request_id(n),
+            )
+            self.access_log.add(tenant.slug, entry, policy.log_level, policy.log_request_body,
+                                _redactor(policy, req))
+        return status
 
     async def _run(
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
@@ -370,7 +371,8 @@ class Gateway:
         result: Result | None = None
         error: str | None = None
         size = 0
-        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, path)
+        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, path,
+                               started, t0)
         try:
             if script.artefact is None or policy is None:
                 raise compile_failed(script.route.rel, script.error, {}, {})
@@ -387,12 +389,7 @@ class Gateway:
         except HTTPError as err:
             result, _, error = _answer_error(err, policy, req, [])
         finally:
-            status = result.status if result is not None else 500
-            if self.metrics.enabled:
-                self.metrics.end(n, status, result.sandbox_ms if result else 0.0,
-                                 result.cold if result else False, result.memory if result else 0)
-            if policy is not None and policy.log_level != "none":
-                self._log(tenant, policy, req, result, size, error, started, t0, n)
+            status = self._finished(tenant, policy, req, result, size, error, started, t0, n)
         return status, error
 
     async def _invoke(self, tenant: Tenant, artefact: Artefact, policy: Policy,
