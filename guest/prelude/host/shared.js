@@ -45,7 +45,7 @@ const linked = () => {
   return head;
 };
 
-const call = (name, parts) => {
+const hostCall = (name, parts) => {
   const ab = W.hostCall(name, parts);
   head = '\n';
   return ab;
@@ -140,7 +140,7 @@ const value = (e, k) => {
 };
 
 const ask = (t, k, key) => {
-  const e = answer(t, k, key, call('shared.get', [linked(), pathJSON(t, k)]));
+  const e = answer(t, k, key, hostCall('shared.get', [linked(), pathJSON(t, k)]));
   if (key !== null) {
     fresh(); // the call applied the log: someone else may have written before
     keep(t !== root, key, e);
@@ -181,8 +181,8 @@ const yes = (ab) => new Uint8Array(ab)[0] === ONE;
 // a delete).
 const hostWrite = (t, k, json) => {
   const p = pathJSON(t, k);
-  if (json === undefined) call('shared.delete', [linked(), p]);
-  else call('shared.set', [linked(), p, '\n', json]);
+  if (json === undefined) hostCall('shared.delete', [linked(), p]);
+  else hostCall('shared.set', [linked(), p, '\n', json]);
   forget();
   return true;
 };
@@ -227,10 +227,10 @@ const traps = {
     const key = t === root ? k : keptAs(t, k);
     const kept = t === root ? state.shared : state.sharedDeep;
     const e = key !== null && kept !== null ? kept.get(key) : undefined;
-    return e !== undefined ? e !== MISSING : yes(call('shared.has', [linked(), pathJSON(t, k)]));
+    return e !== undefined ? e !== MISSING : yes(hostCall('shared.has', [linked(), pathJSON(t, k)]));
   },
   ownKeys(t) {
-    return W.parseJSON(call('shared.keys', [linked(), stringify(t[PATH])]));
+    return W.parseJSON(hostCall('shared.keys', [linked(), stringify(t[PATH])]));
   },
   getOwnPropertyDescriptor(t, k) {
     if (typeof k === 'symbol') return undefined;
@@ -259,7 +259,7 @@ const update = (key, fn) => {
   if (typeof fn !== 'function') throw new TypeError('shared.update(key, fn): fn must be a function');
   const p = stringify([String(key)]);
   for (let i = 0; i < UPDATE_TRIES; i++) {
-    const taken = W.decode(call('shared.take', [linked(), p]), UTF8);
+    const taken = W.decode(hostCall('shared.take', [linked(), p]), UTF8);
     forget(); // fn reads shared as it is now
     const nl = taken.indexOf('\n');
     const raw = slice(taken, nl + 1);
@@ -268,7 +268,7 @@ const update = (key, fn) => {
       throw new TypeError('shared.update(key, fn): fn must return the new value, not a promise');
     }
     const json = next === undefined ? '' : valueJSON([], key, next);
-    const done = yes(call('shared.swap', [linked(), p, '\n', slice(taken, 0, nl), '\n', json]));
+    const done = yes(hostCall('shared.swap', [linked(), p, '\n', slice(taken, 0, nl), '\n', json]));
     forget(); // fn may have read the key through shared
     if (done) return next;
   }
