@@ -10,7 +10,9 @@ behind), which then takes in what other processes wrote. So, per tenant:
 - ``swap`` (what ``shared.update`` is built on) goes to the backend at once and writes only
   if the key is unchanged since its ``take``: atomic across threads and processes;
 - a server that stops cleanly writes everything first; one that crashes loses at most its
-  last ``sync_ms`` of plain writes (never an ``update``).
+  last ``sync_ms`` of plain writes (never an ``update``);
+- every change, whoever makes it, moves the tenant's ``gen`` on: what a guest read stays
+  right while it stays the same (``runtime.host.shared.Link``).
 
 Values are JSON. A tenant's state is capped in bytes (its keys' JSON, as measured when written).
 """
