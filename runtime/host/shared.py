@@ -57,7 +57,8 @@ OBJECT = b"o"
 LOG_AT, LOG_CAP = 32, 32 * 1024
 """The guest's area (natives.c ``shared_area``): f64 cells ``gen`` (0), ``room`` (8) and
 ``valid`` (16), the log's u32 length (24), then the log, ``SHARED_LOG_CAP`` bytes."""
-_STAMP, _VALID, _LENGTH = struct.Struct("<dd"), struct.Struct("<d"), struct.Struct("<I")
+_STAMP, _CELLS, _VALID = struct.Struct("<dd"), struct.Struct("<ddd"), struct.Struct("<d")
+_LENGTH = struct.Struct("<I")
 
 
 class SharedSettings(BaseSettings):
@@ -141,18 +142,21 @@ class Link:
         if not n:
             return
         _LENGTH.pack_into(memory, at + 24, 0)
-        writes = _logged(bytes(memory[at + LOG_AT : at + LOG_AT + min(n, LOG_CAP)]))
-        before, after = self._store.write_keys(self._tenant, writes)
-        self.before()
+        start = at + LOG_AT
+        log = memory[start : start + min(n, LOG_CAP)].tobytes()
+        before, after = self._store.write_keys(self._tenant, _logged(log))
+        state = self._state
         if _VALID.unpack_from(memory, at + 16)[0] == before:  # the guest's cache had it all
-            _VALID.pack_into(memory, at + 16, after)
+            _CELLS.pack_into(memory, at, state.gen, self._cap - state.bytes, after)
+        else:
+            _STAMP.pack_into(memory, at, state.gen, self._cap - state.bytes)
 
     def changed(self) -> None:
         """A call changed the state, and the guest drops its cache on return: stamp the state
         as it is now, and the (empty) cache as holding it."""
-        gen = self._state.gen
-        _STAMP.pack_into(self._memory, self._at, gen, self._cap - self._state.bytes)
-        _VALID.pack_into(self._memory, self._at + 16, gen)
+        state = self._state
+        gen = state.gen
+        _CELLS.pack_into(self._memory, self._at, gen, self._cap - state.bytes, gen)
 
 
 def _logged(log: bytes) -> dict[str, tuple[bytes, Any] | None]:
@@ -161,29 +165,27 @@ def _logged(log: bytes) -> dict[str, tuple[bytes, Any] | None]:
     prelude never writes (only a script writing over its own memory could) is skipped."""
     records = log.split(b"\n")
     records.pop()  # after the last newline: nothing
+    if len(records) > 1:  # the last of each path, latest first
+        records = list({path: r for r in records for path in (r.partition(b"\t")[0],)}.values())
     writes: dict[str, tuple[bytes, Any] | None] = {}
-    seen = set()
-    for record in reversed(records):
+    for record in records:
         path, _, raw = record.partition(b"\t")
-        if path in seen:
-            continue
-        seen.add(path)
         key = _key(path)
-        if key is None:
-            continue
-        try:
-            writes[key] = (raw, orjson.loads(raw)) if raw else None
-        except orjson.JSONDecodeError:
-            continue
+        if key is not None:
+            try:
+                writes[key] = (raw, orjson.loads(raw)) if raw else None
+            except orjson.JSONDecodeError:
+                continue
     return writes
 
 
 def _key(path: bytes) -> str | None:
     """The key of a one-key path's JSON (``["k"]``), or None if it is not one."""
-    inner = path[2:-2]
     try:
-        if path[:2] == b'["' and path[-2:] == b'"]' and b'"' not in inner and b"\\" not in inner:
-            return inner.decode()  # nothing escaped: the JSON string is the key
+        if path.startswith(b'["') and path.endswith(b'"]'):
+            inner = path[2:-2]
+            if b'"' not in inner and b"\\" not in inner:
+                return inner.decode()  # nothing escaped: the JSON string is the key
         keys = orjson.loads(path)
     except ValueError:  # not UTF-8, not JSON
         return None

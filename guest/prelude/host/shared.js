@@ -33,7 +33,8 @@ const GEN = 0, VALID = 2; // the area's cells (ROOM, 1, is the shim's to read)
 const KEPT = 4096; // entries the cache, and the paths' JSON, keep at most
 
 let cells = null; // a Float64Array over the area's cells, from the first host call on
-let head = null; // what a call starts with: the area's address until the host has it, then ''
+let head = null; // what a call starts with: the area's address and a newline until the host
+// has it, then the newline alone
 
 // What every host call starts with (shared.py _request).
 const linked = () => {
