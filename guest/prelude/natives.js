@@ -8,6 +8,9 @@
  *   encode(s, enc)     string -> ArrayBuffer          decode(bytes, enc) -> string
  *   random(view)       fill from WASI random_get      hostCall(name, parts) -> ArrayBuffer
  *   parseJSON(x)       JSON.parse of a string or UTF-8 bytes, safe against deep nesting
+ *   sharedArea()       [ArrayBuffer over shared state's cells, the area's address] (ABI.md)
+ *   sharedPut(path, json)  log a top-level write of shared state (json undefined: a delete);
+ *                      false when it is for a host call instead (natives.c says when)
  *   done(rid, status, headers, body)  append body to the blob; returns the report's
  *                      "[rid,status,headers,off,len]" entry for the finished response
  *   fromShape(template, ...values)    a new object shaped like template, holding values

@@ -440,6 +440,82 @@ done:
     return r;
 }
 
+/* Shared state's area (guest/prelude/host/shared.js, runtime/host/shared.py, ABI.md): three
+ * f64 cells the host and the prelude both read, then the log of top-level writes the host has
+ * not applied yet. Zero until the prelude first hands the host its address. */
+#define SHARED_LOG_CAP (32 * 1024)
+static struct {
+    double gen;       /* host: the tenant's state generation, stamped before every crossing */
+    double room;      /* host: bytes the log may hold before the tenant's cap is reached */
+    double valid;     /* the generation the prelude's cache holds (it and the host set it) */
+    uint32_t log_len; /* bytes of log in use; the host empties it */
+    uint32_t spare;
+    uint8_t log[SHARED_LOG_CAP];
+} shared_area;
+
+/* sharedArea() -> [ArrayBuffer over the cells, the area's address]. */
+static JSValue w_shared_area(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    JSValue r = JS_NewArray(c);
+    JSValue cells = JS_NewArrayBuffer(c, (uint8_t *)&shared_area, 3 * sizeof(double), 0,
+                                      NULL, NULL, false);
+    if (JS_IsException(r) || JS_IsException(cells)
+        || JS_SetPropertyUint32(c, r, 0, cells) < 0
+        || JS_SetPropertyUint32(c, r, 1, JS_NewInt64(c, (int64_t)(uintptr_t)&shared_area)) < 0) {
+        JS_FreeValue(c, r);
+        return JS_EXCEPTION;
+    }
+    return r;
+}
+
+/* Whether JSON text holds a lone surrogate: JSON.stringify writes one as \udXXX, which the host
+ * refuses (it must say so to the script at once, so such a write is never logged). */
+static bool lone_surrogate(const char *s, size_t n)
+{
+    const char *end = s + n;
+    for (const char *q; s < end && (q = memchr(s, '\\', (size_t)(end - s))); s = q + 2)
+        if (end - q > 2 && q[1] == 'u' && q[2] == 'd')
+            return true;
+    return false;
+}
+
+#define SHARED_VALUE_MAX 4096 /* a longer value's JSON is written by a host call, checked at once */
+
+/* sharedPut(pathJSON, valueJSON | undefined) logs a write as "path\tvalue\n", a delete as
+ * "path\t\n" (JSON text holds neither character raw, and is never empty); false, logging nothing, when the log or
+ * the room the host gave is full, the value is long, or either holds a lone surrogate. The
+ * length moves last: a crossing stopped midway leaves whole records only. */
+static JSValue w_shared_put(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    size_t plen, vlen = 0;
+    hot.impure = true;
+    const char *p = JS_ToCStringLen(c, &plen, argv[0]);
+    if (!p)
+        return JS_EXCEPTION;
+    const char *v = NULL;
+    if (!JS_IsUndefined(argv[1]) && !(v = JS_ToCStringLen(c, &vlen, argv[1]))) {
+        JS_FreeCString(c, p);
+        return JS_EXCEPTION;
+    }
+    size_t at = shared_area.log_len, end = at + plen + vlen + 2;
+    bool ok = end <= SHARED_LOG_CAP && (double)end <= shared_area.room && vlen <= SHARED_VALUE_MAX
+              && !lone_surrogate(p, plen) && !(v && lone_surrogate(v, vlen));
+    if (ok) {
+        uint8_t *d = shared_area.log + at;
+        memcpy(d, p, plen);
+        d += plen;
+        *d++ = '\t';
+        if (vlen)
+            memcpy(d, v, vlen);
+        d[vlen] = '\n';
+        shared_area.log_len = (uint32_t)end;
+    }
+    JS_FreeCString(c, p);
+    if (v)
+        JS_FreeCString(c, v);
+    return JS_NewBool(c, ok);
+}
+
 /* The prelude queued a zero-delay timer; without one, drain() skips calling tick. */
 static JSValue w_zero_timer(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
 {
@@ -529,6 +605,8 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("decode", 2, w_decode),
     JS_CFUNC_DEF("random", 1, w_random),
     JS_CFUNC_DEF("hostCall", 2, w_host_call),
+    JS_CFUNC_DEF("sharedArea", 0, w_shared_area),
+    JS_CFUNC_DEF("sharedPut", 2, w_shared_put),
     JS_CFUNC_DEF("parseJSON", 1, w_parse_json),
     JS_CFUNC_DEF("jobsPending", 0, w_jobs_pending),
     JS_CFUNC_DEF("zeroTimer", 0, w_zero_timer),

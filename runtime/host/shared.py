@@ -2,12 +2,20 @@
 
 Scripts keep the synchronous object they always had (``shared.hits = (shared.hits ?? 0) + 1``,
 nested objects, ``delete``, ``in``, ``Object.keys``); ``guest/prelude/host/shared.js`` makes it
-a Proxy whose accesses are *bound calls* here (``runtime.host``; a key read again in the same
-crossing is answered in the guest): the host knows which tenant's instance is calling, so a
-script can reach its own tenant's state and no other, in every instance and mode. The state
-itself is ``runtime.state.SharedState``: in memory in each process (every tenant that used it
-since the process started, each within its cap), written behind to SQLite in the data folder;
-its docstring gives the semantics of concurrent writes.
+a Proxy whose accesses are *bound calls* here (``runtime.host``): the host knows which tenant's
+instance is calling, so a script can reach its own tenant's state and no other, in every
+instance and mode. The state itself is ``runtime.state.SharedState``: in memory in each process
+(every tenant that used it since the process started, each within its cap), written behind to
+SQLite in the data folder; its docstring gives the semantics of concurrent writes.
+
+A host call costs microseconds, more than most reads and writes should, so each instance's
+first call hands the host its *area* (``guest/shim/natives.c`` ``shared_area``) and a ``Link``
+keeps it in step: before every crossing the link stamps the tenant's state generation and the
+room left under its cap there, and the guest keeps what it read while the generation stays
+the same; a top-level write is logged there, and the link applies the log when the crossing
+ends (a failed one too) or before any call the instance makes, so a write reaches other
+scripts once its writer waits or answers. The guest's own writes keep its cache: applying them
+moves its ``valid`` cell on, unless someone else wrote meanwhile.
 
 Granted to every script of a tenant, for that tenant's state only: it is what ``shared`` has
 always been, and nothing outside the tenant is reached. Per tenant: a cap on its size in bytes.
@@ -19,6 +27,8 @@ so writing one is refused.
 
 from __future__ import annotations
 
+import logging
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +38,14 @@ from pydantic_settings import BaseSettings
 
 from runtime.host import Caller, HostError, Unit
 from runtime.state import SharedState, StateError, open_state
-from runtime.state.store import MISSING, sync_all
+from runtime.state.store import MISSING, TenantState, sync_all
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
+    from runtime.sandbox.instance import Running
+
+log = logging.getLogger("wexec.shared")
 
 CALL_OUT_BYTES = 64 * 1024 - 32
 """What one answer may hold: the guest's buffer (``HOST_OUT_CAP``, guest/shim/hot.c) less the
@@ -40,6 +53,12 @@ room ``take`` needs for a version."""
 
 OBJECT = b"o"
 """``get``'s answer for an object: the guest reads it through a Proxy of its own, by key."""
+
+LOG_AT, LOG_CAP = 32, 32 * 1024
+"""The guest's area (natives.c ``shared_area``): f64 cells ``gen`` (0), ``room`` (8) and
+``valid`` (16), the log's u32 length (24), then the log, ``SHARED_LOG_CAP`` bytes."""
+_STAMP, _CELLS, _VALID = struct.Struct("<dd"), struct.Struct("<ddd"), struct.Struct("<d")
+_LENGTH = struct.Struct("<I")
 
 
 class SharedSettings(BaseSettings):
@@ -91,8 +110,123 @@ def grant(configured: Grant, magic: MagicComments) -> Grant:
     return configured
 
 
-def _request(data: bytes) -> tuple[list[str], bytes]:
-    """A call's input: the path as a JSON array of keys, a newline, then the rest."""
+class Link:
+    """One instance's area, kept in step with its tenant's state (see the module's doc); the
+    instance's ``CrossingHook``."""
+
+    __slots__ = ("_at", "_cap", "_memory", "_state", "_store", "_tenant")
+
+    def __init__(self, memory: memoryview, at: int, grant: Grant, tenant: str) -> None:
+        if not 0 < at <= len(memory) - LOG_AT - LOG_CAP:
+            raise SharedError("the shared state area lies outside the guest's memory")
+        self._memory, self._at, self._cap, self._tenant = memory, at, grant.cap, tenant
+        self._store = grant.state
+        self._state: TenantState = self._store.tenant(tenant)
+        self.changed()
+
+    def before(self) -> None:
+        """Stamp the state's generation and the room its cap leaves."""
+        state = self._state
+        _STAMP.pack_into(self._memory, self._at, state.gen, self._cap - state.bytes)
+
+    def after(self) -> None:
+        try:
+            self.drain()
+        except Exception:  # a crossing's end must not fail for its log
+            log.exception("applying %s's logged shared state writes failed", self._tenant)
+
+    def drain(self) -> None:
+        """Apply the writes logged since the last drain, and stamp the state as it is now."""
+        memory, at = self._memory, self._at
+        n = _LENGTH.unpack_from(memory, at + 24)[0]
+        if not n:
+            return
+        _LENGTH.pack_into(memory, at + 24, 0)
+        start = at + LOG_AT
+        log = memory[start : start + min(n, LOG_CAP)].tobytes()
+        before, after = self._store.write_keys(self._tenant, _logged(log))
+        state = self._state
+        if _VALID.unpack_from(memory, at + 16)[0] == before:  # the guest's cache had it all
+            _CELLS.pack_into(memory, at, state.gen, self._cap - state.bytes, after)
+        else:
+            _STAMP.pack_into(memory, at, state.gen, self._cap - state.bytes)
+
+    def changed(self) -> None:
+        """A call changed the state, and the guest drops its cache on return: stamp the state
+        as it is now, and the (empty) cache as holding it."""
+        state = self._state
+        gen = state.gen
+        _CELLS.pack_into(self._memory, self._at, gen, self._cap - state.bytes, gen)
+
+
+def _logged(log: bytes) -> dict[str, tuple[bytes, Any] | None]:
+    """The writes of a guest's log (natives.c ``w_shared_put``: ``path\\tJSON\\n``, no JSON for
+    a delete), the last of each key: its (JSON, value), or None to delete it. A record the
+    prelude never writes (only a script writing over its own memory could) is skipped."""
+    records = log.split(b"\n")
+    records.pop()  # after the last newline: nothing
+    if len(records) > 1:  # the last of each path, latest first
+        records = list({path: r for r in records for path in (r.partition(b"\t")[0],)}.values())
+    writes: dict[str, tuple[bytes, Any] | None] = {}
+    for record in records:
+        path, _, raw = record.partition(b"\t")
+        key = _key(path)
+        if key is not None:
+            try:
+                writes[key] = (raw, orjson.loads(raw)) if raw else None
+            except orjson.JSONDecodeError:
+                continue
+    return writes
+
+
+def _key(path: bytes) -> str | None:
+    """The key of a one-key path's JSON (``["k"]``), or None if it is not one."""
+    try:
+        if path.startswith(b'["') and path.endswith(b'"]'):
+            inner = path[2:-2]
+            if b'"' not in inner and b"\\" not in inner:
+                return inner.decode()  # nothing escaped: the JSON string is the key
+        keys = orjson.loads(path)
+    except ValueError:  # not UTF-8, not JSON
+        return None
+    return keys[0] if type(keys) is list and len(keys) == 1 and type(keys[0]) is str else None
+
+
+_running: Running | None = None
+
+
+def _link(area: bytes, caller: Caller) -> Link | None:
+    """The calling instance's link, made on its first call (``area``: its address), with
+    what it logged applied; None for a call from outside any instance."""
+    global _running
+    if _running is None:
+        from runtime.sandbox.instance import running  # here: the sandbox imports this unit
+
+        _running = running
+    instance = _running.instance
+    if instance is None:
+        return None
+    link = instance.hook
+    if isinstance(link, Link):
+        link.drain()
+        return link
+    if not area or instance.memory_view is None:
+        return None
+    try:
+        at = int(area)
+    except ValueError:
+        raise SharedError("a shared state call starts with its area's address") from None
+    link = Link(instance.memory_view, at, caller.grants["shared"], caller.tenant)
+    instance.hook = link
+    return link
+
+
+def _request(data: bytes, caller: Caller) -> tuple[list[str], bytes, Link | None]:
+    """A call's input: the area's address (the instance's first call) or nothing, then the
+    path as a JSON array of keys, then the rest, each after a newline; and the caller's link,
+    its log applied first so that the call sees those writes."""
+    area, _, data = data.partition(b"\n")
+    link = _link(area, caller)
     head, _, rest = data.partition(b"\n")
     path = orjson.loads(head)
     if type(path) is not list:
@@ -100,7 +234,7 @@ def _request(data: bytes) -> tuple[list[str], bytes]:
     for key in path:
         if type(key) is not str:
             raise SharedError("a shared state path is a list of string keys")
-    return path, rest
+    return path, rest, link
 
 
 def _shown(path: list[str]) -> str:
@@ -109,7 +243,7 @@ def _shown(path: list[str]) -> str:
 
 def get(data: bytes, caller: Caller) -> bytes:
     """``shared.get path`` → nothing (missing), ``o`` (an object), or the value's JSON."""
-    path, _ = _request(data)
+    path, _, _ = _request(data, caller)
     value = caller.grants["shared"].state.get(caller.tenant, path)
     if value is MISSING:
         return b""
@@ -124,7 +258,7 @@ def get(data: bytes, caller: Caller) -> bytes:
 
 def set_(data: bytes, caller: Caller) -> bytes:
     """``shared.set path\\nJSON``."""
-    path, raw = _request(data)
+    path, raw, link = _request(data, caller)
     if not path:
         raise SharedError("shared itself cannot be replaced; set its keys")
     try:
@@ -138,7 +272,13 @@ def set_(data: bytes, caller: Caller) -> bytes:
         grant.state.set(caller.tenant, path, value, grant.cap, encoded=raw)
     except StateError as exc:
         raise SharedError(str(exc)) from None
+    _changed(link)
     return b""
+
+
+def _changed(link: Link | None) -> None:
+    if link is not None:
+        link.changed()
 
 
 def _refuse_unreadable(path: list[str], value: Any) -> None:
@@ -157,19 +297,21 @@ def _refuse_unreadable(path: list[str], value: Any) -> None:
 
 def delete(data: bytes, caller: Caller) -> bytes:
     """``shared.delete path`` → ``1`` if it held something, else ``0``."""
-    path, _ = _request(data)
+    path, _, link = _request(data, caller)
     if not path:
         raise SharedError("shared itself cannot be deleted; delete its keys")
-    return b"1" if caller.grants["shared"].state.delete(caller.tenant, path) else b"0"
+    had = caller.grants["shared"].state.delete(caller.tenant, path)
+    _changed(link)
+    return b"1" if had else b"0"
 
 
 def has(data: bytes, caller: Caller) -> bytes:
-    path, _ = _request(data)
+    path, _, _ = _request(data, caller)
     return b"0" if caller.grants["shared"].state.get(caller.tenant, path) is MISSING else b"1"
 
 
 def keys(data: bytes, caller: Caller) -> bytes:
-    path, _ = _request(data)
+    path, _, _ = _request(data, caller)
     raw = orjson.dumps(caller.grants["shared"].state.keys(caller.tenant, path))
     if len(raw) > CALL_OUT_BYTES:
         raise SharedError(f"{_shown(path)} has too many keys to list in one answer "
@@ -179,9 +321,10 @@ def keys(data: bytes, caller: Caller) -> bytes:
 
 def take(data: bytes, caller: Caller) -> bytes:
     """``shared.take [key]`` → ``version\\nJSON`` (JSON empty: missing), for ``update``."""
-    path, _ = _request(data)
+    path, _, link = _request(data, caller)
     key = _one_key(path)
     version, raw = caller.grants["shared"].state.take(caller.tenant, key)
+    _changed(link)
     if raw is not None and len(raw) > CALL_OUT_BYTES:
         raise SharedError(f"{_shown(path)} is too large to update in one step ({len(raw)} bytes)")
     return b"%d\n%s" % (version, raw or b"")
@@ -190,7 +333,7 @@ def take(data: bytes, caller: Caller) -> bytes:
 def swap(data: bytes, caller: Caller) -> bytes:
     """``shared.swap [key]\\nversion\\nJSON`` (JSON empty: delete) → ``1`` written, ``0`` not:
     the key changed since its ``take``."""
-    path, rest = _request(data)
+    path, rest, link = _request(data, caller)
     key = _one_key(path)
     version, _, raw = rest.partition(b"\n")
     if raw:
@@ -205,6 +348,7 @@ def swap(data: bytes, caller: Caller) -> bytes:
         done = grant.state.swap(caller.tenant, key, int(version), raw or None, grant.cap)
     except StateError as exc:
         raise SharedError(str(exc)) from None
+    _changed(link)
     return b"1" if done else b"0"
 
 

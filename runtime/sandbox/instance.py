@@ -22,7 +22,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import wasmtime
 
@@ -46,6 +46,15 @@ class Running(threading.local):
 
 
 running = Running()
+
+
+class CrossingHook(Protocol):
+    """What a host unit keeps in step with an instance's memory between crossings (shared
+    state's area): called before each crossing, and after it, a failed one included."""
+
+    def before(self) -> None: ...
+
+    def after(self) -> None: ...
 
 
 class _Crossing(ctypes.Structure):
@@ -104,8 +113,8 @@ class GuestInstance:
     """The guest running in its own store; not thread-safe: one crossing at a time."""
 
     __slots__ = (
-        "_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit",
-        "memory_size", "memory_view",
+        "_cross", "_handle", "_native", "_out", "caller", "engine", "hook", "image",
+        "memory_limit", "memory_size", "memory_view",
     )
 
     def __init__(
@@ -119,6 +128,8 @@ class GuestInstance:
         self.memory_view: memoryview | None = None
         """Linear memory, for host calls, once one has looked for it (None: not yet); where it
         is stays fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
+        self.hook: CrossingHook | None = None
+        """Set by a host call that links the guest's memory to the host (shared state)."""
         self.memory_limit = memory_limit
         self.memory_size = 0
         """Linear memory's size after the last crossing (memory only grows: its high-water
@@ -149,12 +160,18 @@ class GuestInstance:
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
         out = self._out
+        hook = self.hook
+        if hook is not None:
+            hook.before()
         outer, running.instance = running.instance, self  # a host call may cross elsewhere
         try:
             failed = self._cross(self._handle, export, len(export), header, len(header), blob,
                                  len(blob), self.engine.deadline_ticks(budget_ms), out)
         finally:
             running.instance = outer
+            hook = self.hook  # a call in the crossing may have set it
+            if hook is not None:
+                hook.after()
         if failed:
             self._fail(export)
         head = ctypes.string_at(out.head, out.head_len)
@@ -184,7 +201,7 @@ class GuestInstance:
         return self._handle is None
 
     def close(self) -> None:
-        self.memory_view = None
+        self.memory_view = self.hook = None
         if self._handle is not None:
             self._native.free(self._handle)
             self._handle = None

@@ -10,7 +10,9 @@ behind), which then takes in what other processes wrote. So, per tenant:
 - ``swap`` (what ``shared.update`` is built on) goes to the backend at once and writes only
   if the key is unchanged since its ``take``: atomic across threads and processes;
 - a server that stops cleanly writes everything first; one that crashes loses at most its
-  last ``sync_ms`` of plain writes (never an ``update``).
+  last ``sync_ms`` of plain writes (never an ``update``);
+- every change, whoever makes it, moves the tenant's ``gen`` on: what a guest read stays
+  right while it stays the same (``runtime.host.shared.Link``).
 
 Values are JSON. A tenant's state is capped in bytes (its keys' JSON, as measured when written).
 """
@@ -52,6 +54,7 @@ class TenantState:
     sizes: dict[str, int]  # per top-level key: its JSON and its name
     bytes: int = 0
     dirty: set[str] = field(default_factory=set)  # keys written since the last sync
+    gen: int = 0  # grows with every change: what a guest's cache of the state is checked by
 
 
 class SharedState:
@@ -109,6 +112,7 @@ class SharedState:
                 state.sizes[top] = len(top) + len(raw)
                 state.bytes += growth
                 state.dirty.add(top)
+                state.gen += 1
             return
         with self._lock:
             state = self._of(tenant)
@@ -134,6 +138,7 @@ class SharedState:
             parent[leaf] = value
             state.bytes += growth
             state.dirty.add(top)
+            state.gen += 1
 
     def delete(self, tenant: str, path: list[str]) -> bool:
         """Remove ``path`` (``[]``: everything); whether it held something."""
@@ -143,6 +148,7 @@ class SharedState:
                 had = bool(state.values)
                 state.dirty.update(state.values)
                 state.values, state.sizes, state.bytes = {}, {}, 0
+                state.gen += 1
                 return had
             top = path[0]
             if len(path) == 1:
@@ -159,6 +165,7 @@ class SharedState:
                 state.sizes[top] -= shrink
                 state.bytes -= shrink
             state.dirty.add(top)
+            state.gen += 1
             return True
 
     def keys(self, tenant: str, path: list[str]) -> list[str]:
@@ -166,6 +173,35 @@ class SharedState:
         with self._lock:
             found = _walk(self._of(tenant).values, path)
             return list(found) if isinstance(found, dict) else []
+
+    def tenant(self, tenant: str) -> TenantState:
+        """The tenant's state itself, for a reader that follows its ``gen`` and ``bytes``."""
+        with self._lock:
+            return self._of(tenant)
+
+    def write_keys(self, tenant: str, writes: dict[str, tuple[bytes, Any] | None]
+                   ) -> tuple[int, int]:
+        """Write top-level keys at once, each (its JSON, its value) or None to delete it:
+        the (generation before, after). The cap is not checked: the guest logged these
+        writes within the room left when it last heard from the host (``runtime.host.shared``),
+        so only writes made meanwhile by others can take the state past it, and by at most
+        one log each."""
+        with self._lock:
+            state = self._of(tenant)
+            before = state.gen
+            values, sizes = state.values, state.sizes
+            for key, item in writes.items():
+                old = sizes.pop(key, 0)
+                if item is None:
+                    values.pop(key, None)
+                    state.bytes -= old
+                else:
+                    raw, values[key] = item
+                    size = sizes[key] = len(key) + len(raw)
+                    state.bytes += size - old
+                state.dirty.add(key)
+            state.gen += 1
+            return before, state.gen
 
     # -- atomic updates -------------------------------------------------------------------------
 
@@ -257,6 +293,7 @@ class SharedState:
         state.dirty.update(state.values)
         state.dirty.update(values)
         state.values, state.sizes, state.bytes = dict(values), sizes, sum(sizes.values())
+        state.gen += 1
 
     def _write_dirty(self, tenant: str, key: str) -> None:
         """Write this process's pending write of ``key`` now (the sync lock held)."""
@@ -274,6 +311,7 @@ class SharedState:
         """Make memory hold ``raw`` for ``key`` (the lock held)."""
         state.bytes -= state.sizes.pop(key, 0)
         state.values.pop(key, None)
+        state.gen += 1
         if raw is not None:
             state.values[key] = orjson.loads(raw) if value is MISSING else value
             state.sizes[key] = len(key) + len(raw)

@@ -16,7 +16,7 @@ import pytest
 from runtime.config import Settings
 from runtime.host import Refused, shared, timers
 from runtime.host.registry import Registry
-from runtime.sandbox import ScriptError
+from runtime.sandbox import Invocation, ScriptError
 from runtime.state.sqlite import SQLiteBackend
 from runtime.state.store import MISSING, SharedState
 from tests.host.harness import holding
@@ -211,6 +211,114 @@ async def test_a_stretch_of_synchronous_code_sees_its_own_writes_and_others_afte
 
         read, _ = await asyncio.gather(h.run(reader, mode="worker"), write_meanwhile())
     assert json.loads(read.body) == {"first": 1, "own": 2, "later": 5}
+
+
+# -- what a worker keeps, and when its writes reach the host ------------------------------------
+
+
+async def test_a_workers_kept_reads_follow_every_other_writer(tmp_path: Path) -> None:
+    """A worker keeps what it read across requests; every kind of write by anyone else (a
+    logged one, a host call, an update, the management API's) reaches its next request."""
+    settings = harness_settings(tmp_path)
+    reader = "export default () => ({ v: shared.v ?? null, x: shared.o?.x ?? null });"
+    counter = "export default () => { shared.c = (shared.c ?? 0) + 1; return { c: shared.c }; };"
+    with holding(shared.UNIT, settings=settings) as h:
+        box = h.sandbox
+        worker = box.compiler.compile_source("// @mode worker\n" + reader, "reader.ts")
+        counts = box.compiler.compile_source("// @mode worker\n" + counter, "counter.ts")
+
+        async def read(artefact: object = worker) -> dict[str, object]:
+            return json.loads((await box.invoke(artefact, Invocation("GET", "/r"))).body)  # type: ignore[arg-type]
+
+        assert await read() == {"v": None, "x": None}
+        await h.run("shared.v = 1;\nreturn {};")  # logged, applied as the request ends
+        assert await read() == {"v": 1, "x": None}
+        await h.run("shared.v = 2;\nreturn {};", mode="worker")
+        assert await read() == {"v": 2, "x": None}
+        await h.run("shared.o = {};\nshared.o.x = 3;\nreturn {};")  # a nested write: a host call
+        assert await read() == {"v": 2, "x": 3}
+        await h.run("return { n: shared.increment('v') };")
+        assert await read() == {"v": 3, "x": 3}
+        shared.state_of(settings).set("default/1", ["v"], 4, 1 << 20)
+        assert await read() == {"v": 4, "x": 3}
+
+        assert [(await read(counts))["c"] for _ in range(3)] == [1, 2, 3]  # its own writes
+        await h.run("shared.c = 10;\nreturn {};")
+        assert (await read(counts))["c"] == 11
+        assert await read() == {"v": 4, "x": 3}
+
+
+async def test_a_write_reaches_other_scripts_once_its_writer_waits(tmp_path: Path) -> None:
+    writer = (
+        "shared.w = 1;\nshared.w2 = 'a';\nawait new Promise((r) => setTimeout(r, 300));\n"
+        "shared.w = 2;\nreturn {};"
+    )
+    with holding(timers.UNIT, shared.UNIT, settings=harness_settings(tmp_path)) as h:
+        async def read_meanwhile() -> dict[str, object]:
+            await asyncio.sleep(0.15)
+            return json.loads((await h.run("return { w: shared.w, w2: shared.w2 };")).body)
+
+        _, meanwhile = await asyncio.gather(h.run(writer, mode="worker"), read_meanwhile())
+        after = json.loads((await h.run("return { w: shared.w };")).body)
+    assert meanwhile == {"w": 1, "w2": "a"} and after == {"w": 2}
+
+
+async def test_a_write_made_before_a_trap_is_kept(tmp_path: Path) -> None:
+    bomb = (
+        "shared.before = 'kept';\nconst keep = [];\n"
+        "while (true) { try { keep.push(new Array(1e6).fill(1)); } catch {} }"
+    )
+    with holding(shared.UNIT, settings=harness_settings(tmp_path)) as h:
+        with pytest.raises(ScriptError):
+            await h.run(bomb, mode="worker")
+        out = json.loads((await h.run("return { v: shared.before };")).body)
+    assert out == {"v": "kept"}
+
+
+async def test_update_sees_the_writes_logged_before_it_in_the_same_stretch(tmp_path: Path) -> None:
+    src = (
+        "shared.n = 5;\nconst a = shared.update('n', (v) => v + 1);\nshared.m = 1;\nshared.m = 2;\n"
+        "return { a, n: shared.n, m: shared.m };"
+    )
+    with holding(shared.UNIT, settings=harness_settings(tmp_path)) as h:
+        first = json.loads((await h.run(src, mode="worker")).body)
+        later = json.loads((await h.run("return { n: shared.n, m: shared.m };")).body)
+    assert first == {"a": 6, "n": 6, "m": 2} and later == {"n": 6, "m": 2}
+
+
+async def test_a_logged_write_reads_back_as_the_host_then_holds_it(tmp_path: Path) -> None:
+    """What a worker keeps of its own write is what another script then reads from the host."""
+    src = (
+        "shared.a = NaN; shared.b = -0; shared.c = new Date(0); shared.d = { x: [1] };\n"
+        "shared.e = [1, { y: 2 }]; shared.f = 'é\\t\"'; shared.g = true; shared.h = null;\n"
+        "shared.gone = 1; delete shared.gone; shared.undef = 1; shared.undef = undefined;\n"
+        "const e = shared.e; e.push(3);\n"
+        "return { a: shared.a, b: Object.is(shared.b, -0), c: shared.c, d: shared.d.x, e: shared.e,\n"
+        "  f: shared.f, g: shared.g, h: shared.h, has: ['h' in shared, 'gone' in shared, 'undef' in shared] };"
+    )
+    with holding(shared.UNIT, settings=harness_settings(tmp_path)) as h:
+        kept = json.loads((await h.run(src, mode="worker")).body)
+        held = json.loads((await h.run("return JSON.parse(JSON.stringify(shared));")).body)
+    assert kept == {"a": None, "b": False, "c": "1970-01-01T00:00:00.000Z", "d": [1],
+                    "e": [1, {"y": 2}], "f": 'é\t"', "g": True, "h": None,
+                    "has": [True, False, False]}
+    assert held == {"a": None, "b": 0, "c": "1970-01-01T00:00:00.000Z", "d": {"x": [1]},
+                    "e": [1, {"y": 2}], "f": 'é\t"', "g": True, "h": None}
+
+
+async def test_a_lone_surrogate_is_refused_at_the_write(tmp_path: Path) -> None:
+    src = "try { shared.s = 'a\\ud800'; } catch (e) { return e.message; }\nreturn 'kept';"
+    with holding(shared.UNIT, settings=harness_settings(tmp_path)) as h:
+        out = (await h.run(src, mode="worker")).body.decode()
+    assert out == "shared.s: only JSON values can be kept in shared"
+
+
+def test_a_log_holding_what_the_prelude_never_writes_is_read_safely() -> None:
+    log = (b'["a"]\t1\n["b"]\t{"x":2}\n["a"]\t3\n["c"]\t\n["d","e"]\t1\nnot json\t1\n'
+           b'["f"]\tnot json\n["\\u0067"]\t"g"\n["h"]\t1')  # the last record was cut short
+    assert shared._logged(log) == {
+        "a": (b"3", 3), "b": (b'{"x":2}', {"x": 2}), "c": None, "g": (b'"g"', "g"),
+    }
 
 
 def test_two_processes_states_follow_each_other_through_the_file(tmp_path: Path) -> None:

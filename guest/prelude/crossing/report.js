@@ -71,7 +71,6 @@ const flush = (more) => {
   if (state.logs) s += ',"logs":' + stringify(state.logs);
   if (more) s += ',"more":' + stringify(leftOver());
   state.done = state.failed = state.ops = state.cancel = state.logs = state.skipped = null;
-  state.shared = null; // the next crossing reads shared state afresh
   state.logBytes = state.logsDropped = 0;
   return s ? '{' + slice(s, 1) + '}' : '{}';
 };

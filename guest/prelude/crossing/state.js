@@ -19,7 +19,8 @@ const state = {
   nextId: 1, // of operations and timers
   meta: undefined, // what the global `metadata` reads outside any request
   loaded: false, // a script was loaded in this instance
-  shared: null, // host/shared.js's answers in this crossing: path JSON -> ArrayBuffer
+  shared: null, // host/shared.js's cache of top-level keys, kept while the host's state is
+  sharedDeep: null, // unchanged, and of the keys below them
 };
 
 // What streamed responses add to a crossing's report. Apart from `state`: only a
