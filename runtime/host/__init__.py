@@ -51,6 +51,29 @@ Grants = Mapping[str, Any]
 """What one script version may use: unit name → that unit's grant (absent: refused)."""
 
 
+class Rerun(Exception):
+    """A bound call would change host state in a crossing that may still be thrown away and
+    run again (``Crossing``): the crossing stops instead (a trap) and the sandbox reruns the
+    request where the call goes through, so the change is made once."""
+
+
+@dataclass(slots=True)
+class Crossing:
+    """Whether the instance's crossing now may be thrown away and run again from a fresh
+    instance: a serverless request's first slice on the event loop (sandbox.py) is, when it
+    outruns the slice. What such a crossing changes in the host would be changed twice."""
+
+    rerunnable: bool = False
+    rerun: bool = False  # a bound call stopped it (``commit``): run the request again
+
+    def commit(self) -> None:
+        """Call before a bound call changes host state: raises ``Rerun`` in a rerunnable
+        crossing."""
+        if self.rerunnable:
+            self.rerun = True
+            raise Rerun("a host state change in a crossing that may be run again")
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who a guest instance acts for, as a bound call sees it: set by the sandbox on the
@@ -59,6 +82,7 @@ class Caller:
     tenant: str
     script: str
     grants: Grants
+    crossing: Crossing = field(default_factory=Crossing)
 
 BoundCall = Callable[[bytes, Caller], bytes]
 """A bound call: request bytes and who calls → response bytes; raise ValueError or HostError

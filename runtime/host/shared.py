@@ -114,12 +114,14 @@ class Link:
     """One instance's area, kept in step with its tenant's state (see the module's doc); the
     instance's ``CrossingHook``."""
 
-    __slots__ = ("_at", "_cap", "_memory", "_state", "_store", "_tenant")
+    __slots__ = ("_at", "_cap", "_crossing", "_memory", "_state", "_store", "_tenant")
 
-    def __init__(self, memory: memoryview, at: int, grant: Grant, tenant: str) -> None:
+    def __init__(self, memory: memoryview, at: int, grant: Grant, caller: Caller) -> None:
         if not 0 < at <= len(memory) - LOG_AT - LOG_CAP:
             raise SharedError("the shared state area lies outside the guest's memory")
+        tenant = caller.tenant
         self._memory, self._at, self._cap, self._tenant = memory, at, grant.cap, tenant
+        self._crossing = caller.crossing
         self._store = grant.state
         self._state: TenantState = self._store.tenant(tenant)
         self.changed()
@@ -130,6 +132,10 @@ class Link:
         _STAMP.pack_into(self._memory, self._at, state.gen, self._cap - state.bytes)
 
     def after(self) -> None:
+        """The crossing ended: apply its log, unless it may still be run again (the sandbox
+        calls this once it knows it will not be; a rerun drops the instance and its log)."""
+        if self._crossing.rerunnable:
+            return
         try:
             self.drain()
         except Exception:  # a crossing's end must not fail for its log
@@ -141,6 +147,7 @@ class Link:
         n = _LENGTH.unpack_from(memory, at + 24)[0]
         if not n:
             return
+        self._crossing.commit()
         _LENGTH.pack_into(memory, at + 24, 0)
         start = at + LOG_AT
         log = memory[start : start + min(n, LOG_CAP)].tobytes()
@@ -216,7 +223,7 @@ def _link(area: bytes, caller: Caller) -> Link | None:
         at = int(area)
     except ValueError:
         raise SharedError("a shared state call starts with its area's address") from None
-    link = Link(instance.memory_view, at, caller.grants["shared"], caller.tenant)
+    link = Link(instance.memory_view, at, caller.grants["shared"], caller)
     instance.hook = link
     return link
 
@@ -258,6 +265,7 @@ def get(data: bytes, caller: Caller) -> bytes:
 
 def set_(data: bytes, caller: Caller) -> bytes:
     """``shared.set path\\nJSON``."""
+    caller.crossing.commit()
     path, raw, link = _request(data, caller)
     if not path:
         raise SharedError("shared itself cannot be replaced; set its keys")
@@ -297,6 +305,7 @@ def _refuse_unreadable(path: list[str], value: Any) -> None:
 
 def delete(data: bytes, caller: Caller) -> bytes:
     """``shared.delete path`` → ``1`` if it held something, else ``0``."""
+    caller.crossing.commit()
     path, _, link = _request(data, caller)
     if not path:
         raise SharedError("shared itself cannot be deleted; delete its keys")
@@ -333,6 +342,7 @@ def take(data: bytes, caller: Caller) -> bytes:
 def swap(data: bytes, caller: Caller) -> bytes:
     """``shared.swap [key]\\nversion\\nJSON`` (JSON empty: delete) → ``1`` written, ``0`` not:
     the key changed since its ``take``."""
+    caller.crossing.commit()
     path, rest, link = _request(data, caller)
     key = _one_key(path)
     version, _, raw = rest.partition(b"\n")

@@ -196,6 +196,12 @@ class GuestInstance:
             raise
         raise _capi.GuestTrap(f"the crossing into {export.decode()} failed")
 
+    def crossed(self) -> None:
+        """The last crossing will not be run again: let the host keep what it changed (the
+        hook's ``after``, which a rerunnable crossing leaves for this)."""
+        if self.hook is not None:
+            self.hook.after()
+
     @property
     def closed(self) -> bool:
         return self._handle is None

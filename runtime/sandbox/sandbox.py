@@ -8,8 +8,10 @@ Guest code that may run long goes to the guest threads (``threads.py``: ctypes r
 while wasm runs, and each tenant gets its fair share of them), so a busy script costs a thread,
 not the event loop. A hop to a thread costs more than a whole serverless request, so a
 serverless request first runs on the event loop within a short slice (``inline_budget_ms``); if
-it outruns the slice it is discarded and rerun from scratch on a thread — safe, since a fresh
-instance has done nothing visible yet — and the script goes to the threads for a while
+it outruns the slice it is discarded and rerun from scratch on a thread — safe, since nothing
+it did is visible yet: its operations only start once the crossing is over, and a host call
+that would change host state in it (a shared state write) stops it to be rerun the same way
+(``host.Crossing``) — and the script goes to the threads for a while
 (``SlowScripts``: a slice is wall time, which a preempted process also loses). A worker's
 requests always run on the threads: a worker request cannot be rerun (it may have changed the
 instance), so it is never stopped for a scheduling decision; the requests that arrive while one
@@ -296,17 +298,17 @@ class Sandbox:
         The rest (operations, a stream, logs, a failure) go on with a driver that takes the
         instance over, as if it had made the crossing.
         """
+        caller = self._caller(artefact, tenant, grants)
         with tracing.maybe("instantiate"):
-            instance = GuestInstance(
-                self.engine, self.settings.memory_limit, image,
-                self._caller(artefact, tenant, grants),
-            )
+            instance = GuestInstance(self.engine, self.settings.memory_limit, image, caller)
         load = _load(artefact, image)
         header, blob, budget, slice_ms = first_envelope(
             FIRST_RID, inv, timeout_ms, self.settings.inline_budget_ms, load, artefact.path,
             instance.memory_limit,
         )
         crossed: tuple[dict[str, Any], bytes] | BaseException
+        crossing = caller.crossing
+        crossing.rerunnable = slice_ms is not None  # the slice, not the script's limit, bounds it
         try:
             head, out_blob = instance.cross(b"wx_run", header, blob, budget)
             crossed = orjson.loads(head), out_blob
@@ -315,10 +317,15 @@ class Sandbox:
         else:
             result = answered(*crossed, FIRST_RID)
             if result is not None:
+                crossing.rerunnable = False
+                instance.crossed()  # what it changed in the host is kept now
                 result.cold = load is not None
                 result.memory = instance.memory_size
                 instance.close()
                 return result
+        if crossing.rerun:  # it would have changed the host: run it where that can happen
+            instance.close()
+            raise SliceExceeded
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
         try:
             req, ops = driver.take_over(crossed, timeout_ms, load is not None, slice_ms)
@@ -327,6 +334,9 @@ class Sandbox:
         except BaseException:
             driver.close()
             raise
+        finally:
+            crossing.rerunnable = False
+        instance.crossed()
         return driver, req, ops
 
     async def _invoke_fresh(

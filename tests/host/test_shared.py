@@ -350,3 +350,19 @@ def test_two_processes_states_follow_each_other_through_the_file(tmp_path: Path)
         assert again.get("t/1", []) == {"n": 1}
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("write", ["shared.hits = (shared.hits ?? 0) + 1", "shared.increment('hits')"])
+async def test_a_request_rerun_after_outrunning_the_inline_slice_writes_once(
+    tmp_path: Path, write: str
+) -> None:
+    """A serverless request's first slice runs on the event loop and, past it, is run again
+    on a thread from a fresh instance: whatever the first run wrote must not count twice."""
+    src = f"{write};\nconst t = Date.now(); while (Date.now() - t < 30) {{}}\nreturn {{ hits: shared.hits }};"
+    with holding(shared.UNIT, settings=harness_settings(tmp_path, inline_budget_ms=5.0)) as h:
+        artefact = h.sandbox.compiler.compile_source(src, "spin.ts")
+        seen = [json.loads((await h.sandbox.invoke(artefact, Invocation("GET", "/"))).body)["hits"]
+                for _ in range(4)]
+        slow = h.sandbox._slow  # type: ignore[attr-defined]
+        assert artefact.key in slow._until  # it did outrun the slice, and was run again
+    assert seen == [1, 2, 3, 4]
