@@ -170,9 +170,9 @@ class _Session:
             if message["type"] == "websocket.disconnect":
                 return int(message.get("code") or 1005)
             self.last = loop.time()
-            text = message.get("text")
-            data = None if text is not None else message.get("bytes") or b""
-            if len(text if data is None else data) > limit:
+            text: str | None = message.get("text")
+            data: bytes | None = None if text is not None else message.get("bytes") or b""
+            if (len(text) if text is not None else len(data or b"")) > limit:
                 conn.close(TOO_BIG, f"a message is at most {limit} bytes "
                            "(WEXEC_WS_MAX_MESSAGE_BYTES)")
                 return None
