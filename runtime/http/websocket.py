@@ -216,8 +216,7 @@ class _Session:
         """Send what the script queued, as fast as the client takes it, then the close."""
         conn, send = self.conn, self.send
         while True:
-            await conn.wake.wait()
-            conn.wake.clear()
+            await conn.wait()
             while conn.out:
                 frame = conn.take()
                 if isinstance(frame, str):

@@ -45,7 +45,7 @@ class Connection:
     out: deque[Frame] = field(default_factory=deque)
     queued: int = 0
     closing: tuple[int, str] | None = None  # set once: the close frame to send after ``out``
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    waiter: asyncio.Future[None] | None = None  # the writer's, while it waits for frames
     on_close: Callable[[], Any] | None = None  # who stops reading the client once it closes
 
     def push(self, frame: Frame) -> None:
@@ -60,15 +60,31 @@ class Connection:
                        f"{self.max_queue // (1024 * 1024)} MiB waited to be sent to it")
             return
         self.out.append(frame)
-        self.wake.set()
+        self.wake()
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close after what is queued (the first close wins)."""
         if self.closing is None:
             self.closing = (code, reason[:120])  # a close frame's reason is at most 123 bytes
-            self.wake.set()
+            self.wake()
             if self.on_close is not None:
                 self.on_close()
+
+    def wake(self) -> None:
+        """Wake the writer if it waits (a future, not an ``asyncio.Event``: this runs for every
+        frame, and an idle connection holds nothing for it)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until there is something to send or the close (the writer's; one writer)."""
+        if not self.out and self.closing is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
     def take(self) -> Frame:
         frame = self.out.popleft()
