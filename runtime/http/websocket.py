@@ -151,6 +151,9 @@ class _Session:
         is what the script's event costs, and nothing per message for the timeouts.
         """
         conn, settings = self.conn, self.sandbox.settings
+        event, artefact, tenant, grants = (
+            self.sandbox.socket_event, self.artefact, self.tenant, self.policy.grants
+        )
         limit = settings.ws_max_message_bytes
         idle = settings.ws_idle_timeout_ms / 1000
         loop = asyncio.get_running_loop()
@@ -176,7 +179,11 @@ class _Session:
                 conn.close(TOO_BIG, f"a message is at most {limit} bytes "
                            "(WEXEC_WS_MAX_MESSAGE_BYTES)")
                 return None
-            await self._event(["message", conn.id, text], data)
+            try:  # ``_event``, inline: this runs for every message
+                await event(artefact, conn, ["message", conn.id, text], data, tenant=tenant,
+                            grants=grants)
+            except ScriptError as exc:
+                self._failed("message", exc)
         return None
 
     def _cut(self) -> None:
@@ -198,25 +205,35 @@ class _Session:
             self.idle = loop.call_later(idle - quiet, self._idle_check, idle)
 
     async def _event(self, event: list[Any], data: bytes | None) -> None:
-        """Run one event; a handler's failure closes this connection only (a trap: 1012)."""
+        """Run one event; a handler's failure closes this connection only (``_failed``)."""
         try:
             await self.sandbox.socket_event(
                 self.artefact, self.conn, event, data, tenant=self.tenant,
                 grants=self.policy.grants,
             )
         except ScriptError as exc:
-            if self.conn.worker is not None and self.conn.worker.broken is not None:
-                self.conn.close(RESTART, "the script's worker restarted")
-            else:
-                log.warning("%s: ws.%s failed: %s: %s", self.policy.script, event[0], exc.name,
-                            exc.message)
-                self.conn.close(INTERNAL, f"{exc.name}: {exc.message}")
+            self._failed(event[0], exc)
+
+    def _failed(self, kind: str, exc: ScriptError) -> None:
+        """A handler failed: 1011 for this connection, or 1012 if its worker stopped (a trap)."""
+        if self.conn.worker is not None and self.conn.worker.broken is not None:
+            self.conn.close(RESTART, "the script's worker restarted")
+        else:
+            log.warning("%s: ws.%s failed: %s: %s", self.policy.script, kind, exc.name,
+                        exc.message)
+            self.conn.close(INTERNAL, f"{exc.name}: {exc.message}")
 
     async def _pump(self) -> None:
         """Send what the script queued, as fast as the client takes it, then the close."""
         conn, send = self.conn, self.send
+        loop = asyncio.get_running_loop()
         while True:
-            await conn.wait()
+            if not conn.out and conn.closing is None:  # wait for frames (``Connection.wake``)
+                conn.waiter = loop.create_future()
+                try:
+                    await conn.waiter
+                finally:
+                    conn.waiter = None
             while conn.out:
                 frame = conn.take()
                 if isinstance(frame, str):

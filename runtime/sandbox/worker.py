@@ -85,11 +85,12 @@ class WorkerDriver(Driver):
             self._result_blob += data
         self._results.append(entry)
         self._wake()
-        req.future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        req.future = loop.create_future()
         if req.deadline is not None:
             self._timed[req.rid] = req
             if self._sweeper is None:
-                self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+                self._sweeper = loop.call_later(SWEEP_S, self._sweep)
         try:
             await req.future
         except asyncio.CancelledError:

@@ -41,6 +41,7 @@ class Connection:
     script: str
     max_queue: int
     worker: Any = None  # the worker instance (a ``Driver``) its events run on
+    runs: Any = None  # (timeout ms, offload) of its events there, found once (Sandbox)
     rooms: set[str] = field(default_factory=set)
     out: deque[Frame] = field(default_factory=deque)
     queued: int = 0
@@ -76,15 +77,6 @@ class Connection:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    async def wait(self) -> None:
-        """Until there is something to send or the close (the writer's; one writer)."""
-        if not self.out and self.closing is None:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
 
     def take(self) -> Frame:
         frame = self.out.popleft()
