@@ -141,6 +141,7 @@ class _Session:
             if self.idle is not None:
                 self.idle.cancel()
             await self._finish(client_code is not None)
+            conn.on_close = None  # the two refer to each other: let reference counting free them
 
     async def _read(self, receive: Receive) -> int | None:
         """Each message of the client into the script, in order, until the connection closes;
