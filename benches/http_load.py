@@ -148,8 +148,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running(argv: list[str], cwd: Path, log: Path, pin: str | None, env: dict[str, str] | None = None,
-            port: int = 0, ready_s: float = 60) -> Iterator[None]:
-    """A server in its own process group, ready on ``port``; stopped on exit, whatever happened."""
+            port: int = 0, ready_s: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """A server in its own process group, ready on ``port``; stopped on exit, whatever happened.
+    Yields its process, the leader of that group."""
     cmd = (["taskset", "-c", pin] if pin else []) + argv
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -160,7 +161,7 @@ def running(argv: list[str], cwd: Path, log: Path, pin: str | None, env: dict[st
         except Skip as exc:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             raise Skip(f"{exc}; log: {' | '.join(tail) or '(empty)'}") from None
-        yield
+        yield proc
     finally:
         stop(proc)
 
@@ -258,14 +259,15 @@ def workerd_binary(install: bool) -> Path:
         if shutil.which("npm") is None:
             raise Skip("workerd: npm is not installed")
         CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"  installing workerd with npm into {CACHE} ...", flush=True)
+        print(f"  installing workerd with npm into {CACHE} (npm's output follows) ...", flush=True)
         try:
             npm = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CACHE), "workerd"]
-            out = subprocess.run(npm, check=False, capture_output=True, text=True, timeout=600)
+            out = subprocess.run(npm, check=False, timeout=600)
         except subprocess.TimeoutExpired:
-            raise Skip("workerd: npm install timed out") from None
+            raise Skip("workerd: npm install timed out after 10 minutes") from None
         if out.returncode != 0:
-            raise Skip(f"workerd: npm install failed: {out.stderr.strip()[-200:]}")
+            raise Skip(f"workerd: npm install failed with status {out.returncode} (npm's output "
+                       "is above)")
     if not exe.exists():
         raise Skip(f"workerd: not found at {exe}")
     check = subprocess.run([str(exe), "--version"], check=False, capture_output=True, text=True,

@@ -114,68 +114,127 @@ class _Session:
     ) -> None:
         self.sandbox, self.artefact, self.conn = sandbox, artefact, conn
         self.tenant, self.policy, self.send = tenant, policy, send
-        self.stop = asyncio.Event()
         self.writer: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[int | None] | None = None
+        self.reading = False  # the reader waits for the client (it may be cut off there)
+        self.cut = False  # the reader was stopped by ``_cut``, not by the server
+        self.last = 0.0  # when the client last sent a message (the loop's clock)
+        self.idle: asyncio.TimerHandle | None = None
 
     async def run(self, receive: Receive, ip: str, metadata: dict[str, Any]) -> None:
-        conn, settings = self.conn, self.sandbox.settings
-        idle = settings.ws_idle_timeout_ms / 1000 or None
-        limit = settings.ws_max_message_bytes
+        conn = self.conn
         self.writer = asyncio.ensure_future(self._pump())
-        stopping = asyncio.ensure_future(self.stop.wait())
+        conn.on_close = self._cut
         client_code: int | None = None
-        conn.on_close = self.stop.set
         try:
             await self._event(["open", conn.id, ip, metadata], None)
-            while conn.closing is None:
-                incoming = asyncio.ensure_future(receive())
-                done, _ = await asyncio.wait(
-                    (incoming, stopping), timeout=idle, return_when=asyncio.FIRST_COMPLETED
-                )
-                if incoming not in done:
-                    incoming.cancel()
-                    if not done:
-                        conn.close(GOING_AWAY, "idle for longer than WEXEC_WS_IDLE_TIMEOUT_MS")
-                    break
-                message = incoming.result()
-                if message["type"] == "websocket.disconnect":
-                    client_code = int(message.get("code") or 1005)
-                    break
-                text, data = message.get("text"), message.get("bytes")
-                size = len(data) if text is None and data is not None else len(text or "")
-                if size > limit:
-                    conn.close(TOO_BIG, f"a message is at most {limit} bytes "
-                               "(WEXEC_WS_MAX_MESSAGE_BYTES)")
-                    break
-                await self._event(["message", conn.id, text], None if text is not None else data or b"")
+            self.reader = asyncio.ensure_future(self._read(receive))
+            try:
+                client_code = await self.reader
+            except asyncio.CancelledError:
+                self.reader.cancel()  # the server stopped this connection
+                raise
             if conn.worker is not None and conn.worker.broken is None:
                 code, reason = (client_code, "") if client_code is not None else conn.closing or (1005, "")
                 await self._event(["close", conn.id, code, reason], None)
         finally:
-            stopping.cancel()
+            if self.idle is not None:
+                self.idle.cancel()
             await self._finish(client_code is not None)
+            conn.on_close = None  # the two refer to each other: let reference counting free them
+
+    async def _read(self, receive: Receive) -> int | None:
+        """Each message of the client into the script, in order, until the connection closes;
+        returns the client's close code if the client closed it.
+
+        The reader waits for the client with a plain ``await receive()``, cut off by ``_cut``
+        when the connection closes meanwhile (or idles): what a message costs on the event loop
+        is what the script's event costs, and nothing per message for the timeouts.
+        """
+        conn, settings = self.conn, self.sandbox.settings
+        event, artefact, tenant, grants = (
+            self.sandbox.socket_event, self.artefact, self.tenant, self.policy.grants
+        )
+        limit = settings.ws_max_message_bytes
+        idle = settings.ws_idle_timeout_ms / 1000
+        loop = asyncio.get_running_loop()
+        if idle:
+            self.last = loop.time()
+            self.idle = loop.call_later(idle, self._idle_check, idle)
+        while conn.closing is None:
+            self.reading = True
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                if not self.cut:
+                    raise
+                return None
+            finally:
+                self.reading = False
+            if message["type"] == "websocket.disconnect":
+                return int(message.get("code") or 1005)
+            self.last = loop.time()
+            text: str | None = message.get("text")
+            data: bytes | None = None if text is not None else message.get("bytes") or b""
+            if (len(text) if text is not None else len(data or b"")) > limit:
+                conn.close(TOO_BIG, f"a message is at most {limit} bytes "
+                           "(WEXEC_WS_MAX_MESSAGE_BYTES)")
+                return None
+            try:  # ``_event``, inline: this runs for every message
+                await event(artefact, conn, ["message", conn.id, text], data, tenant=tenant,
+                            grants=grants)
+            except ScriptError as exc:
+                self._failed("message", exc)
+        return None
+
+    def _cut(self) -> None:
+        """The connection closes (``Connection.on_close``): stop reading the client if the
+        reader waits for it; an event running goes on, and the reader stops after it."""
+        if self.reading and self.reader is not None and not self.cut:
+            self.cut = True
+            self.reader.cancel()
+
+    def _idle_check(self, idle: float) -> None:
+        """Close a connection whose client sent nothing for ``idle`` seconds; else look again
+        when it would have."""
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self.last
+        if quiet >= idle:
+            self.idle = None
+            self.conn.close(GOING_AWAY, "idle for longer than WEXEC_WS_IDLE_TIMEOUT_MS")
+        else:
+            self.idle = loop.call_later(idle - quiet, self._idle_check, idle)
 
     async def _event(self, event: list[Any], data: bytes | None) -> None:
-        """Run one event; a handler's failure closes this connection only (a trap: 1012)."""
+        """Run one event; a handler's failure closes this connection only (``_failed``)."""
         try:
             await self.sandbox.socket_event(
                 self.artefact, self.conn, event, data, tenant=self.tenant,
                 grants=self.policy.grants,
             )
         except ScriptError as exc:
-            if self.conn.worker is not None and self.conn.worker.broken is not None:
-                self.conn.close(RESTART, "the script's worker restarted")
-            else:
-                log.warning("%s: ws.%s failed: %s: %s", self.policy.script, event[0], exc.name,
-                            exc.message)
-                self.conn.close(INTERNAL, f"{exc.name}: {exc.message}")
+            self._failed(event[0], exc)
+
+    def _failed(self, kind: str, exc: ScriptError) -> None:
+        """A handler failed: 1011 for this connection, or 1012 if its worker stopped (a trap)."""
+        if self.conn.worker is not None and self.conn.worker.broken is not None:
+            self.conn.close(RESTART, "the script's worker restarted")
+        else:
+            log.warning("%s: ws.%s failed: %s: %s", self.policy.script, kind, exc.name,
+                        exc.message)
+            self.conn.close(INTERNAL, f"{exc.name}: {exc.message}")
 
     async def _pump(self) -> None:
         """Send what the script queued, as fast as the client takes it, then the close."""
         conn, send = self.conn, self.send
+        loop = asyncio.get_running_loop()
         while True:
-            await conn.wake.wait()
-            conn.wake.clear()
+            if not conn.out and conn.closing is None:  # wait for frames (``Connection.wake``)
+                conn.waiter = loop.create_future()
+                try:
+                    await conn.waiter
+                finally:
+                    conn.waiter = None
             while conn.out:
                 frame = conn.take()
                 if isinstance(frame, str):

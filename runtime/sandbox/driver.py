@@ -321,19 +321,21 @@ class Driver:
         if self._left:  # the first crossing handed back work it had no time for
             self._wake()
         if req.outcome is None:
-            req.future = asyncio.get_running_loop().create_future()
+            # a timer settles it at its deadline: cheaper than wait_for and shield, per request
+            loop = asyncio.get_running_loop()
+            req.future = loop.create_future()
             remaining = req.remaining_ms()
+            timer = None if remaining is None else loop.call_later(
+                remaining / 1000.0, self._timed_out, req
+            )
             try:
-                await asyncio.wait_for(
-                    asyncio.shield(req.future), None if remaining is None else remaining / 1000.0
-                )
-            except TimeoutError:
-                req.settle(ScriptTimeout.after(req.limit_ms, self.path))
-                self._abandon(req.rid)
-                return
+                await req.future
             except asyncio.CancelledError:
                 self._abandon(req.rid)
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
         if req.stream is not None:
             self._watch_stream(req)
 
@@ -344,9 +346,9 @@ class Driver:
         req.stream.bind(loop)
         remaining = req.remaining_ms()
         if remaining is not None and req.rid in self._requests:
-            req.timer = loop.call_later(remaining / 1000.0, self._stream_timeout, req)
+            req.timer = loop.call_later(remaining / 1000.0, self._timed_out, req)
 
-    def _stream_timeout(self, req: InFlight) -> None:
+    def _timed_out(self, req: InFlight) -> None:
         req.settle(ScriptTimeout.after(req.limit_ms, self.path))
         self._abandon(req.rid)
 

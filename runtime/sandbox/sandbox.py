@@ -188,7 +188,6 @@ class Sandbox:
         events go to that instance only: once it is gone the connection has been closed with
         1012 (``Hub.restart``) and its events raise the instance's failure.
         """
-        timeout_ms = self.timeout_for(artefact, tenant)
         driver = conn.worker
         if driver is None:
             driver = self._workers.get(artefact.key)
@@ -196,10 +195,10 @@ class Sandbox:
                 driver = await self._new_worker(artefact, tenant, grants)
             driver.sockets = self.sockets
             conn.worker = driver
+            conn.runs = (self.timeout_for(artefact, tenant),
+                         functools.partial(self.threads.run, tenant))
         try:
-            return await driver.socket(
-                event, data, timeout_ms, functools.partial(self.threads.run, tenant)
-            )
+            return await driver.socket(event, data, *conn.runs)
         finally:
             if driver.broken is not None:
                 self._discard(artefact.key, driver)

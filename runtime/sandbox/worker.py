@@ -24,6 +24,10 @@ from runtime.sandbox.types import Invocation, Result
 BATCH_MAX = 256
 """Most requests one crossing starts: bounds the envelope a burst of requests makes."""
 
+SWEEP_S = 0.05
+"""How often socket events in flight are checked against their deadlines: a handler that runs
+past its timeout is stopped up to this much later."""
+
 Waiting = tuple[Invocation, int | None, "asyncio.Future[tuple[InFlight, list[dict]]]"]
 """A request waiting for the next crossing: what it asks, its timeout, where its start goes."""
 
@@ -36,6 +40,8 @@ class WorkerDriver(Driver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch: list[Waiting] = []
+        self._timed: dict[int, InFlight] = {}  # socket events in flight with a deadline
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
@@ -66,8 +72,9 @@ class WorkerDriver(Driver):
     ) -> Result:
         """Run one WebSocket event (``[kind, socket id, ...]``, guest/ABI.md) as a request of
         this instance: it enters with the next resume, beside the operations' results, so the
-        events and results that arrive together cross together; it has the request's timeout,
-        operations and logs, and its handler's failure is raised as a request's is."""
+        events and results that arrive together cross together; it has the request's timeout
+        (``_sweep``), operations and logs, and its handler's failure is raised as a request's
+        is."""
         if self.broken is not None:
             raise ScriptError(str(self.broken), path=self.path)
         self._offload = offload
@@ -78,8 +85,32 @@ class WorkerDriver(Driver):
             self._result_blob += data
         self._results.append(entry)
         self._wake()
-        await self.finish(req, [], offload)
+        loop = asyncio.get_running_loop()
+        req.future = loop.create_future()
+        if req.deadline is not None:
+            self._timed[req.rid] = req
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+        try:
+            await req.future
+        except asyncio.CancelledError:
+            self._abandon(req.rid)
+            raise
+        finally:
+            self._timed.pop(req.rid, None)
         return self.outcome(req)
+
+    def _sweep(self) -> None:
+        """Time out the socket events past their deadline; one timer per instance looks, while
+        any is in flight, rather than one per event (what thousands of messages a second would
+        cost the event loop)."""
+        now = time.monotonic()
+        for req in [r for r in self._timed.values() if r.deadline is not None and r.deadline <= now]:
+            del self._timed[req.rid]
+            self._timed_out(req)
+        self._sweeper = (
+            asyncio.get_running_loop().call_later(SWEEP_S, self._sweep) if self._timed else None
+        )
 
     async def _run_batches(self) -> None:
         try:

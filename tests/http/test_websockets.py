@@ -34,6 +34,7 @@ ws.message = (socket, data) => {
   const [verb, arg] = data.split(' ');
   if (verb === 'throw') throw new Error('boom');
   if (verb === 'spin') while (true) {}
+  if (verb === 'hang') return new Promise(() => {});
   if (verb === 'trap') while (true) { try { keep.push(new Array(1e6).fill(1)); } catch {} }
   if (verb === 'flood') {
     const chunk = 'x'.repeat(64 * 1024);
@@ -192,6 +193,10 @@ def test_limits_and_failures_close_with_their_codes(server: str) -> None:
                 await c.recv()
                 await c.send("spin")
                 assert await _closed(c) == 1011
+            async with _ws(server, "/sockets") as c:  # waits past its @timeout: the host stops it
+                await c.recv()
+                await c.send("hang")
+                assert await _closed(c) == 1011
             async with _ws(server, "/sockets", max_size=None) as c:
                 await c.recv()
                 await c.send("flood")
@@ -206,6 +211,28 @@ def test_limits_and_failures_close_with_their_codes(server: str) -> None:
         async with _ws(server, "/sockets") as c:  # a new worker serves the reconnection
             assert await c.recv() == "hello anon"
     run(go())
+
+
+def test_idle_connection_closed_after_its_timeout(tmp_path: Path) -> None:
+    """A message restarts the idle clock; a client that then sends nothing is closed with 1001
+    once WEXEC_WS_IDLE_TIMEOUT_MS has passed, not before."""
+    write_scripts(tmp_path / "scripts", {"sockets.js": SOCKETS})
+    env = {"WEXEC_WS_IDLE_TIMEOUT_MS": "1000", "WEXEC_RESTART_ON_CRASH": "false"}
+    args = ["--scripts", str(tmp_path / "scripts"), "--data", str(tmp_path / "data")]
+
+    async def go(base: str) -> None:
+        port = int(base.rsplit(":", 1)[1])
+        async with connect(f"ws://127.0.0.1:{port}/sockets", open_timeout=10) as c:
+            assert await c.recv() == "hello anon"
+            await asyncio.sleep(0.7)
+            await c.send("still")
+            assert await c.recv() == "echo still"
+            quiet_since = asyncio.get_running_loop().time()
+            assert await _closed(c) == 1001
+            assert asyncio.get_running_loop().time() - quiet_since >= 0.9
+
+    with running_server(args, env=env) as base:
+        run(go(base))
 
 
 @pytest.fixture(scope="module", params=SERVERS)

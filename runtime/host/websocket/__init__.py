@@ -41,11 +41,12 @@ class Connection:
     script: str
     max_queue: int
     worker: Any = None  # the worker instance (a ``Driver``) its events run on
+    runs: Any = None  # (timeout ms, offload) of its events there, found once (Sandbox)
     rooms: set[str] = field(default_factory=set)
     out: deque[Frame] = field(default_factory=deque)
     queued: int = 0
     closing: tuple[int, str] | None = None  # set once: the close frame to send after ``out``
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    waiter: asyncio.Future[None] | None = None  # the writer's, while it waits for frames
     on_close: Callable[[], Any] | None = None  # who stops reading the client once it closes
 
     def push(self, frame: Frame) -> None:
@@ -60,15 +61,22 @@ class Connection:
                        f"{self.max_queue // (1024 * 1024)} MiB waited to be sent to it")
             return
         self.out.append(frame)
-        self.wake.set()
+        self.wake()
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close after what is queued (the first close wins)."""
         if self.closing is None:
             self.closing = (code, reason[:120])  # a close frame's reason is at most 123 bytes
-            self.wake.set()
+            self.wake()
             if self.on_close is not None:
                 self.on_close()
+
+    def wake(self) -> None:
+        """Wake the writer if it waits (a future, not an ``asyncio.Event``: this runs for every
+        frame, and an idle connection holds nothing for it)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def take(self) -> Frame:
         frame = self.out.popleft()
