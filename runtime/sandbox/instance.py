@@ -96,7 +96,11 @@ class NativeEngine:
             )
         self._keep = (engine, pre)  # both must outlive every instance made here
         self.new, self.free, self.start, self.cross = lib.wxi_new, lib.wxi_free, lib.wxi_start, lib.wxi_cross
-        self.memory = lib.wxi_memory
+        # A call that takes nanoseconds keeps the GIL: released, the event loop would wait for
+        # it behind a guest thread's Python work on every request that reports its memory.
+        held = ctypes.PyDLL(lib._name, handle=lib._handle)
+        native.bind(held, [s for s in _SIGNATURES if s[0] == "wxi_memory"])
+        self.memory = held.wxi_memory
 
 
 class GuestInstance:
