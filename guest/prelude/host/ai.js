@@ -4,7 +4,6 @@
 // holds the key, applies the script's defaults and checks objects against their schema.
 
 import { op } from '../crossing/ops.js';
-import { hostStream } from './streams.js';
 import { ReadableStream } from '../lib/streams.js';
 import { TextDecoder } from '../lib/encoding.js';
 import { Response } from '../lib/http.js';
@@ -72,11 +71,12 @@ const generateText = async (o) => {
 };
 
 // The provider's chunks of the op ai.stream, one JSON object per line: those up to the first
-// token come with the op's answer, the rest from its host stream.
+// token come with the op's answer, the rest from its host stream, read with streams.read as
+// they are wanted (a ReadableStream and its reader there would only cost the first token time).
 async function* chunksOf(started) {
   const { handle, head } = await started;
-  const reader = hostStream(handle).getReader();
-  const decoder = new TextDecoder();
+  let open = true; // the host stream may have more: cancelled if we stop early
+  let decoder = null;
   let buffered = head;
   try {
     for (;;) {
@@ -86,12 +86,21 @@ async function* chunksOf(started) {
         buffered = buffered.slice(end + 1);
         yield JSON.parse(line);
       }
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffered += decoder.decode(value, { stream: true });
+      let value;
+      try {
+        value = await op('streams.read', { handle });
+      } catch (e) {
+        open = false; // the host ended it with the error
+        throw e;
+      }
+      if (value === null) {
+        open = false;
+        return;
+      }
+      buffered += (decoder || (decoder = new TextDecoder())).decode(value, { stream: true });
     }
   } finally {
-    reader.cancel();
+    if (open) op('streams.cancel', { handle }).catch(() => {});
   }
 }
 
