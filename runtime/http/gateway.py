@@ -350,6 +350,8 @@ class Gateway:
             return _dispatched(result.status, head, result.body)
         assert policy is not None  # only a script's answer streams
         stream_policy = policy
+        if traced is not None:  # it ends in stream_out's task; this one goes on without it
+            traced = tracing.leave_invocation(traced)
         sent: asyncio.Queue[Message] = asyncio.Queue(maxsize=2)  # the head and one chunk
 
         async def stream_out() -> None:
