@@ -4,6 +4,7 @@
 // holds the key, applies the script's defaults and checks objects against their schema.
 
 import { op } from '../crossing/ops.js';
+import { readsFrom } from '../crossing/stream.js';
 import { ReadableStream } from '../lib/streams.js';
 import { TextDecoder } from '../lib/encoding.js';
 import { Response } from '../lib/http.js';
@@ -104,18 +105,16 @@ async function* chunksOf(started) {
   }
 }
 
-// A stream pulled from an async iterator, one item per pull (nothing read ahead).
-const streamOf = (it, map) => new ReadableStream({
+// A stream pulled from an async iterator, one item per pull (nothing read ahead). Returned as a
+// response's body untouched, it is not read at all: the response pump takes the iterator.
+const streamOf = (it) => readsFrom(new ReadableStream({
   async pull(controller) {
-    for (;;) {
-      const { value, done } = await it.next();
-      if (done) return controller.close();
-      const out = map(value);
-      if (out !== undefined) return controller.enqueue(out);
-    }
+    const { value, done } = await it.next();
+    if (done) controller.close();
+    else controller.enqueue(value);
   },
   cancel() { return it.return(); },
-});
+}, { highWaterMark: 0 }), it);
 
 // What streamText returns: the AI SDK's textStream, and text, usage and finishReason as
 // promises settled when the stream ends. Returned from a handler it streams the text.
@@ -143,7 +142,7 @@ class StreamTextResult {
         throw e;
       }
     })();
-    this.textStream = streamOf(chunks, (d) => d);
+    this.textStream = streamOf(chunks);
   }
   _drained() {
     if (!this.textStream.locked) (async () => { for await (const _ of this.textStream); })().catch(() => {});
@@ -178,7 +177,7 @@ const create = (body) => {
   const args = { model: modelName(name), messages, options };
   if (!stream) return op('ai.chat', args);
   const started = op('ai.stream', args);
-  return started.then(() => streamOf(chunksOf(started), (c) => c));
+  return started.then(() => streamOf(chunksOf(started)));
 };
 
 const openai = Object.assign((modelId) => new LanguageModel(String(modelId), 'openai'), {
