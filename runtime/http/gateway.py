@@ -44,7 +44,7 @@ from runtime.http.limits import LoadShedder, read_body
 from runtime.http.policy import Policy, compile_failed
 from runtime.http.response import ResponseRuleBroken, ResponseRules
 from runtime.observe import tracing
-from runtime.observe.access_log import AccessLog, Entry, render
+from runtime.observe.access_log import AccessLog, Entry
 from runtime.observe.metrics import Metrics
 from runtime.observe.redact import Redactor, cookie_values
 from runtime.sandbox import (
@@ -198,7 +198,7 @@ class Gateway:
         result: Result | None = None
         error: str | None = None
         size = 0
-        n, traced = self._begin(tenant, policy, req)
+        n, traced = self._begin(tenant, policy, req, started, t0)
         try:
             result, head, error = await self._answer(tenant, script, policy, params, req,
                                                      receive, extra)
@@ -236,10 +236,11 @@ class Gateway:
         return req, tenant, script, policy, params, extra
 
     def _begin(
-        self, tenant: Tenant, policy: Policy | None, req: ScriptRequest
+        self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, started: int, t0: int,
     ) -> tuple[int, Any]:
         """The request counted (metrics) and traced, once admitted."""
-        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path)
+        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path,
+                               started, t0)
         traced = (tracing.start_invocation(req.headers, tenant.name, policy.script if policy
                                            else "", req.method)
                   if tracing.tracer is not None else None)
@@ -275,15 +276,9 @@ class Gateway:
         """After the body (a stream is a request in progress until it ends): the shedder's
         slot back, the metrics, the trace and the request's log line."""
         self.shedder.leave()
-        status = result.status if result is not None else 500
-        metrics = self.metrics
-        if metrics.enabled:
-            metrics.end(n, status, result.sandbox_ms if result else 0.0,
-                        result.cold if result else False, result.memory if result else 0)
+        status = self._finished(tenant, policy, req, result, size, error, started, t0, n)
         if traced is not None:
             tracing.end_invocation(traced, status, error)
-        if policy is not None and policy.log_level != "none":
-            self._log(tenant, policy, req, result, size, error, started, t0, n)
 
     async def _respond(
         self, send: Send, receive: Receive, result: Result, head: list[tuple[bytes, bytes]],
@@ -336,7 +331,7 @@ class Gateway:
             err = entered.error
             return _dispatched(err.status, _trusted(err.headers, entered.extra), err.body())
         req, owner, script, policy, params, extra = entered
-        n, traced = self._begin(owner, policy, req)
+        n, traced = self._begin(owner, policy, req, started, t0)
         error: str | None = None
         try:
             result, head, error = await self._answer(owner, script, policy, params, req,
@@ -378,22 +373,28 @@ class Gateway:
         return Dispatched(status, _REASONS.get(status, ""), headers, b"",
                           _Rest(sent, gone, task, chunk))
 
-    def _log(
-        self, tenant: Tenant, policy: Policy, req: ScriptRequest, result: Result | None, size: int,
-        error: str | None, started: int, t0: int, n: int,
-    ) -> None:
-        """The request's one log line, written whatever happened while answering or sending."""
-        status, headers, logs = (
-            (result.status, result.headers, result.logs) if result is not None else (500, [], [])
-        )
-        entry = Entry(
-            policy.script, req.method, req.path, status, started,
-            (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, req.body,
-            headers, size, logs, error, self.metrics.request_id(n),
-        )
-        record = render(entry, policy.log_level, policy.log_request_body)
-        if record is not None:
-            self.access_log.write(tenant.slug, record, _redactor(policy, req))
+    def _finished(
+        self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, result: Result | None,
+        size: int, error: str | None, started: int, t0: int, n: int,
+    ) -> int:
+        """Count the request and queue its log line, whatever happened while answering or
+        sending; returns its status. Both only note what is known now: the figures and the
+        line are made later, in batches (`Metrics`, `AccessLog`)."""
+        ended = time.perf_counter_ns()
+        status = result.status if result is not None else 500
+        if self.metrics.enabled:
+            self.metrics.end(n, ended, status, result.sandbox_ms if result else 0.0,
+                             result.cold if result else False, result.memory if result else 0)
+        if policy is not None and policy.log_level != "none":
+            headers, logs = (result.headers, result.logs) if result is not None else ([], [])
+            entry = Entry(
+                policy.script, req.method, req.path, status, started, (ended - t0) // 1000 / 1000,
+                req.query, req.ip, req.headers, req.body, headers, size, logs, error,
+                self.metrics.request_id(n),
+            )
+            self.access_log.add(tenant.slug, entry, policy.log_level, policy.log_request_body,
+                                _redactor(policy, req))
+        return status
 
     async def _run(
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
@@ -446,7 +447,8 @@ class Gateway:
         result: Result | None = None
         error: str | None = None
         size = 0
-        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, path)
+        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, path,
+                               started, t0)
         try:
             if script.artefact is None or policy is None:
                 raise compile_failed(script.route.rel, script.error, {}, {})
@@ -463,12 +465,7 @@ class Gateway:
         except HTTPError as err:
             result, _, error = _answer_error(err, policy, req, [])
         finally:
-            status = result.status if result is not None else 500
-            if self.metrics.enabled:
-                self.metrics.end(n, status, result.sandbox_ms if result else 0.0,
-                                 result.cold if result else False, result.memory if result else 0)
-            if policy is not None and policy.log_level != "none":
-                self._log(tenant, policy, req, result, size, error, started, t0, n)
+            status = self._finished(tenant, policy, req, result, size, error, started, t0, n)
         return status, error
 
     async def _invoke(self, tenant: Tenant, artefact: Artefact, policy: Policy,

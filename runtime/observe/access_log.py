@@ -16,8 +16,12 @@ moves, OSC titles) are stripped from them, so reading a log in a terminal shows 
 commands. Secrets are redacted from the finished line, so no field — headers, query, console
 output, error text — can leak one.
 
-Lines reach the file in batches, at most `FLUSH_INTERVAL_S` after the request: one write per batch
-instead of one per request. Closing the log (server shutdown) writes whatever is still pending.
+The request path only queues what it knows (`Entry`); lines are rendered, redacted and written
+in batches, at most `FLUSH_INTERVAL_S` after the request or once `FLUSH_LINES` wait: one write
+per batch instead of one per request, and a batch is rendered in one loop, its code and data in
+the caches, rather than in each request's turn (`benches/observe.py` measures the difference
+whole requests see). Entries hold what their request held (its body among them) until then.
+Closing the log (server shutdown) writes whatever is still pending.
 A file past `rotate_bytes` is rotated (`observe.logfiles`): renamed aside, compressed with zstd
 off the event loop, and the tenant's oldest rotated files removed while its logs take more than
 `disk_bytes`, so a script logging in a loop costs its own history, never the disk.
@@ -29,7 +33,6 @@ import asyncio
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,8 +54,8 @@ CONSOLE_KEPT = {
 }
 BODY_LOGGED = 64 * 1024
 FLUSH_INTERVAL_S = 0.1
-FLUSH_BYTES = 64 * 1024
-"""Pending lines past this size are written at once, so a burst never piles up in memory."""
+FLUSH_LINES = 256
+"""Queued lines past this many are written at once, so a burst never piles up in memory."""
 ROTATE_BYTES = 8 * 1024 * 1024
 DISK_BYTES = 64 * 1024 * 1024
 COMPRESS_DELAY_S = 0.5
@@ -175,33 +178,41 @@ class AccessLog:
         self.rotate_bytes = rotate_bytes
         self.disk_bytes = disk_bytes
         self._files: dict[str, int] = {}
-        self._pending: dict[str, bytearray] = {}
-        self._pending_bytes = 0
+        self._queued: list[tuple[str, Entry, str, bool, Redactor | None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._failed: set[str] = set()  # tenants whose last write failed (said once)
 
-    def write(self, tenant_slug: str, record: dict[str, Any], redact: Redactor | None) -> None:
-        """Queue one line; `redact` is None when the request has no secret to hide."""
-        if redact is None:
-            line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-        else:
-            line = (redact(orjson.dumps(record).decode()) + "\n").encode()
-        pending = self._pending.get(tenant_slug)
-        if pending is None:
-            pending = self._pending[tenant_slug] = bytearray()
-        pending += line
-        self._pending_bytes += len(line)
-        if self._pending_bytes >= FLUSH_BYTES:
+    def add(self, tenant_slug: str, entry: Entry, level: str, with_body: bool,
+            redact: Redactor | None) -> None:
+        """Queue one request's line (`render(entry, level, with_body)`); `redact` is None when
+        the request has no secret to hide."""
+        queued = self._queued
+        queued.append((tenant_slug, entry, level, with_body, redact))
+        if len(queued) >= FLUSH_LINES:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self.flush)
 
     def flush(self) -> None:
+        """Render what is queued and write each tenant's lines."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        pending, self._pending, self._pending_bytes = self._pending, {}, 0
-        for tenant_slug, lines in pending.items():
+        queued, self._queued = self._queued, []
+        batches: dict[str, bytearray] = {}
+        for tenant_slug, entry, level, with_body, redact in queued:
+            record = render(entry, level, with_body)
+            if record is None:
+                continue
+            if redact is None:
+                line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+            else:
+                line = (redact(orjson.dumps(record).decode()) + "\n").encode()
+            batch = batches.get(tenant_slug)
+            if batch is None:
+                batch = batches[tenant_slug] = bytearray()
+            batch += line
+        for tenant_slug, lines in batches.items():
             try:
                 self._append(tenant_slug, lines)
             except OSError as exc:  # a full or read-only disk costs log lines, never requests
@@ -222,25 +233,8 @@ class AccessLog:
         # One write of whole lines with O_APPEND: lines from several worker processes
         # never interleave.
         os.write(fd, lines)
-        if os.fstat(fd).st_size >= self.rotate_bytes and logfiles.rotate(
-            self.logs_dir, tenant_slug, fd, self.rotate_bytes
-        ):
-            self._after_rotation(tenant_slug)
-
-    def _after_rotation(self, tenant_slug: str) -> None:
-        """Compress what was rotated and keep the tenant within its disk quota, on a thread
-        (one per rotation, a few seconds apart at most; the tenant's compress lock takes them in
-        turn)."""
-
-        def work() -> None:
-            try:
-                logfiles.compress_rotated(
-                    self.logs_dir, tenant_slug, self.disk_bytes, COMPRESS_DELAY_S
-                )
-            except OSError:
-                log.exception("compressing the rotated request log of %s failed", tenant_slug)
-
-        threading.Thread(target=work, name=f"wexec-log-{tenant_slug}", daemon=True).start()
+        logfiles.rotated(self.logs_dir, tenant_slug, fd, self.rotate_bytes, self.disk_bytes,
+                         COMPRESS_DELAY_S)
 
     def _fd(self, tenant_slug: str) -> int:
         """The open file that has the tenant's current name: checked before each batch, since

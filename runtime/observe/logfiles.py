@@ -1,16 +1,17 @@
-"""A tenant's log files on disk: which they are, rotation, the disk quota, reading them back.
+"""Log files on disk: which they are, rotation, compression, the disk quota, reading them back.
 
-A tenant's logs live in the logs folder as `{slug}.log` (the file being written) and
-`{slug}.{UTC time}.log.zst` (rotated, compressed with zstd); a rotated file is `.log` for the
-moment between its rename and its compression. A slug is letters, digits and `-` only, so the
-`{slug}.` prefix names one tenant's files and no other's. Every name a caller gives is checked
-against that prefix before any path is made from it: a tenant reads, searches and clears only
-its own files.
+A log is a folder and a stem: `{stem}.log` is the file being written, `{stem}.{UTC time}.log.zst`
+the rotated ones (compressed with zstd); a rotated file is `.log` for the moment between its
+rename and its compression. A tenant's request log is its slug in the logs folder (`AccessLog`);
+its schedule history is `fires` in its own schedules folder (`schedules.fires`). A slug is
+letters, digits and `-` only, so the `{slug}.` prefix names one tenant's files and no other's.
+Every name a caller gives is checked against that prefix before any path is made from it: a
+tenant reads, searches and clears only its own files.
 
 Rotation is shared by every server process writing the same file (`--workers N`): the process
 that sees the file past its size takes a lock file, renames the file aside if nobody did so
-meanwhile, and every other process reopens the path when its open file is no longer the one
-there (`AccessLog` checks after each batch).
+meanwhile, and every other process writes to the path anew (`append` opens it per line;
+`AccessLog` reopens it when its open file is no longer the one there, checked after each batch).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ ZSTD_LEVEL = 3
 ROTATED_SUFFIXES = (".log.zst", ".log")
 
 FileType = Literal["all", "current", "rotated"]
+
+log = logging.getLogger("wexec.logs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +101,48 @@ def resolve(logs_dir: Path, slug: str, name: str) -> LogFile | None:
 
 
 def lines(path: Path) -> Iterator[str]:
-    """The lines of a log file, decompressing a rotated one as it is read (never whole)."""
+    """The lines of a log file, decompressing a rotated one as it is read (never whole). A
+    rotated plain file that was compressed since it was listed is read from its `.zst`."""
+    if path.name.endswith(".log") and not path.exists():
+        path = path.with_name(path.name + ".zst")  # compressing removes the plain file last
     with open(path, "rb") as raw:
         source: IO[bytes] = (
             zstandard.ZstdDecompressor().stream_reader(raw) if path.name.endswith(".zst") else raw
         )
         for line in io.TextIOWrapper(source, encoding="utf-8", errors="replace", newline="\n"):
             yield line.rstrip("\n")
+
+
+def append(logs_dir: Path, slug: str, data: bytes, rotate_bytes: int, disk_bytes: int,
+           settle_s: float) -> None:
+    """Append whole lines to `{slug}.log` in one write (lines from several processes never
+    interleave), then rotate it if it is past `rotate_bytes` (`rotated`). For a log written
+    now and then (the schedule history): it is opened per call, so it never needs reopening."""
+    fd = os.open(logs_dir / current_name(slug), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        rotated(logs_dir, slug, fd, rotate_bytes, disk_bytes, settle_s)
+    finally:
+        os.close(fd)
+
+
+def rotated(logs_dir: Path, slug: str, fd: int, rotate_bytes: int, disk_bytes: int,
+            settle_s: float) -> bool:
+    """After a write to `fd`, the open `{slug}.log`: if the file is past `rotate_bytes`, rotate
+    it and, if this process did, compress it and keep the log within `disk_bytes` on a thread
+    (`compress_rotated`; one per rotation, its lock takes them in turn). True if this call
+    rotated it: the caller's descriptor now names the rotated file."""
+    if os.fstat(fd).st_size < rotate_bytes or not rotate(logs_dir, slug, fd, rotate_bytes):
+        return False
+
+    def work() -> None:
+        try:
+            compress_rotated(logs_dir, slug, disk_bytes, settle_s)
+        except OSError:
+            log.exception("compressing the rotated log %s in %s failed", slug, logs_dir)
+
+    threading.Thread(target=work, name=f"wexec-log-{slug}", daemon=True).start()
+    return True
 
 
 def rotate(logs_dir: Path, slug: str, fd: int, rotate_bytes: int) -> bool:

@@ -1,20 +1,26 @@
 """Request figures: what `monitor/*` reports and what Prometheus scrapes.
 
-Two views of the same requests, both kept with plain Python arithmetic on the request path:
+Two views of the same requests. The request path only notes that a request ended (a tuple on a
+list: `Metrics.end`); the notes are folded into the figures in batches, when `FOLD_AT` of them
+wait, when `FLUSH_S` has passed, and before anything reads the figures. Inside a request the
+same code costs several times what it costs in a loop over a batch, its code and data no longer
+in the caches (`benches/observe.py` measures both), so the request's own turn of the event loop
+does the least it can.
 
 - `Metrics` keeps this process's figures: requests in flight (a dict insert and pop), and per
   script a count, errors, cold starts, time in the sandbox, memory high-water mark and the
   latest `SAMPLES` latencies (a ring, for p50/p95/p99). `monitor/*` reads them; under
   `--workers N` each process answers for itself (the answer says which).
-- The Prometheus series (`prometheus_client`). A request adds to its script's `Pending`
-  counts (by status, by latency bucket, cold starts); they are applied to the series at most
-  `FLUSH_S` later, before this process answers a scrape, and when it stops. prometheus_client
+- The Prometheus series (`prometheus_client`). A fold adds to each script's `Pending` counts (by
+  status, by latency bucket, cold starts); they are applied to the series at most `FLUSH_S`
+  after a request, before this process answers a scrape, and when it stops. prometheus_client
   takes a lock and, in multiprocess mode, writes a memory-mapped file per increment: about 4 µs
-  a request for a counter and a histogram here, against a few hundred ns batched
-  (`benches/observe.py`). Under `wexec serve`, `PROMETHEUS_MULTIPROC_DIR` names a folder made
-  for that run (`server.py`), so each process writes its series to files there and any
-  process's scrape adds them all up: the scrape is right whichever worker answers it, to within
-  `FLUSH_S` of the other processes' latest requests.
+  a request for a counter and a histogram here, against a few hundred ns batched. The children
+  of the series are bound to each script's labels once. Under `wexec serve`,
+  `PROMETHEUS_MULTIPROC_DIR` names a folder made for that run (`server.py`), so each process
+  writes its series to files there and any process's scrape adds them all up: the scrape is
+  right whichever worker answers it, to within `FLUSH_S` of the other processes' latest
+  requests.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ SAMPLES = 1024
 """Latencies kept per script for its percentiles: the latest ones, so they follow changes."""
 FLUSH_S = 1.0
 """Longest a request's Prometheus counts wait before they reach the shared series."""
+FOLD_AT = 256
+"""Ended requests noted before they are folded into the figures, whatever the time."""
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -46,8 +54,8 @@ class Active:
     script: str
     method: str
     path: str
-    started: float  # time.time()
-    t0: float  # time.perf_counter()
+    started_ns: int  # time.time_ns()
+    t0_ns: int  # time.perf_counter_ns()
 
 
 @dataclass(slots=True)
@@ -85,7 +93,20 @@ class Pending:
     seconds: float = 0.0
     cold: int = 0
     dirty: bool = False
+    by_status_series: dict[int, Any] = field(default_factory=dict)  # the counter's children
 
+    def requests(self, series: _Series, status: int) -> Any:
+        """The request counter's child for the script and `status`, bound once."""
+        child = self.by_status_series.get(status)
+        if child is None:
+            child = self.by_status_series[status] = series.requests.labels(*self.labels,
+                                                                           str(status))
+        return child
+
+
+Ended = tuple[Active, int, int, float, bool, int]
+"""A request as `end` notes it: (it, its status, when it ended (perf_counter_ns), its time in
+the sandbox (ms), cold, its memory)."""
 
 
 class Metrics:
@@ -95,82 +116,102 @@ class Metrics:
         self.enabled = enabled
         self.started = time.time()
         self.active: dict[int, Active] = {}
-        self.scripts: dict[tuple[str, str], ScriptFigures] = {}
-        self.requests = 0
-        self.errors = 0
+        self._scripts: dict[tuple[str, str], ScriptFigures] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-"
         self._series = _Series() if enabled else None
+        self._ended: list[Ended] = []
         self._dirty: list[Pending] = []
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def scripts(self) -> dict[tuple[str, str], ScriptFigures]:
+        """Each script's figures, by (tenant, script), with every request that ended so far."""
+        if self._ended:
+            self._fold()
+        return self._scripts
 
     def request_id(self, n: int) -> str:
         """The text of request `n`, unique across the server's processes (pid and number)."""
         return f"{self._prefix}{n:x}"
 
-    def begin(self, tenant: str, script: str, method: str, path: str) -> int:
-        """A request to `script` started; returns its number in this process (its id in the
-        log, whether or not figures are kept)."""
+    def begin(self, tenant: str, script: str, method: str, path: str, started_ns: int,
+              t0_ns: int) -> int:
+        """A request to `script` started at `started_ns` (`time.time_ns()`; `t0_ns`, the same
+        moment in `perf_counter_ns`); returns its number in this process (its id in the log,
+        whether or not figures are kept)."""
         n = next(self._ids)
         if self.enabled:
-            self.active[n] = Active(tenant, script, method, path, time.time(), time.perf_counter())
+            self.active[n] = Active(tenant, script, method, path, started_ns, t0_ns)
         return n
 
-    def end(self, n: int, status: int, sandbox_ms: float, cold: bool, memory: int) -> None:
-        """Request `n` ended with `status` after `sandbox_ms` in the sandbox (0: it never ran)."""
+    def end(self, n: int, ended_ns: int, status: int, sandbox_ms: float, cold: bool,
+            memory: int) -> None:
+        """Request `n` ended at `ended_ns` (`perf_counter_ns`) with `status`, after `sandbox_ms`
+        in the sandbox (0: it never ran); `memory`: its instance's memory, 0 if not read."""
         active = self.active.pop(n, None)
         if active is None:
             return
-        ms = (time.perf_counter() - active.t0) * 1000.0
-        key = (active.tenant, active.script)
-        figures = self.scripts.get(key)
-        if figures is None:
-            figures = self.scripts[key] = ScriptFigures(active.tenant, active.script)
-            if self._series is not None:
-                figures.pending = self._series.pending(active.tenant, active.script)
-        error = status >= 500
-        self.requests += 1
-        figures.count += 1
-        if error:
-            self.errors += 1
-            figures.errors += 1
-        if cold:
-            figures.cold += 1
-        figures.sandbox_ms += sandbox_ms
-        figures.total_ms += ms
-        figures.memory_peak = max(figures.memory_peak, memory)
-        figures.last_activity = active.started
-        samples = figures.samples
-        if len(samples) < SAMPLES:
-            samples.append(ms)
-        else:
-            samples[figures.count % SAMPLES] = ms
-        pending = figures.pending
-        if pending is not None:
-            pending.by_status[status] = pending.by_status.get(status, 0) + 1
-            seconds = ms / 1000.0
-            pending.buckets[bisect_left(BUCKETS, seconds)] += 1
-            pending.seconds += seconds
+        ended = self._ended
+        ended.append((active, status, ended_ns, sandbox_ms, cold, memory))
+        if len(ended) >= FOLD_AT:
+            self._fold()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def _fold(self) -> None:
+        """Add the requests noted since the last fold to the figures and the pending counts."""
+        ended, self._ended = self._ended, []
+        scripts = self._scripts
+        series = self._series
+        for active, status, ended_ns, sandbox_ms, cold, memory in ended:
+            ms = (ended_ns - active.t0_ns) / 1e6
+            key = (active.tenant, active.script)
+            figures = scripts.get(key)
+            if figures is None:
+                figures = scripts[key] = ScriptFigures(active.tenant, active.script)
+                if series is not None:
+                    figures.pending = series.pending(active.tenant, active.script)
+            figures.count += 1
+            if status >= 500:
+                figures.errors += 1
             if cold:
-                pending.cold += 1
-            if not pending.dirty:
-                pending.dirty = True
-                self._dirty.append(pending)
-                if self._timer is None:
-                    self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+                figures.cold += 1
+            figures.sandbox_ms += sandbox_ms
+            figures.total_ms += ms
+            figures.memory_peak = max(figures.memory_peak, memory)
+            figures.last_activity = active.started_ns / 1e9
+            samples = figures.samples
+            if len(samples) < SAMPLES:
+                samples.append(ms)
+            else:
+                samples[figures.count % SAMPLES] = ms
+            pending = figures.pending
+            if pending is not None:
+                pending.by_status[status] = pending.by_status.get(status, 0) + 1
+                seconds = ms / 1000.0
+                pending.buckets[bisect_left(BUCKETS, seconds)] += 1
+                pending.seconds += seconds
+                if cold:
+                    pending.cold += 1
+                if not pending.dirty:
+                    pending.dirty = True
+                    self._dirty.append(pending)
 
     def flush(self) -> None:
-        """Give the Prometheus series what requests counted since the last flush."""
+        """Fold what ended, and give the Prometheus series what was counted since the last
+        flush."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._fold()
         dirty, self._dirty = self._dirty, []
         series = self._series
         for pending in dirty:
             assert series is not None
             pending.dirty = False
             for status, n in pending.by_status.items():
-                series.requests.labels(*pending.labels, str(status)).inc(n)
+                pending.requests(series, status).inc(n)
             pending.by_status.clear()
             series.add_observations(pending.duration, pending.buckets, pending.seconds)
             pending.buckets[:] = [0] * len(pending.buckets)

@@ -130,13 +130,12 @@ class Driver:
         path: str,
         registry: Registry,
         magic: MagicComments,
-        grants: Grants | None = None,
+        grants: Grants,
         locate: Locate | None = None,
         tenant: str = DEFAULT_TENANT,
         quota: TenantQuota | None = None,
     ) -> None:
-        """``grants`` are the script version's (its ``Policy``'s); None: the registry derives
-        them from ``magic`` on the first op, so a request without ops never pays for them."""
+        """``grants``: what the script version may use of the host (its ``Policy``'s)."""
         self.instance = instance
         self.path = path
         self.registry = registry
@@ -593,7 +592,7 @@ class Driver:
         if not ops:
             return
         quota, requests, registry = self.quota, self._requests, self.registry
-        grants = self.grants if self.grants is not None else self._grants()
+        grants = self.grants
         loop = asyncio.get_running_loop()
         refused: dict[int, int] | None = None  # by rid
         for op in ops:
@@ -630,11 +629,6 @@ class Driver:
             self._ops[op_id] = (req, handle)
         if refused:
             self._wake()
-
-    def _grants(self) -> Grants:
-        """The version's grants, derived on the first op when its caller brought none."""
-        self.grants = self.registry.grants(self.tenant, self.magic)
-        return self.grants
 
     def _context(self, req: InFlight, grants: Grants) -> OpContext:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""

@@ -95,7 +95,7 @@ class GuestEngine:
             module, memory = snapshot.split_image(snap.read_bytes())
             _atomic_write(image, memory)
             _atomic_write(bare, module)
-        return bare, image, str(guest.guest_hash())
+        return bare, image, wasm.parent.name  # builds are kept by hash (build/guest.py)
 
     def _machine_code(self, bare: Path) -> Path:
         cwasm = bare.with_name(f"engine.bare.{_machine_code_tag()}.cwasm")

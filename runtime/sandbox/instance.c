@@ -134,6 +134,7 @@ typedef struct {
     uint32_t out_of_memory;    /* it trapped at its memory cap */
     wasmtime_error_t *error;   /* owned by the caller now */
     wasm_trap_t *trap;         /* owned by the caller now */
+    size_t memory_len;         /* linear memory's size once it returned: its high-water mark */
 } crossing_t;
 
 /* An engine handle over the wasmtime library at lib_path (already loaded by the host), or
@@ -311,5 +312,6 @@ int wxi_cross(instance_t *in, const char *name, size_t name_len, const uint8_t *
     out->head = in->base + io[IO_OUT_PTR];
     out->head_len = io[IO_OUT_JSON];
     out->blob_len = io[IO_OUT_BLOB];
+    out->memory_len = in->engine->api.memory_data_size(in->ctx, &in->memory.of);
     return 0;
 }

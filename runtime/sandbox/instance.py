@@ -59,6 +59,7 @@ class _Crossing(ctypes.Structure):
         ("out_of_memory", c_uint32),
         ("error", c_void_p),
         ("trap", c_void_p),
+        ("memory_len", c_size_t),
     ]
 
 
@@ -96,11 +97,7 @@ class NativeEngine:
             )
         self._keep = (engine, pre)  # both must outlive every instance made here
         self.new, self.free, self.start, self.cross = lib.wxi_new, lib.wxi_free, lib.wxi_start, lib.wxi_cross
-        # A call that takes nanoseconds keeps the GIL: released, the event loop would wait for
-        # it behind a guest thread's Python work on every request that reports its memory.
-        held = ctypes.PyDLL(lib._name, handle=lib._handle)
-        native.bind(held, [s for s in _SIGNATURES if s[0] == "wxi_memory"])
-        self.memory = held.wxi_memory
+        self.memory = lib.wxi_memory
 
 
 class GuestInstance:
@@ -108,7 +105,7 @@ class GuestInstance:
 
     __slots__ = (
         "_cross", "_handle", "_native", "_out", "caller", "engine", "image", "memory_limit",
-        "memory_view",
+        "memory_size", "memory_view",
     )
 
     def __init__(
@@ -123,6 +120,10 @@ class GuestInstance:
         """Linear memory, for host calls, once one has looked for it (None: not yet); where it
         is stays fixed for the store's life (no moving memories, ``ENGINE_CONFIG``)."""
         self.memory_limit = memory_limit
+        self.memory_size = 0
+        """Linear memory's size after the last crossing (memory only grows: its high-water
+        mark), kept here so that reading it never calls into the store, which another thread
+        may be crossing into."""
         self.image = image
         self._native = engine.native
         self._cross = self._native.cross
@@ -161,6 +162,7 @@ class GuestInstance:
             raise _capi.GuestTrap(
                 f"guest refused {export.decode()}: {head.decode(errors='replace')}"
             )
+        self.memory_size = out.memory_len
         n = out.blob_len
         return head, (ctypes.string_at(out.head + out.head_len, n) if n else b"")
 

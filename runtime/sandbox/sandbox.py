@@ -9,7 +9,8 @@ while wasm runs, and each tenant gets its fair share of them), so a busy script 
 not the event loop. A hop to a thread costs more than a whole serverless request, so a
 serverless request first runs on the event loop within a short slice (``inline_budget_ms``); if
 it outruns the slice it is discarded and rerun from scratch on a thread — safe, since a fresh
-instance has done nothing visible yet — and the script is remembered as slow. A worker's
+instance has done nothing visible yet — and the script goes to the threads for a while
+(``SlowScripts``: a slice is wall time, which a preempted process also loses). A worker's
 requests always run on the threads: a worker request cannot be rerun (it may have changed the
 instance), so it is never stopped for a scheduling decision; the requests that arrive while one
 crossing runs share the next (``Driver.request``), which makes the hop cheap under load.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -66,11 +68,10 @@ class Sandbox:
         self.sockets = Hub(settings)  # worker scripts' WebSocket connections and rooms
         # serverless scripts by key: their artefact and its image (None: its top level is not pure)
         self.images = ImageCache(settings.serverless_images, settings.serverless_image_bytes)
-        self._slow: set[str] = set()  # scripts that outran the inline slice: threads only
+        self._slow = SlowScripts()
         self._own_grants: dict[tuple[str, str], Grants] = {}  # (tenant, artefact key) → grants
         self.threads = GuestThreads(settings.guest_threads, settings.tenant_guest_threads)
         self.quotas = Quotas(Limits.of(settings))  # what each tenant's scripts hold of the host
-        self._measure = settings.metrics  # a result's memory costs a call into the engine
         self._compile_lock = threading.Lock()
         self._compile_instance: GuestInstance | None = None
         self._compiler: Compiler | None = None
@@ -173,7 +174,7 @@ class Sandbox:
         """What this process holds, for monitor/stats: worker instances, serverless images."""
         images, stored = self.images.figures()
         return {"workers": len(self._workers), "images": images, "image_bytes": stored,
-                "slow_scripts": len(self._slow)}
+                "slow_scripts": self._slow.count()}
 
     async def socket_event(
         self, artefact: Artefact, conn: Connection, event: list[Any], data: bytes | None, *,
@@ -228,11 +229,12 @@ class Sandbox:
     ) -> D:
         """A driver of ``kind`` for ``artefact`` on ``instance``, or on a new one starting as
         ``image``."""
+        grants = self._grants(artefact, tenant, grants)
         if instance is None:
             with tracing.maybe("instantiate"):
                 instance = GuestInstance(
                     self.engine, self.settings.memory_limit, image,
-                    self._caller(artefact, tenant, grants),
+                    Caller(tenant, artefact.path, grants),
                 )
         return kind(
             instance,
@@ -241,16 +243,22 @@ class Sandbox:
         )
 
     def _caller(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Caller:
-        """Who an instance of ``artefact`` makes its bound host calls for: ``grants`` None (a
-        caller that brings no ``Policy``) are derived from its magic comments."""
-        if grants is None:
-            key = (tenant, artefact.key)
-            grants = self._own_grants.get(key)
-            if grants is None:  # once per version, as a Policy does: configuring units costs
-                if len(self._own_grants) >= OWN_GRANTS_KEPT:
-                    self._own_grants.clear()
-                grants = self._own_grants[key] = self.registry.grants(tenant, artefact.magic)
-        return Caller(tenant, artefact.path, grants)
+        """Who an instance of ``artefact`` makes its bound host calls for."""
+        return Caller(tenant, artefact.path, self._grants(artefact, tenant, grants))
+
+    def _grants(self, artefact: Artefact, tenant: str, grants: Grants | None) -> Grants:
+        """``grants``, or for a caller that brings no ``Policy`` (None: the CLI, benches,
+        tests) the ones its magic comments give, derived once per version as a Policy does:
+        configuring every unit costs more than a request."""
+        if grants is not None:
+            return grants
+        key = (tenant, artefact.key)
+        own = self._own_grants.get(key)
+        if own is None:
+            if len(self._own_grants) >= OWN_GRANTS_KEPT:
+                self._own_grants.clear()
+            own = self._own_grants[key] = self.registry.grants(tenant, artefact.magic)
+        return own
 
     def _start_fresh(
         self, driver: Driver, artefact: Artefact, inv: Invocation, timeout_ms: int | None
@@ -308,8 +316,7 @@ class Sandbox:
             result = answered(*crossed, FIRST_RID)
             if result is not None:
                 result.cold = load is not None
-                if self._measure:
-                    result.memory = instance.memory()[1]
+                result.memory = instance.memory_size
                 instance.close()
                 return result
         driver = self._driver(Driver, artefact, tenant, instance=instance, grants=grants)
@@ -333,12 +340,13 @@ class Sandbox:
         """
         image, tried = self.images.lookup(artefact) if keep_image else (None, True)
         started: tuple[Driver, Any, list[dict]] | None = None
-        if tried and artefact.key not in self._slow:
+        if tried and self._slow.inline(artefact.key):
             try:
                 answer = self._answer_inline(artefact, image, inv, timeout_ms, tenant, grants)
             except SliceExceeded:
-                self._slow.add(artefact.key)
+                self._slow.outran(artefact.key)
             else:
+                self._slow.kept_to(artefact.key)
                 if isinstance(answer, Result):
                     return answer
                 started = answer
@@ -363,8 +371,7 @@ class Sandbox:
             driver.close()
             raise
         result.cold = image is None
-        if self._measure and not driver.instance.closed:
-            result.memory = driver.instance.memory()[1]
+        result.memory = driver.instance.memory_size
         driver.close_when_idle()
         return result
 
@@ -383,8 +390,7 @@ class Sandbox:
                 inv, timeout_ms, functools.partial(self.threads.run, tenant)
             )
             result.cold = cold
-            if self._measure and not driver.instance.closed:
-                result.memory = driver.instance.memory()[1]
+            result.memory = driver.instance.memory_size
             return result
         finally:
             if driver.broken is not None:
@@ -413,6 +419,44 @@ class Sandbox:
             del self._workers[key]
         self.sockets.restart(driver)
         driver.close()
+
+
+class SlowScripts:
+    """Serverless scripts that outran the inline slice, sent to the guest threads for a while.
+
+    The slice is wall time, so a request can outrun it because the process was preempted (a
+    busy machine, another thread holding the GIL), not because its script is slow; marking the
+    script for good then sent every later request through a thread hop (2-3x its CPU cost). So
+    a script goes to the threads for ``RETRY_S`` first, doubling up to ``RETRY_MAX_S`` while it
+    keeps outrunning the slice on the retries, and is forgiven by the first retry that fits.
+    What a truly slow script costs the event loop is one slice per ``RETRY_MAX_S``.
+    """
+
+    RETRY_S = 0.1
+    RETRY_MAX_S = 60.0
+
+    def __init__(self) -> None:
+        self._until: dict[str, tuple[float, float]] = {}  # key → (inline again at, backoff)
+
+    def inline(self, key: str) -> bool:
+        """Whether ``key``'s next request may try the slice on the event loop."""
+        slow = self._until.get(key)
+        return slow is None or slow[0] <= time.monotonic()
+
+    def outran(self, key: str) -> None:
+        slow = self._until.get(key)
+        backoff = min(2 * slow[1], self.RETRY_MAX_S) if slow else self.RETRY_S
+        self._until[key] = (time.monotonic() + backoff, backoff)
+
+    def kept_to(self, key: str) -> None:
+        """``key``'s request fitted the slice: it is not slow (a dict miss when it never was)."""
+        if self._until:
+            self._until.pop(key, None)
+
+    def count(self) -> int:
+        """Scripts on the threads now."""
+        now = time.monotonic()
+        return sum(1 for until, _ in self._until.values() if until > now)
 
 
 def _load(artefact: Artefact, image: DerivedImage | None) -> tuple[bytes, dict[str, str]] | None:

@@ -96,6 +96,8 @@ def test_a_rotated_compressed_log_is_listed_searched_and_read(client: httpx.Clie
         return [f for f in logs if f["compressed"]]
 
     eventually(lambda: bool(rotated()), timeout_s=10)
+    _said(client, "after-the-bulk")  # the last batch may have rotated the file: a current one
+    eventually(lambda: bool(_search(client, query="after-the-bulk").json()["count"]))
     listed = client.get(f"{API}/list").json()
     assert listed["logs"][0] == {**listed["logs"][0], "file": "default-1.log", "type": "current"}
     assert all(f["file"].startswith("default-1.") for f in listed["logs"])

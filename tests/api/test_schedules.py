@@ -4,6 +4,7 @@ scheduler's own timing (ticks, overlap, several processes) is tested in tests/sc
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +14,10 @@ import httpx
 import pytest
 
 from runtime.api.tokens import hash_token
+from runtime.observe import logfiles
 from runtime.schedules import fires
 from tests.api.conftest import ADMIN_TOKEN, ALICE_TOKEN, PREFIX, Server
-from tests.support import running_server, write_atomically, write_scripts
+from tests.support import eventually, running_server, write_atomically, write_scripts
 
 YEARLY = "0 0 1 1 *"  # never due while a test runs: runs here are the ones a test triggers
 NEEDS_SCHEDULE = (f"// @schedule {YEARLY}\n"
@@ -193,26 +195,34 @@ def test_history_filters_and_bounds(server: Server) -> None:
     assert r.status_code == 400 and "ISO 8601" in r.json()["message"]
 
 
-def test_history_reads_rotated_files_when_asked(server: Server, data: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fires, "ROTATE_BYTES", 1)  # every line starts a file
-    log = fires.FiresLog(tmp_path)
-    for n in range(8):
-        log.append({"ts": f"2026-01-0{n + 1}T00:00:00Z", "scriptRel": "x.ts", "n": n})
-    assert [r["n"] for r in log.read(include_rotated=False)] == [7]
-    kept = [r["n"] for r in log.read(include_rotated=True)]
-    assert kept == list(range(8 - 1 - fires.KEEP, 8))  # the oldest rotated away
-    # the server's own fires.log, rotated between two runs
+def test_history_reads_rotated_compressed_files_when_asked(server: Server, data: Path) -> None:
     write(server, "rot.ts", f"// @schedule {YEARLY}\nreturn 1;\n")
     first = trigger(server, "rot.ts").json()["runId"]
-    fires.FiresLog(data / "schedules" / "default-1").rotate()
+    # the server's fires.log rotates between two runs, as a process that wrote past its size
+    # rotates it: renamed aside, then compressed on a thread
+    folder = data / "schedules" / "default-1"
+    fd = os.open(folder / "fires.log", os.O_WRONLY | os.O_APPEND)
+    try:
+        assert logfiles.rotated(folder, fires.STEM, fd, 1, fires.DISK_BYTES, 0.0)
+    finally:
+        os.close(fd)
+
+    def compressed() -> list[str]:
+        return [f.name for f in logfiles.tenant_files(folder, fires.STEM) if f.compressed]
+
+    eventually(lambda: len(compressed()) == 1)
+    assert not (folder / "fires.log").exists()
     second = trigger(server, "rot.ts").json()["runId"]
     history = f"{PREFIX}/schedules/history"
     current = server.client.get(history, params={"scriptPath": "rot.ts"}).json()["entries"]
     assert [e["runId"] for e in current] == [second]
     both = server.client.get(history, params={"scriptPath": "rot.ts",
-                                              "includeRotated": "true"}).json()["entries"]
-    assert [e["runId"] for e in both] == [second, first]
+                                              "includeRotated": "true"}).json()
+    assert [e["runId"] for e in both["entries"]] == [second, first]
+    assert both["count"] == 2 and not both["truncated"]
+    newest = server.client.get(history, params={"scriptPath": "rot.ts", "limit": 1,
+                                                "includeRotated": "true"}).json()
+    assert [e["runId"] for e in newest["entries"]] == [second] and newest["truncated"]
 
 
 def test_tenants_see_only_their_own_schedules(server: Server) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from runtime.config import Settings
 from runtime.http import auth, cors
 from runtime.http.errors import HTTPError
 from runtime.http.limits import FifoLimiter, LoadShedder, read_body
-from runtime.observe.access_log import FLUSH_INTERVAL_S, AccessLog, Entry, render
+from runtime.observe.access_log import FLUSH_INTERVAL_S, FLUSH_LINES, AccessLog, Entry, render
 from runtime.observe.redact import REDACTED, Redactor
 from runtime.sandbox.types import LogRecord
 
@@ -201,12 +202,24 @@ def test_log_time_follows_the_clock_within_one_second() -> None:
 
 async def test_access_log_writes_batches_soon_and_the_rest_on_close(tmp_path: Path) -> None:
     log = AccessLog(tmp_path)
-    log.write("t-1", {"n": 1}, None)
-    log.write("t-1", {"msg": "has s3cret"}, Redactor(["s3cret"]))
+    log.add("t-1", Entry("one.ts", "GET", "/one", 200, 0, 1.0), "minimal", False, None)
+    log.add("t-1", Entry("two.ts", "GET", "/two", 500, 0, 1.0, error="has s3cret"), "standard",
+            False, Redactor(["s3cret"]))
+    log.add("t-1", Entry("quiet.ts", "GET", "/quiet", 200, 0, 1.0), "none", False, None)
     path = tmp_path / "t-1.log"
     assert not path.exists()
     await asyncio.sleep(FLUSH_INTERVAL_S * 3)
-    assert path.read_text() == '{"n":1}\n{"msg":"has [REDACTED]"}\n'
-    log.write("t-1", {"n": 3}, None)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["script"] for line in lines] == ["one.ts", "two.ts"]
+    assert lines[1]["error"] == "has [REDACTED]" and "query" not in lines[0]
+    log.add("t-1", Entry("three.ts", "GET", "/three", 200, 0, 1.0), "minimal", False, None)
     log.close()
-    assert path.read_text().splitlines()[-1] == '{"n":3}'
+    assert json.loads(path.read_text().splitlines()[-1])["script"] == "three.ts"
+
+
+async def test_a_burst_of_lines_is_written_before_the_interval(tmp_path: Path) -> None:
+    log = AccessLog(tmp_path)
+    for n in range(FLUSH_LINES):
+        log.add("t-1", Entry(f"{n}.ts", "GET", "/", 200, 0, 1.0), "minimal", False, None)
+    assert len((tmp_path / "t-1.log").read_text().splitlines()) == FLUSH_LINES
+    log.close()

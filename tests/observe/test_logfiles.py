@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
 from runtime.observe import access_log, logfiles
-from runtime.observe.access_log import AccessLog, plain
+from runtime.observe.access_log import AccessLog, Entry, plain
 from runtime.observe.logquery import Matcher, search
 from tests.support import eventually
 
 ROTATE = 64 * 1024
+
+
+def _queue(log: AccessLog, n: int, pad: str) -> None:
+    """Request `n`'s line (its number as its script, `pad` as its path) at `minimal`."""
+    log.add("t-1", Entry(str(n), "GET", pad, 200, 0, 1.0), "minimal", False, None)
+
+
+def _number(line: str) -> int:
+    return int(json.loads(line)["script"])
 
 
 def _all_lines(logs: Path, slug: str) -> list[str]:
@@ -28,7 +38,7 @@ async def test_two_writers_rotate_one_file_and_lose_no_line(tmp_path: Path,
     writers = [AccessLog(tmp_path, ROTATE, 64 * ROTATE) for _ in range(2)]
     total = 3000
     for n in range(total):
-        writers[n % 2].write("t-1", {"n": n, "pad": "x" * 100}, None)
+        _queue(writers[n % 2], n, "x" * 100)
         if n % 100 == 99:
             for w in writers:
                 w.flush()
@@ -41,7 +51,7 @@ async def test_two_writers_rotate_one_file_and_lose_no_line(tmp_path: Path,
         return bool(rotated) and all(f.compressed for f in rotated)
 
     eventually(compressed)
-    numbers = sorted(int(line.split(",")[0].removeprefix('{"n":')) for line in _all_lines(tmp_path, "t-1"))
+    numbers = sorted(_number(line) for line in _all_lines(tmp_path, "t-1"))
     assert numbers == list(range(total))
     files = logfiles.tenant_files(tmp_path, "t-1")
     assert len(files) >= 4 and files[0].name == "t-1.log" and not files[0].rotated
@@ -56,7 +66,7 @@ async def test_the_disk_quota_drops_the_oldest_rotated_files(tmp_path: Path,
     log = AccessLog(tmp_path, ROTATE, quota)
     noise = "".join(f"{i:08x}" for i in range(400))  # compresses poorly enough to matter
     for n in range(4000):
-        log.write("t-1", {"n": n, "noise": noise[n % 7:]}, None)
+        _queue(log, n, noise[n % 7:])
         if n % 50 == 49:
             log.flush()
             await asyncio.sleep(0.002)
@@ -65,7 +75,7 @@ async def test_the_disk_quota_drops_the_oldest_rotated_files(tmp_path: Path,
     logfiles.compress_rotated(tmp_path, "t-1", quota)  # what the last rotation's thread does
     files = logfiles.tenant_files(tmp_path, "t-1")
     assert sum(f.size for f in files) <= quota
-    newest = [int(line[5:].split(",")[0]) for line in logfiles.lines(files[0].path)]
+    newest = [_number(line) for line in logfiles.lines(files[0].path)]
     assert newest[-1] == 3999  # the newest lines are the ones kept
 
 

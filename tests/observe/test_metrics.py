@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from runtime.observe import metrics
 from runtime.observe.metrics import BUCKETS, Metrics
+
+
+def _request(m: Metrics, script: str, status: int, ms: float = 5.0, cold: bool = False,
+             memory: int = 0) -> None:
+    """One request of `ms` milliseconds through `begin` and `end`, as the gateway makes them."""
+    n = m.begin("t/1", script, "GET", f"/{script}", time.time_ns(), 1_000_000_000)
+    m.end(n, 1_000_000_000 + int(ms * 1e6), status, 0.1, cold, memory)
 
 
 def _lines(text: bytes, prefix: str) -> list[str]:
@@ -19,7 +27,7 @@ def _lines(text: bytes, prefix: str) -> list[str]:
 async def test_batched_counts_equal_counting_each_request() -> None:
     m = Metrics(True)
     for status in (200, 200, 500, 404, 200):
-        m.end(m.begin("t/1", "a.ts", "GET", "/a"), status, 0.1, status == 404, 1000)
+        _request(m, "a.ts", status, cold=status == 404, memory=1000)
     body = m.scrape()[0]  # a scrape flushes first
     assert _lines(body, "wexec_requests_total") == [
         'wexec_requests_total{script="a.ts",status="200",tenant="t/1"} 3.0',
@@ -50,7 +58,7 @@ async def test_counts_reach_the_series_within_the_flush_interval(
 ) -> None:
     monkeypatch.setattr(metrics, "FLUSH_S", 0.05)
     m = Metrics(True)
-    m.end(m.begin("t/1", "b.ts", "GET", "/b"), 200, 0.1, False, 0)
+    _request(m, "b.ts", 200)
     series = m._series
     assert series is not None
     counted = series.requests.labels("t/1", "b.ts", "200")
@@ -61,5 +69,25 @@ async def test_counts_reach_the_series_within_the_flush_interval(
 
 def test_metrics_off_keeps_nothing() -> None:
     m = Metrics(False)
-    m.end(m.begin("t/1", "c.ts", "GET", "/c"), 200, 0.1, False, 0)
+    _request(m, "c.ts", 200)
     assert not m.scripts and not m.active
+
+
+async def test_figures_read_at_any_time_count_every_request_ended() -> None:
+    """Requests are folded into the figures in batches; a reader sees them all, whenever it
+    reads, and the batches add up as folding each request would."""
+    m = Metrics(True)
+    latencies = [1.0 + n % 7 for n in range(metrics.FOLD_AT + 10)]  # past one batch
+    for n, ms in enumerate(latencies):
+        _request(m, "d.ts", 500 if n % 10 == 0 else 200, ms, cold=n == 0, memory=n)
+        if n == 3:
+            figures = m.scripts[("t/1", "d.ts")]
+            assert (figures.count, figures.errors, figures.cold, figures.memory_peak) == (4, 1, 1, 3)
+    figures = m.scripts[("t/1", "d.ts")]
+    assert figures.count == len(latencies) and figures.errors == 27 and figures.cold == 1
+    assert figures.memory_peak == len(latencies) - 1
+    assert figures.total_ms == pytest.approx(sum(latencies))
+    assert figures.percentile(0.5) == sorted(latencies)[len(latencies) // 2]
+    body = m.scrape()[0].decode()
+    assert f'wexec_request_duration_seconds_count{{script="d.ts",tenant="t/1"}} {len(latencies)}.0' in body
+    m.close()

@@ -24,6 +24,7 @@ from runtime.sandbox import (
     ScriptTimeout,
 )
 from runtime.sandbox.driver import STREAM_OVERFLOW_BYTES
+from runtime.sandbox.sandbox import SlowScripts
 from runtime.sandbox.worker import BATCH_MAX, WorkerDriver
 
 _names = count()
@@ -642,7 +643,24 @@ async def test_a_serverless_request_that_outruns_the_slice_reruns_on_a_thread(sa
     assert (await sandbox.invoke(artefact, Invocation("GET", "/"))).status == 200
     spun = await sandbox.invoke(artefact, Invocation("GET", "/?spin=1", query={"spin": "1"}))
     assert body(spun) == {"ok": 1}
-    assert artefact.key in sandbox._slow  # type: ignore[attr-defined]
+    slow = sandbox._slow  # type: ignore[attr-defined]
+    assert not slow.inline(artefact.key)  # its next requests go to the threads...
+    await asyncio.sleep(SlowScripts.RETRY_S)
+    assert (await sandbox.invoke(artefact, Invocation("GET", "/"))).status == 200
+    assert artefact.key not in slow._until  # ...until one fits the slice again
+
+
+def test_a_script_that_keeps_outrunning_the_slice_waits_longer_each_time() -> None:
+    slow = SlowScripts()
+    waits = []
+    for _ in range(12):
+        before = time.monotonic()
+        slow.outran("k")
+        waits.append(slow._until["k"][0] - before)
+        assert not slow.inline("k")
+    assert waits[0] < waits[1] < waits[2] and abs(waits[-1] - SlowScripts.RETRY_MAX_S) < 1
+    slow.kept_to("k")
+    assert slow.inline("k") and slow.count() == 0
 
 
 async def test_a_generator_streams_each_chunk_as_it_is_produced(sandbox: Sandbox) -> None:
