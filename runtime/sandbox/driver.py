@@ -321,30 +321,21 @@ class Driver:
         if self._left:  # the first crossing handed back work it had no time for
             self._wake()
         if req.outcome is None:
-            # a timer and the future itself, not wait_for(shield()): those add a task, two
-            # futures and their callbacks to every request that waits for an operation
-            loop = asyncio.get_running_loop()
-            req.future = loop.create_future()
+            req.future = asyncio.get_running_loop().create_future()
             remaining = req.remaining_ms()
-            timer = None if remaining is None else loop.call_later(
-                remaining / 1000.0, self._expire, req
-            )
             try:
-                await req.future
+                await asyncio.wait_for(
+                    asyncio.shield(req.future), None if remaining is None else remaining / 1000.0
+                )
+            except TimeoutError:
+                req.settle(ScriptTimeout.after(req.limit_ms, self.path))
+                self._abandon(req.rid)
+                return
             except asyncio.CancelledError:
                 self._abandon(req.rid)
                 raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
         if req.stream is not None:
             self._watch_stream(req)
-
-    def _expire(self, req: InFlight) -> None:
-        """A request ``finish`` waits for ran out of time before it settled."""
-        if req.outcome is None:
-            req.settle(ScriptTimeout.after(req.limit_ms, self.path))
-            self._abandon(req.rid)
 
     def _watch_stream(self, req: InFlight) -> None:
         """Bind a streamed body to this loop and hold its request to the timeout."""
