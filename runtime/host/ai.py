@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
@@ -314,6 +313,7 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     Settles with the first token: a refusal rejects here, and the first token reaches the
     script with the answer rather than one more read later.
     """
+    import httpx  # the SDK's transport, imported with it: on first use, not at start-up
     from openai import OpenAIError
 
     body = {**await body_of(args, ctx), "stream": True, "stream_options": {"include_usage": True}}
