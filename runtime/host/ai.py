@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
@@ -312,12 +313,15 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     Settles with the first token: a refusal rejects here, and the first token reaches the
     script with the answer rather than one more read later.
     """
+    import httpx  # the SDK's transport, imported with it: on first use, not at start-up
     from openai import OpenAIError
 
     body = {**await body_of(args, ctx), "stream": True, "stream_options": {"include_usage": True}}
     call = Call(ctx)
     try:
-        chunks = await call.client.chat.completions.create(**body, timeout=call.timeout())
+        response = await call.client.chat.completions.with_streaming_response.create(
+            **body, timeout=call.timeout()
+        ).__aenter__()
     except BaseException as exc:
         call.close()
         if isinstance(exc, OpenAIError):
@@ -326,15 +330,16 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
 
     async def lines() -> AsyncGenerator[tuple[bytes, bool], None]:
         try:
-            async for chunk in chunks:
-                text = "".join(c.delta.content or "" for c in chunk.choices)
+            async for chunk in _events(response.iter_lines(), call.client.api_key):
+                text = "".join((c.get("delta") or {}).get("content") or ""
+                               for c in chunk.get("choices") or ())
                 call.received(text, 1 if text else 0)
-                yield chunk.model_dump_json(exclude_none=True).encode() + b"\n", bool(text)
-        except OpenAIError as exc:
+                yield orjson.dumps(_without_none(chunk)) + b"\n", bool(text)
+        except (OpenAIError, httpx.HTTPError) as exc:
             raise provider_error(exc, call.client.api_key) from None
         finally:
             call.close()
-            await chunks.close()
+            await response.close()
 
     source = lines()
     head = []
@@ -394,6 +399,47 @@ async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any
                                 f"at {at}: {first.message}")
     return {"object": value, "usage": completion.get("usage"),
             "finishReason": completion["choices"][0].get("finish_reason")}
+
+
+async def _events(lines: AsyncIterator[str], key: str) -> AsyncIterator[dict[str, Any]]:
+    """A provider's stream of server-sent events as the chunks they carry, each parsed once
+    here: the SDK's typed models cost more per chunk than everything else on the way to the
+    script, and the script gets JSON again anyway. An ``error`` event fails the call (``key``
+    taken out of its message, as ``provider_error`` does)."""
+    data: list[str] = []
+    async for line in lines:
+        if line:
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            continue
+        if not data:
+            continue
+        text, data = "\n".join(data), []
+        if text.startswith("[DONE]"):
+            return
+        try:
+            chunk = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise AIError(f"AI call failed: the AI provider sent a chunk that is not JSON: "
+                          f"{text[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            continue
+        err = chunk.get("error")
+        if err:
+            message = str(err.get("message") if isinstance(err, dict) else err)[:500]
+            raise AIError("AI call failed: the AI provider sent an error: "
+                          + (message.replace(key, "[key]") if key else message))
+        yield chunk
+
+
+def _without_none(value: Any) -> Any:
+    """``value`` without the keys whose value is null, at any depth (what the script's chunks
+    have always looked like: the SDK's ``exclude_none``)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def strip_fence(text: str) -> str:

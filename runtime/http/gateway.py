@@ -94,6 +94,14 @@ class Dispatched:
     rest: AsyncIterator[bytes] | None
 
 
+@dataclass(slots=True)
+class _Refusal:
+    """A request the gateway answers before any script runs: the error, and its CORS headers."""
+
+    error: HTTPError
+    extra: list[tuple[str, str]]
+
+
 class _Rest:
     """The rest of an in-process response body, as the gateway sends it; closing it early is
     the client going away (its request ends), even if it was never read."""
@@ -181,48 +189,19 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, t0 = time.time_ns(), time.perf_counter_ns()
-        try:
-            req = decode(scope)
-            tenant, script, params = self.catalog.lookup(
-                req.headers.get("host", ""), req.route_path, scope.get("wexec.tenant")
-            )
-            policy: Policy | None = script.policy if script is not None else None
-            extra = cors.allow_headers(policy.cors, req.headers.get("origin")) if policy else []
-        except Exception as exc:  # a request the path cannot even read still gets JSON
-            log.exception("internal error reading %s %s", scope.get("method"), scope.get("path"))
-            failure = _internal_error(exc)
-            await _send(send, failure.status, _trusted(failure.headers), failure.body())
+        entered = self._enter(scope)
+        if isinstance(entered, _Refusal):
+            err = entered.error
+            await _send(send, err.status, _trusted(err.headers, entered.extra), err.body())
             return
-        try:
-            self.shedder.enter()
-        except HTTPError as err:
-            await _send(send, err.status, _trusted(err.headers, extra), err.body())
-            return
+        req, tenant, script, policy, params, extra = entered
         result: Result | None = None
         error: str | None = None
         size = 0
-        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path,
-                               started, t0)
-        traced = (tracing.start_invocation(req.headers, tenant.name, policy.script if policy
-                                           else "", req.method)
-                  if tracing.tracer is not None else None)
+        n, traced = self._begin(tenant, policy, req, started, t0)
         try:
-            try:
-                result = await self._run(tenant, script, policy, params, req, receive)
-                try:
-                    head = self.rules.head(result.status, result.headers)
-                except ResponseRuleBroken as broken:
-                    if result.stream is not None:
-                        await result.stream.aclose()
-                    assert policy is not None  # _run answers only for a script it could run
-                    raise invalid_response(policy.script, str(broken), result.logs) from None
-                if extra:
-                    head += _trusted(extra)
-            except HTTPError as err:
-                result, head, error = _answer_error(err, policy, req, extra)
-            except Exception as exc:  # a bug on the path must still answer, and keep the process up
-                log.exception("internal error serving %s %s", req.method, req.path)
-                result, head, error = _answer_error(_internal_error(exc), policy, req, extra)
+            result, head, error = await self._answer(tenant, script, policy, params, req,
+                                                     receive, extra)
             with tracing.maybe("response"):
                 size, cut = await self._respond(send, receive, result, head, policy)
             error = cut or error
@@ -232,10 +211,74 @@ class Gateway:
             error = "the server cancelled the request, as its client went away"
             raise
         finally:
-            self.shedder.leave()  # after the body: a stream is a request in progress until it ends
-            status = self._finished(tenant, policy, req, result, size, error, started, t0, n)
-            if traced is not None:
-                tracing.end_invocation(traced, status, error)
+            self._end(tenant, policy, req, result, size, error, started, t0, n, traced)
+
+    def _enter(self, scope: Scope) -> tuple[
+        ScriptRequest, Tenant, Script[Policy] | None, Policy | None, dict[str, Any],
+        list[tuple[str, str]],
+    ] | _Refusal:
+        """The request read and routed, and admitted by the load shedder; or the error that
+        answers it."""
+        try:
+            req = decode(scope)
+            tenant, script, params = self.catalog.lookup(
+                req.headers.get("host", ""), req.route_path, scope.get("wexec.tenant")
+            )
+            policy: Policy | None = script.policy if script is not None else None
+            extra = cors.allow_headers(policy.cors, req.headers.get("origin")) if policy else []
+        except Exception as exc:  # a request the path cannot even read still gets JSON
+            log.exception("internal error reading %s %s", scope.get("method"), scope.get("path"))
+            return _Refusal(_internal_error(exc), [])
+        try:
+            self.shedder.enter()
+        except HTTPError as err:
+            return _Refusal(err, extra)
+        return req, tenant, script, policy, params, extra
+
+    def _begin(
+        self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, started: int, t0: int,
+    ) -> tuple[int, Any]:
+        """The request counted (metrics) and traced, once admitted."""
+        n = self.metrics.begin(tenant.name, policy.script if policy else "", req.method, req.path,
+                               started, t0)
+        traced = (tracing.start_invocation(req.headers, tenant.name, policy.script if policy
+                                           else "", req.method)
+                  if tracing.tracer is not None else None)
+        return n, traced
+
+    async def _answer(
+        self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
+        params: dict[str, Any], req: ScriptRequest, receive: Receive, extra: list[tuple[str, str]],
+    ) -> tuple[Result, list[tuple[bytes, bytes]], str | None]:
+        """What answers the request, its head as the server takes it, and the error it names."""
+        try:
+            result = await self._run(tenant, script, policy, params, req, receive)
+            try:
+                head = self.rules.head(result.status, result.headers)
+            except ResponseRuleBroken as broken:
+                if result.stream is not None:
+                    await result.stream.aclose()
+                assert policy is not None  # _run answers only for a script it could run
+                raise invalid_response(policy.script, str(broken), result.logs) from None
+            if extra:
+                head += _trusted(extra)
+            return result, head, None
+        except HTTPError as err:
+            return _answer_error(err, policy, req, extra)
+        except Exception as exc:  # a bug on the path must still answer, and keep the process up
+            log.exception("internal error serving %s %s", req.method, req.path)
+            return _answer_error(_internal_error(exc), policy, req, extra)
+
+    def _end(
+        self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, result: Result | None,
+        size: int, error: str | None, started: int, t0: int, n: int, traced: Any,
+    ) -> None:
+        """After the body (a stream is a request in progress until it ends): the shedder's
+        slot back, the metrics, the trace and the request's log line."""
+        self.shedder.leave()
+        status = self._finished(tenant, policy, req, result, size, error, started, t0, n)
+        if traced is not None:
+            tracing.end_invocation(traced, status, error)
 
     async def _respond(
         self, send: Send, receive: Receive, result: Result, head: list[tuple[bytes, bytes]],
@@ -269,9 +312,8 @@ class Gateway:
             "query_string": query.encode("latin-1"), "headers": pairs, "client": None,
             "server": None, "wexec.tenant": tenant,
         }
-        sent: asyncio.Queue[Message] = asyncio.Queue(maxsize=2)  # the head and one chunk
-        gone = asyncio.Event()
         requested = False
+        gone = asyncio.Event()
 
         async def receive() -> Message:
             nonlocal requested
@@ -281,7 +323,41 @@ class Gateway:
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        task = asyncio.ensure_future(self(scope, receive, sent.put))
+        # An answer that is not streamed is made here, without the ASGI round of a server
+        # (a task, a queue of messages, the head encoded and decoded again): most are.
+        started, t0 = time.time_ns(), time.perf_counter_ns()
+        entered = self._enter(scope)
+        if isinstance(entered, _Refusal):
+            err = entered.error
+            return _dispatched(err.status, _trusted(err.headers, entered.extra), err.body())
+        req, owner, script, policy, params, extra = entered
+        n, traced = self._begin(owner, policy, req, started, t0)
+        error: str | None = None
+        try:
+            result, head, error = await self._answer(owner, script, policy, params, req,
+                                                     receive, extra)
+        except asyncio.CancelledError:  # _answer answers every error itself
+            self._end(owner, policy, req, None, 0, "the fetch that made this request was "
+                      "cancelled", started, t0, n, traced)
+            raise
+        if result.stream is None:
+            self._end(owner, policy, req, result, len(result.body), error, started, t0, n, traced)
+            return _dispatched(result.status, head, result.body)
+        assert policy is not None  # only a script's answer streams
+        stream_policy = policy
+        if traced is not None:  # it ends in stream_out's task; this one goes on without it
+            traced = tracing.leave_invocation(traced)
+        sent: asyncio.Queue[Message] = asyncio.Queue(maxsize=2)  # the head and one chunk
+
+        async def stream_out() -> None:
+            size, cut = 0, None
+            try:
+                size, cut = await self._respond(sent.put, receive, result, head, stream_policy)
+            finally:
+                self._end(owner, policy, req, result, size, cut or error, started, t0, n,
+                          traced)
+
+        task = asyncio.ensure_future(stream_out())
         try:
             start = await sent.get()
             first = await sent.get()
@@ -289,13 +365,13 @@ class Gateway:
             gone.set()
             task.cancel()
             raise
-        head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", ())]
         status = int(start["status"])
-        reason = _REASONS.get(status, "")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
         chunk = first.get("body", b"")
         if not first.get("more_body"):
-            return Dispatched(status, reason, head, chunk, None)
-        return Dispatched(status, reason, head, b"", _Rest(sent, gone, task, chunk))
+            return Dispatched(status, _REASONS.get(status, ""), headers, chunk, None)
+        return Dispatched(status, _REASONS.get(status, ""), headers, b"",
+                          _Rest(sent, gone, task, chunk))
 
     def _finished(
         self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, result: Result | None,
@@ -428,6 +504,13 @@ def _hops(headers: dict[str, str]) -> int:
 
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+def _dispatched(status: int, head: Any, body: bytes) -> Dispatched:
+    """An in-process answer from its raw head (as a server would get it) and whole body."""
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head]
+    headers.append(("content-length", str(len(body))))
+    return Dispatched(status, _REASONS.get(status, ""), headers, body, None)
 
 
 def _script_failed(exc: ScriptError, policy: Policy) -> HTTPError:

@@ -108,8 +108,20 @@ def end_invocation(started: Any, status: int, error: str | None) -> None:
     span.set_attribute("http.response.status_code", status)
     if error is not None or status >= 500:
         span.set_status(Status(StatusCode.ERROR, error))
-    context.detach(token)
+    if token is not None:
+        context.detach(token)
     span.end()
+
+
+def leave_invocation(started: Any) -> Any:
+    """The invocation's span no longer current here, though not ended: what an invocation
+    whose end comes in another task (a streamed in-process answer) does before it returns.
+    Pass what this returns to ``end_invocation``."""
+    from opentelemetry import context
+
+    span, token = started
+    context.detach(token)
+    return span, None
 
 
 @contextmanager

@@ -112,6 +112,22 @@ return { status: r.status, echo: await r.json(), secret: secret.status,
          allowed: await allowed.text(), missing: (await fetch('/nope')).status,
          cors: cors.headers.get('access-control-allow-origin') };
 """,
+    "headed.js": """
+res.setHeader('X-Plain', 'a');
+if (req.query.edge) res.setHeader('x-edge', ' padded ');
+res.append('set-cookie', 'a=1');
+res.append('set-cookie', 'b=2');
+res.send('body');
+""",
+    "compose-headers.js": """
+const seen = async (path) => {
+  const r = await fetch(path);
+  r.headers.append('x-added', 'by script');
+  return { pairs: [...r.headers], cookies: r.headers.getSetCookie(), plain: r.headers.get('x-plain'),
+           url: r.url, redirected: r.redirected, text: await r.text() };
+};
+return { checked: await seen('/headed'), unchecked: await seen('/headed?edge=1') };
+""",
     "loop.js": """
 const r = await fetch('/loop');
 return new Response(await r.text(), { status: r.status, headers: { 'x-depth': String(Number(r.headers.get('x-depth') || 0) + 1) } });
@@ -337,6 +353,25 @@ def test_a_relative_url_runs_the_tenants_route_in_process_through_the_gateway(
     assert got["allowed"] == "secret reached"
     assert got["missing"] == 404
     assert got["cors"] == "https://app.example"  # and CORS
+
+
+def test_a_fetched_response_has_the_same_headers_whether_the_host_vouched_for_them(
+    server: str,
+) -> None:
+    """The host marks a head whose headers the guest may take as they are; one it cannot vouch
+    for (a value with edge spaces) is checked in the guest: both make the same Response."""
+    got = call(server, "compose-headers").json()
+    for seen, extra in ((got["checked"], []), (got["unchecked"], [["x-edge", "padded"]])):
+        assert seen["pairs"] == sorted([
+            ["content-length", "4"], ["content-type", "text/html; charset=utf-8"],
+            ["set-cookie", "a=1"], ["set-cookie", "b=2"], ["x-added", "by script"],
+            ["x-plain", "a"], *extra,
+        ])
+        assert seen["cookies"] == ["a=1", "b=2"]
+        assert seen["plain"] == "a"
+        assert seen["url"].endswith("/headed" if not extra else "/headed?edge=1")
+        assert not seen["redirected"]
+        assert seen["text"] == "body"
 
 
 def test_a_streamed_answer_composes_whole(server: str) -> None:

@@ -25,6 +25,11 @@ SCRIPTS = {
     "big.ts": "return (async function* () {\n"
               "  for (let i = 0; i < 8; i++) yield 'x'.repeat(100000);\n})();\n",
     "hello.ts": "return 'hello';\n",
+    # composed: one answer made whole, one streamed, then a third fetch
+    "compose.ts": "const a = await (await fetch('/hello')).text();\n"
+                  "const b = (await (await fetch('/big')).text()).length;\n"
+                  "const c = await (await fetch('/hello')).text();\n"
+                  "return [a, b, c].join(' ');\n",
     "shared.ts": "// @mode worker\nexport default () => (async function* () {\n"
                  "  for (let i = 0; i < 8; i++) yield 'y'.repeat(100000);\n})();\n",
 }
@@ -121,6 +126,43 @@ def test_an_invocation_is_one_span_tree_under_the_inbound_traceparent(base: str)
     assert all(ancestors(s)[-1] == "invoke big.ts" for s in drains)
     assert all(s.start_time >= invoke.start_time and s.end_time <= invoke.end_time for s in spans
                if s is not invoke)
+
+
+def test_a_composed_invocation_is_a_child_of_its_fetch_and_leaves_the_callers_context(
+    base: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each in-process request is its own invocation span under the fetch.request op that
+    made it, whether its answer came whole or streamed; none stays current in the caller, so
+    the caller's later fetches are children of the caller alone, and a streamed one's span
+    ends in the task that sends its body without OpenTelemetry refusing to detach it."""
+    trace_id = "2" * 32
+    r = httpx.get(f"{base}/compose", headers={"traceparent": f"00-{trace_id}-{PARENT_ID}-01"},
+                  timeout=30)
+    assert r.status_code == 200 and r.text == "hello 800000 hello"
+
+    def ours() -> list:
+        return [s for s in _spans() if f"{s.context.trace_id:032x}" == trace_id]
+
+    eventually(lambda: sum(s.name.startswith("invoke ") for s in ours()) == 4)
+    spans = ours()
+    by_id = {s.context.span_id: s for s in spans}
+
+    def chain(span: object) -> list[str]:
+        names = []
+        while span.parent is not None and (span := by_id.get(span.parent.span_id)) is not None:  # type: ignore[attr-defined]
+            names.append(span.name)  # type: ignore[attr-defined]
+        return names
+
+    nested = sorted((s.name, chain(s)[:1]) for s in spans if s.name.startswith("invoke ")
+                    and s.name != "invoke compose.ts")
+    assert nested == [("invoke big.ts", ["fetch.request"]), ("invoke hello.ts", ["fetch.request"]),
+                      ("invoke hello.ts", ["fetch.request"])]
+    fetches = [chain(s) for s in spans if s.name == "fetch.request"]
+    assert len(fetches) == 3
+    assert all("invoke compose.ts" in c and not any(n in c for n in ("invoke hello.ts",
+                                                                      "invoke big.ts"))
+               for c in fetches)
+    assert "Failed to detach context" not in caplog.text
 
 
 def test_interleaved_worker_requests_keep_their_own_op_spans(base: str) -> None:

@@ -4,7 +4,7 @@
 // holds the key, applies the script's defaults and checks objects against their schema.
 
 import { op } from '../crossing/ops.js';
-import { hostStream } from './streams.js';
+import { readsFrom } from '../crossing/stream.js';
 import { ReadableStream } from '../lib/streams.js';
 import { TextDecoder } from '../lib/encoding.js';
 import { Response } from '../lib/http.js';
@@ -72,11 +72,12 @@ const generateText = async (o) => {
 };
 
 // The provider's chunks of the op ai.stream, one JSON object per line: those up to the first
-// token come with the op's answer, the rest from its host stream.
+// token come with the op's answer, the rest from its host stream, read with streams.read as
+// they are wanted (a ReadableStream and its reader there would only cost the first token time).
 async function* chunksOf(started) {
   const { handle, head } = await started;
-  const reader = hostStream(handle).getReader();
-  const decoder = new TextDecoder();
+  let open = true; // the host stream may have more: cancelled if we stop early
+  let decoder = null;
   let buffered = head;
   try {
     for (;;) {
@@ -86,27 +87,34 @@ async function* chunksOf(started) {
         buffered = buffered.slice(end + 1);
         yield JSON.parse(line);
       }
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffered += decoder.decode(value, { stream: true });
+      let value;
+      try {
+        value = await op('streams.read', { handle });
+      } catch (e) {
+        open = false; // the host ended it with the error
+        throw e;
+      }
+      if (value === null) {
+        open = false;
+        return;
+      }
+      buffered += (decoder || (decoder = new TextDecoder())).decode(value, { stream: true });
     }
   } finally {
-    reader.cancel();
+    if (open) op('streams.cancel', { handle }).catch(() => {});
   }
 }
 
-// A stream pulled from an async iterator, one item per pull (nothing read ahead).
-const streamOf = (it, map) => new ReadableStream({
+// A stream pulled from an async iterator, one item per pull (nothing read ahead). Returned as a
+// response's body untouched, it is not read at all: the response pump takes the iterator.
+const streamOf = (it) => readsFrom(new ReadableStream({
   async pull(controller) {
-    for (;;) {
-      const { value, done } = await it.next();
-      if (done) return controller.close();
-      const out = map(value);
-      if (out !== undefined) return controller.enqueue(out);
-    }
+    const { value, done } = await it.next();
+    if (done) controller.close();
+    else controller.enqueue(value);
   },
   cancel() { return it.return(); },
-});
+}, { highWaterMark: 0 }), it);
 
 // What streamText returns: the AI SDK's textStream, and text, usage and finishReason as
 // promises settled when the stream ends. Returned from a handler it streams the text.
@@ -134,7 +142,7 @@ class StreamTextResult {
         throw e;
       }
     })();
-    this.textStream = streamOf(chunks, (d) => d);
+    this.textStream = streamOf(chunks);
   }
   _drained() {
     if (!this.textStream.locked) (async () => { for await (const _ of this.textStream); })().catch(() => {});
@@ -169,7 +177,7 @@ const create = (body) => {
   const args = { model: modelName(name), messages, options };
   if (!stream) return op('ai.chat', args);
   const started = op('ai.stream', args);
-  return started.then(() => streamOf(chunksOf(started), (c) => c));
+  return started.then(() => streamOf(chunksOf(started)));
 };
 
 const openai = Object.assign((modelId) => new LanguageModel(String(modelId), 'openai'), {

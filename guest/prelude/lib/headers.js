@@ -137,14 +137,22 @@ class Headers {
     self.#sorted = null;
     self.#list.push([name, value]);
   }
+  // A Headers guarded as `guard` over `list`, pairs the host already checked (lower-case
+  // names, values as checkValue leaves them), taken as they are: fetch()'s answers.
+  static ofChecked(list, guard) {
+    const h = new Headers();
+    h.#list = list;
+    h.#guard = guard;
+    return h;
+  }
   static hasTrusted(self, name) {
     const list = self.#list;
     for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
     return false;
   }
 }
-const { pairs, wire, guard, appendTrusted, appendChecked, hasTrusted } = Headers;
-for (const k of ['pairs', 'wire', 'guard', 'appendTrusted', 'appendChecked', 'hasTrusted']) delete Headers[k];
+const { pairs, wire, guard, appendTrusted, appendChecked, hasTrusted, ofChecked } = Headers;
+for (const k of ['pairs', 'wire', 'guard', 'appendTrusted', 'appendChecked', 'hasTrusted', 'ofChecked']) delete Headers[k];
 
 // Fills h from a HeadersInit: a sequence of pairs (a Headers is one) or a record.
 function fill(h, init) {
@@ -195,4 +203,4 @@ const iterate = (headers, kind) => {
 };
 Object.defineProperty(Headers.prototype, Symbol.toStringTag, { value: 'Headers', configurable: true });
 
-export { Headers, appendTrusted, guard as guardHeaders, hasTrusted, pairs as headerPairs, wire as wirePairs };
+export { Headers, appendTrusted, guard as guardHeaders, hasTrusted, ofChecked as checkedHeaders, pairs as headerPairs, wire as wirePairs };

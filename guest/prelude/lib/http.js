@@ -2,7 +2,7 @@
 // gives. Their bodies are in body.js, their headers in headers.js.
 
 import { stringify } from '../crossing/intrinsics.js';
-import { Headers, appendTrusted, guardHeaders, hasTrusted, wirePairs } from './headers.js';
+import { Headers, appendTrusted, checkedHeaders, guardHeaders, hasTrusted, wirePairs } from './headers.js';
 import { cloneBody, extract, installBody, isUsed } from './body.js';
 import { AbortController, AbortSignal } from './abort.js';
 import { URL } from './url.js';
@@ -18,10 +18,18 @@ const headersFrom = (init, guard) => {
   return h;
 };
 
+// Passed as the body, says `init` is the internal state itself: a Response the host made
+// (fetch()'s answer), whose parts are already checked.
+const HOST_MADE = Symbol('host-made');
+
 class Response {
   #r;
 
   constructor(body = null, init = {}) {
+    if (body === HOST_MADE) {
+      this.#r = init;
+      return;
+    }
     if (init === null || (typeof init !== 'object' && typeof init !== 'function')) {
       if (init !== undefined) throw new TypeError("Failed to construct 'Response': The provided value is not of type 'ResponseInit'.");
       init = {};
@@ -94,6 +102,14 @@ class Response {
 }
 const responseInternals = Response.internals;
 delete Response.internals;
+
+// fetch()'s answer: headers (lower-case [name, value] pairs) and body as the host checked them;
+// `body` is bytes the Response may keep (nobody else holds them) or a ReadableStream, or null.
+const hostResponse = (status, statusText, headers, body, url, redirected) =>
+  new Response(HOST_MADE, {
+    status, statusText, headers: checkedHeaders(headers, 'response'), body: body === null ? null : { src: body, used: false },
+    type: 'default', url, redirected,
+  });
 const guardOf = (r) => r.guard || (r.type === 'error' ? 'immutable' : 'response');
 function toStatus(v) {
   const n = Number(v);
@@ -245,4 +261,4 @@ for (const C of [Request, Response]) {
   Object.defineProperty(C.prototype, Symbol.toStringTag, { value: C.name, configurable: true });
 }
 
-export { Headers, Request, Response, requestInternals, responseInternals, responseParts };
+export { Headers, Request, Response, hostResponse, requestInternals, responseInternals, responseParts };

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NORMALIZED = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})  # Fetch's list
 FORBIDDEN_METHODS = frozenset({"CONNECT", "TRACE", "TRACK"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_GUEST_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_GUEST_VALUE = re.compile(r"(?:[^\0\t\n\r \u0100-\U0010ffff](?:[^\0\n\r\u0100-\U0010ffff]*[^\0\t\n\r \u0100-\U0010ffff])?)?")
+"""A header the guest's ``Headers`` would keep as it is (``guest/prelude/lib/headers.js``):
+a lower-case name, a value without NUL, CR, LF, edge whitespace or a character past U+00FF."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +136,17 @@ class Head:
     stream: int | None = None
 
     def encode(self) -> bytes:
-        """The op's answer: a little-endian u32 length, the head as JSON, the inline body."""
+        """The op's answer: a little-endian u32 length, the head as JSON, the inline body.
+
+        ``checked`` says every header is one the guest's ``Headers`` keeps as it is, so
+        ``fetch()`` takes them without checking each again (a guest check costs far more).
+        """
+        name, value = _GUEST_NAME.fullmatch, _GUEST_VALUE.fullmatch
+        checked = all(name(k) and value(v) for k, v in self.headers)
         head = orjson.dumps({
             "status": self.status, "statusText": self.status_text, "headers": self.headers,
             "url": self.url, "redirected": self.redirected, "stream": self.stream,
+            "checked": checked,
         })
         return struct.pack("<I", len(head)) + head + self.body
 
@@ -306,11 +318,11 @@ def _reason(exc: BaseException) -> str:
 async def _head(
     ctx: OpContext, grant_: FetchGrant, resp: aiohttp.ClientResponse, url: str, redirected: bool
 ) -> Head:
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers]
     length = resp.content_length
     if resp.headers.get("content-encoding", "identity").lower() != "identity":
         # the client decodes the body, so it is no longer what these two headers describe
-        headers = [(k, v) for k, v in headers if k.lower() not in _ENCODED]
+        headers = [(k, v) for k, v in headers if k not in _ENCODED]
         length = None  # and its decoded size is known only once read: stream it
     head = Head(resp.status, resp.reason or "", headers, url, redirected)
     if length is not None and length > grant_.max_bytes:
