@@ -50,6 +50,7 @@ from runtime.observe.redact import Redactor, cookie_values
 from runtime.sandbox import (
     BodyStream,
     Invocation,
+    LogRecord,
     Result,
     ScriptError,
     ScriptMemoryError,
@@ -293,7 +294,22 @@ class Gateway:
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket upgrade to a script (``runtime.http.websocket``)."""
-        await websocket.serve(self.catalog, self.sandbox, scope, receive, send)
+        await websocket.serve(self.catalog, self.sandbox, scope, receive, send, self._socket_noted)
+
+    def _socket_noted(
+        self, tenant: Tenant, policy: Policy, req: ScriptRequest, conn_id: str,
+        logs: list[LogRecord], error: str | None, started: int, t0: int,
+    ) -> None:
+        """A WebSocket handler's console output or failure, as a request log line: method
+        ``WS``, the upgrade's path, status 101, the connection's id as its execution id."""
+        if policy.log_level == "none":
+            return
+        entry = Entry(
+            policy.script, "WS", req.path, 101, started,
+            (time.perf_counter_ns() - t0) // 1000 / 1000, req.query, req.ip, req.headers, b"", [],
+            0, logs, error, conn_id,
+        )
+        self.access_log.add(tenant.slug, entry, policy.log_level, False, _redactor(policy, req))
 
     async def dispatch(
         self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,

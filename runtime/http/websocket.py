@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -29,8 +31,11 @@ from runtime.sandbox import ScriptError
 
 if TYPE_CHECKING:
     from runtime.catalog.live import Catalog
+    from runtime.catalog.tenants import Tenant
+    from runtime.http.gateway import ScriptRequest
     from runtime.http.policy import Policy
     from runtime.sandbox import Sandbox
+    from runtime.sandbox.types import LogRecord
 
 log = logging.getLogger("wexec.websocket")
 
@@ -50,8 +55,18 @@ class Refused(Exception):
         self.status, self.error = status, error
 
 
+class Noted(Protocol):
+    """Where a handler's console output or failure goes (the gateway: the request log)."""
+
+    def __call__(
+        self, tenant: Tenant, policy: Policy, req: ScriptRequest, conn_id: str,
+        logs: list[LogRecord], error: str | None, started: int, t0: int,
+    ) -> None: ...
+
+
 async def serve(
-    catalog: Catalog[Policy], sandbox: Sandbox, scope: Scope, receive: Receive, send: Send
+    catalog: Catalog[Policy], sandbox: Sandbox, scope: Scope, receive: Receive, send: Send,
+    noted: Noted,
 ) -> None:
     """The ASGI app of a ``websocket`` scope outside the management API."""
     from runtime.http.gateway import decode  # the gateway imports this module
@@ -97,7 +112,8 @@ async def serve(
     chosen = next((p for p in offered if not p.startswith(PROTOCOL_TOKEN)), None)
     if chosen is None and offered:  # a browser fails a handshake that answers none it offered
         chosen = offered[0]
-    session = _Session(sandbox, script.artefact, conn, tenant.name, policy, send)
+    session = _Session(sandbox, script.artefact, conn, tenant, policy, send,
+                       lambda *a: noted(tenant, policy, req, conn.id, *a))
     try:
         await send({"type": "websocket.accept", "subprotocol": chosen})
         await session.run(receive, req.ip, metadata)
@@ -109,11 +125,12 @@ class _Session:
     """One accepted connection: its events into the script, its queue out to the client."""
 
     def __init__(
-        self, sandbox: Sandbox, artefact: Any, conn: Connection, tenant: str, policy: Policy,
-        send: Send,
+        self, sandbox: Sandbox, artefact: Any, conn: Connection, tenant: Tenant, policy: Policy,
+        send: Send, noted: Callable[[list[LogRecord], str | None, int, int], None],
     ) -> None:
         self.sandbox, self.artefact, self.conn = sandbox, artefact, conn
-        self.tenant, self.policy, self.send = tenant, policy, send
+        self.tenant, self.policy, self.send = tenant.name, policy, send
+        self.noted = noted  # a handler's console output or failure: logged like a request's
         self.writer: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[int | None] | None = None
         self.reading = False  # the reader waits for the client (it may be cut off there)
@@ -180,11 +197,15 @@ class _Session:
                 conn.close(TOO_BIG, f"a message is at most {limit} bytes "
                            "(WEXEC_WS_MAX_MESSAGE_BYTES)")
                 return None
+            started, t0 = time.time_ns(), time.perf_counter_ns()
             try:  # ``_event``, inline: this runs for every message
-                await event(artefact, conn, ["message", conn.id, text], data, tenant=tenant,
-                            grants=grants)
+                result = await event(artefact, conn, ["message", conn.id, text], data,
+                                     tenant=tenant, grants=grants)
             except ScriptError as exc:
-                self._failed("message", exc)
+                self._failed("message", exc, started, t0)
+            else:
+                if result.logs:
+                    self.noted(result.logs, None, started, t0)
         return None
 
     def _cut(self) -> None:
@@ -206,17 +227,25 @@ class _Session:
             self.idle = loop.call_later(idle - quiet, self._idle_check, idle)
 
     async def _event(self, event: list[Any], data: bytes | None) -> None:
-        """Run one event; a handler's failure closes this connection only (``_failed``)."""
+        """Run one event; a handler's failure closes this connection only (``_failed``).
+        What it printed, or its failure, goes to the request log; a quiet success does not
+        (a line per message would drown the log)."""
+        started, t0 = time.time_ns(), time.perf_counter_ns()
         try:
-            await self.sandbox.socket_event(
+            result = await self.sandbox.socket_event(
                 self.artefact, self.conn, event, data, tenant=self.tenant,
                 grants=self.policy.grants,
             )
         except ScriptError as exc:
-            self._failed(event[0], exc)
+            self._failed(event[0], exc, started, t0)
+        else:
+            if result.logs:
+                self.noted(result.logs, None, started, t0)
 
-    def _failed(self, kind: str, exc: ScriptError) -> None:
-        """A handler failed: 1011 for this connection, or 1012 if its worker stopped (a trap)."""
+    def _failed(self, kind: str, exc: ScriptError, started: int, t0: int) -> None:
+        """A handler failed: logged, and 1011 for this connection, or 1012 if its worker
+        stopped (a trap)."""
+        self.noted(exc.logs, f"ws.{kind}: {exc.name}: {exc.message}", started, t0)
         if self.conn.worker is not None and self.conn.worker.broken is not None:
             self.conn.close(RESTART, "the script's worker restarted")
         else:

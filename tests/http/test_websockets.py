@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import running_server, write_scripts
+from tests.support import eventually, running_server, write_scripts
 
 SERVERS = ["granian", "uvicorn", "hypercorn"]
 
@@ -280,3 +280,38 @@ def test_chat_and_live_counter_examples(examples: str) -> None:
             assert json.loads(await eve.recv())["text"] == "alone"
 
     run(go())
+
+
+def test_a_handlers_console_output_and_failure_reach_the_request_log(tmp_path: Path) -> None:
+    """What a handler prints goes to the request log as a WS line of its connection, and so
+    does a handler's failure; a handler that prints nothing adds no line."""
+    script = ("// @mode worker\n// @websocket\nmodule.exports = () => ({ http: true });\n"
+              "ws.message = (socket, data) => {\n"
+              "  if (data === 'quiet') return socket.send('ok');\n"
+              "  if (data === 'throw') throw new Error('ws-failure-marker');\n"
+              "  console.log('ws-said', data);\n  socket.send('logged');\n};\n")
+    write_scripts(tmp_path / "scripts", {"talk.js": script})
+    args = ["--scripts", str(tmp_path / "scripts"), "--data", str(tmp_path / "data")]
+
+    async def go(base: str) -> None:
+        port = int(base.rsplit(":", 1)[1])
+        async with connect(f"ws://127.0.0.1:{port}/talk", open_timeout=10) as c:
+            for message in ("quiet", "ws-log-marker", "throw"):
+                await c.send(message)
+            assert [await c.recv() for _ in range(2)] == ["ok", "logged"]
+            assert await _closed(c) == 1011
+
+    def search(base: str, query: str) -> list[dict[str, Any]]:
+        found = httpx.post(f"{base}/api/v1/exec/logs/search", json={"query": query}, timeout=10)
+        return [m["entry"] for m in found.json()["matches"]]
+
+    with running_server(args) as base:
+        run(go(base))
+        eventually(lambda: bool(search(base, "ws-failure-marker")))
+        said = search(base, "ws-log-marker")
+        assert len(said) == 1 and said[0]["method"] == "WS" and said[0]["path"] == "/talk"
+        assert said[0]["console"][0]["msg"] == "ws-said ws-log-marker"
+        failed = search(base, "ws-failure-marker")[0]
+        assert failed["id"] == said[0]["id"]  # the connection's id
+        assert "ws.message: Error: ws-failure-marker" in failed["error"]
+        assert search(base, "quiet") == []
