@@ -20,6 +20,7 @@ from .errors import CompileError
 from .magic import MagicCommentError, MagicComments, parse_magic_comments
 from .packages import BUILTIN_MODULES, SDK_FOLDER, installed, package_of, sdk_of
 from .scan import imports
+from .shape import Shape, detect_shape
 from .tsc import VERSION, Checker, Unavailable
 
 TYPES_NOT_CHECKED = ("types were not checked, only parsed and transpiled: {why}; then "
@@ -119,9 +120,27 @@ def _dependency(root: Path | None, name: str, line: int, column: int) -> Depende
                       version if isinstance(version, str) else None)
 
 
+SOCKETS_NEED_A_MODULE = (
+    "@websocket handlers are set at module scope, which runs once when the worker starts, but "
+    "a script that returns its answer from top-level code has none: its whole body runs per "
+    "HTTP request, so its ws.* handlers exist only after one. Export the HTTP handler instead "
+    "(module.exports = (req, res) => ..., or export default) and set ws.open/ws.message beside it"
+)
+
+
 def magic_comments(code: str) -> tuple[Outcome, MagicComments | None]:
-    """The parsed magic comments, or every problem with its line (no value ever quoted)."""
+    """The parsed magic comments, or every problem with its line (no value ever quoted); a
+    warning for directives the script's shape defeats."""
     try:
-        return Outcome(), parse_magic_comments(code)
+        magic = parse_magic_comments(code)
     except MagicCommentError as exc:
         return Outcome([Problem(message, line) for line, message in exc.problems]), None
+    outcome = Outcome()
+    if magic.websocket:
+        try:
+            shape = detect_shape(code)
+        except CompileError:  # the syntax check reports it
+            shape = None
+        if shape is Shape.SCRIPT:
+            outcome.warnings.append(Problem(SOCKETS_NEED_A_MODULE))
+    return outcome, magic

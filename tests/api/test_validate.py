@@ -164,6 +164,11 @@ def test_magic_comments_parses_with_the_server_parser(api: Server) -> None:
     assert not bad["valid"] and bad["magicComments"] is None
     assert [e["line"] for e in bad["errors"]] == [2, 3]
     assert "did you mean @timeout" in bad["errors"][0]["message"]
+    sockets = "// @mode worker\n// @websocket\n"
+    warned = post(api, "magic-comments", {"code": sockets + "ws.message = (s, d) => s.send(d);\nreturn 1;"}).json()
+    assert warned["valid"] and "Export the HTTP handler" in warned["warnings"][0]["message"]
+    exported = sockets + "ws.message = (s, d) => s.send(d);\nmodule.exports = () => 1;"
+    assert post(api, "magic-comments", {"code": exported}).json()["warnings"] == []
 
 
 def test_return_type_checks_a_value_against_a_typescript_type(api: Server) -> None:
