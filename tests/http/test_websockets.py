@@ -315,3 +315,58 @@ def test_a_handlers_console_output_and_failure_reach_the_request_log(tmp_path: P
         assert failed["id"] == said[0]["id"]  # the connection's id
         assert "ws.message: Error: ws-failure-marker" in failed["error"]
         assert search(base, "quiet") == []
+
+
+async def test_a_closed_connection_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """Everything a connection held (its session, its tasks, the server's ``send``) goes when
+    it ends, by reference counting: left in cycles, it waited for a full collection, which
+    the server makes rare, and kept the server's native buffers meanwhile."""
+    import gc
+
+    from runtime.app import create_app
+    from runtime.http import websocket
+    from tests.api.test_app import Lifespan
+    from tests.support import settings_for_tests
+
+    write_scripts(tmp_path / "scripts", {"echo.js": (
+        "// @mode worker\n// @websocket\nmodule.exports = () => 1;\n"
+        "ws.message = (socket, data) => socket.send(data);\n")})
+    app = create_app(settings_for_tests(scripts=tmp_path / "scripts", data=tmp_path / "data"))
+    lifespan = Lifespan(app)
+    await lifespan.start()
+
+    async def one() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for message in ({"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"}):
+            inbox.put_nowait(message)
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "websocket.send":  # echoed: now the connection ends
+                inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+        scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws",
+                 "path": "/echo", "raw_path": b"/echo", "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"localhost")], "client": ("127.0.0.1", 5000),
+                 "server": ("127.0.0.1", 80), "subprotocols": []}
+        await asyncio.wait_for(app(scope, inbox.get, send), 10)
+        assert [m["type"] for m in sent][:2] == ["websocket.accept", "websocket.send"]
+
+    try:
+        await one()  # the worker starts: what it keeps for good is made here
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(3):
+                await one()
+            gc.collect()
+            cycles = [o for o in gc.garbage if isinstance(o, websocket._Session)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert cycles == []
+    finally:
+        await lifespan.stop()
