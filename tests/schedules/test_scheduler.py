@@ -9,6 +9,7 @@ import json
 import multiprocessing
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +95,12 @@ def test_two_server_processes_fire_a_tick_once_and_record_missed_ticks_once(
     write_scripts(scripts, {"every.ts": "// @schedule * * * * *\n"
                             "if (metadata.trigger !== 'schedule') throw new Error('no');\n"
                             "return 1;\n"})
+    # Both processes must start within one real minute: each records the ticks missed up to
+    # its own start, and nothing here fires the real minute that would otherwise close the gap
+    # between them (a server's own processes fire it; here the clock that fires is fake).
+    second = datetime.now(UTC).second
+    if second >= 30:
+        time.sleep(61 - second)
     # the last tick anyone fired was ten minutes ago: the server was down since
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     last = now - timedelta(minutes=10)
