@@ -47,7 +47,6 @@ from runtime.sandbox.types import BodyStream, ConsoleLog, Invocation, LogRecord,
 from runtime.types import DEFAULT_TENANT
 
 if TYPE_CHECKING:
-    from runtime.compiler.magic import MagicComments
     from runtime.host.websocket import Hub
 
 T = TypeVar("T")
@@ -129,7 +128,6 @@ class Driver:
         *,
         path: str,
         registry: Registry,
-        magic: MagicComments,
         grants: Grants,
         locate: Locate | None = None,
         tenant: str = DEFAULT_TENANT,
@@ -139,7 +137,6 @@ class Driver:
         self.instance = instance
         self.path = path
         self.registry = registry
-        self.magic = magic
         self.grants = grants
         self.locate = locate
         self.tenant = tenant

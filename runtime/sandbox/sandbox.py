@@ -239,7 +239,7 @@ class Sandbox:
                 )
         return kind(
             instance,
-            path=artefact.path, registry=self.registry, magic=artefact.magic, grants=grants,
+            path=artefact.path, registry=self.registry, grants=grants,
             locate=artefact.locate, tenant=tenant, quota=self.quotas.of(tenant),
         )
 
