@@ -106,7 +106,10 @@ class App:
         self._gateway = Gateway(
             catalog, sandbox, access_log, settings.max_body_bytes, shedder, rules, metrics
         )
-        sandbox.registry.services.dispatch = self._gateway.dispatch  # a relative fetch
+        host = sandbox.registry.services  # what a relative fetch goes through
+        host.dispatch, host.inline, host.claim = (
+            self._gateway.dispatch, self._gateway.inline, self._gateway.claim
+        )
         reloader = asyncio.create_task(_keep_current(catalog, sandbox, settings.reload_interval_ms))
         schedules = Scheduler(catalog, self._gateway, settings.data_dir)
         await asyncio.to_thread(schedules.start)

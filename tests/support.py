@@ -3,6 +3,7 @@ subprocess on a free port, with scripts written for it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -12,11 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
 from runtime.config import Settings
+
+if TYPE_CHECKING:
+    from runtime.app import App
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,3 +117,28 @@ def refused(r: httpx.Response, status: int, error: str, *words: str) -> dict[str
     for word in words:
         assert word in body["message"], body
     return body  # type: ignore[no-any-return]
+
+
+class Lifespan:
+    """Runs an app's lifespan protocol the way an ASGI server does."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+        self._task = asyncio.create_task(self._app(scope, self._inbox.get, self._outbox.put))
+        await self._event("startup")
+
+    async def stop(self) -> None:
+        await self._event("shutdown")
+        assert self._task is not None
+        await self._task
+
+    async def _event(self, event: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{event}"})
+        answer = await asyncio.wait_for(self._outbox.get(), 60)
+        assert answer["type"] == f"lifespan.{event}.complete", answer

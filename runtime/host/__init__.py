@@ -32,6 +32,7 @@ A unit that holds something for the whole process (a store, a client pool) may d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,18 @@ if TYPE_CHECKING:
     from runtime.config import Settings
     from runtime.host.quotas import TenantQuota
     from runtime.sandbox.types import BodyStream
+
+class Running(threading.local):
+    """What crosses into the guest on this thread. A host call from the guest is
+    ``instance``'s, for its caller and into its memory (a crossing made inside a host call
+    names its own instance until it returns); ``driver``, the ``Driver`` making the crossing
+    when one is, says who each of its requests is, for a call that acts for one."""
+
+    instance: Any = None
+    driver: Any = None
+
+
+running = Running()
 
 HostCall = Callable[[bytes], bytes]
 """A call: request bytes → response bytes; raise ValueError to refuse. Pure by construction."""
@@ -99,6 +112,8 @@ class Services:
 
     sandbox: Any = None
     dispatch: Any = None
+    inline: Any = None  # a relative fetch answered in its caller's crossing, and its ``claim``
+    claim: Any = None
     catalog: Any = None
 
 

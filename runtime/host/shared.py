@@ -36,14 +36,13 @@ import orjson
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from runtime.host import Caller, HostError, Unit
+from runtime.host import Caller, HostError, Unit, running
 from runtime.state import SharedState, StateError, open_state
 from runtime.state.store import MISSING, TenantState, sync_all
 
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
-    from runtime.sandbox.instance import Running
 
 log = logging.getLogger("wexec.shared")
 
@@ -199,18 +198,10 @@ def _key(path: bytes) -> str | None:
     return keys[0] if type(keys) is list and len(keys) == 1 and type(keys[0]) is str else None
 
 
-_running: Running | None = None
-
-
 def _link(area: bytes, caller: Caller) -> Link | None:
     """The calling instance's link, made on its first call (``area``: its address), with
     what it logged applied; None for a call from outside any instance."""
-    global _running
-    if _running is None:
-        from runtime.sandbox.instance import running  # here: the sandbox imports this unit
-
-        _running = running
-    instance = _running.instance
+    instance = running.instance
     if instance is None:
         return None
     link = instance.hook

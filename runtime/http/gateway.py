@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -187,6 +190,11 @@ class Gateway:
         self.shedder = shedder
         self.rules = rules
         self.metrics = metrics if metrics is not None else Metrics(enabled=False)
+        self._loop = asyncio.get_running_loop()
+        self._tickets = itertools.count(1)
+        self._claims: dict[int, Dispatched | BaseException | asyncio.Future[Dispatched]] = {}
+        self._notes: deque[Callable[[], None]] = deque()  # inline requests' bookkeeping
+        self._noting = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, t0 = time.time_ns(), time.perf_counter_ns()
@@ -250,25 +258,36 @@ class Gateway:
     async def _answer(
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
         params: dict[str, Any], req: ScriptRequest, receive: Receive, extra: list[tuple[str, str]],
+        begun: Any = None,
     ) -> tuple[Result, list[tuple[bytes, bytes]], str | None]:
         """What answers the request, its head as the server takes it, and the error it names."""
         try:
-            result = await self._run(tenant, script, policy, params, req, receive)
+            result = await self._run(tenant, script, policy, params, req, receive, begun)
+            assert policy is not None  # _run answers only for a script it could run
             try:
-                head = self.rules.head(result.status, result.headers)
-            except ResponseRuleBroken as broken:
+                return result, self._head(result, policy, extra), None
+            except HTTPError:
                 if result.stream is not None:
                     await result.stream.aclose()
-                assert policy is not None  # _run answers only for a script it could run
-                raise invalid_response(policy.script, str(broken), result.logs) from None
-            if extra:
-                head += _trusted(extra)
-            return result, head, None
+                raise
         except HTTPError as err:
             return _answer_error(err, policy, req, extra)
         except Exception as exc:  # a bug on the path must still answer, and keep the process up
             log.exception("internal error serving %s %s", req.method, req.path)
             return _answer_error(_internal_error(exc), policy, req, extra)
+
+    def _head(
+        self, result: Result, policy: Policy, extra: list[tuple[str, str]]
+    ) -> list[tuple[bytes, bytes]]:
+        """``result``'s head as the server takes it, CORS headers and all; an ``HTTPError`` if
+        the script's headers break a rule."""
+        try:
+            head = self.rules.head(result.status, result.headers)
+        except ResponseRuleBroken as broken:
+            raise invalid_response(policy.script, str(broken), result.logs) from None
+        if extra:
+            head += _trusted(extra)
+        return head
 
     def _end(
         self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, result: Result | None,
@@ -313,21 +332,13 @@ class Gateway:
 
     async def dispatch(
         self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+        begun: Any = None,
     ) -> Dispatched:
         """Run one request for ``tenant`` through this same path, in-process: what a script's
         relative ``fetch`` makes (``target`` is a path and query). The body is paced by its
-        reader; a reader that stops early is a client that went away."""
-        path, _, query = target.partition("#")[0].partition("?")
-        pairs = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        if not any(k == b"host" for k, _ in pairs):
-            pairs.append((b"host", b"localhost"))
-        pairs.append((b"content-length", b"%d" % len(body)))
-        scope: Scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-            "scheme": "http", "path": unquote(path), "raw_path": path.encode("latin-1"),
-            "query_string": query.encode("latin-1"), "headers": pairs, "client": None,
-            "server": None, "wexec.tenant": tenant,
-        }
+        reader; a reader that stops early is a client that went away. ``begun``: the request
+        already started in its caller's crossing (``inline``), which the script's run follows."""
+        scope = _scope(tenant, method, target, headers, body)
         requested = False
         gone = asyncio.Event()
 
@@ -351,7 +362,7 @@ class Gateway:
         error: str | None = None
         try:
             result, head, error = await self._answer(owner, script, policy, params, req,
-                                                     receive, extra)
+                                                     receive, extra, begun)
         except asyncio.CancelledError:  # _answer answers every error itself
             self._end(owner, policy, req, None, 0, "the fetch that made this request was "
                       "cancelled", started, t0, n, traced)
@@ -389,14 +400,146 @@ class Gateway:
         return Dispatched(status, _REASONS.get(status, ""), headers, b"",
                           _Rest(sent, gone, task, chunk))
 
+    def inline(
+        self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+        deadline: float | None, encode: Callable[[Dispatched], bytes], room: int,
+    ) -> bytes | int | None:
+        """``dispatch``, answered here and now on the guest thread whose crossing asks for it:
+        a relative fetch to a worker script free to take it runs inside its caller's crossing
+        (``WorkerDriver.nested``), with no event loop turn and no thread hop between the two.
+
+        The answer as ``encode`` puts it, when that fits ``room``; else a ticket for
+        ``claim``: for a larger answer, or a timeout (``deadline``, the caller's, came first),
+        or a request that goes on (it awaits an operation, it streams), which ``dispatch`` then
+        follows on the event loop. None, before anything ran, for any other case: ``dispatch``
+        answers it (not a worker, no instance yet or a busy one, ``@concurrent``, a refusal, a
+        preflight, tracing on, this very thread running the event loop, fetches nested
+        ``MAX_INLINE`` deep). The load shedder does not count it: its caller holds a slot
+        already. Its log line and figures are noted on the event loop.
+        """
+        if (tracing.tracer is not None or _inline.depth >= MAX_INLINE
+                or asyncio._get_running_loop() is not None):
+            return None
+        started, t0 = time.time_ns(), time.perf_counter_ns()
+        req = decode(_scope(tenant, method, target, headers, body))
+        owner, script, params = self.catalog.lookup(
+            req.headers.get("host", ""), req.route_path, tenant
+        )
+        policy = script.policy if script is not None else None
+        hops = _hops(req.headers)
+        if (script is None or script.artefact is None or policy is None or not policy.enabled
+                or policy.limiter is not None or script.artefact.magic.mode != "worker"
+                or hops > MAX_HOPS or policy.cors != "none" and cors.is_preflight(
+                    req.method, req.headers)):
+            return None
+        driver = self.sandbox.live_worker(script.artefact)
+        if driver is None:
+            return None
+        headers_, query, url = req.headers, req.query, req.url
+        if policy.token_digest is not None:
+            found = auth.credentials(headers_, query, url)
+            if not auth.accepts(policy.token_digest, found.presented):
+                return None
+            headers_, query, url = found.headers, found.query, found.url
+        limit = timeout = policy.timeout_ms
+        if deadline is not None:
+            left = int((deadline - time.monotonic()) * 1000.0)
+            if left <= 0:
+                return None
+            timeout = left if limit is None else min(limit, left)
+        req.body = body
+        inv = Invocation(req.method, req.path, url, headers_, query, params, body, req.ip,
+                         hops=hops)
+        _inline.depth += 1
+        try:
+            outcome = driver.nested(inv, timeout, self._loop)
+        finally:
+            _inline.depth -= 1
+        if outcome is None:
+            return None
+        ticket = next(self._tickets)
+        if len(self._claims) >= CLAIMS_KEPT:  # callers that never came for theirs
+            for stale in list(self._claims)[: CLAIMS_KEPT // 2]:
+                self._claims.pop(stale, None)
+        if not isinstance(outcome, (Result, ScriptError)):  # it goes on: the loop follows it
+            self._loop.call_soon_threadsafe(
+                self._follow, ticket, tenant, method, target, headers, body, (driver, outcome)
+            )
+            return ticket
+        extra = cors.allow_headers(policy.cors, req.headers.get("origin"))
+        if isinstance(outcome, ScriptError):
+            result, head, error = _answer_error(_script_failed(outcome, policy), policy, req,
+                                                extra)
+        else:
+            result, error = outcome, None
+            result.sandbox_ms = (time.perf_counter_ns() - t0) / 1e6
+            try:
+                head = self._head(result, policy, extra)
+            except HTTPError as err:
+                result, head, error = _answer_error(err, policy, req, extra)
+        self._note(owner, policy, req, result, error, started, t0, time.perf_counter_ns())
+        if isinstance(outcome, ScriptTimeout) and timeout != limit:
+            self._claims[ticket] = TimeoutError()  # the caller's time ran out, not the script's
+            return ticket
+        answer = _dispatched(result.status, head, result.body)
+        encoded = encode(answer)
+        if len(encoded) <= room:
+            return encoded
+        self._claims[ticket] = answer
+        return ticket
+
+    async def claim(self, ticket: int) -> Dispatched:
+        """The answer ``inline`` left under ``ticket``, once it is known."""
+        held = self._claims.pop(ticket, None)
+        if held is None:
+            raise LookupError(f"no in-process answer is waiting under ticket {ticket}")
+        if isinstance(held, BaseException):
+            raise held
+        if isinstance(held, Dispatched):
+            return held
+        return await held
+
+    def _follow(
+        self, ticket: int, tenant: str, method: str, target: str, headers: list[tuple[str, str]],
+        body: bytes, begun: Any,
+    ) -> None:
+        self._claims[ticket] = asyncio.ensure_future(
+            self.dispatch(tenant, method, target, headers, body, begun)
+        )
+
+    def _note(
+        self, owner: Tenant, policy: Policy, req: ScriptRequest, result: Result,
+        error: str | None, started: int, t0: int, ended: int,
+    ) -> None:
+        """``_begin`` and ``_finished`` for a request ``inline`` answered, on the event loop,
+        whose the figures and the log are: queued, and done every ``NOTES_S`` (waking the loop
+        up from another thread costs more than noting a request does)."""
+
+        def note() -> None:
+            n = self.metrics.begin(owner.name, policy.script, req.method, req.path, started, t0)
+            self._finished(owner, policy, req, result, len(result.body), error, started, t0, n,
+                           ended)
+
+        self._notes.append(note)
+        if not self._noting:
+            self._noting = True
+            self._loop.call_soon_threadsafe(self._loop.call_later, NOTES_S, self._noted)
+
+    def _noted(self) -> None:
+        self._noting = False
+        notes = self._notes
+        while notes:
+            notes.popleft()()
+
     def _finished(
         self, tenant: Tenant, policy: Policy | None, req: ScriptRequest, result: Result | None,
-        size: int, error: str | None, started: int, t0: int, n: int,
+        size: int, error: str | None, started: int, t0: int, n: int, ended: int = 0,
     ) -> int:
         """Count the request and queue its log line, whatever happened while answering or
         sending; returns its status. Both only note what is known now: the figures and the
-        line are made later, in batches (`Metrics`, `AccessLog`)."""
-        ended = time.perf_counter_ns()
+        line are made later, in batches (`Metrics`, `AccessLog`). ``ended``: when it ended
+        (``perf_counter_ns``), if not now."""
+        ended = ended or time.perf_counter_ns()
         status = result.status if result is not None else 500
         if self.metrics.enabled:
             self.metrics.end(n, ended, status, result.sandbox_ms if result else 0.0,
@@ -414,7 +557,7 @@ class Gateway:
 
     async def _run(
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
-        params: dict[str, Any], req: ScriptRequest, receive: Receive,
+        params: dict[str, Any], req: ScriptRequest, receive: Receive, begun: Any = None,
     ) -> Result:
         hops = _hops(req.headers)
         if hops > MAX_HOPS:
@@ -445,7 +588,8 @@ class Gateway:
         if req.may_have_body:
             req.body = await read_body(receive, headers.get("content-length"), self.max_body)
         invocation = Invocation(
-            req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops
+            req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops,
+            begun=begun,
         )
         return await self._invoke(tenant, script.artefact, policy, invocation)
 
@@ -510,6 +654,40 @@ class Gateway:
         finally:
             if limiter is not None and not held_by_stream:
                 limiter.release()
+
+
+MAX_INLINE = 4
+"""Relative fetches nested inside one another's crossings on one guest thread, at most: each
+holds a guest call stack on the thread's own stack. Deeper ones go through the event loop."""
+NOTES_S = 0.05
+"""How long the log line and figures of a request ``inline`` answered may wait to be noted."""
+CLAIMS_KEPT = 1024
+"""Answers ``inline`` keeps for callers to claim; past it, the oldest half is let go."""
+
+
+class _Inline(threading.local):
+    depth = 0
+
+
+_inline = _Inline()
+
+
+def _scope(
+    tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> Scope:
+    """The ASGI scope of a request made in-process for ``tenant`` (``target``: a path and
+    query)."""
+    path, _, query = target.partition("#")[0].partition("?")
+    pairs = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    if not any(k == b"host" for k, _ in pairs):
+        pairs.append((b"host", b"localhost"))
+    pairs.append((b"content-length", b"%d" % len(body)))
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": unquote(path), "raw_path": path.encode("latin-1"),
+        "query_string": query.encode("latin-1"), "headers": pairs, "client": None,
+        "server": None, "wexec.tenant": tenant,
+    }
 
 
 def _hops(headers: dict[str, str]) -> int:

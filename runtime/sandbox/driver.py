@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from runtime.sandbox.envelope import (
     stopped,
 )
 from runtime.sandbox.errors import Locate, ScriptError, ScriptTimeout
-from runtime.sandbox.instance import GuestInstance
+from runtime.sandbox.instance import GuestInstance, running
 from runtime.sandbox.threads import Offload
 from runtime.sandbox.types import BodyStream, ConsoleLog, Invocation, LogRecord, Result
 from runtime.types import DEFAULT_TENANT
@@ -118,7 +119,6 @@ class Driver:
     _resuming = False
     _closing = False
     _left: dict[int, float | None] | None = None  # work the guest left: whose, until when
-    _next_rid = 1
     _offload: Offload | None = None
     sockets: Hub | None = None  # a worker's WebSocket connections, when its script has them
 
@@ -149,6 +149,7 @@ class Driver:
         self._results: list[dict[str, Any]] = []
         self._result_blob = bytearray()
         self._crossing = threading.Lock()
+        self._rids = itertools.count(FIRST_RID)  # a guest thread takes one too (WorkerDriver.nested)
 
     @functools.cached_property
     def lock(self) -> asyncio.Lock:
@@ -261,8 +262,7 @@ class Driver:
         return req, ops
 
     def _new_request(self, timeout_ms: int | None, now: float | None = None) -> InFlight:
-        rid = self._next_rid
-        self._next_rid += 1
+        rid = next(self._rids)
         deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
         req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline)
         return req
@@ -419,9 +419,20 @@ class Driver:
                 "the script's instance was stopped by an earlier failure", path=self.path
             )
         with self._crossing:  # close() from the event loop waits for a crossing on a thread
-            if self.instance.closed:
-                raise ScriptError("the script's instance was closed", path=self.path)
+            return self._inside(export, header, blob, budget)
+
+    def _inside(
+        self, export: bytes, header: bytes, blob: bytes, budget: float | None
+    ) -> tuple[bytes, bytes]:
+        """The crossing, once this thread holds the instance; a host call made in it finds
+        this driver as ``running.driver``."""
+        if self.instance.closed:
+            raise ScriptError("the script's instance was closed", path=self.path)
+        outer, running.driver = running.driver, self
+        try:
             return self.instance.cross(export, header, blob, budget)
+        finally:
+            running.driver = outer
 
     def _trapped(self, exc: BaseException, req: InFlight | None) -> ScriptError:
         """The instance stopped (``exc``): it is broken, and every request on it fails."""
@@ -541,8 +552,9 @@ class Driver:
         req.settle(err)
         self._abandon(req.rid)
 
-    def _collect_logs(self, out: dict) -> None:
-        """Keep a crossing's console output with its requests, within the caps (``ConsoleLog``).
+    def _collect_logs(self, out: dict, requests: dict[int, InFlight] | None = None) -> None:
+        """Keep a crossing's console output with its requests (those in flight, or
+        ``requests``), within the caps (``ConsoleLog``).
 
         Output of no request in flight (a worker's top level, a request the host already gave
         up on) is kept within the same caps for the next request to finish on this instance.
@@ -550,7 +562,9 @@ class Driver:
         logs = out.get("logs")
         if not logs:
             return
-        quota, requests = self.quota, self._requests
+        quota = self.quota
+        if requests is None:
+            requests = self._requests
         dropping: list[ConsoleLog] = []
         for log in logs:
             rec = log_record(log)
@@ -619,6 +633,14 @@ class Driver:
             self._ops[op_id] = (req, handle)
         if refused:
             self._wake()
+
+    def context_of(self, rid: int) -> OpContext | None:
+        """Who asks for request ``rid``'s ops, for a host call made in its crossing that acts
+        for it (a relative fetch); None if no such request is in flight here."""
+        req = self._requests.get(rid)
+        if req is None:
+            return None
+        return req.context or self._context(req, self.grants)
 
     def _context(self, req: InFlight, grants: Grants) -> OpContext:
         """Who asks for ``req``'s ops: made on its first that runs (a delay needs none)."""

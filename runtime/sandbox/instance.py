@@ -9,7 +9,6 @@ instance costs one ctypes call where it took a dozen (and as many wrapper object
 from __future__ import annotations
 
 import ctypes
-import threading
 from ctypes import (
     POINTER,
     c_char_p,
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import wasmtime
 
-from runtime.host import Caller
+from runtime.host import Caller, running
 from runtime.sandbox import _capi, native
 
 if TYPE_CHECKING:
@@ -37,15 +36,6 @@ STORE_SLACK = 16 * 1024 * 1024
 """Headroom above the script's cap, so the guest's own cap (not wasmtime's) is reached first."""
 
 
-class Running(threading.local):
-    """The instance whose crossing runs on this thread: a host call from the guest is that
-    instance's, for its caller and into its memory (a crossing made inside a host call names
-    its own instance until it returns)."""
-
-    instance: GuestInstance | None = None
-
-
-running = Running()
 
 
 class CrossingHook(Protocol):
@@ -160,10 +150,13 @@ class GuestInstance:
     ) -> tuple[bytes, bytes]:
         """Send one envelope to ``export`` and return the guest's (JSON header, blob)."""
         out = self._out
+        outer, running.instance = running.instance, self  # a host call may cross elsewhere
+        paused = outer.hook if outer is not None else None
+        if paused is not None:  # the outer crossing as if it ended here and began again after
+            paused.after()
         hook = self.hook
         if hook is not None:
             hook.before()
-        outer, running.instance = running.instance, self  # a host call may cross elsewhere
         try:
             failed = self._cross(self._handle, export, len(export), header, len(header), blob,
                                  len(blob), self.engine.deadline_ticks(budget_ms), out)
@@ -172,6 +165,8 @@ class GuestInstance:
             hook = self.hook  # a call in the crossing may have set it
             if hook is not None:
                 hook.after()
+            if paused is not None:
+                paused.before()
         if failed:
             self._fail(export)
         head = ctypes.string_at(out.head, out.head_len)

@@ -133,6 +133,9 @@ class Sandbox:
         A plain function handing back the mode's coroutine: one coroutine less to resume on
         every request.
         """
+        if inv.begun is not None:  # started inside its caller's crossing (``nested``)
+            driver, req = inv.begun
+            return driver.follow(req)  # type: ignore[no-any-return]
         if timeout_ms is _SCRIPT_DEFAULT:
             timeout_ms = self.timeout_for(artefact, tenant)
         if artefact.magic.mode == "worker":
@@ -202,6 +205,11 @@ class Sandbox:
         finally:
             if driver.broken is not None:
                 self._discard(artefact.key, driver)
+
+    def live_worker(self, artefact: Artefact) -> WorkerDriver | None:
+        """``artefact``'s worker instance, if it has one and it is not broken."""
+        driver = self._workers.get(artefact.key)
+        return driver if driver is not None and driver.broken is None else None
 
     def evict(self, key: str) -> None:
         """Drop a worker instance or a serverless image (its script changed or was deleted);

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtime.types import Query
 
@@ -29,6 +29,7 @@ class Invocation:
     hops: int = 0  # scripts this request already passed through (a fetch's x-wexec-hops)
     trace: contextvars.Context | None = None  # where its host ops' spans go (observe.tracing)
     trigger: str = "http"  # metadata.trigger: "http", or "schedule" for a run of its @schedule
+    begun: Any = None  # (WorkerDriver, InFlight): already started by ``nested``, to follow
 
 
 @dataclass(slots=True)

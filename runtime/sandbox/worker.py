@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
+from runtime.sandbox import _capi
 from runtime.sandbox.driver import Driver, InFlight
-from runtime.sandbox.envelope import budget_ms, request_item
-from runtime.sandbox.errors import ScriptError
+from runtime.sandbox.envelope import budget_ms, request_item, result_of, stopped
+from runtime.sandbox.errors import ScriptError, ScriptTimeout
 from runtime.sandbox.threads import Offload
 from runtime.sandbox.types import Invocation, Result
 
@@ -66,6 +67,80 @@ class WorkerDriver(Driver):
         if self.unsettled(req, ops):
             await self.finish(req, ops, offload)
         return self.outcome(req)
+
+    def nested(
+        self, inv: Invocation, timeout_ms: int | None, loop: asyncio.AbstractEventLoop
+    ) -> Result | ScriptError | InFlight | None:
+        """Run ``inv`` now, on this thread, inside the crossing of the instance that asked for
+        it (a relative fetch, ``Gateway.inline``): no event loop turn and no thread hop between
+        the two scripts. None when this instance is busy or not ready (the caller goes the
+        usual way, through the event loop).
+
+        Most requests finish in that one crossing: their Result, or their ScriptError, comes
+        back. One that goes on (it awaits an operation, it streams) is handed to the event
+        loop, where it goes on as any request of the instance does; its InFlight comes back,
+        for ``follow``. Nothing here touches what the event loop keeps, but through ``loop``.
+        """
+        if self.broken is not None or self._closing or self._offload is None:
+            return None
+        if not self._crossing.acquire(blocking=False):
+            return None
+        req = InFlight(next(self._rids), timeout_ms or None, None)
+        if timeout_ms:
+            req.deadline = time.monotonic() + timeout_ms / 1000.0
+        req.hops = inv.hops
+        header = orjson.dumps({"budget_ms": budget_ms(timeout_ms),
+                               "batch": [request_item(req.rid, inv)]})
+        try:
+            if self.broken is not None:
+                return None
+            head, blob = self._inside(b"wx_run", header, inv.body, timeout_ms)
+        except (_capi.GuestTrap, MemoryError) as exc:
+            self.broken = err = stopped(exc, req.limit_ms, self.path)
+            loop.call_soon_threadsafe(self._trapped, exc, None)  # fails the others in flight
+            return err
+        except ScriptError:  # closed meanwhile
+            return None
+        finally:
+            self._crossing.release()
+        out = orjson.loads(head)
+        rid = req.rid
+        done, failed = out.get("done"), out.get("failed")
+        ended = [done[0][0]] if done and len(done) == 1 else (
+            [failed[0]["rid"]] if failed and len(failed) == 1 else [])
+        if ended != [rid] or len(out) != 1 + ("logs" in out) or (
+            done and failed) or any(log.get("rid") != rid for log in out.get("logs", ())):
+            loop.call_soon_threadsafe(self._adopt, req, out, blob)
+            return req
+        self._collect_logs(out, {rid: req})
+        if done:
+            result = result_of(done[0], blob)
+            result.logs = req.logs + result.logs
+            result.memory = self.instance.memory_size
+            return result
+        err = ScriptError.from_guest(failed[0].get("error") or {}, self.path, self.locate)
+        if isinstance(err, ScriptTimeout):
+            err = ScriptTimeout.after(req.limit_ms, self.path)
+        err.logs = req.logs + err.logs
+        return err
+
+    def _adopt(self, req: InFlight, out: dict, blob: bytes) -> None:
+        """A request ``nested`` started goes on from its first crossing's output, here on the
+        event loop, as any request of the instance."""
+        self._requests[req.rid] = req
+        if self.broken is not None:
+            req.settle(self.broken)
+        self._start_ops(self._dispatch(out, blob))
+        if self._left:
+            self._wake()
+
+    async def follow(self, req: InFlight) -> Result:
+        """The outcome of a request ``nested`` handed to the event loop."""
+        if self.unsettled(req, []):
+            await self.finish(req, [], self._offload)
+        result = self.outcome(req)
+        result.memory = self.instance.memory_size
+        return result
 
     async def socket(
         self, event: list[Any], data: bytes | None, timeout_ms: int | None, offload: Offload

@@ -6,12 +6,10 @@ server subprocess: these tests are about the app's own wiring.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,33 +17,9 @@ import pytest_asyncio
 
 from runtime.app import App, create_app
 from runtime.config import Settings
+from tests.support import Lifespan
 
 PREFIX = "/api/v1/exec"
-
-
-class Lifespan:
-    """Runs an app's lifespan protocol the way an ASGI server does."""
-
-    def __init__(self, app: App) -> None:
-        self._app = app
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-        self._task = asyncio.create_task(self._app(scope, self._inbox.get, self._outbox.put))
-        await self._event("startup")
-
-    async def stop(self) -> None:
-        await self._event("shutdown")
-        assert self._task is not None
-        await self._task
-
-    async def _event(self, event: str) -> None:
-        await self._inbox.put({"type": f"lifespan.{event}"})
-        answer = await asyncio.wait_for(self._outbox.get(), 60)
-        assert answer["type"] == f"lifespan.{event}.complete", answer
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_every_sandbox_holds_the_response_and_the_built_ins_by_default() -> None
         "ai.chat", "ai.stream", "ai.object", "isolate.eval",
     }
     assert set(registry.calls) == {"crypto.hash", "crypto.hmac"}
-    assert {name.split(".")[0] for name in registry.bound} == {"shared", "fs"}
+    assert {name.split(".")[0] for name in registry.bound} == {"shared", "fs", "fetch"}
     assert Registry(settings_for_tests(), ()).units == CORE
 
 

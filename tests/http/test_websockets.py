@@ -325,8 +325,7 @@ async def test_a_closed_connection_is_freed_without_the_cycle_collector(tmp_path
 
     from runtime.app import create_app
     from runtime.http import websocket
-    from tests.api.test_app import Lifespan
-    from tests.support import settings_for_tests
+    from tests.support import Lifespan, settings_for_tests
 
     write_scripts(tmp_path / "scripts", {"echo.js": (
         "// @mode worker\n// @websocket\nmodule.exports = () => 1;\n"

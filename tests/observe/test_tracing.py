@@ -236,7 +236,7 @@ import asyncio, sys
 import httpx
 from runtime.app import create_app
 from runtime.observe import tracing
-from tests.api.test_app import Lifespan
+from tests.support import Lifespan
 from tests.support import settings_for_tests
 
 async def main():

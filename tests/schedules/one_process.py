@@ -12,8 +12,7 @@ from pathlib import Path
 
 from runtime.app import create_app
 from runtime.schedules.times import parse_iso
-from tests.api.test_app import Lifespan
-from tests.support import settings_for_tests
+from tests.support import Lifespan, settings_for_tests
 
 
 async def main(scripts: Path, data: Path, when: str) -> None:

@@ -21,8 +21,7 @@ from runtime.app import App, create_app
 from runtime.schedules import FiresLog
 from runtime.schedules.ticks import Ticks
 from runtime.schedules.times import iso, next_tick
-from tests.api.test_app import Lifespan
-from tests.support import REPO, settings_for_tests, write_scripts
+from tests.support import REPO, Lifespan, settings_for_tests, write_scripts
 
 YEARLY = "0 0 1 1 *"
 

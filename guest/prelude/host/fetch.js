@@ -5,6 +5,8 @@
 import { UTF8, W } from '../natives.js';
 import { blob } from '../crossing/state.js';
 import { dropOp, listOp } from '../crossing/ops.js';
+import { current } from '../crossing/flight.js';
+import { stringify } from '../crossing/intrinsics.js';
 import { streamOf } from '../crossing/stream.js';
 import { viewOf } from '../lib/encoding.js';
 import { URL, URLSearchParams } from '../lib/url.js';
@@ -71,6 +73,22 @@ const urlOf = (input) => {
 };
 
 const NULL_BODY = [101, 204, 205, 304];
+const ANSWER = 0x3d; // '=': fetch.local's answer; 't': a ticket for it (runtime/host/fetch/unit.py)
+const TICKET = 0x74;
+
+// A relative fetch, answered inside this crossing when the script it calls can take it there
+// (then no second crossing resumes this one); otherwise, or for a larger or later answer (a
+// ticket), the 'fetch.request' op makes it.
+const local = (args, bytes) => {
+  const f = current();
+  if (!f || f.finished) return undefined;
+  const parts = [String(f.rid), '\n', stringify({ url: args.url, method: args.method, headers: args.headers }), '\n'];
+  if (bytes) parts.push(bytes);
+  const got = new Uint8Array(W.hostCall('fetch.local', parts));
+  if (got[0] === ANSWER) return got.subarray(1);
+  if (got[0] === TICKET) args.ticket = +W.decode(got.subarray(1), UTF8);
+  return undefined;
+};
 
 // The op's answer: a little-endian u32 length, the head as JSON, a small body inline. A head
 // marked `checked` has headers the guest may take as they are (host/fetch/unit.py, Head):
@@ -106,9 +124,11 @@ const fetch = async (input, init = {}) => {
     [bytes, type] = await bodyBytes(o.body);
     if (type && o.type === null) headers.push(['content-type', type]);
     if (signal) signal.throwIfAborted();
-    if (bytes) args.body = blob(bytes);
   }
-  const answer = await new Promise((resolve, reject) => {
+  const relative = args.url[0] === '/' && args.url[1] !== '/';
+  const here = relative && !signal ? local(args, bytes) : undefined;
+  const answer = here || await new Promise((resolve, reject) => {
+    if (bytes) args.body = blob(bytes);
     const rec = { resolve, reject };
     const id = listOp(rec, 'fetch.request', args, bytes ? ['body'] : undefined);
     if (signal) {

@@ -29,7 +29,7 @@ import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
-from runtime.host import HostError, OpContext, Refused, Unit
+from runtime.host import Caller, HostError, OpContext, Refused, Unit, running
 from runtime.host.fetch import HOPS_HEADER
 from runtime.host.fetch.client import client_for, connection_refusal
 from runtime.host.fetch.guard import (
@@ -48,6 +48,7 @@ from runtime.observe import tracing
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
+    from runtime.http.gateway import Dispatched
 
 MAX_REDIRECTS = 20
 INLINE_BYTES = CHUNK_BYTES
@@ -179,7 +180,10 @@ async def request(args: dict[str, Any], ctx: OpContext) -> bytes:
     remaining = None if ctx.deadline is None else max(0.0, ctx.deadline - time.monotonic())
     try:
         async with asyncio.timeout(remaining):
-            if url.startswith("/") and not url.startswith("//"):
+            if "ticket" in args:  # begun inside the crossing (``local``), counted there
+                answer = await ctx.services.claim(int(args["ticket"]))
+                head = _open(ctx, answer, url, headers)
+            elif url.startswith("/") and not url.startswith("//"):
                 state.count(grant_.max_subrequests, url)
                 head = await _compose(ctx, method, url, headers, body or b"")
             else:
@@ -388,7 +392,12 @@ async def _compose(
             f"fetch to {path} refused: a relative URL calls another script of this tenant, "
             "which needs the HTTP server (wexec serve); give an absolute URL here"
         )
-    answer = await dispatch(ctx.tenant, method, path, list(headers.items()), body)
+    return _open(ctx, await dispatch(ctx.tenant, method, path, list(headers.items()), body),
+                 path, headers)
+
+
+def _open(ctx: OpContext, answer: Dispatched, path: str, headers: CIMultiDict[str]) -> Head:
+    """An in-process answer as a fetch's head, its body inline or a host stream."""
     host = headers.get("host", "localhost")
     head = Head(answer.status, answer.reason, answer.headers, f"http://{host}{path}")
     if answer.rest is None:
@@ -398,10 +407,57 @@ async def _compose(
     return head
 
 
+LOCAL_ROOM = 64 * 1024 - 64
+"""What ``fetch.local``'s answer may hold: the guest's buffer for a call's answer
+(``HOST_OUT_CAP``, guest/shim/hot.c) less a margin."""
+
+
+def local(data: bytes, caller: Caller) -> bytes:
+    """``fetch.local rid\\n{"url", "method", "headers"}\\nbody``: a relative fetch of request
+    ``rid`` answered inside the crossing that makes it, when the script it calls can take it
+    there (``Gateway.inline``): no event loop turn, no thread hop, no second crossing for the
+    caller. Answers ``=`` and the answer as ``request`` encodes it; ``t`` and a ticket, which
+    the ``fetch.request`` op takes (``{"ticket"}``) for an answer that is larger or comes
+    later; or nothing, before anything ran: the fetch is made as that op makes it, which also
+    says what is wrong with one that is refused."""
+    driver = running.driver
+    rid, _, rest = data.partition(b"\n")
+    args, _, body = rest.partition(b"\n")
+    ctx = driver.context_of(int(rid)) if driver is not None and rid.isdigit() else None
+    if ctx is None or ctx.services.inline is None:
+        return b""
+    grant_: FetchGrant = ctx.grants["fetch"]
+    state: FetchState = ctx.state.get("fetch") or ctx.state.setdefault("fetch", FetchState())
+    if state.subrequests >= grant_.max_subrequests:
+        return b""
+    wanted = orjson.loads(args)
+    url = wanted.get("url")
+    try:
+        if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+            return b""
+        method = _method(wanted.get("method", "GET"))
+        headers = _headers(wanted.get("headers") or [])
+    except Refused:
+        return b""
+    if method in ("GET", "HEAD") and body:
+        return b""
+    headers.popall(HOPS_HEADER, None)
+    headers[HOPS_HEADER] = str(ctx.hops + 1)
+    answered = ctx.services.inline(
+        ctx.tenant, method, url, list(headers.items()), body, ctx.deadline,
+        lambda answer: b"=" + _open(ctx, answer, url, headers).encode(), LOCAL_ROOM,
+    )
+    if answered is None:
+        return b""
+    state.subrequests += 1
+    return b"t%d" % answered if isinstance(answered, int) else answered
+
+
 UNIT = Unit(
     name="fetch",
     granted_by="every script may fetch public hosts; WEXEC_FETCH_ALLOW_HOSTS opens others",
     ops={"request": request},
+    bound_calls={"local": local},
     settings=FetchSettings,
     configure=configure,
     grant=grant,
