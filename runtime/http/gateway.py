@@ -147,7 +147,21 @@ def decode(scope: Scope) -> ScriptRequest:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             before = headers.get(name)
             headers[name] = value if before is None else f"{before}, {value}"
-    qs = scope.get("query_string", b"").decode("latin-1")
+    raw_path = scope.get("raw_path")
+    route_path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    client = scope.get("client")
+    return _request(
+        scope["method"], scope["path"], route_path, scope.get("query_string", b"").decode("latin-1"),
+        headers, scope.get("scheme", "http"), client[0] if client else "",
+        _may_have_body(scope, headers),
+    )
+
+
+def _request(
+    method: str, path: str, route_path: str, qs: str, headers: dict[str, str], scheme: str,
+    ip: str, may_have_body: bool,
+) -> ScriptRequest:
+    """A request from its decoded parts: its query parsed, its URL made."""
     query: Query = {}
     for key, value in parse_qsl(qs, keep_blank_values=True) if qs else ():
         seen = query.get(key)
@@ -157,15 +171,8 @@ def decode(scope: Scope) -> ScriptRequest:
             seen.append(value)
         else:
             query[key] = [seen, value]
-    raw_path = scope.get("raw_path")
-    route_path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
-    host = headers.get("host", "")
-    url = f"{scope.get('scheme', 'http')}://{host}{route_path}" + (f"?{qs}" if qs else "")
-    client = scope.get("client")
-    return ScriptRequest(
-        scope["method"], scope["path"], route_path, url, headers, query,
-        client[0] if client else "", _may_have_body(scope, headers),
-    )
+    url = f"{scheme}://{headers.get('host', '')}{route_path}" + (f"?{qs}" if qs else "")
+    return ScriptRequest(method, path, route_path, url, headers, query, ip, may_have_body)
 
 
 def _may_have_body(scope: Scope, headers: dict[str, str]) -> bool:
@@ -401,7 +408,7 @@ class Gateway:
                           _Rest(sent, gone, task, chunk))
 
     def inline(
-        self, tenant: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+        self, tenant: str, method: str, target: str, headers: dict[str, str], body: bytes,
         deadline: float | None, encode: Callable[[Dispatched], bytes], room: int,
     ) -> bytes | int | None:
         """``dispatch``, answered here and now on the guest thread whose crossing asks for it:
@@ -421,7 +428,9 @@ class Gateway:
                 or asyncio._get_running_loop() is not None):
             return None
         started, t0 = time.time_ns(), time.perf_counter_ns()
-        req = decode(_scope(tenant, method, target, headers, body))
+        route_path, _, qs = target.partition("#")[0].partition("?")
+        fields = {"host": "localhost", **headers, "content-length": str(len(body))}
+        req = _request(method, unquote(route_path), route_path, qs, fields, "http", "", True)
         owner, script, params = self.catalog.lookup(
             req.headers.get("host", ""), req.route_path, tenant
         )
@@ -463,7 +472,8 @@ class Gateway:
                 self._claims.pop(stale, None)
         if not isinstance(outcome, (Result, ScriptError)):  # it goes on: the loop follows it
             self._loop.call_soon_threadsafe(
-                self._follow, ticket, tenant, method, target, headers, body, (driver, outcome)
+                self._follow, ticket, tenant, method, target, list(headers.items()), body,
+                (driver, outcome),
             )
             return ticket
         extra = cors.allow_headers(policy.cors, req.headers.get("origin"))

@@ -82,9 +82,9 @@ const TICKET = 0x74;
 const local = (args, bytes) => {
   const f = current();
   if (!f || f.finished) return undefined;
-  const parts = [String(f.rid), '\n', stringify({ url: args.url, method: args.method, headers: args.headers }), '\n'];
-  if (bytes) parts.push(bytes);
-  const got = new Uint8Array(W.hostCall('fetch.local', parts));
+  const h = args.headers;
+  const head = f.rid + '\n' + args.method + '\n' + args.url + '\n' + (h.length ? stringify(h) : '') + '\n';
+  const got = new Uint8Array(W.hostCall('fetch.local', bytes ? [head, bytes] : [head]));
   if (got[0] === ANSWER) return got.subarray(1);
   if (got[0] === TICKET) args.ticket = +W.decode(got.subarray(1), UTF8);
   return undefined;
@@ -125,7 +125,7 @@ const fetch = async (input, init = {}) => {
     if (type && o.type === null) headers.push(['content-type', type]);
     if (signal) signal.throwIfAborted();
   }
-  const relative = args.url[0] === '/' && args.url[1] !== '/';
+  const relative = args.url[0] === '/' && args.url[1] !== '/' && !args.url.includes('\n');
   const here = relative && !signal ? local(args, bytes) : undefined;
   const answer = here || await new Promise((resolve, reject) => {
     if (bytes) args.body = blob(bytes);

@@ -21,6 +21,7 @@ import functools
 import re
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -396,7 +397,7 @@ async def _compose(
                  path, headers)
 
 
-def _open(ctx: OpContext, answer: Dispatched, path: str, headers: CIMultiDict[str]) -> Head:
+def _open(ctx: OpContext, answer: Dispatched, path: str, headers: Mapping[str, str]) -> Head:
     """An in-process answer as a fetch's head, its body inline or a host stream."""
     host = headers.get("host", "localhost")
     head = Head(answer.status, answer.reason, answer.headers, f"http://{host}{path}")
@@ -413,38 +414,42 @@ LOCAL_ROOM = 64 * 1024 - 64
 
 
 def local(data: bytes, caller: Caller) -> bytes:
-    """``fetch.local rid\\n{"url", "method", "headers"}\\nbody``: a relative fetch of request
-    ``rid`` answered inside the crossing that makes it, when the script it calls can take it
-    there (``Gateway.inline``): no event loop turn, no thread hop, no second crossing for the
-    caller. Answers ``=`` and the answer as ``request`` encodes it; ``t`` and a ticket, which
-    the ``fetch.request`` op takes (``{"ticket"}``) for an answer that is larger or comes
-    later; or nothing, before anything ran: the fetch is made as that op makes it, which also
-    says what is wrong with one that is refused."""
+    """``fetch.local rid\\nmethod\\nurl\\nheaders\\nbody`` (headers: JSON ``[name, value]``
+    pairs, or nothing): a relative fetch of request ``rid`` answered inside the crossing that
+    makes it, when the script it calls can take it there (``Gateway.inline``): no event loop
+    turn, no thread hop, no second crossing for the caller. Answers ``=`` and the answer as
+    ``request`` encodes it; ``t`` and a ticket, which the ``fetch.request`` op takes
+    (``{"ticket"}``) for an answer that is larger or comes later; or nothing, before anything
+    ran: the fetch is made as that op makes it, which also says what is wrong with one that is
+    refused."""
     driver = running.driver
-    rid, _, rest = data.partition(b"\n")
-    args, _, body = rest.partition(b"\n")
-    ctx = driver.context_of(int(rid)) if driver is not None and rid.isdigit() else None
-    if ctx is None or ctx.services.inline is None:
+    try:
+        rid, method, target, pairs, body = data.split(b"\n", 4)
+        ctx = driver.context_of(int(rid)) if driver is not None else None
+        url, method_ = target.decode(), method.decode()
+    except ValueError:  # not five parts, not a number, not UTF-8: a raw call's own
+        return b""
+    if (ctx is None or ctx.services.inline is None or not url.startswith("/")
+            or url.startswith("//") or not url.isprintable()):
         return b""
     grant_: FetchGrant = ctx.grants["fetch"]
     state: FetchState = ctx.state.get("fetch") or ctx.state.setdefault("fetch", FetchState())
     if state.subrequests >= grant_.max_subrequests:
         return b""
-    wanted = orjson.loads(args)
-    url = wanted.get("url")
+    headers: dict[str, str] = {}
     try:
-        if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
-            return b""
-        method = _method(wanted.get("method", "GET"))
-        headers = _headers(wanted.get("headers") or [])
-    except Refused:
+        method_ = method_ if method_ in _NORMALIZED else _method(method_)
+        for name, value in _headers(orjson.loads(pairs)).items() if pairs else ():
+            name = name.lower()
+            seen = headers.get(name)
+            headers[name] = value if seen is None else f"{seen}, {value}"
+    except (Refused, ValueError):
         return b""
-    if method in ("GET", "HEAD") and body:
+    if method_ in ("GET", "HEAD") and body:
         return b""
-    headers.popall(HOPS_HEADER, None)
     headers[HOPS_HEADER] = str(ctx.hops + 1)
     answered = ctx.services.inline(
-        ctx.tenant, method, url, list(headers.items()), body, ctx.deadline,
+        ctx.tenant, method_, url, headers, body, ctx.deadline,
         lambda answer: b"=" + _open(ctx, answer, url, headers).encode(), LOCAL_ROOM,
     )
     if answered is None:
