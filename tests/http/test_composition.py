@@ -43,6 +43,7 @@ SCRIPTS = {
     "spin.ts": "// @mode worker\nconst t = Date.now(), ms = Number(req.query.ms ?? 3000);\n"
                "while (Date.now() - t < ms) {}\nreturn 'spun';",
     "throws.ts": "// @mode worker\nthrow new TypeError('the target failed');",
+    "streams.ts": "// @mode worker\nreturn (async function* () { yield 'one '; yield 'two'; })();",
 }
 
 
@@ -69,7 +70,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await lifespan.start()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
-        for name in ("target", "later", "big", "spin", "throws"):  # each has its instance
+        for name in ("target", "later", "big", "spin", "throws", "streams"):  # each has its instance
             await c.get(f"/{name}", params={"ms": "0"})
         yield c
     await lifespan.stop()
@@ -91,6 +92,14 @@ async def test_an_answer_that_comes_later_is_followed_on_the_event_loop(
     got = (await client.get("/calls", params={"to": "later"})).json()
     assert went == ["InFlight"]
     assert got == {"status": 200, "text": "after a timer"}
+
+
+async def test_a_streamed_answer_is_followed_on_the_event_loop(
+    client: httpx.AsyncClient, went: list[str],
+) -> None:
+    got = (await client.get("/calls", params={"to": "streams"})).json()
+    assert went == ["InFlight"]
+    assert got == {"status": 200, "text": "one two"}
 
 
 async def test_an_answer_larger_than_a_call_carries_reaches_the_caller_whole(
