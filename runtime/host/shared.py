@@ -28,6 +28,7 @@ so writing one is refused.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from runtime.state.store import MISSING, TenantState, sync_all
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
-    from runtime.sandbox.instance import Running
+    from runtime.sandbox.instance import Answers, GuestInstance, Running
 
 log = logging.getLogger("wexec.shared")
 
@@ -111,7 +112,8 @@ class Link:
     """One instance's area, kept in step with its tenant's state (see the module's doc); the
     instance's ``CrossingHook``."""
 
-    __slots__ = ("_cap", "_cells", "_crossing", "_length", "_log", "_state", "_store", "_tenant")
+    __slots__ = ("_cap", "_cells", "_crossing", "_length", "_log", "_state", "_store", "_tenant",
+                 "answers")
 
     def __init__(self, memory: memoryview, at: int, grant: Grant, caller: Caller) -> None:
         if not 0 < at <= len(memory) - LOG_AT - LOG_CAP:
@@ -125,6 +127,8 @@ class Link:
         self._crossing = caller.crossing
         self._store = grant.state
         self._state: TenantState = self._store.tenant(tenant)
+        self.answers: Answers | None = None
+        """The tenant's answers, once the instance is given them (``get`` keeps them)."""
         self.changed()
 
     def before(self) -> None:
@@ -189,6 +193,7 @@ def _logged(log: bytes) -> dict[str, tuple[bytes, Any] | None]:
 
 
 _running: Running | None = None
+_Answers: type[Answers]
 
 
 def _link(area: bytes, caller: Caller) -> Link | None:
@@ -196,9 +201,13 @@ def _link(area: bytes, caller: Caller) -> Link | None:
     what it logged applied; None for a call from outside any instance."""
     global _running
     if _running is None:
-        from runtime.sandbox.instance import running  # here: the sandbox imports this unit
+        global _Answers
+        from runtime.sandbox.instance import (  # here: the sandbox imports this unit
+            Answers,
+            running,
+        )
 
-        _running = running
+        _running, _Answers = running, Answers
     instance = _running.instance
     if instance is None:
         return None
@@ -214,7 +223,26 @@ def _link(area: bytes, caller: Caller) -> Link | None:
         raise SharedError("a shared state call starts with its area's address") from None
     link = Link(instance.memory_view, at, caller.grants["shared"], caller)
     instance.hook = link
+    answers = _answers(link._state, instance)
+    if answers is not None and instance.answer_from(answers, at):
+        link.answers = answers
     return link
+
+
+_answers_lock = threading.Lock()
+
+
+def _answers(state: TenantState, instance: GuestInstance) -> Answers | None:
+    """The tenant's answers, made on its first instance's first call (None: no memory)."""
+    with _answers_lock:  # one table per tenant, or a writer would bump another's counters
+        if state.answers is None:
+            try:
+                state.answers = _Answers(instance.engine.native)
+            except MemoryError:
+                return None
+            state.versions = state.answers.versions
+        answers: Answers = state.answers
+        return answers
 
 
 def _request(data: bytes, caller: Caller) -> tuple[list[str], bytes, Link | None]:
@@ -238,17 +266,27 @@ def _shown(path: list[str]) -> str:
 
 
 def get(data: bytes, caller: Caller) -> bytes:
-    """``shared.get path`` → nothing (missing), ``o`` (an object), or the value's JSON."""
-    path, _, _ = _request(data, caller)
+    """``shared.get path`` → nothing (missing), ``o`` (an object), or the value's JSON. The
+    answer is kept for the next same call of any instance of the tenant (``Answers``, which
+    ``instance.c`` gives while the key is unchanged), once the instance has been linked."""
+    path, _, link = _request(data, caller)
+    answers = link.answers if link is not None and path else None
+    if answers is not None:  # read before the value: a change in between makes it stale
+        versions = answers.versions
+        slot = hash(path[0]) & (len(versions) - 1)
+        version = versions[slot]
     value = caller.grants["shared"].state.get(caller.tenant, path)
     if value is MISSING:
-        return b""
-    if isinstance(value, dict):
-        return OBJECT
-    raw = orjson.dumps(value)
-    if len(raw) > CALL_OUT_BYTES:
-        raise SharedError(f"{_shown(path)} is {len(raw)} bytes of JSON, more than one read "
-                          f"carries ({CALL_OUT_BYTES}); keep it in several keys")
+        raw = b""
+    elif isinstance(value, dict):
+        raw = OBJECT
+    else:
+        raw = orjson.dumps(value)
+        if len(raw) > CALL_OUT_BYTES:
+            raise SharedError(f"{_shown(path)} is {len(raw)} bytes of JSON, more than one read "
+                              f"carries ({CALL_OUT_BYTES}); keep it in several keys")
+    if answers is not None:  # as the next calls will ask: without the area's address
+        answers.put(data[data.index(b"\n"):], raw, slot, version)
     return raw
 
 

@@ -123,13 +123,15 @@ const keep = (deep, key, e) => {
   kept.set(key, e);
 };
 
-// What a read answers, as kept: a primitive or a node as it is, an array (or anything holding
-// objects) as its JSON, so that each read gets a copy of its own.
-const answer = (t, k, key, ab) => {
+// What a read answers, as kept: a primitive as it is, NODE for an object, an array as its
+// JSON, so that each read gets a copy of its own. Once the host has the area, W.sharedGet
+// answers so itself; the first call of an instance hands the host its area's address.
+const NODE = {};
+const answer = (p) => {
+  if (head === '\n') return W.sharedGet(p, MISSING, NODE);
+  const ab = hostCall('shared.get', [linked(), p]);
   if (ab.byteLength === 0) return MISSING;
-  if (ab.byteLength === 1 && new Uint8Array(ab)[0] === O) {
-    return node(childPath(t[PATH], k), key === null ? null : t === root ? below(key) : key + '\0');
-  }
+  if (ab.byteLength === 1 && new Uint8Array(ab)[0] === O) return NODE;
   const v = W.parseJSON(ab);
   return typeof v === 'object' && v !== null ? ab : v;
 };
@@ -141,7 +143,8 @@ const value = (e, k) => {
 };
 
 const ask = (t, k, key) => {
-  const e = answer(t, k, key, hostCall('shared.get', [linked(), pathJSON(t, k)]));
+  let e = answer(pathJSON(t, k));
+  if (e === NODE) e = node(childPath(t[PATH], k), key === null ? null : t === root ? below(key) : key + '\0');
   if (key !== null) {
     fresh(); // the call applied the log: someone else may have written before
     keep(t !== root, key, e);
