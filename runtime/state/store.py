@@ -195,7 +195,7 @@ class SharedState:
         with self._lock:
             state = self._of(tenant)
             before = state.gen
-            values, sizes = state.values, state.sizes
+            values, sizes, versions = state.values, state.sizes, state.versions
             for key, item in writes.items():
                 old = sizes.pop(key, 0)
                 if item is None:
@@ -206,7 +206,8 @@ class SharedState:
                     size = sizes[key] = len(key) + len(raw)
                     state.bytes += size - old
                 state.dirty.add(key)
-                _changed(state, key)
+                if versions is not None:  # _changed, inline: this runs for every request
+                    versions[hash(key) & (len(versions) - 1)] += 1
             state.gen += 1
             return before, state.gen
 

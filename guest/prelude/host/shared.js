@@ -113,13 +113,9 @@ const valueJSON = (path, k, v) => {
 
 const shown = (path, k) => 'shared.' + (path.length ? path.join('.') + '.' : '') + String(k);
 
-const keep = (deep, key, e) => {
-  let kept = deep ? state.sharedDeep : state.shared;
-  if (kept === null || kept.size >= KEPT) {
-    kept = new Map();
-    if (deep) state.sharedDeep = kept;
-    else state.shared = kept;
-  }
+const keepDeep = (key, e) => {
+  let kept = state.sharedDeep;
+  if (kept === null || kept.size >= KEPT) kept = state.sharedDeep = new Map();
   kept.set(key, e);
 };
 
@@ -142,22 +138,31 @@ const value = (e, k) => {
   return e instanceof ArrayBuffer ? W.parseJSON(e) : e;
 };
 
+// A read below the root that the cache does not hold (readRoot asks for a root key itself).
 const ask = (t, k, key) => {
   let e = answer(pathJSON(t, k));
-  if (e === NODE) e = node(childPath(t[PATH], k), key === null ? null : t === root ? below(key) : key + '\0');
+  if (e === NODE) e = node(childPath(t[PATH], k), key === null ? null : key + '\0');
   if (key !== null) {
     fresh(); // the call applied the log: someone else may have written before
-    keep(t !== root, key, e);
+    keepDeep(key, e);
   }
   return e;
 };
 
-// A read of a root key: the common one, kept short.
+// A read of a root key: the common one, kept short (a miss asks as ask(root, k, k) does).
 const readRoot = (k) => {
   fresh();
-  const kept = state.shared;
-  const e = kept !== null ? kept.get(k) : undefined;
-  return value(e === undefined ? ask(root, k, k) : e, k);
+  let kept = state.shared;
+  let e = kept !== null ? kept.get(k) : undefined;
+  if (e === undefined) {
+    e = answer(rootPath(k));
+    if (e === NODE) e = node([k], below(k));
+    fresh(); // as in ask
+    kept = state.shared;
+    if (kept === null || kept.size >= KEPT) kept = state.shared = new Map();
+    kept.set(k, e);
+  }
+  return value(e, k);
 };
 
 const read = (t, k) => {
