@@ -15,7 +15,11 @@ room left under its cap there, and the guest keeps what it read while the genera
 the same; a top-level write is logged there, and the link applies the log when the crossing
 ends (a failed one too) or before any call the instance makes, so a write reaches other
 scripts once its writer waits or answers. The guest's own writes keep its cache: applying them
-moves its ``valid`` cell on, unless someone else wrote meanwhile.
+moves its ``valid`` cell on, unless someone else wrote meanwhile. When any change drops that
+cache, the reads that follow ask the host again; what ``get`` answered is kept per tenant
+(``runtime.sandbox.instance.Answers``) and given again natively, without entering Python,
+until a change reaches the key's slot (``store._changed``: every writer, in this process or
+another, bumps it).
 
 Granted to every script of a tenant, for that tenant's state only: it is what ``shared`` has
 always been, and nothing outside the tenant is reached. Per tenant: a cap on its size in bytes.

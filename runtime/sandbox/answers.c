@@ -6,7 +6,8 @@
  * slot's version when the host read the value. The host adds one to a slot's version after
  * every change of a key hashing to it (it writes `versions` directly, without the lock), so
  * an answer is good while its slot still holds the version it was kept at. Keys sharing a
- * slot only send each other's reads back to the host.
+ * slot only send each other's reads back to the host. A table is some 48 KiB, plus what it
+ * keeps (small answers only: a large one is read by Python each time).
  */
 #include <sched.h>
 #include <stdbool.h>
@@ -14,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS 4096       /* shared.py ANSWER_SLOTS */
-#define KEPT 1024        /* answers at most; one more drops them all */
+#define SLOTS 1024       /* instance.py ANSWER_SLOTS */
+#define KEPT 512         /* answers at most; one more drops them all */
 #define TABLE (KEPT * 2) /* open addressing: always a free place to stop at */
 #define INPUT_MAX 512
 #define ANSWER_MAX 4096
@@ -28,7 +29,7 @@ typedef struct {
     uint64_t version;
 } answer_t;
 
-typedef struct {
+typedef struct answers { /* instance.c knows it by this name only */
     volatile uint64_t versions[SLOTS]; /* the host's: aligned words, read whole */
     char lock;
     uint32_t count;

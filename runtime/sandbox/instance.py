@@ -86,7 +86,7 @@ _SIGNATURES: list[native.Signature] = [
     ("wxa_put", None, [c_void_p, c_char_p, c_uint32, c_char_p, c_uint32, c_uint32, c_uint64]),
 ]
 
-ANSWER_SLOTS = 4096
+ANSWER_SLOTS = 1024
 """``answers.c`` ``SLOTS``: a top-level key's slot is its hash reduced to this."""
 
 
