@@ -1,6 +1,6 @@
 """In-process sandbox benchmarks (no HTTP): the figures issue 2 sets targets for.
 
-    python benches/sandbox.py [--n 3000] [--scripts 200]
+    python benches/sandbox.py [--n 3000] [--scripts 200] [--capabilities]
 
 Prints p50/p99 per case, the target, and the ratio against Node's ``vm.createContext`` + run per
 request measured in the same run on the same machine.
