@@ -1,6 +1,6 @@
 """In-process sandbox benchmarks (no HTTP): the figures issue 2 sets targets for.
 
-    python benches/sandbox.py [--n 3000] [--scripts 200]
+    python benches/sandbox.py [--n 3000] [--scripts 200] [--capabilities]
 
 Prints p50/p99 per case, the target, and the ratio against Node's ``vm.createContext`` + run per
 request measured in the same run on the same machine.
@@ -327,11 +327,22 @@ def capability_rows(n: int) -> list[tuple[str, float, float, float]]:
     ]
 
 
+def print_capabilities(rows: list[tuple[str, float, float, float]]) -> None:
+    print(f"\n{'host capability, per use':38} {'wall p50':>10} {'cpu':>10}  target (on wall p50)")
+    for name, wall, cpu, target in rows:
+        print(f"{name:38} {wall:>8.2f}us {cpu:>8.2f}us  <= {target} us {'OK' if wall <= target else 'MISSED'}"
+              f"  ({wall / target:.1f}x the target)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--scripts", type=int, default=200)
+    ap.add_argument("--capabilities", action="store_true", help="only the host capability rows")
     args = ap.parse_args()
+    if args.capabilities:
+        print_capabilities(capability_rows(args.n))
+        return
 
     sandbox = Sandbox(Settings())
     inv = Invocation("GET", "/hello", "http://localhost/hello")
@@ -400,10 +411,7 @@ def main() -> None:
           "every instance shares them)")
     print(f"{'engine start-up, warm code cache':38} {engine_ms:>8.1f}ms  (median of 5 new processes; "
           f"Python imports before it {imports_ms:.0f} ms)  target <= 5 ms {'OK' if engine_ms <= 5 else 'MISSED'}")
-    print(f"\n{'host capability, per use':38} {'wall p50':>10} {'cpu':>10}  target (on wall p50)")
-    for name, wall, cpu, target in capabilities:
-        print(f"{name:38} {wall:>8.2f}us {cpu:>8.2f}us  <= {target} us {'OK' if wall <= target else 'MISSED'}"
-              f"  ({wall / target:.1f}x the target)")
+    print_capabilities(capabilities)
     if node:
         print(f"\nnode vm.createContext + run per request: p50 {node['p50']:.1f} us, p99 {node['p99']:.1f} us")
         print(f"ratio wexec serverless / node vm: p50 {s50 / node['p50']:.2f}x, p99 {s99 / node['p99']:.2f}x")

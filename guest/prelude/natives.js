@@ -11,6 +11,8 @@
  *   sharedArea()       [ArrayBuffer over shared state's cells, the area's address] (ABI.md)
  *   sharedPut(path, json)  log a top-level write of shared state (json undefined: a delete);
  *                      false when it is for a host call instead (natives.c says when)
+ *   sharedGet(path, missing, object)  shared.get once the host has the area: missing,
+ *                      object, an array's JSON as an ArrayBuffer, or the value itself
  *   done(rid, status, headers, body)  append body to the blob; returns the report's
  *                      "[rid,status,headers,off,len]" entry for the finished response
  *   fromShape(template, ...values)    a new object shaped like template, holding values

@@ -386,6 +386,16 @@ static JSValue w_random(JSContext *c, JSValueConst this, int argc, JSValueConst 
     return js_dup(argv[0]);
 }
 
+/* Throw the Error a host call answered with: its message is the n bytes of out (n < 0). */
+static JSValue host_refused(JSContext *c, const uint8_t *out, int32_t n)
+{
+    size_t len = (size_t)-n <= HOST_OUT_CAP ? (size_t)-n : HOST_OUT_CAP;
+    JSValue msg = JS_NewStringLen(c, (const char *)out, len);
+    JSValue err = JS_NewError(c);
+    JS_DefinePropertyValueStr(c, err, "message", msg, JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    return JS_Throw(c, err);
+}
+
 /* hostCall(name, parts) calls the synchronous host capability `name` with the
  * concatenated bytes of parts and returns its output as an ArrayBuffer. */
 static JSValue w_host_call(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
@@ -425,15 +435,10 @@ static JSValue w_host_call(JSContext *c, JSValueConst this, int argc, JSValueCon
         bytes_put(&b);
     }
     int32_t n = wx_host_call(name, (int32_t)name_len, in, (int32_t)in_len, out, HOST_OUT_CAP);
-    if (n >= 0) {
+    if (n >= 0)
         r = JS_NewArrayBufferCopy(c, out, (size_t)(n <= HOST_OUT_CAP ? n : HOST_OUT_CAP));
-    } else {
-        size_t len = (size_t)-n <= HOST_OUT_CAP ? (size_t)-n : HOST_OUT_CAP;
-        JSValue msg = JS_NewStringLen(c, (const char *)out, len);
-        JSValue err = JS_NewError(c);
-        JS_DefinePropertyValueStr(c, err, "message", msg, JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
-        r = JS_Throw(c, err);
-    }
+    else
+        r = host_refused(c, out, n);
 done:
     js_free(c, in);
     JS_FreeCString(c, name);
@@ -466,6 +471,47 @@ static JSValue w_shared_area(JSContext *c, JSValueConst this, int argc, JSValueC
         return JS_EXCEPTION;
     }
     return r;
+}
+
+#define SHARED_PATH_KEEP 256 /* a longer path's input is allocated for its call */
+
+/* sharedGet(pathJSON, missing, object): the host call shared.get of an instance whose area
+ * the host has (its input: a newline, then the path), answered as the prelude keeps it, with
+ * nothing in between to allocate or parse in JS: `missing` for a path holding nothing,
+ * `object` for an object, an array as its JSON (an ArrayBuffer: each read parses a copy of
+ * its own), any other value as itself. */
+static JSValue w_shared_get(JSContext *c, JSValueConst this, int argc, JSValueConst *argv)
+{
+    static uint8_t out[HOST_OUT_CAP + 1]; /* + the NUL parse_json wants */
+    static uint8_t kept[SHARED_PATH_KEEP + 1];
+    size_t plen;
+    hot.impure = true;
+    const char *p = JS_ToCStringLen(c, &plen, argv[0]);
+    if (!p)
+        return JS_EXCEPTION;
+    uint8_t *in = plen <= SHARED_PATH_KEEP ? kept : js_malloc(c, plen + 1);
+    if (!in) {
+        JS_FreeCString(c, p);
+        return JS_EXCEPTION;
+    }
+    in[0] = '\n';
+    memcpy(in + 1, p, plen);
+    JS_FreeCString(c, p);
+    int32_t n = wx_host_call("shared.get", 10, in, (int32_t)plen + 1, out, HOST_OUT_CAP);
+    if (in != kept)
+        js_free(c, in);
+    if (n < 0)
+        return host_refused(c, out, n);
+    if (n > HOST_OUT_CAP)
+        n = HOST_OUT_CAP;
+    if (n == 0)
+        return js_dup(argv[1]);
+    if (n == 1 && out[0] == 'o')
+        return js_dup(argv[2]);
+    if (out[0] == '[' || out[0] == '{')
+        return JS_NewArrayBufferCopy(c, out, (size_t)n);
+    out[n] = 0;
+    return parse_json(c, (const char *)out, (size_t)n, "<shared>");
 }
 
 /* Whether JSON text holds a lone surrogate: JSON.stringify writes one as \udXXX, which the host
@@ -607,6 +653,7 @@ static const JSCFunctionListEntry wx_natives[] = {
     JS_CFUNC_DEF("hostCall", 2, w_host_call),
     JS_CFUNC_DEF("sharedArea", 0, w_shared_area),
     JS_CFUNC_DEF("sharedPut", 2, w_shared_put),
+    JS_CFUNC_DEF("sharedGet", 3, w_shared_get),
     JS_CFUNC_DEF("parseJSON", 1, w_parse_json),
     JS_CFUNC_DEF("jobsPending", 0, w_jobs_pending),
     JS_CFUNC_DEF("zeroTimer", 0, w_zero_timer),

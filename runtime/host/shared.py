@@ -15,7 +15,11 @@ room left under its cap there, and the guest keeps what it read while the genera
 the same; a top-level write is logged there, and the link applies the log when the crossing
 ends (a failed one too) or before any call the instance makes, so a write reaches other
 scripts once its writer waits or answers. The guest's own writes keep its cache: applying them
-moves its ``valid`` cell on, unless someone else wrote meanwhile.
+moves its ``valid`` cell on, unless someone else wrote meanwhile. When any change drops that
+cache, the reads that follow ask the host again; what ``get`` answered is kept per tenant
+(``runtime.sandbox.instance.Answers``) and given again natively, without entering Python,
+until a change reaches the key's slot (``store._changed``: every writer, in this process or
+another, bumps it).
 
 Granted to every script of a tenant, for that tenant's state only: it is what ``shared`` has
 always been, and nothing outside the tenant is reached. Per tenant: a cap on its size in bytes.
@@ -28,7 +32,7 @@ so writing one is refused.
 from __future__ import annotations
 
 import logging
-import struct
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,7 @@ from runtime.state.store import MISSING, TenantState, sync_all
 if TYPE_CHECKING:
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
+    from runtime.sandbox.instance import Answers, GuestInstance
 
 log = logging.getLogger("wexec.shared")
 
@@ -56,8 +61,6 @@ OBJECT = b"o"
 LOG_AT, LOG_CAP = 32, 32 * 1024
 """The guest's area (natives.c ``shared_area``): f64 cells ``gen`` (0), ``room`` (8) and
 ``valid`` (16), the log's u32 length (24), then the log, ``SHARED_LOG_CAP`` bytes."""
-_STAMP, _CELLS, _VALID = struct.Struct("<dd"), struct.Struct("<ddd"), struct.Struct("<d")
-_LENGTH = struct.Struct("<I")
 
 
 class SharedSettings(BaseSettings):
@@ -113,22 +116,30 @@ class Link:
     """One instance's area, kept in step with its tenant's state (see the module's doc); the
     instance's ``CrossingHook``."""
 
-    __slots__ = ("_at", "_cap", "_crossing", "_memory", "_state", "_store", "_tenant")
+    __slots__ = ("_cap", "_cells", "_crossing", "_length", "_log", "_state", "_store", "_tenant",
+                 "answers")
 
     def __init__(self, memory: memoryview, at: int, grant: Grant, caller: Caller) -> None:
         if not 0 < at <= len(memory) - LOG_AT - LOG_CAP:
             raise SharedError("the shared state area lies outside the guest's memory")
         tenant = caller.tenant
-        self._memory, self._at, self._cap, self._tenant = memory, at, grant.cap, tenant
+        # typed views of the area: an item of one costs less than a struct's unpack_from
+        self._cells = memory[at : at + 24].cast("d")
+        self._length = memory[at + 24 : at + 28].cast("I")
+        self._log = memory[at + LOG_AT : at + LOG_AT + LOG_CAP]
+        self._cap, self._tenant = grant.cap, tenant
         self._crossing = caller.crossing
         self._store = grant.state
         self._state: TenantState = self._store.tenant(tenant)
+        self.answers: Answers | None = None
+        """The tenant's answers, once the instance is given them (``get`` keeps them)."""
         self.changed()
 
     def before(self) -> None:
         """Stamp the state's generation and the room its cap leaves."""
-        state = self._state
-        _STAMP.pack_into(self._memory, self._at, state.gen, self._cap - state.bytes)
+        state, cells = self._state, self._cells
+        cells[0] = state.gen
+        cells[1] = self._cap - state.bytes
 
     def after(self) -> None:
         """The crossing ended: apply its log, unless it may still be run again (the sandbox
@@ -142,60 +153,47 @@ class Link:
 
     def drain(self) -> None:
         """Apply the writes logged since the last drain, and stamp the state as it is now."""
-        memory, at = self._memory, self._at
-        n = _LENGTH.unpack_from(memory, at + 24)[0]
+        n = self._length[0]
         if not n:
             return
         self._crossing.commit()
-        _LENGTH.pack_into(memory, at + 24, 0)
-        start = at + LOG_AT
-        log = memory[start : start + min(n, LOG_CAP)].tobytes()
-        before, after = self._store.write_keys(self._tenant, _logged(log))
-        state = self._state
-        if _VALID.unpack_from(memory, at + 16)[0] == before:  # the guest's cache had it all
-            _CELLS.pack_into(memory, at, state.gen, self._cap - state.bytes, after)
-        else:
-            _STAMP.pack_into(memory, at, state.gen, self._cap - state.bytes)
+        self._length[0] = 0
+        before, after = self._store.write_keys(self._tenant, _logged(self._log[:n].tobytes()))
+        state, cells = self._state, self._cells
+        cells[0] = state.gen
+        cells[1] = self._cap - state.bytes
+        if cells[2] == before:  # the guest's cache had it all
+            cells[2] = after
 
     def changed(self) -> None:
         """A call changed the state, and the guest drops its cache on return: stamp the state
         as it is now, and the (empty) cache as holding it."""
-        state = self._state
-        gen = state.gen
-        _CELLS.pack_into(self._memory, self._at, gen, self._cap - state.bytes, gen)
+        state, cells = self._state, self._cells
+        cells[0] = cells[2] = state.gen
+        cells[1] = self._cap - state.bytes
 
 
 def _logged(log: bytes) -> dict[str, tuple[bytes, Any] | None]:
     """The writes of a guest's log (natives.c ``w_shared_put``: ``path\\tJSON\\n``, no JSON for
     a delete), the last of each key: its (JSON, value), or None to delete it. A record the
     prelude never writes (only a script writing over its own memory could) is skipped."""
-    records = log.split(b"\n")
-    records.pop()  # after the last newline: nothing
-    if len(records) > 1:  # the last of each path, latest first
-        records = list({path: r for r in records for path in (r.partition(b"\t")[0],)}.values())
+    if log.find(b"\n") == len(log) - 1:  # one record: the common request, kept short
+        records = [log[:-1]]
+    else:
+        records = log.split(b"\n")
+        records.pop()  # after the last newline: nothing
+        if len(records) > 1:  # the last of each path, latest first
+            records = list({path: r for r in records for path in (r.partition(b"\t")[0],)}.values())
     writes: dict[str, tuple[bytes, Any] | None] = {}
     for record in records:
         path, _, raw = record.partition(b"\t")
-        key = _key(path)
-        if key is not None:
-            try:
-                writes[key] = (raw, orjson.loads(raw)) if raw else None
-            except orjson.JSONDecodeError:
-                continue
+        try:  # orjson reads a one-key path faster than bytes methods can check it
+            keys = orjson.loads(path)
+            if type(keys) is list and len(keys) == 1 and type(keys[0]) is str:
+                writes[keys[0]] = (raw, orjson.loads(raw)) if raw else None
+        except orjson.JSONDecodeError:  # not UTF-8, not JSON
+            continue
     return writes
-
-
-def _key(path: bytes) -> str | None:
-    """The key of a one-key path's JSON (``["k"]``), or None if it is not one."""
-    try:
-        if path.startswith(b'["') and path.endswith(b'"]'):
-            inner = path[2:-2]
-            if b'"' not in inner and b"\\" not in inner:
-                return inner.decode()  # nothing escaped: the JSON string is the key
-        keys = orjson.loads(path)
-    except ValueError:  # not UTF-8, not JSON
-        return None
-    return keys[0] if type(keys) is list and len(keys) == 1 and type(keys[0]) is str else None
 
 
 def _link(area: bytes, caller: Caller) -> Link | None:
@@ -216,7 +214,28 @@ def _link(area: bytes, caller: Caller) -> Link | None:
         raise SharedError("a shared state call starts with its area's address") from None
     link = Link(instance.memory_view, at, caller.grants["shared"], caller)
     instance.hook = link
+    answers = _answers(link._state, instance)
+    if answers is not None and instance.answer_from(answers, at):
+        link.answers = answers
     return link
+
+
+_answers_lock = threading.Lock()
+
+
+def _answers(state: TenantState, instance: GuestInstance) -> Answers | None:
+    """The tenant's answers, made on its first instance's first call (None: no memory)."""
+    from runtime.sandbox.instance import Answers  # here: the sandbox imports this unit
+
+    with _answers_lock:  # one table per tenant, or a writer would bump another's counters
+        if state.answers is None:
+            try:
+                state.answers = Answers(instance.engine.native)
+            except MemoryError:
+                return None
+            state.versions = state.answers.versions
+        answers: Answers = state.answers
+        return answers
 
 
 def _request(data: bytes, caller: Caller) -> tuple[list[str], bytes, Link | None]:
@@ -240,17 +259,27 @@ def _shown(path: list[str]) -> str:
 
 
 def get(data: bytes, caller: Caller) -> bytes:
-    """``shared.get path`` → nothing (missing), ``o`` (an object), or the value's JSON."""
-    path, _, _ = _request(data, caller)
+    """``shared.get path`` → nothing (missing), ``o`` (an object), or the value's JSON. The
+    answer is kept for the next same call of any instance of the tenant (``Answers``, which
+    ``instance.c`` gives while the key is unchanged), once the instance has been linked."""
+    path, _, link = _request(data, caller)
+    answers = link.answers if link is not None and path else None
+    if answers is not None:  # read before the value: a change in between makes it stale
+        versions = answers.versions
+        slot = hash(path[0]) & (len(versions) - 1)
+        version = versions[slot]
     value = caller.grants["shared"].state.get(caller.tenant, path)
     if value is MISSING:
-        return b""
-    if isinstance(value, dict):
-        return OBJECT
-    raw = orjson.dumps(value)
-    if len(raw) > CALL_OUT_BYTES:
-        raise SharedError(f"{_shown(path)} is {len(raw)} bytes of JSON, more than one read "
-                          f"carries ({CALL_OUT_BYTES}); keep it in several keys")
+        raw = b""
+    elif isinstance(value, dict):
+        raw = OBJECT
+    else:
+        raw = orjson.dumps(value)
+        if len(raw) > CALL_OUT_BYTES:
+            raise SharedError(f"{_shown(path)} is {len(raw)} bytes of JSON, more than one read "
+                              f"carries ({CALL_OUT_BYTES}); keep it in several keys")
+    if answers is not None:  # as the next calls will ask: without the area's address
+        answers.put(data[data.index(b"\n"):], raw, slot, version)
     return raw
 
 

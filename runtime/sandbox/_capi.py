@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from ctypes import POINTER, byref, c_void_p
+from typing import Any
 
 import wasmtime
 from wasmtime import _bindings as b
@@ -86,7 +87,28 @@ def define_unchecked(
     linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType, fn: HostFn
 ) -> object:
     """Define ``module.name`` with an unchecked callback; keep the returned handle alive."""
+    cb = unchecked_callback(module, name, fn)
+    define_native(linker, module, name, ty, ctypes.cast(cb, c_void_p).value or 0, None)
+    return cb
+
+
+def define_native(
+    linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType, fn: int, env: int | None
+) -> None:
+    """Define ``module.name`` as the native unchecked callback at address ``fn``, which gets
+    ``env`` (both must outlive the linker's instances)."""
     mod_b, name_b = module.encode(), name.encode()
+    err = b._wasmtime_linker_define_func_unchecked(
+        linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(),
+        ctypes.cast(fn, b.wasmtime_func_unchecked_callback_t), env, _NO_FINALIZER,
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+def unchecked_callback(module: str, name: str, fn: HostFn) -> Any:
+    """``fn`` as a native unchecked callback for ``module.name``; keep it alive while it may
+    be called."""
 
     def trampoline(_env: int, caller: int, args: int, _n: int) -> int:
         try:
@@ -96,12 +118,5 @@ def define_unchecked(
             msg = f"host function {module}.{name} failed: {exc!r}".encode()
             return ctypes.cast(_trap_new(msg, len(msg)), c_void_p).value or 0
 
-    cb = _RAW_CALLBACK(trampoline)
-    err = b._wasmtime_linker_define_func_unchecked(
-        linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(),
-        ctypes.cast(cb, b.wasmtime_func_unchecked_callback_t), None, _NO_FINALIZER,
-    )
-    if err:
-        raise wasmtime.WasmtimeError._from_ptr(err)
-    return cb
+    return _RAW_CALLBACK(trampoline)
 

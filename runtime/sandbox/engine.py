@@ -9,6 +9,7 @@ the first start on a machine pays for compiling.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import struct
@@ -22,7 +23,7 @@ from runtime.buildtools import load_build_module
 from runtime.config import Settings
 from runtime.host import HostError
 from runtime.host.registry import Registry
-from runtime.sandbox import _capi
+from runtime.sandbox import _capi, native
 from runtime.sandbox.instance import STORE_SLACK, NativeEngine, running
 from runtime.sandbox.memory import ImageMemories
 
@@ -57,8 +58,14 @@ class GuestEngine:
         self.module = wasmtime.Module.deserialize_file(self.engine, str(self._machine_code(bare)))
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
-        self._host_call_handle = _capi.define_unchecked(
-            linker, "wexec", "host_call", _host_call_type(), self._host_call
+        # instance.c answers host_call when it can (shared.get), and calls _host_call otherwise
+        lib = native.library(settings.cache_dir)
+        self._host_call_handle = _capi.unchecked_callback("wexec", "host_call", self._host_call)
+        self._host_call_env = ctypes.c_void_p(ctypes.cast(self._host_call_handle, ctypes.c_void_p).value)
+        _capi.define_native(
+            linker, "wexec", "host_call", _host_call_type(),
+            ctypes.cast(lib.wxi_host_call, ctypes.c_void_p).value or 0,
+            ctypes.addressof(self._host_call_env),
         )
         self.pre = linker.instantiate_pre(self.module)
         self.native = NativeEngine(settings.cache_dir, self.engine, self.pre)

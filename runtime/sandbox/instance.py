@@ -70,7 +70,14 @@ _SIGNATURES: list[native.Signature] = [
     ("wxi_start", c_int, [c_void_p, POINTER(_Crossing)]),
     ("wxi_cross", c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_uint32, c_char_p, c_uint32,
                           c_uint64, POINTER(_Crossing)]),
+    ("wxi_answer_from", None, [c_void_p, c_void_p, c_uint32]),
+    ("wxa_new", c_void_p, []),
+    ("wxa_versions", c_void_p, [c_void_p]),
+    ("wxa_put", None, [c_void_p, c_char_p, c_uint32, c_char_p, c_uint32, c_uint32, c_uint64]),
 ]
+
+ANSWER_SLOTS = 1024
+"""``answers.c`` ``SLOTS``: a top-level key's slot is its hash reduced to this."""
 
 
 class NativeEngine:
@@ -95,8 +102,30 @@ class NativeEngine:
                 "differs); reinstall the pinned wasmtime package"
             )
         self._keep = (engine, pre)  # both must outlive every instance made here
+        self.lib = lib
         self.new, self.free, self.start, self.cross = lib.wxi_new, lib.wxi_free, lib.wxi_start, lib.wxi_cross
         self.memory = lib.wxi_memory
+
+
+class Answers:
+    """Answers to one tenant's ``shared.get`` calls, kept natively (``answers.c``) so that
+    ``instance.c`` gives them without entering Python. ``versions`` holds a change counter per
+    slot of top-level keys, which the host bumps after every change of a key (``put`` keeps an
+    answer only while its slot's counter is the one read before the value was)."""
+
+    __slots__ = ("_handle", "_put", "lib", "versions")
+
+    def __init__(self, native: NativeEngine) -> None:
+        lib = native.lib
+        handle = lib.wxa_new()
+        if not handle:
+            raise MemoryError("no memory for a tenant's shared state answers")
+        self.lib, self._handle, self._put = lib, handle, lib.wxa_put
+        self.versions = _capi.memory_view(lib.wxa_versions(handle), ANSWER_SLOTS * 8).cast("Q")
+
+    def put(self, data: bytes, answer: bytes, slot: int, version: int) -> None:
+        """Keep ``answer`` for the call input ``data``, read while ``slot`` was at ``version``."""
+        self._put(self._handle, data, len(data), answer, len(answer), slot, version)
 
 
 class GuestInstance:
@@ -190,6 +219,14 @@ class GuestInstance:
                 ) from trap
             raise
         raise _capi.GuestTrap(f"the crossing into {export.decode()} failed")
+
+    def answer_from(self, answers: Answers, area: int) -> bool:
+        """Let ``instance.c`` answer this instance's ``shared.get`` calls from ``answers``
+        (``area``: its shared area's address) if they are this engine's own; whether it will."""
+        if answers.lib is not self._native.lib or self._handle is None:
+            return False
+        self._native.lib.wxi_answer_from(self._handle, answers._handle, area)
+        return True
 
     def crossed(self) -> None:
         """The last crossing will not be run again: let the host keep what it changed (the

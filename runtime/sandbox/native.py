@@ -1,6 +1,7 @@
-"""The host's native helpers (``memory.c``, ``instance.c``): one library, built on first use.
+"""The host's native helpers (``memory.c``, ``instance.c``, ``answers.c``): one library, built on
+first use.
 
-Both sit on wasmtime's per-instance hot path, where a Python callback or a dozen ctypes calls
+They sit on wasmtime's per-instance hot path, where a Python callback or a dozen ctypes calls
 cost more than the work they ask for. ``build/native.py`` compiles them with the guest's pinned
 toolchain, once per cache directory; each Python module binds the functions of its own source.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from runtime.buildtools import load_build_module
 
-SOURCES = [Path(__file__).with_name("memory.c"), Path(__file__).with_name("instance.c")]
+SOURCES = [Path(__file__).with_name(name) for name in ("memory.c", "instance.c", "answers.c")]
 
 
 @functools.cache

@@ -55,6 +55,8 @@ class TenantState:
     bytes: int = 0
     dirty: set[str] = field(default_factory=set)  # keys written since the last sync
     gen: int = 0  # grows with every change: what a guest's cache of the state is checked by
+    versions: Any = None  # a host's change counters by slot of top-level key (``_changed``)
+    answers: Any = None  # what the host keeps beside them (runtime.host.shared)
 
 
 class SharedState:
@@ -113,6 +115,7 @@ class SharedState:
                 state.bytes += growth
                 state.dirty.add(top)
                 state.gen += 1
+                _changed(state, top)
             return
         with self._lock:
             state = self._of(tenant)
@@ -139,6 +142,7 @@ class SharedState:
             state.bytes += growth
             state.dirty.add(top)
             state.gen += 1
+            _changed(state, top)
 
     def delete(self, tenant: str, path: list[str]) -> bool:
         """Remove ``path`` (``[]``: everything); whether it held something."""
@@ -149,6 +153,7 @@ class SharedState:
                 state.dirty.update(state.values)
                 state.values, state.sizes, state.bytes = {}, {}, 0
                 state.gen += 1
+                _changed(state, None)
                 return had
             top = path[0]
             if len(path) == 1:
@@ -166,6 +171,7 @@ class SharedState:
                 state.bytes -= shrink
             state.dirty.add(top)
             state.gen += 1
+            _changed(state, top)
             return True
 
     def keys(self, tenant: str, path: list[str]) -> list[str]:
@@ -189,7 +195,7 @@ class SharedState:
         with self._lock:
             state = self._of(tenant)
             before = state.gen
-            values, sizes = state.values, state.sizes
+            values, sizes, versions = state.values, state.sizes, state.versions
             for key, item in writes.items():
                 old = sizes.pop(key, 0)
                 if item is None:
@@ -200,6 +206,8 @@ class SharedState:
                     size = sizes[key] = len(key) + len(raw)
                     state.bytes += size - old
                 state.dirty.add(key)
+                if versions is not None:  # _changed, inline: this runs for every request
+                    versions[hash(key) & (len(versions) - 1)] += 1
             state.gen += 1
             return before, state.gen
 
@@ -294,6 +302,7 @@ class SharedState:
         state.dirty.update(values)
         state.values, state.sizes, state.bytes = dict(values), sizes, sum(sizes.values())
         state.gen += 1
+        _changed(state, None)
 
     def _write_dirty(self, tenant: str, key: str) -> None:
         """Write this process's pending write of ``key`` now (the sync lock held)."""
@@ -316,6 +325,7 @@ class SharedState:
             state.values[key] = orjson.loads(raw) if value is MISSING else value
             state.sizes[key] = len(key) + len(raw)
             state.bytes += state.sizes[key]
+        _changed(state, key)
 
 
 def _parent(values: dict[str, Any], path: list[str], value: Any
@@ -345,6 +355,19 @@ def _walk(values: dict[str, Any], path: list[str]) -> Any:
         if found is MISSING:
             return MISSING
     return found
+
+
+def _changed(state: TenantState, key: str | None) -> None:
+    """After ``key`` (None: every key) changed: bump its slot's counter, if a host keeps them
+    (an answer it kept for the key is stale from then on; the change must be made first)."""
+    versions = state.versions
+    if versions is None:
+        return
+    if key is None:
+        for slot in range(len(versions)):
+            versions[slot] += 1
+    else:
+        versions[hash(key) & (len(versions) - 1)] += 1
 
 
 def _check_cap(state: TenantState, tenant: str, growth: int, cap: int) -> None:

@@ -248,6 +248,55 @@ async def test_a_workers_kept_reads_follow_every_other_writer(tmp_path: Path) ->
         assert await read() == {"v": 4, "x": 3}
 
 
+async def test_the_host_answers_a_kept_read_natively_until_its_key_changes(tmp_path: Path) -> None:
+    """Once any state change drops a worker's cache, it asks the host again: what the host read
+    for a key it keeps (``instance.c`` answers it, Python never sees the call) until that key
+    changes, by any writer, in this process or another."""
+    settings = harness_settings(tmp_path)
+    reader = "export default () => ({ k: shared.k ?? null, x: shared.o?.x ?? null });"
+    tenant, cap = "default/1", 1 << 20
+    with holding(shared.UNIT, settings=settings) as h:
+        box = h.sandbox
+        unit, get = box.registry.bound["shared.get"]
+        asked: list[bytes] = []
+
+        def counted(data: bytes, caller: object) -> bytes:
+            asked.append(data.partition(b"\n")[2])
+            return get(data, caller)  # type: ignore[arg-type]
+
+        box.registry.bound["shared.get"] = (unit, counted)
+        worker = box.compiler.compile_source("// @mode worker\n" + reader, "reader.ts")
+
+        async def read() -> dict[str, object]:
+            asked.clear()
+            return json.loads((await box.invoke(worker, Invocation("GET", "/r"))).body)
+
+        await h.run("shared.k = 1;\nshared.o = { x: 1 };\nreturn {};")
+        assert await read() == {"k": 1, "x": 1} and len(asked) == 3  # k, o, o.x: the first asks
+        await h.run("shared.other = 1;\nreturn {};")  # the cache is dropped, no read key changed
+        assert await read() == {"k": 1, "x": 1} and asked == []
+        await h.run("shared.o.x = 2;\nreturn {};")  # a nested write: a host call
+        assert await read() == {"k": 1, "x": 2} and asked == [b'["o"]', b'["o","x"]']
+        await h.run("shared.k = 3;\nreturn {};")  # logged, applied as the request ends
+        assert await read() == {"k": 3, "x": 2} and asked == [b'["k"]']
+        await h.run("return { n: shared.increment('k') };")
+        assert await read() == {"k": 4, "x": 2}
+
+        state = shared.state_of(settings)
+        other = SharedState(SQLiteBackend(settings.data_dir / "state" / "shared.sqlite3"), 10_000)
+        try:  # another server process
+            other.set(tenant, ["k"], 5, cap)
+            other.sync()
+        finally:
+            other.close()
+        state.sync()
+        assert await read() == {"k": 5, "x": 2}
+        state.set(tenant, ["o"], {"x": 6}, cap)  # the management API's set
+        assert await read() == {"k": 5, "x": 6}
+        state.delete(tenant, [])  # its clear
+        assert await read() == {"k": None, "x": None}
+
+
 async def test_a_write_reaches_other_scripts_once_its_writer_waits(tmp_path: Path) -> None:
     writer = (
         "shared.w = 1;\nshared.w2 = 'a';\nawait new Promise((r) => setTimeout(r, 300));\n"

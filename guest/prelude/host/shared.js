@@ -113,23 +113,21 @@ const valueJSON = (path, k, v) => {
 
 const shown = (path, k) => 'shared.' + (path.length ? path.join('.') + '.' : '') + String(k);
 
-const keep = (deep, key, e) => {
-  let kept = deep ? state.sharedDeep : state.shared;
-  if (kept === null || kept.size >= KEPT) {
-    kept = new Map();
-    if (deep) state.sharedDeep = kept;
-    else state.shared = kept;
-  }
+const keepDeep = (key, e) => {
+  let kept = state.sharedDeep;
+  if (kept === null || kept.size >= KEPT) kept = state.sharedDeep = new Map();
   kept.set(key, e);
 };
 
-// What a read answers, as kept: a primitive or a node as it is, an array (or anything holding
-// objects) as its JSON, so that each read gets a copy of its own.
-const answer = (t, k, key, ab) => {
+// What a read answers, as kept: a primitive as it is, NODE for an object, an array as its
+// JSON, so that each read gets a copy of its own. Once the host has the area, W.sharedGet
+// answers so itself; the first call of an instance hands the host its area's address.
+const NODE = {};
+const answer = (p) => {
+  if (head === '\n') return W.sharedGet(p, MISSING, NODE);
+  const ab = hostCall('shared.get', [linked(), p]);
   if (ab.byteLength === 0) return MISSING;
-  if (ab.byteLength === 1 && new Uint8Array(ab)[0] === O) {
-    return node(childPath(t[PATH], k), key === null ? null : t === root ? below(key) : key + '\0');
-  }
+  if (ab.byteLength === 1 && new Uint8Array(ab)[0] === O) return NODE;
   const v = W.parseJSON(ab);
   return typeof v === 'object' && v !== null ? ab : v;
 };
@@ -140,21 +138,31 @@ const value = (e, k) => {
   return e instanceof ArrayBuffer ? W.parseJSON(e) : e;
 };
 
+// A read below the root that the cache does not hold (readRoot asks for a root key itself).
 const ask = (t, k, key) => {
-  const e = answer(t, k, key, hostCall('shared.get', [linked(), pathJSON(t, k)]));
+  let e = answer(pathJSON(t, k));
+  if (e === NODE) e = node(childPath(t[PATH], k), key === null ? null : key + '\0');
   if (key !== null) {
     fresh(); // the call applied the log: someone else may have written before
-    keep(t !== root, key, e);
+    keepDeep(key, e);
   }
   return e;
 };
 
-// A read of a root key: the common one, kept short.
+// A read of a root key: the common one, kept short (a miss asks as ask(root, k, k) does).
 const readRoot = (k) => {
   fresh();
-  const kept = state.shared;
-  const e = kept !== null ? kept.get(k) : undefined;
-  return value(e === undefined ? ask(root, k, k) : e, k);
+  let kept = state.shared;
+  let e = kept !== null ? kept.get(k) : undefined;
+  if (e === undefined) {
+    e = answer(rootPath(k));
+    if (e === NODE) e = node([k], below(k));
+    fresh(); // as in ask
+    kept = state.shared;
+    if (kept === null || kept.size >= KEPT) kept = state.shared = new Map();
+    kept.set(k, e);
+  }
+  return value(e, k);
 };
 
 const read = (t, k) => {
