@@ -61,6 +61,7 @@ class InFlight:
     outcome: Result | BaseException | None = None
     error: BaseException | None = None
     future: asyncio.Future[None] | None = None
+    then: Callable[[InFlight], None] | None = None  # told once it settles, where none awaits it
     stream: BodyStream | None = None
     timer: asyncio.TimerHandle | None = None
     ops: int = 0  # its operations pending on the host
@@ -84,6 +85,8 @@ class InFlight:
             self.outcome = outcome
             if self.future is not None and not self.future.done():
                 self.future.set_result(None)
+            if self.then is not None:
+                self.then(self)
 
 
 STREAM_OVERFLOW_BYTES = 64 * STREAM_BUFFER_BYTES
