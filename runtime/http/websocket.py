@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from runtime.http.gateway import ScriptRequest
     from runtime.http.policy import Policy
     from runtime.sandbox import Sandbox
-    from runtime.sandbox.types import LogRecord
+    from runtime.sandbox.types import LogRecord, Result
 
 log = logging.getLogger("wexec.websocket")
 
@@ -137,6 +137,11 @@ class _Session:
         self.cut = False  # the reader was stopped by ``_cut``, not by the server
         self.last = 0.0  # when the client last sent a message (the loop's clock)
         self.idle: asyncio.TimerHandle | None = None
+        # The event running in the script, if one is: its kind and when it started (wall clock
+        # and perf counter, for the log); and what waits for it to end (``_turn``).
+        self.running: str | None = None
+        self.started = self.t0 = 0
+        self.turn: asyncio.Future[None] | None = None
 
     async def run(self, receive: Receive, ip: str, metadata: dict[str, Any]) -> None:
         conn = self.conn
@@ -144,13 +149,20 @@ class _Session:
         conn.on_close = self._cut
         client_code: int | None = None
         try:
-            await self._event(["open", conn.id, ip, metadata], None)
+            try:
+                await self.sandbox.socket_worker(self.artefact, conn, tenant=self.tenant,
+                                                 grants=self.policy.grants)
+            except ScriptError as exc:  # the script's instance did not start: open failed
+                self._failed("open", exc, time.time_ns(), time.perf_counter_ns())
+            else:
+                await self._event(["open", conn.id, ip, metadata], None)
             self.reader = asyncio.ensure_future(self._read(receive))
             try:
                 client_code = await self.reader
             except asyncio.CancelledError:
                 self.reader.cancel()  # the server stopped this connection
                 raise
+            await self._turn()  # the last message's event, still running if the reader was cut
             if conn.worker is not None and conn.worker.broken is None:
                 code, reason = (client_code, "") if client_code is not None else conn.closing or (1005, "")
                 await self._event(["close", conn.id, code, reason], None)
@@ -172,12 +184,12 @@ class _Session:
 
         The reader waits for the client with a plain ``await receive()``, cut off by ``_cut``
         when the connection closes meanwhile (or idles): what a message costs on the event loop
-        is what the script's event costs, and nothing per message for the timeouts.
+        is what the script's event costs, and nothing per message for the timeouts. It does
+        not wait for a message's event to end, only for the next message: that is handled once
+        the event before it has ended (``_turn``), so the script still has a connection's
+        events one at a time, and an echo costs the reader one wake-up per message.
         """
         conn, settings = self.conn, self.sandbox.settings
-        event, artefact, tenant, grants = (
-            self.sandbox.socket_event, self.artefact, self.tenant, self.policy.grants
-        )
         limit = settings.ws_max_message_bytes
         idle = settings.ws_idle_timeout_ms / 1000
         loop = asyncio.get_running_loop()
@@ -194,24 +206,20 @@ class _Session:
                 return None
             finally:
                 self.reading = False
+            self.last = loop.time()
+            if self.running is not None:
+                await self._turn()
+                if conn.closing is not None:  # the event before it closed the connection
+                    return None
             if message["type"] == "websocket.disconnect":
                 return int(message.get("code") or 1005)
-            self.last = loop.time()
             text: str | None = message.get("text")
             data: bytes | None = None if text is not None else message.get("bytes") or b""
             if (len(text) if text is not None else len(data or b"")) > limit:
                 conn.close(TOO_BIG, f"a message is at most {limit} bytes "
                            "(WEXEC_WS_MAX_MESSAGE_BYTES)")
                 return None
-            started, t0 = time.time_ns(), time.perf_counter_ns()
-            try:  # ``_event``, inline: this runs for every message
-                result = await event(artefact, conn, ["message", conn.id, text], data,
-                                     tenant=tenant, grants=grants)
-            except ScriptError as exc:
-                self._failed("message", exc, started, t0)
-            else:
-                if result.logs:
-                    self.noted(result.logs, None, started, t0)
+            self._start(["message", conn.id, text], data)
         return None
 
     def _cut(self) -> None:
@@ -232,27 +240,51 @@ class _Session:
         else:
             self.idle = loop.call_later(idle - quiet, self._idle_check, idle)
 
-    async def _event(self, event: list[Any], data: bytes | None) -> None:
-        """Run one event; a handler's failure closes this connection only (``_failed``).
-        What it printed, or its failure, goes to the request log; a quiet success does not
-        (a line per message would drown the log)."""
-        started, t0 = time.time_ns(), time.perf_counter_ns()
+    def _start(self, event: list[Any], data: bytes | None) -> None:
+        """Start one event in the script; ``_ended`` hears how it went."""
+        self.running = event[0]
+        self.started, self.t0 = time.time_ns(), time.perf_counter_ns()
         try:
-            result = await self.sandbox.socket_event(
-                self.artefact, self.conn, event, data, tenant=self.tenant,
-                grants=self.policy.grants,
-            )
-        except ScriptError as exc:
-            self._failed(event[0], exc, started, t0)
-        else:
-            if result.logs:
-                self.noted(result.logs, None, started, t0)
+            self.sandbox.socket_event(self.conn, event, data, self._ended)
+        except ScriptError as exc:  # its instance stopped before the event could enter it
+            self._ended(exc)
+
+    def _ended(self, outcome: Result | BaseException) -> None:
+        """The running event ended. A handler's failure closes this connection only
+        (``_failed``). What it printed, or its failure, goes to the request log; a quiet
+        success does not (a line per message would drown the log)."""
+        kind, self.running = self.running or "message", None
+        if isinstance(outcome, ScriptError):
+            self._failed(kind, outcome, self.started, self.t0)
+        elif isinstance(outcome, BaseException):
+            log.error("%s: ws.%s failed in the host", self.policy.script, kind, exc_info=outcome)
+            self.conn.close(INTERNAL, "the host failed to run the event")
+        elif outcome.logs:
+            self.noted(outcome.logs, None, self.started, self.t0)
+        turn = self.turn
+        if turn is not None and not turn.done():
+            turn.set_result(None)
+
+    async def _turn(self) -> None:
+        """Until the running event, if any, has ended."""
+        while self.running is not None:
+            self.turn = asyncio.get_running_loop().create_future()
+            try:
+                await self.turn
+            finally:
+                self.turn = None
+
+    async def _event(self, event: list[Any], data: bytes | None) -> None:
+        """Run one event to its end."""
+        self._start(event, data)
+        await self._turn()
 
     def _failed(self, kind: str, exc: ScriptError, started: int, t0: int) -> None:
         """A handler failed: logged, and 1011 for this connection, or 1012 if its worker
         stopped (a trap)."""
         self.noted(exc.logs, f"ws.{kind}: {exc.name}: {exc.message}", started, t0)
         if self.conn.worker is not None and self.conn.worker.broken is not None:
+            self.sandbox.socket_failed(self.artefact, self.conn)
             self.conn.close(RESTART, "the script's worker restarted")
         else:
             log.warning("%s: ws.%s failed: %s: %s", self.policy.script, kind, exc.name,

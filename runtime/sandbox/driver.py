@@ -62,6 +62,7 @@ class InFlight:
     outcome: Result | BaseException | None = None
     error: BaseException | None = None
     future: asyncio.Future[None] | None = None
+    then: Callable[[InFlight], None] | None = None  # told once it settles, where none awaits it
     stream: BodyStream | None = None
     timer: asyncio.TimerHandle | None = None
     ops: int = 0  # its operations pending on the host
@@ -85,6 +86,8 @@ class InFlight:
             self.outcome = outcome
             if self.future is not None and not self.future.done():
                 self.future.set_result(None)
+            if self.then is not None:
+                self.then(self)
 
 
 STREAM_OVERFLOW_BYTES = 64 * STREAM_BUFFER_BYTES
@@ -684,10 +687,7 @@ class Driver:
                     going_on = not self._results  # only the work a crossing left
                     results, blob = self._results, bytes(self._result_blob)
                     self._results, self._result_blob = [], bytearray()
-                    budgets = [r.remaining_ms() for r in self._requests.values()]
-                    if self._left:
-                        budgets.append(self._left_ms())
-                    budget = None if (not budgets or None in budgets) else max(budgets)  # type: ignore[type-var]
+                    budget = self._resume_budget()
                     header = orjson.dumps({"budget_ms": budget, "results": results})
                     try:
                         head, out_blob = await self._cross_off(
@@ -703,6 +703,22 @@ class Driver:
             if (self._results or self._left) and self.broken is None:
                 self._resuming = True
                 asyncio.ensure_future(self._resume())
+
+    def _resume_budget(self) -> float | None:
+        """A resume's budget: until the latest deadline of the requests in flight and of the
+        work left (None: one of them has none, or there is none). One pass over the deadlines,
+        not a call per request: a worker with its sockets' events in flight has many."""
+        requests = self._requests
+        deadlines = [d for r in requests.values() if (d := r.deadline) is not None]
+        if len(deadlines) < len(requests):
+            return None
+        budget = max(0.0, (max(deadlines) - time.monotonic()) * 1000.0) if deadlines else None
+        if self._left:
+            left = self._left_ms()
+            if left is None:
+                return None
+            budget = left if budget is None else max(budget, left)
+        return budget
 
     def _cancel_ops_of(self, req: InFlight) -> None:
         if not req.ops:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -181,30 +181,33 @@ class Sandbox:
         return {"workers": len(self._workers), "images": images, "image_bytes": stored,
                 "slow_scripts": self._slow.count()}
 
-    async def socket_event(
-        self, artefact: Artefact, conn: Connection, event: list[Any], data: bytes | None, *,
-        tenant: str, grants: Grants | None,
-    ) -> Result:
-        """Run a WebSocket event of ``conn`` in its script's worker instance.
+    async def socket_worker(
+        self, artefact: Artefact, conn: Connection, *, tenant: str, grants: Grants | None
+    ) -> None:
+        """Bind ``conn`` to its script's worker instance (made on first use), which runs all
+        its events: once that instance is gone the connection has been closed with 1012
+        (``Hub.restart``) and its events raise the instance's failure."""
+        driver = self._workers.get(artefact.key)
+        if driver is None or driver.broken is not None:
+            driver = await self._new_worker(artefact, tenant, grants)
+        driver.sockets = self.sockets
+        conn.worker = driver
+        conn.runs = (self.timeout_for(artefact, tenant), functools.partial(self.threads.run, tenant))
 
-        ``open`` binds the connection to the instance it runs on (made on first use); later
-        events go to that instance only: once it is gone the connection has been closed with
-        1012 (``Hub.restart``) and its events raise the instance's failure.
-        """
+    def socket_event(
+        self, conn: Connection, event: list[Any], data: bytes | None,
+        done: Callable[[Result | BaseException], None],
+    ) -> None:
+        """Start a WebSocket event of ``conn`` (bound by ``socket_worker``) in its worker
+        instance; ``done`` gets its result or failure (``WorkerDriver.socket``)."""
+        conn.worker.socket(event, data, *conn.runs, done)
+
+    def socket_failed(self, artefact: Artefact, conn: Connection) -> None:
+        """An event of ``conn`` failed: if it stopped its worker instance (a trap), that
+        instance is dropped, and its other sockets closed with 1012."""
         driver = conn.worker
-        if driver is None:
-            driver = self._workers.get(artefact.key)
-            if driver is None or driver.broken is not None:
-                driver = await self._new_worker(artefact, tenant, grants)
-            driver.sockets = self.sockets
-            conn.worker = driver
-            conn.runs = (self.timeout_for(artefact, tenant),
-                         functools.partial(self.threads.run, tenant))
-        try:
-            return await driver.socket(event, data, *conn.runs)
-        finally:
-            if driver.broken is not None:
-                self._discard(artefact.key, driver)
+        if driver is not None and driver.broken is not None:
+            self._discard(artefact.key, driver)
 
     def live_worker(self, artefact: Artefact) -> WorkerDriver | None:
         """``artefact``'s worker instance, if it has one and it is not broken."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -42,6 +43,7 @@ class WorkerDriver(Driver):
         super().__init__(*args, **kwargs)
         self._batch: list[Waiting] = []
         self._timed: dict[int, InFlight] = {}  # socket events in flight with a deadline
+        self._replies: dict[int, Callable[[Result | BaseException], None]] = {}  # by rid
         self._sweeper: asyncio.TimerHandle | None = None
 
     @property
@@ -142,38 +144,45 @@ class WorkerDriver(Driver):
         result.memory = self.instance.memory_size
         return result
 
-    async def socket(
-        self, event: list[Any], data: bytes | None, timeout_ms: int | None, offload: Offload
-    ) -> Result:
-        """Run one WebSocket event (``[kind, socket id, ...]``, guest/ABI.md) as a request of
-        this instance: it enters with the next resume, beside the operations' results, so the
-        events and results that arrive together cross together; it has the request's timeout
-        (``_sweep``), operations and logs, and its handler's failure is raised as a request's
-        is."""
+    def socket(
+        self, event: list[Any], data: bytes | None, timeout_ms: int | None, offload: Offload,
+        done: Callable[[Result | BaseException], None],
+    ) -> None:
+        """Start one WebSocket event (``[kind, socket id, ...]``, guest/ABI.md) as a request of
+        this instance; ``done`` gets its result, or its handler's failure, once it ends.
+
+        The event enters with the next resume, beside the operations' results, so the events
+        and results that arrive together cross together; it has a request's timeout
+        (``_sweep``), operations and logs. Nothing waits for it on the event loop: its end is a
+        call from the crossing's report, which costs a message no task switch."""
         if self.broken is not None:
             raise ScriptError(str(self.broken), path=self.path)
         self._offload = offload
         req = self._new_request(timeout_ms)
+        req.then = self._socket_ended
+        self._replies[req.rid] = done
         entry: dict[str, Any] = {"ws": [event[0], req.rid, *event[1:]]}
         if data is not None:  # a binary message: a reference into the blob, as ops' bytes are
             entry["off"], entry["len"] = len(self._result_blob), len(data)
             self._result_blob += data
         self._results.append(entry)
         self._wake()
-        loop = asyncio.get_running_loop()
-        req.future = loop.create_future()
         if req.deadline is not None:
             self._timed[req.rid] = req
             if self._sweeper is None:
-                self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+                self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+
+    def _socket_ended(self, req: InFlight) -> None:
+        """A socket event settled: its caller gets the outcome (``outcome``: logs, and the
+        request forgotten)."""
+        self._timed.pop(req.rid, None)
+        done = self._replies.pop(req.rid)
         try:
-            await req.future
-        except asyncio.CancelledError:
-            self._abandon(req.rid)
-            raise
-        finally:
-            self._timed.pop(req.rid, None)
-        return self.outcome(req)
+            result = self.outcome(req)
+        except Exception as err:  # noqa: BLE001 - the caller's to handle, as an awaiter's would be
+            done(err)
+        else:
+            done(result)
 
     def _sweep(self) -> None:
         """Time out the socket events past their deadline; one timer per instance looks, while
@@ -181,8 +190,8 @@ class WorkerDriver(Driver):
         cost the event loop)."""
         now = time.monotonic()
         for req in [r for r in self._timed.values() if r.deadline is not None and r.deadline <= now]:
-            del self._timed[req.rid]
-            self._timed_out(req)
+            self._abandon(req.rid)  # first: the guest is told to drop it while it is still known
+            req.settle(ScriptTimeout.after(req.limit_ms, self.path))
         self._sweeper = (
             asyncio.get_running_loop().call_later(SWEEP_S, self._sweep) if self._timed else None
         )

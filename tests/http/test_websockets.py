@@ -111,8 +111,10 @@ def test_echo_in_order_with_open_and_close(server: str, request: pytest.FixtureR
             for i in range(20):
                 await c.send(f"m{i}")
             assert [await c.recv() for _ in range(20)] == [f"echo m{i}" for i in range(20)]
+            # a connection's events run one at a time: the next waits for a handler's promise
             await c.send("later")
-            assert await c.recv() == "later"
+            await c.send("after")
+            assert [await c.recv() for _ in range(2)] == ["later", "echo after"]
             await c.send(bytes([1, 2, 3]))
             assert await c.recv() == bytes([3, 2, 1])
         async with _ws(server, "/sockets") as c:
