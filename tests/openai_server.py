@@ -3,8 +3,9 @@
 It answers ``POST /v1/chat/completions`` as the provider would, plain or streamed (``stream:
 true``: one ``chat.completion.chunk`` event per scripted chunk, ``delay_s`` apart, then
 ``[DONE]``), and keeps every request it got (``requests``) and when it sent each streamed chunk
-(``sent_at``, ``time.monotonic()``: the clock every process of the machine shares), so tests
-assert what the host sent and measure what the client saw. Replies are scripted in order with
+(``sent_at``, ``time.monotonic()``: the clock every process of the machine shares), and how
+many streams were cut before their end (``cut``: the client went away), so tests assert what
+the host sent and measure what the client saw. Replies are scripted in order with
 ``reply``; with none scripted it answers ``echo: <the last message>``.
 """
 
@@ -52,6 +53,7 @@ class OpenAIServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.sent_at: list[float] = []
+        self.cut = 0
         self._replies: deque[Reply] = deque()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -93,16 +95,22 @@ class OpenAIServer:
         self.sent_at = []
         head = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
-        for i, part in enumerate(reply.parts()):
-            if i and reply.delay_s:
-                await asyncio.sleep(reply.delay_s)
-            delta = {"content": part} if i else {"role": "assistant", "content": part}
-            event = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-            self.sent_at.append(time.monotonic())
-            yield f"data: {json.dumps(event)}\n\n".encode()
-        last = {**head, "usage": usage,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        yield f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode()
+        ended = False
+        try:
+            for i, part in enumerate(reply.parts()):
+                if i and reply.delay_s:
+                    await asyncio.sleep(reply.delay_s)
+                delta = {"content": part} if i else {"role": "assistant", "content": part}
+                event = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                self.sent_at.append(time.monotonic())
+                yield f"data: {json.dumps(event)}\n\n".encode()
+            last = {**head, "usage": usage,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode()
+            ended = True
+        finally:
+            if not ended:
+                self.cut += 1
 
 
 @contextmanager

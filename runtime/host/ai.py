@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings
 
 from runtime.catalog.confine import read_inside
 from runtime.host import HostError, OpContext, Unit
+from runtime.host.response import STREAM_BUFFER_BYTES
 from runtime.host.streams import open_stream
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from runtime.compiler.magic import MagicComments
     from runtime.config import Settings
+    from runtime.sandbox.types import BodyStream
 
 PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "seed", "presence_penalty",
           "frequency_penalty", "response_format", "tools", "tool_choice", "n", "user")
@@ -306,16 +308,21 @@ async def complete(body: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
 
 
 async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
-    """``ai.stream {model?, messages, options?}`` → ``{handle, head}``: the provider's chunks as
-    JSON lines, ``head`` up to the first that carries text, the rest in a host stream read as
-    the script reads (``runtime.host.streams``), nothing read ahead of it.
+    """``ai.stream {model?, messages, options?, pipe?}`` → ``{handle, head}``: the provider's
+    chunks as JSON lines, ``head`` up to the first that carries text, the rest in a host stream
+    read as the script reads (``runtime.host.streams``), nothing read ahead of it.
 
     Settles with the first token: a refusal rejects here, and the first token reaches the
-    script with the answer rather than one more read later.
+    script with the answer rather than one more read later. With ``pipe: true`` (a text stream
+    the script returned as its response untouched) the text goes to the request's response
+    instead, and the op settles at the end of the stream (``_pipe``).
     """
     import httpx  # the SDK's transport, imported with it: on first use, not at start-up
     from openai import OpenAIError
 
+    target = ctx.stream
+    if args.get("pipe") is True and target is None:
+        raise TypeError("ai.stream pipes its text to a streamed response; this request has none")
     body = {**await body_of(args, ctx), "stream": True, "stream_options": {"include_usage": True}}
     call = Call(ctx)
     try:
@@ -327,10 +334,21 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         if isinstance(exc, OpenAIError):
             raise provider_error(exc, call.client.api_key) from None
         raise
+    chunks = _events(response.iter_lines(), call.client.api_key)
+
+    if args.get("pipe") is True:
+        assert target is not None
+        try:
+            return await _pipe(chunks, call, target)
+        except (OpenAIError, httpx.HTTPError) as exc:
+            raise provider_error(exc, call.client.api_key) from None
+        finally:
+            call.close()
+            await response.close()
 
     async def lines() -> AsyncGenerator[tuple[bytes, bool], None]:
         try:
-            async for chunk in _events(response.iter_lines(), call.client.api_key):
+            async for chunk in chunks:
                 text = "".join((c.get("delta") or {}).get("content") or ""
                                for c in chunk.get("choices") or ())
                 call.received(text, 1 if text else 0)
@@ -366,6 +384,30 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         await source.aclose()
         raise
     return {"handle": handle, "head": b"".join(head).decode()}
+
+
+async def _pipe(
+    chunks: AsyncIterator[dict[str, Any]], call: Call, target: BodyStream
+) -> dict[str, Any]:
+    """Feed the text of the provider's ``chunks`` (its first choice's, as ``textStream`` yields
+    it) to the response ``target`` as it comes, paced by its client as ``response.drain`` paces a
+    script; → ``{text, usage, finishReason}`` once the provider has sent everything."""
+    text: list[str] = []
+    usage = finish = None
+    async for chunk in chunks:
+        choices = chunk.get("choices") or ()
+        first = choices[0] if choices and isinstance(choices[0], dict) else {}
+        delta = (first.get("delta") or {}).get("content") or ""
+        received = "".join((c.get("delta") or {}).get("content") or "" for c in choices)
+        call.received(received, 1 if received else 0)
+        usage = chunk.get("usage") or usage
+        finish = first.get("finish_reason") or finish
+        if delta:
+            text.append(delta)
+            target.feed(delta.encode())
+            if target.buffered > STREAM_BUFFER_BYTES:
+                await target.drained(STREAM_BUFFER_BYTES)
+    return _without_none({"text": "".join(text), "usage": usage, "finishReason": finish})
 
 
 async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ import httpx
 import pytest
 
 from runtime.host import ai, streams
+from runtime.host.response import STREAM_BUFFER_BYTES
+from runtime.sandbox import Invocation
+from runtime.sandbox.errors import ScriptError, ScriptTimeout
 from tests.host.harness import holding
 from tests.openai_server import OpenAIServer, openai_server
 from tests.support import running_server, settings_for_tests, write_scripts
@@ -44,6 +48,9 @@ SCRIPTS = {
                         "[{ role: 'user', content: 'x' }], logit_bias: { 1: 2 } });\n",
     "stream.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).toTextStreamResponse();\n",
     "stream-bare.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).textStream;\n",
+    "stream-later.ts": "// @ai true\nconst r = streamText({ model, prompt: 'count' });\n"
+                       "await new Promise((resolve) => setTimeout(resolve, 5));\n"
+                       "return r.toTextStreamResponse();\n",
     "stream-text.ts": "// @ai true\n"
                       "const r = streamText({ model, prompt: 'count' });\n"
                       "return { text: await r.text, usage: await r.usage, "
@@ -200,6 +207,31 @@ def test_a_text_stream_returned_as_it_is_streams_too(base: str, provider: OpenAI
     assert parts == [b"a ", b"b"]
 
 
+def test_a_text_stream_returned_once_its_call_went_out_streams_the_same(
+    base: str, provider: OpenAIServer
+) -> None:
+    # the call is under way when the script returns the stream: the guest reads it and streams
+    # it, where a stream returned with its call still to go is fed to the client by the host
+    provider.reply("a b c", chunks=("a ", "b ", "c"), delay_s=0.05)
+    with httpx.stream("GET", base + "/stream-later", timeout=30) as r:
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        parts = list(r.iter_raw())
+    assert parts == [b"a ", b"b ", b"c"]
+
+
+def test_a_client_leaving_a_streamed_answer_cuts_the_providers_stream(
+    base: str, provider: OpenAIServer
+) -> None:
+    cut = provider.cut
+    provider.reply("a b c d", chunks=("a ", "b ", "c ", "d"), delay_s=0.3)
+    with httpx.stream("GET", base + "/stream", timeout=30) as r:
+        assert next(r.iter_raw()) == b"a "
+    deadline = time.monotonic() + 5
+    while provider.cut == cut and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert provider.cut == cut + 1
+
+
 def test_stream_text_settles_text_usage_and_finish_reason(
     client: httpx.Client, provider: OpenAIServer
 ) -> None:
@@ -309,3 +341,85 @@ async def test_a_stream_past_the_output_cap_fails_mid_way(provider: OpenAIServer
     assert json.loads(r.body) == {"got": ["0123456"], "error": (
         "AI call stopped: this request received more than 10 bytes from the AI provider "
         "(WEXEC_AI_MAX_OUTPUT_BYTES)")}
+
+
+async def test_a_streamed_answer_is_cut_at_the_requests_timeout_and_so_is_the_call(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    provider.reply("a b c", chunks=("a ", "b ", "c"), delay_s=0.4)
+    cut = provider.cut
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\n// @timeout 300\n"
+                        "return streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        got = []
+        with pytest.raises(ScriptTimeout):
+            async for chunk in r.stream:
+                got.append(chunk)
+        assert got == [b"a "]
+        deadline = time.monotonic() + 5
+        while provider.cut == cut and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    assert provider.cut == cut + 1
+
+
+async def test_a_streamed_answer_past_the_output_cap_ends_with_the_error(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m", ai_max_output_bytes=10)
+    provider.reply("0123456 789abc def", chunks=("0123456", "789abc", "def"))
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nreturn streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        got = []
+        with pytest.raises(ScriptError, match="received more than 10 bytes from the AI provider"):
+            async for chunk in r.stream:
+                got.append(chunk)
+    assert got == [b"0123456"]
+
+
+async def test_a_returned_text_stream_still_settles_text_usage_and_finish_reason(
+    provider: OpenAIServer
+) -> None:
+    # the worker keeps the result: a later request reads what the streamed answer carried
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    provider.reply("x y z")
+    with holding(ai.UNIT, settings=settings) as h:
+        script = h.sandbox.compiler.compile_source(
+            "// @ai true\n// @mode worker\nlet last;\n"
+            "export default async (req) => {\n"
+            "  if (req.query.read) return { text: await last.text, usage: await last.usage,\n"
+            "    finishReason: await last.finishReason };\n"
+            "  last = streamText({ prompt: 'x' });\n"
+            "  return last.toTextStreamResponse();\n"
+            "};", "kept.ts")
+        r = await h.sandbox.invoke(script, Invocation("GET", "/kept"))
+        assert r.stream is not None
+        assert b"".join([chunk async for chunk in r.stream]) == b"x y z"
+        r = await h.sandbox.invoke(script, Invocation("GET", "/kept", query={"read": "1"}))
+    assert json.loads(r.body) == {"text": "x y z", "finishReason": "stop", "usage": {
+        "promptTokens": 7, "completionTokens": 3, "totalTokens": 10,
+        "inputTokens": 7, "outputTokens": 3}}
+
+
+async def test_a_streamed_answer_waits_for_a_client_that_does_not_read(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    chunks = tuple(f"{i:03}".ljust(16 * 1024, ".") for i in range(40))
+    provider.reply("".join(chunks), chunks=chunks)
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nreturn streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        deadline = time.monotonic() + 10
+        while len(provider.sent_at) < len(chunks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # the provider sent all 640 KiB; the host holds 256 of it
+        assert STREAM_BUFFER_BYTES <= r.stream.buffered <= STREAM_BUFFER_BYTES + 16 * 1024
+        body = b"".join([chunk async for chunk in r.stream])
+    assert body == "".join(chunks).encode()

@@ -72,20 +72,26 @@ const partOf = (chunk) => {
 // ReadableStreams the prelude made over an async iterator (readsFrom): a response pumps the
 // iterator itself while nobody else has read or locked the stream, which spares each chunk a
 // round through the streams machinery (most of what an AI stream's first token costs the guest).
-const iterators = new WeakMap();
-const readsFrom = (stream, it) => {
-  iterators.set(stream, it);
+// Such a stream may also have a pipe: given the response's flight, it has the host feed the
+// response directly and returns a promise of the end, or returns null when it cannot (then the
+// iterator is pumped). A piped body crosses into the guest not at all.
+const sources = new WeakMap(); // stream -> { it, pipe }
+const readsFrom = (stream, it, pipe = null) => {
+  sources.set(stream, { it, pipe });
   return stream;
 };
-const ownIterator = (source) => {
-  const it = iterators.get(source);
-  if (it === undefined || source.locked || source._disturbed === true) return null;
+const ownSource = (source) => {
+  const own = sources.get(source);
+  if (own === undefined || source.locked || source._disturbed === true) return null;
   source.getReader(); // the stream is the response's now: locked, as reading it would leave it
-  return it;
+  return own;
 };
 
 const pump = async (f, source) => {
-  for await (const chunk of ownIterator(source) || source) {
+  const own = ownSource(source);
+  const piped = own && own.pipe ? own.pipe(f) : null;
+  if (piped) return piped;
+  for await (const chunk of own ? own.it : source) {
     if (f.finished) return;
     if (!feed(f, partOf(chunk))) {
       f.partBytes = 0;
