@@ -334,7 +334,7 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         if isinstance(exc, OpenAIError):
             raise provider_error(exc, call.client.api_key) from None
         raise
-    chunks = _events(response.iter_lines(), call.client.api_key)
+    chunks = _events(_lines(response.http_response.aiter_bytes()), call.client.api_key)
 
     if args.get("pipe") is True:
         assert target is not None
@@ -407,6 +407,8 @@ async def _pipe(
             target.feed(delta.encode())
             if target.buffered > STREAM_BUFFER_BYTES:
                 await target.drained(STREAM_BUFFER_BYTES)
+            else:  # its consumer sends it on before the next chunk is read, not after
+                await asyncio.sleep(0)
     return _without_none({"text": "".join(text), "usage": usage, "finishReason": finish})
 
 
@@ -443,27 +445,48 @@ async def generate_object(args: dict[str, Any], ctx: OpContext) -> dict[str, Any
             "finishReason": completion["choices"][0].get("finish_reason")}
 
 
-async def _events(lines: AsyncIterator[str], key: str) -> AsyncIterator[dict[str, Any]]:
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The lines of a server-sent event stream's bytes, each ended by CR LF, LF or CR (the
+    SDK's ``iter_lines`` decodes text and looks up the charset on the way, which cost a
+    stream's first token as much as everything the host does after)."""
+    rest = b""
+    after_cr = False  # the last chunk ended with CR: an LF opening the next belongs to it
+    async for data in chunks:
+        if after_cr and data.startswith(b"\n"):
+            data = data[1:]
+        if rest:
+            data, rest = rest + data, b""
+        after_cr = data.endswith(b"\r")
+        lines = data.splitlines(keepends=True)
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            rest = lines.pop()
+        for line in lines:
+            yield line.rstrip(b"\r\n")
+    if rest:
+        yield rest
+
+
+async def _events(lines: AsyncIterator[bytes], key: str) -> AsyncIterator[dict[str, Any]]:
     """A provider's stream of server-sent events as the chunks they carry, each parsed once
     here: the SDK's typed models cost more per chunk than everything else on the way to the
     script, and the script gets JSON again anyway. An ``error`` event fails the call (``key``
     taken out of its message, as ``provider_error`` does)."""
-    data: list[str] = []
+    data: list[bytes] = []
     async for line in lines:
         if line:
-            if line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line.startswith(b"data: ") else line[5:])
             continue
         if not data:
             continue
-        text, data = "\n".join(data), []
-        if text.startswith("[DONE]"):
+        text, data = b"\n".join(data), []
+        if text.startswith(b"[DONE]"):
             return
         try:
             chunk = orjson.loads(text)
         except orjson.JSONDecodeError:
             raise AIError(f"AI call failed: the AI provider sent a chunk that is not JSON: "
-                          f"{text[:80]!r}") from None
+                          f"{text[:80].decode('utf-8', 'replace')!r}") from None
         if not isinstance(chunk, dict):
             continue
         err = chunk.get("error")

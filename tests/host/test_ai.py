@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -423,3 +423,19 @@ async def test_a_streamed_answer_waits_for_a_client_that_does_not_read(
         assert STREAM_BUFFER_BYTES <= r.stream.buffered <= STREAM_BUFFER_BYTES + 16 * 1024
         body = b"".join([chunk async for chunk in r.stream])
     assert body == "".join(chunks).encode()
+
+
+@pytest.mark.parametrize("chunks", [
+    [b"data: 1\n\ndata: 2\n", b"\n"],
+    [b"data: 1\r\n\r\ndata: 2\r\n\r\n"],
+    [b"data: 1\r", b"\n\r", b"\ndata: 2\r", b"\r"],
+    [b"da", b"ta: 1\n", b"\nd", b"ata: 2", b"\n\n"],
+])
+async def test_event_lines_end_at_cr_lf_lf_or_cr_wherever_the_network_cuts_them(
+    chunks: list[bytes]
+) -> None:
+    async def arriving() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    assert [line async for line in ai._lines(arriving())] == [b"data: 1", b"", b"data: 2", b""]
