@@ -4,8 +4,8 @@ It answers ``POST /v1/chat/completions`` as the provider would, plain or streame
 true``: one ``chat.completion.chunk`` event per scripted chunk, ``delay_s`` apart, then
 ``[DONE]``), and keeps every request it got (``requests``) and when it sent each streamed chunk
 (``sent_at``, ``time.monotonic()``: the clock every process of the machine shares), and how
-many streams were cut before their end (``cut``: the client went away), so tests assert what
-the host sent and measure what the client saw. Replies are scripted in order with
+many streams were cut before their end (``cut``: the client went away, or the reply was
+scripted to ``drop``), so tests assert what the host sent and measure what the client saw. Replies are scripted in order with
 ``reply``; with none scripted it answers ``echo: <the last message>``.
 """
 
@@ -39,6 +39,7 @@ class Reply:
     delay_s: float = 0.0
     status: int = 200
     prompt_tokens: int = 7
+    drop: bool = False  # streamed: the connection breaks off after the chunks, before the end
 
     def parts(self) -> tuple[str, ...]:
         if self.chunks:
@@ -60,9 +61,9 @@ class OpenAIServer:
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
 
     def reply(self, content: str, *, chunks: tuple[str, ...] = (), delay_s: float = 0.0,
-              status: int = 200) -> None:
+              status: int = 200, drop: bool = False) -> None:
         """Script the next answer (answers are taken in the order scripted)."""
-        self._replies.append(Reply(content, chunks, delay_s, status))
+        self._replies.append(Reply(content, chunks, delay_s, status, drop=drop))
 
     @property
     def calls(self) -> int:
@@ -104,6 +105,8 @@ class OpenAIServer:
                 event = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                 self.sent_at.append(time.monotonic())
                 yield f"data: {json.dumps(event)}\n\n".encode()
+            if reply.drop:  # the server aborts the connection of a response that fails mid-way
+                raise ConnectionAbortedError("this reply was scripted to break off here")
             last = {**head, "usage": usage,
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             yield f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import posixpath
+import sys
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -317,7 +318,6 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     the script returned as its response untouched) the text goes to the request's response
     instead, and the op settles at the end of the stream (``_pipe``).
     """
-    import httpx  # the SDK's transport, imported with it: on first use, not at start-up
     from openai import OpenAIError
 
     target = ctx.stream
@@ -335,12 +335,13 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
             raise provider_error(exc, call.client.api_key) from None
         raise
     chunks = _events(_lines(response.http_response.aiter_bytes()), call.client.api_key)
+    failures: tuple[type[Exception], ...] = (OpenAIError, *transport_errors("HTTPError"))
 
     if args.get("pipe") is True:
         assert target is not None
         try:
             return await _pipe(chunks, call, target)
-        except (OpenAIError, httpx.HTTPError) as exc:
+        except failures as exc:
             raise provider_error(exc, call.client.api_key) from None
         finally:
             call.close()
@@ -353,7 +354,7 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
                                for c in chunk.get("choices") or ())
                 call.received(text, 1 if text else 0)
                 yield orjson.dumps(_without_none(chunk)) + b"\n", bool(text)
-        except (OpenAIError, httpx.HTTPError) as exc:
+        except failures as exc:
             raise provider_error(exc, call.client.api_key) from None
         finally:
             call.close()
@@ -521,7 +522,7 @@ def provider_error(exc: Exception, key: str) -> AIError:
     out of the message should the provider quote it."""
     from openai import APIConnectionError, APIStatusError, APITimeoutError
 
-    if isinstance(exc, APITimeoutError):
+    if isinstance(exc, (APITimeoutError, *transport_errors("TimeoutException"))):
         return AIError("AI call failed: the AI provider did not answer within the request's "
                        "remaining time")
     if isinstance(exc, APIConnectionError):
@@ -529,7 +530,17 @@ def provider_error(exc: Exception, key: str) -> AIError:
     if isinstance(exc, APIStatusError):
         message = _message_of(exc).replace(key, "[key]") if key else _message_of(exc)
         return AIError(f"AI call failed: the AI provider answered {exc.status_code}: {message}")
+    if isinstance(exc, transport_errors("HTTPError")):
+        return AIError("AI call failed: the connection to the AI provider broke off mid-answer")
     return AIError(f"AI call failed: {type(exc).__name__}")
+
+
+def transport_errors(name: str) -> tuple[type[Exception], ...]:
+    """The exception class ``name`` of the SDK's HTTP client, which a streamed answer's body
+    raises as it is read: httpx2's since openai 3, httpx's before; taken from whichever is
+    loaded (the SDK loaded its own), so neither is a dependency of the host."""
+    return tuple(getattr(module, name) for module in map(sys.modules.get, ("httpx2", "httpx"))
+                 if module is not None)
 
 
 def _message_of(exc: Any) -> str:

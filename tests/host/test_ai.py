@@ -381,6 +381,29 @@ async def test_a_streamed_answer_past_the_output_cap_ends_with_the_error(
     assert got == [b"0123456"]
 
 
+async def test_a_provider_breaking_off_mid_answer_fails_the_stream_with_a_message(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    why = "AI call failed: the connection to the AI provider broke off mid-answer"
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        provider.reply("a b", chunks=("a ", "b"), drop=True)
+        r = await h.run("// @ai true\nreturn streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        got = []
+        with pytest.raises(ScriptError, match=why):
+            async for chunk in r.stream:
+                got.append(chunk)
+        assert got == [b"a ", b"b"]
+        provider.reply("a b", chunks=("a ", "b"), drop=True)
+        r = await h.run("// @ai true\nconst got = [];\n"
+                        "try { for await (const t of streamText({ prompt: 'x' }).textStream) "
+                        "got.push(t); }\n"
+                        "catch (e) { return { got, error: e.message }; }")
+    assert json.loads(r.body) == {"got": ["a ", "b"], "error": why}
+
+
 async def test_a_returned_text_stream_still_settles_text_usage_and_finish_reason(
     provider: OpenAIServer
 ) -> None:
