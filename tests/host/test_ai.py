@@ -193,7 +193,11 @@ def test_streamed_text_reaches_the_client_chunk_by_chunk_as_the_provider_sends_i
             arrived.append((time.monotonic(), chunk))
     assert b"".join(c for _, c in arrived) == b"one two three four"
     assert len(arrived) == len(chunks)  # one HTTP chunk per provider chunk, none held back
-    assert provider.requests[-1]["stream"] is True
+    sent = provider.requests[-1]
+    assert (sent["stream"], sent["stream_options"]) == (True, {"include_usage": True})
+    assert (sent["model"], sent["authorization"]) == ("default-model", f"Bearer {KEY}")
+    assert sent["messages"] == [{"role": "system", "content": "You are the root."},
+                                {"role": "user", "content": "count"}]
     for (at, _), sent in zip(arrived, provider.sent_at, strict=True):
         # each reaches the client before the provider sends the next (250 ms later); the
         # bound leaves room for a loaded machine, a buffered body would miss it by far
