@@ -408,6 +408,31 @@ async def test_a_provider_breaking_off_mid_answer_fails_the_stream_with_a_messag
     assert json.loads(r.body) == {"got": ["a ", "b"], "error": why}
 
 
+async def test_a_script_reading_its_text_stream_reads_it_as_a_readable_stream_would(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        provider.reply("a b c", chunks=("a ", "b ", "c"))
+        r = await h.run("// @ai true\nconst s = streamText({ prompt: 'x' }).textStream;\n"
+                        "const got = [];\nfor await (const t of s) got.push(t);\n"
+                        "const again = [];\nfor await (const t of s) again.push(t);\n"
+                        "return { got, again, locked: s.locked };")
+        assert json.loads(r.body) == {"got": ["a ", "b ", "c"], "again": [], "locked": False}
+        # leaving the loop early cancels the stream, and the provider's stream with it
+        cut = provider.cut
+        provider.reply("a b c", chunks=("a ", "b ", "c"), delay_s=0.3)
+        r = await h.run("// @ai true\nconst s = streamText({ prompt: 'x' }).textStream;\n"
+                        "for await (const t of s) break;\n"
+                        "return { locked: s.locked };")
+        assert json.loads(r.body) == {"locked": False}
+        deadline = time.monotonic() + 5
+        while provider.cut == cut and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    assert provider.cut == cut + 1
+
+
 async def test_a_returned_text_stream_still_settles_text_usage_and_finish_reason(
     provider: OpenAIServer
 ) -> None:
