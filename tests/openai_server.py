@@ -40,6 +40,7 @@ class Reply:
     status: int = 200
     prompt_tokens: int = 7
     drop: bool = False  # streamed: the connection breaks off after the chunks, before the end
+    raw: bytes | None = None  # not streamed: this body, as it is, instead of a completion
 
     def parts(self) -> tuple[str, ...]:
         if self.chunks:
@@ -61,9 +62,9 @@ class OpenAIServer:
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
 
     def reply(self, content: str, *, chunks: tuple[str, ...] = (), delay_s: float = 0.0,
-              status: int = 200, drop: bool = False) -> None:
+              status: int = 200, drop: bool = False, raw: bytes | None = None) -> None:
         """Script the next answer (answers are taken in the order scripted)."""
-        self._replies.append(Reply(content, chunks, delay_s, status, drop=drop))
+        self._replies.append(Reply(content, chunks, delay_s, status, drop=drop, raw=raw))
 
     @property
     def calls(self) -> int:
@@ -83,6 +84,8 @@ class OpenAIServer:
         model = body.get("model", "")
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": len(reply.parts()),
                  "total_tokens": reply.prompt_tokens + len(reply.parts())}
+        if reply.raw is not None:
+            return Response(reply.raw, media_type="application/json")
         if not body.get("stream"):
             return JSONResponse({
                 "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),

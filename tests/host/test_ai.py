@@ -122,6 +122,16 @@ def test_generate_text_answers_with_the_providers_text_and_usage(
     assert sent["authorization"] == f"Bearer {KEY}"
 
 
+def test_an_answer_that_is_not_a_chat_completion_fails_the_call_saying_what_came(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("", raw=b'{"status": "queued"}')
+    r = client.get("/gen")
+    assert r.status_code == 500
+    assert ("AI call failed: the AI provider's answer is not a chat completion: "
+            """'{"status": "queued"}'""") in r.json()["message"]
+
+
 def test_magic_comments_reach_the_provider_as_model_temperature_and_max_tokens(
     client: httpx.Client, provider: OpenAIServer
 ) -> None:
