@@ -209,7 +209,9 @@ def isolate_rows(sandbox: Sandbox, inv: Invocation, n: int) -> list[tuple]:
 
 def ai_first_token_row(rounds: int = 40) -> tuple:
     """What wexec adds to the provider's first token: when it reaches the consumer of a
-    streamText response, against a client reading the local provider directly.
+    streamText response, against a client reading the local provider directly. The provider
+    sends its first token right behind its head, so what the host does with the head counts
+    too (a real provider's first token comes well after).
 
     The two run in turns, in alternating order, and each pair is compared (the median of the
     differences), so that load which comes and goes on a shared machine weighs on both alike.
