@@ -2,7 +2,8 @@
 
 It answers ``POST /v1/chat/completions`` as the provider would, plain or streamed (``stream:
 true``: one ``chat.completion.chunk`` event per scripted chunk, ``delay_s`` apart, then
-``[DONE]``), and keeps every request it got (``requests``) and when it sent each streamed chunk
+``[DONE]``), and keeps every request it got (``requests``, each with the client's port as
+``peer``: which connection it came on) and when it sent each streamed chunk
 (``sent_at``, ``time.monotonic()``: the clock every process of the machine shares), and how
 many streams were cut before their end (``cut``: the client went away, or the reply was
 scripted to ``drop``), so tests assert what the host sent and measure what the client saw. Replies are scripted in order with
@@ -72,7 +73,9 @@ class OpenAIServer:
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
-        self.requests.append({**body, "authorization": request.headers.get("authorization")})
+        peer = request.client.port if request.client is not None else None  # its connection
+        self.requests.append({**body, "authorization": request.headers.get("authorization"),
+                              "peer": peer})
         if self._replies:
             reply = self._replies.popleft()
         else:

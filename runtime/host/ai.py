@@ -354,31 +354,37 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
     except BaseException:
         call.close()
         raise
-    chunks = _events(_lines(response.aiter_bytes()), call.client.api_key)
+    content = response.aiter_bytes()
+    chunks = _events(_lines(content), call.client.api_key)
     failures = (OpenAIError, httpx2.HTTPError)  # what reading the body may raise
 
     if args.get("pipe") is True:
         assert target is not None
+        ended = False
         try:
-            return await _pipe(chunks, call, target)
+            summary = await _pipe(chunks, call, target)
+            ended = True
+            return summary
         except failures as exc:
             raise provider_error(exc, call.client.api_key) from None
         finally:
             call.close()
-            await response.aclose()
+            await _close(response, content, ended)
 
     async def lines() -> AsyncGenerator[tuple[bytes, bool], None]:
+        ended = False
         try:
             async for chunk in chunks:
                 text = "".join((c.get("delta") or {}).get("content") or ""
                                for c in chunk.get("choices") or ())
                 call.received(text, 1 if text else 0)
                 yield orjson.dumps(_without_none(chunk)) + b"\n", bool(text)
+            ended = True
         except failures as exc:
             raise provider_error(exc, call.client.api_key) from None
         finally:
             call.close()
-            await response.aclose()
+            await _close(response, content, ended)
 
     source = lines()
     head = []
@@ -405,6 +411,27 @@ async def stream(args: dict[str, Any], ctx: OpContext) -> dict[str, Any]:
         await source.aclose()
         raise
     return {"handle": handle, "head": b"".join(head).decode()}
+
+
+DRAIN_S = 0.1
+"""How long a stream that ended with ``[DONE]`` may take to end its body before it is closed."""
+
+
+async def _close(response: httpx2.Response, content: AsyncIterator[bytes], ended: bool) -> None:
+    """Let the provider's streamed answer go. One that ended as it should (``[DONE]``) is read
+    to the end of its body first, for at most ``DRAIN_S``: HTTP/1.1 gives a connection back to
+    the client's pool only once its answer was read whole, and a new connection per call costs
+    a connect and, to a real provider, a TLS handshake before the next call's first token."""
+    import httpx2
+
+    if ended and response.http_version == "HTTP/1.1":
+        try:
+            async with asyncio.timeout(DRAIN_S):
+                async for _ in content:
+                    pass
+        except (TimeoutError, httpx2.HTTPError):
+            pass  # the answer was whole already: only the connection is lost
+    await response.aclose()
 
 
 async def _pipe(

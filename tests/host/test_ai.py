@@ -443,6 +443,24 @@ async def test_a_script_reading_its_text_stream_reads_it_as_a_readable_stream_wo
     assert provider.cut == cut + 1
 
 
+async def test_streamed_calls_reuse_the_providers_connection(provider: OpenAIServer) -> None:
+    # each read to its end (a new connection would cost the next call a connect, and a real
+    # provider's TLS handshake, before its first token)
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    calls = provider.calls
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        for source in ("return streamText({ prompt: 'x' }).toTextStreamResponse();",
+                       "return await streamText({ prompt: 'x' }).text;",
+                       "return streamText({ prompt: 'x' }).toTextStreamResponse();"):
+            provider.reply("a b", chunks=("a ", "b"))
+            r = await h.run("// @ai true\n" + source)
+            if r.stream is not None:
+                assert b"".join([chunk async for chunk in r.stream]) == b"a b"
+    peers = {sent["peer"] for sent in provider.requests[calls:]}
+    assert provider.calls == calls + 3 and len(peers) == 1, peers
+
+
 async def test_a_returned_text_stream_still_settles_text_usage_and_finish_reason(
     provider: OpenAIServer
 ) -> None:
