@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from runtime.host import ai, streams
+from runtime.host.response import STREAM_BUFFER_BYTES
+from runtime.sandbox import Invocation
+from runtime.sandbox.errors import ScriptError, ScriptTimeout
 from tests.host.harness import holding
 from tests.openai_server import OpenAIServer, openai_server
 from tests.support import running_server, settings_for_tests, write_scripts
@@ -44,6 +48,9 @@ SCRIPTS = {
                         "[{ role: 'user', content: 'x' }], logit_bias: { 1: 2 } });\n",
     "stream.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).toTextStreamResponse();\n",
     "stream-bare.ts": "// @ai true\nreturn streamText({ model, prompt: 'count' }).textStream;\n",
+    "stream-later.ts": "// @ai true\nconst r = streamText({ model, prompt: 'count' });\n"
+                       "await new Promise((resolve) => setTimeout(resolve, 5));\n"
+                       "return r.toTextStreamResponse();\n",
     "stream-text.ts": "// @ai true\n"
                       "const r = streamText({ model, prompt: 'count' });\n"
                       "return { text: await r.text, usage: await r.usage, "
@@ -113,6 +120,16 @@ def test_generate_text_answers_with_the_providers_text_and_usage(
     assert sent["messages"] == [{"role": "system", "content": "You are the root."},
                                 {"role": "user", "content": "greet me"}]
     assert sent["authorization"] == f"Bearer {KEY}"
+
+
+def test_an_answer_that_is_not_a_chat_completion_fails_the_call_saying_what_came(
+    client: httpx.Client, provider: OpenAIServer
+) -> None:
+    provider.reply("", raw=b'{"status": "queued"}')
+    r = client.get("/gen")
+    assert r.status_code == 500
+    assert ("AI call failed: the AI provider's answer is not a chat completion: "
+            """'{"status": "queued"}'""") in r.json()["message"]
 
 
 def test_magic_comments_reach_the_provider_as_model_temperature_and_max_tokens(
@@ -186,7 +203,11 @@ def test_streamed_text_reaches_the_client_chunk_by_chunk_as_the_provider_sends_i
             arrived.append((time.monotonic(), chunk))
     assert b"".join(c for _, c in arrived) == b"one two three four"
     assert len(arrived) == len(chunks)  # one HTTP chunk per provider chunk, none held back
-    assert provider.requests[-1]["stream"] is True
+    sent = provider.requests[-1]
+    assert (sent["stream"], sent["stream_options"]) == (True, {"include_usage": True})
+    assert (sent["model"], sent["authorization"]) == ("default-model", f"Bearer {KEY}")
+    assert sent["messages"] == [{"role": "system", "content": "You are the root."},
+                                {"role": "user", "content": "count"}]
     for (at, _), sent in zip(arrived, provider.sent_at, strict=True):
         # each reaches the client before the provider sends the next (250 ms later); the
         # bound leaves room for a loaded machine, a buffered body would miss it by far
@@ -198,6 +219,31 @@ def test_a_text_stream_returned_as_it_is_streams_too(base: str, provider: OpenAI
     with httpx.stream("GET", base + "/stream-bare", timeout=30) as r:
         parts = list(r.iter_raw())
     assert parts == [b"a ", b"b"]
+
+
+def test_a_text_stream_returned_once_its_call_went_out_streams_the_same(
+    base: str, provider: OpenAIServer
+) -> None:
+    # the call is under way when the script returns the stream: the guest reads it and streams
+    # it, where a stream returned with its call still to go is fed to the client by the host
+    provider.reply("a b c", chunks=("a ", "b ", "c"), delay_s=0.05)
+    with httpx.stream("GET", base + "/stream-later", timeout=30) as r:
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        parts = list(r.iter_raw())
+    assert parts == [b"a ", b"b ", b"c"]
+
+
+def test_a_client_leaving_a_streamed_answer_cuts_the_providers_stream(
+    base: str, provider: OpenAIServer
+) -> None:
+    cut = provider.cut
+    provider.reply("a b c d", chunks=("a ", "b ", "c ", "d"), delay_s=0.3)
+    with httpx.stream("GET", base + "/stream", timeout=30) as r:
+        assert next(r.iter_raw()) == b"a "
+    deadline = time.monotonic() + 5
+    while provider.cut == cut and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert provider.cut == cut + 1
 
 
 def test_stream_text_settles_text_usage_and_finish_reason(
@@ -309,3 +355,167 @@ async def test_a_stream_past_the_output_cap_fails_mid_way(provider: OpenAIServer
     assert json.loads(r.body) == {"got": ["0123456"], "error": (
         "AI call stopped: this request received more than 10 bytes from the AI provider "
         "(WEXEC_AI_MAX_OUTPUT_BYTES)")}
+
+
+async def test_a_streamed_answer_is_cut_at_the_requests_timeout_and_so_is_the_call(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    provider.reply("a b c", chunks=("a ", "b ", "c"), delay_s=0.4)
+    cut = provider.cut
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\n// @timeout 300\n"
+                        "return streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        got = []
+        with pytest.raises(ScriptTimeout):
+            async for chunk in r.stream:
+                got.append(chunk)
+        assert got == [b"a "]
+        deadline = time.monotonic() + 5
+        while provider.cut == cut and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    assert provider.cut == cut + 1
+
+
+async def test_a_streamed_answer_past_the_output_cap_ends_with_the_error(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m", ai_max_output_bytes=10)
+    provider.reply("0123456 789abc def", chunks=("0123456", "789abc", "def"))
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nreturn streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        got = []
+        with pytest.raises(ScriptError, match="received more than 10 bytes from the AI provider"):
+            async for chunk in r.stream:
+                got.append(chunk)
+    assert got == [b"0123456"]
+
+
+async def test_a_provider_breaking_off_mid_answer_fails_the_stream_with_a_message(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    why = "AI call failed: the connection to the AI provider broke off mid-answer"
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        provider.reply("a b", chunks=("a ", "b"), drop=True)
+        r = await h.run("// @ai true\nreturn streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        got = []
+        with pytest.raises(ScriptError, match=why):
+            async for chunk in r.stream:
+                got.append(chunk)
+        assert got == [b"a ", b"b"]
+        provider.reply("a b", chunks=("a ", "b"), drop=True)
+        r = await h.run("// @ai true\nconst got = [];\n"
+                        "try { for await (const t of streamText({ prompt: 'x' }).textStream) "
+                        "got.push(t); }\n"
+                        "catch (e) { return { got, error: e.message }; }")
+    assert json.loads(r.body) == {"got": ["a ", "b"], "error": why}
+
+
+async def test_a_script_reading_its_text_stream_reads_it_as_a_readable_stream_would(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        provider.reply("a b c", chunks=("a ", "b ", "c"))
+        r = await h.run("// @ai true\nconst s = streamText({ prompt: 'x' }).textStream;\n"
+                        "const got = [];\nfor await (const t of s) got.push(t);\n"
+                        "const again = [];\nfor await (const t of s) again.push(t);\n"
+                        "return { got, again, locked: s.locked };")
+        assert json.loads(r.body) == {"got": ["a ", "b ", "c"], "again": [], "locked": False}
+        # leaving the loop early cancels the stream, and the provider's stream with it
+        cut = provider.cut
+        provider.reply("a b c", chunks=("a ", "b ", "c"), delay_s=0.3)
+        r = await h.run("// @ai true\nconst s = streamText({ prompt: 'x' }).textStream;\n"
+                        "for await (const t of s) break;\n"
+                        "return { locked: s.locked };")
+        assert json.loads(r.body) == {"locked": False}
+        deadline = time.monotonic() + 5
+        while provider.cut == cut and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    assert provider.cut == cut + 1
+
+
+async def test_streamed_calls_reuse_the_providers_connection(provider: OpenAIServer) -> None:
+    # each read to its end (a new connection would cost the next call a connect, and a real
+    # provider's TLS handshake, before its first token)
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    calls = provider.calls
+    with holding(ai.UNIT, streams.UNIT, settings=settings) as h:
+        for source in ("return streamText({ prompt: 'x' }).toTextStreamResponse();",
+                       "return await streamText({ prompt: 'x' }).text;",
+                       "return streamText({ prompt: 'x' }).toTextStreamResponse();"):
+            provider.reply("a b", chunks=("a ", "b"))
+            r = await h.run("// @ai true\n" + source)
+            if r.stream is not None:
+                assert b"".join([chunk async for chunk in r.stream]) == b"a b"
+    peers = {sent["peer"] for sent in provider.requests[calls:]}
+    assert provider.calls == calls + 3 and len(peers) == 1, peers
+
+
+async def test_a_returned_text_stream_still_settles_text_usage_and_finish_reason(
+    provider: OpenAIServer
+) -> None:
+    # the worker keeps the result: a later request reads what the streamed answer carried
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    provider.reply("x y z")
+    with holding(ai.UNIT, settings=settings) as h:
+        script = h.sandbox.compiler.compile_source(
+            "// @ai true\n// @mode worker\nlet last;\n"
+            "export default async (req) => {\n"
+            "  if (req.query.read) return { text: await last.text, usage: await last.usage,\n"
+            "    finishReason: await last.finishReason };\n"
+            "  last = streamText({ prompt: 'x' });\n"
+            "  return last.toTextStreamResponse();\n"
+            "};", "kept.ts")
+        r = await h.sandbox.invoke(script, Invocation("GET", "/kept"))
+        assert r.stream is not None
+        assert b"".join([chunk async for chunk in r.stream]) == b"x y z"
+        r = await h.sandbox.invoke(script, Invocation("GET", "/kept", query={"read": "1"}))
+    assert json.loads(r.body) == {"text": "x y z", "finishReason": "stop", "usage": {
+        "promptTokens": 7, "completionTokens": 3, "totalTokens": 10,
+        "inputTokens": 7, "outputTokens": 3}}
+
+
+async def test_a_streamed_answer_waits_for_a_client_that_does_not_read(
+    provider: OpenAIServer
+) -> None:
+    settings = settings_for_tests(memory_limit=32 * 1024 * 1024, ai_base_url=provider.base_url,
+                                  ai_model="m")
+    chunks = tuple(f"{i:03}".ljust(16 * 1024, ".") for i in range(40))
+    provider.reply("".join(chunks), chunks=chunks)
+    with holding(ai.UNIT, settings=settings) as h:
+        r = await h.run("// @ai true\nreturn streamText({ prompt: 'x' }).toTextStreamResponse();")
+        assert r.stream is not None
+        deadline = time.monotonic() + 10
+        while len(provider.sent_at) < len(chunks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # the provider sent all 640 KiB; the host holds 256 of it
+        assert STREAM_BUFFER_BYTES <= r.stream.buffered <= STREAM_BUFFER_BYTES + 16 * 1024
+        body = b"".join([chunk async for chunk in r.stream])
+    assert body == "".join(chunks).encode()
+
+
+@pytest.mark.parametrize("chunks", [
+    [b"data: 1\n\ndata: 2\n", b"\n"],
+    [b"data: 1\r\n\r\ndata: 2\r\n\r\n"],
+    [b"data: 1\r", b"\n\r", b"\ndata: 2\r", b"\r"],
+    [b"da", b"ta: 1\n", b"\nd", b"ata: 2", b"\n\n"],
+])
+async def test_event_lines_end_at_cr_lf_lf_or_cr_wherever_the_network_cuts_them(
+    chunks: list[bytes]
+) -> None:
+    async def arriving() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    assert [line async for line in ai._lines(arriving())] == [b"data: 1", b"", b"data: 2", b""]

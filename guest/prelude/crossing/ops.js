@@ -38,6 +38,14 @@ const op = (name, args, bytes) =>
     listOp({ resolve, reject }, name, args === undefined ? {} : args, bytes);
   });
 
+// Whether the op listed with `args` for request `rid` is still in this crossing's list, not yet
+// handed to the host: until the crossing ends, what it asks may still change.
+const unsent = (args, rid) => {
+  const ops = state.ops;
+  const i = ops ? findIndex(ops, (o) => o.args === args) : -1;
+  return i >= 0 && ops[i].rid === rid;
+};
+
 const opError = (err) => {
   if (err !== null && typeof err === 'object') {
     const e = new Error(String(err.message || 'operation failed'));
@@ -87,4 +95,4 @@ const settle = (r, blobBuf) => {
   }
 };
 
-export { dropOp, listOp, op, opsById, settle };
+export { dropOp, listOp, op, opsById, settle, unsent };

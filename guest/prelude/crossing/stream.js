@@ -7,6 +7,10 @@ import { finish } from './flight.js';
 import { fail } from './errors.js';
 import { op } from './ops.js';
 import { viewOf } from '../lib/encoding.js';
+import { ReadableStream } from '../lib/streams.js';
+
+const { defineProperty } = Object;
+const { asyncIterator } = Symbol;
 
 const STREAM_FLUSH_BYTES = 64 * 1024;
 
@@ -72,20 +76,67 @@ const partOf = (chunk) => {
 // ReadableStreams the prelude made over an async iterator (readsFrom): a response pumps the
 // iterator itself while nobody else has read or locked the stream, which spares each chunk a
 // round through the streams machinery (most of what an AI stream's first token costs the guest).
-const iterators = new WeakMap();
-const readsFrom = (stream, it) => {
-  iterators.set(stream, it);
+// Such a stream may also have a pipe: given the response's flight, it has the host feed the
+// response directly and returns a promise of the end, or returns null when it cannot (then the
+// iterator is pumped). A piped body crosses into the guest not at all.
+const sources = new WeakMap(); // stream -> { it, pipe }
+const readsFrom = (stream, it, pipe = null) => {
+  sources.set(stream, { it, pipe });
+  defineProperty(stream, asyncIterator, { value: iterate, writable: true, configurable: true });
   return stream;
 };
-const ownIterator = (source) => {
-  const it = iterators.get(source);
-  if (it === undefined || source.locked || source._disturbed === true) return null;
+
+// A script's own for-await over such a stream takes the iterator too while nobody else has read
+// or locked the stream: each item skips a reader, a pull and the promises of both. The stream
+// is locked meanwhile, as the standard iterator would leave it, and released at the end.
+function iterate(options) {
+  const own = sources.get(this);
+  if (own === undefined || this.locked || this._disturbed === true || (options && options.preventCancel)) {
+    return ReadableStream.prototype[asyncIterator].call(this, options);
+  }
+  const stream = this;
+  const reader = stream.getReader();
+  const it = own.it;
+  let open = true;
+  const release = () => {
+    if (open) {
+      open = false;
+      reader.releaseLock();
+    }
+  };
+  return {
+    next() {
+      if (!open) return Promise.resolve({ value: undefined, done: true });
+      stream._disturbed = true; // read, as a read through the reader would mark it
+      return it.next().then((r) => {
+        if (r.done) release();
+        return r;
+      }, (e) => {
+        release();
+        throw e;
+      });
+    },
+    return(value) {
+      if (!open) return Promise.resolve({ value, done: true });
+      release();
+      return Promise.resolve(it.return()).then(() => ({ value, done: true }));
+    },
+    [asyncIterator]() { return this; },
+  };
+}
+
+const ownSource = (source) => {
+  const own = sources.get(source);
+  if (own === undefined || source.locked || source._disturbed === true) return null;
   source.getReader(); // the stream is the response's now: locked, as reading it would leave it
-  return it;
+  return own;
 };
 
 const pump = async (f, source) => {
-  for await (const chunk of ownIterator(source) || source) {
+  const own = ownSource(source);
+  const piped = own && own.pipe ? own.pipe(f) : null;
+  if (piped) return piped;
+  for await (const chunk of own ? own.it : source) {
     if (f.finished) return;
     if (!feed(f, partOf(chunk))) {
       f.partBytes = 0;

@@ -3,7 +3,7 @@
 // chat.completions.create passthrough). Every call is the op ai.chat or ai.object; the host
 // holds the key, applies the script's defaults and checks objects against their schema.
 
-import { op } from '../crossing/ops.js';
+import { op, unsent } from '../crossing/ops.js';
 import { readsFrom } from '../crossing/stream.js';
 import { ReadableStream } from '../lib/streams.js';
 import { TextDecoder } from '../lib/encoding.js';
@@ -106,20 +106,25 @@ async function* chunksOf(started) {
 }
 
 // A stream pulled from an async iterator, one item per pull (nothing read ahead). Returned as a
-// response's body untouched, it is not read at all: the response pump takes the iterator.
-const streamOf = (it) => readsFrom(new ReadableStream({
+// response's body untouched, it is not read at all: the response pumps the iterator, or `pipe`s
+// it (crossing/stream.js readsFrom).
+const streamOf = (it, pipe = null) => readsFrom(new ReadableStream({
   async pull(controller) {
     const { value, done } = await it.next();
     if (done) controller.close();
     else controller.enqueue(value);
   },
   cancel() { return it.return(); },
-}, { highWaterMark: 0 }), it);
+}, { highWaterMark: 0 }), it, pipe);
 
 // What streamText returns: the AI SDK's textStream, and text, usage and finishReason as
-// promises settled when the stream ends. Returned from a handler it streams the text.
+// promises settled when the stream ends. Returned from a handler it streams the text: when
+// the provider call is still to be sent (returned in the crossing that called streamText, as
+// it usually is), the host feeds the text to the client itself and answers the op with text,
+// usage and finishReason at the end, so no token crosses into the guest on its way.
 class StreamTextResult {
-  constructor(started) {
+  constructor(args) {
+    const started = op('ai.stream', args);
     let settle, fail;
     this._end = new Promise((resolve, reject) => { settle = resolve; fail = reject; });
     this._end.catch(() => {}); // rejects with the stream too: unhandled only if nobody reads
@@ -142,7 +147,17 @@ class StreamTextResult {
         throw e;
       }
     })();
-    this.textStream = streamOf(chunks);
+    const pipe = (f) => {
+      if (!unsent(args, f.rid)) return null;
+      args.pipe = true;
+      return started.then((r) => {
+        settle({ text: r.text, usage: usageOf(r.usage), finishReason: r.finishReason });
+      }, (e) => {
+        fail(e);
+        throw e;
+      });
+    };
+    this.textStream = streamOf(chunks, pipe);
   }
   _drained() {
     if (!this.textStream.locked) (async () => { for await (const _ of this.textStream); })().catch(() => {});
@@ -158,7 +173,7 @@ class StreamTextResult {
   [Symbol.asyncIterator]() { return this.textStream[Symbol.asyncIterator](); }
 }
 
-const streamText = (o) => new StreamTextResult(op('ai.stream', request(o)));
+const streamText = (o) => new StreamTextResult(request(o));
 
 // A JSON Schema as given, or wrapped by jsonSchema() as the AI SDK does.
 const jsonSchema = (schema) => ({ jsonSchema: schema });
