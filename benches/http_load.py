@@ -103,17 +103,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get_status(port: int) -> tuple[int, bytes]:
-    """One GET of the hello path: (status, body)."""
+API_HEALTH = "/api/v1/exec/health"
+"""A wexec server builds its management API on a thread once it serves scripts (about a second
+of CPU): its first answer comes when that is done, and a bare app answers it 404 at once."""
+
+
+def get_status(port: int, path: str = PATH, timeout_s: float = 2) -> tuple[int, bytes]:
+    """One GET of ``path``: (status, body)."""
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}{PATH}", timeout=2) as answer:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout_s) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
 def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
-    """Poll the hello path until it answers 200: wrk must not measure a server still starting."""
+    """Poll the hello path until it answers 200, then wait for a wexec server's management API
+    (``API_HEALTH``): wrk must not measure a server still starting."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
@@ -122,6 +128,7 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> No
         try:
             status, body = get_status(port)
             if status == 200:
+                get_status(port, API_HEALTH, max(1.0, deadline - time.monotonic()))
                 return
             last = f"HTTP {status}: {body[:200].decode(errors='replace')}"
         except OSError as exc:
