@@ -8,6 +8,7 @@ tell which way each fetch went."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,6 +45,8 @@ SCRIPTS = {
                "while (Date.now() - t < ms) {}\nreturn 'spun';",
     "throws.ts": "// @mode worker\nthrow new TypeError('the target failed');",
     "streams.ts": "// @mode worker\nreturn (async function* () { yield 'one '; yield 'two'; })();",
+    "counter.ts": "// @mode worker\nlet n = 0;\nexport default (req) => {\n"
+                  "  n = req.query.reset ? 0 : n + 1;\n  return { n };\n};",
 }
 
 
@@ -70,7 +73,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await lifespan.start()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
-        for name in ("target", "later", "big", "spin", "throws", "streams"):  # each has its instance
+        for name in ("target", "later", "big", "spin", "throws", "streams", "counter"):
             await c.get(f"/{name}", params={"ms": "0"})
         yield c
     await lifespan.stop()
@@ -130,3 +133,17 @@ async def test_the_callers_deadline_stops_the_target(
     assert went == ["ScriptTimeout"]
     assert resp.status_code == 504 and resp.json()["error"] == "timeout"
     assert (await client.get("/spin", params={"ms": "0"})).text == "spun"  # it goes on
+
+
+async def test_callers_and_clients_of_one_target_all_get_their_answers(
+    client: httpx.AsyncClient, went: list[str],
+) -> None:
+    """The target's instance is crossed into both inside callers' crossings and by its own
+    clients' batches, at once: every request is answered, and every write counted once."""
+    await client.get("/counter", params={"reset": "1"})
+    calls = [client.get("/calls", params={"to": "counter"}) if i % 2 else client.get("/counter")
+             for i in range(120)]
+    answers = await asyncio.gather(*calls)
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+    assert (await client.get("/counter")).json() == {"n": 121}
+    assert "Result" in went  # some went inside their callers' crossings
