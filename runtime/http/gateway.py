@@ -434,31 +434,26 @@ class Gateway:
         owner, script, params = self.catalog.lookup(
             req.headers.get("host", ""), req.route_path, tenant
         )
-        policy = script.policy if script is not None else None
-        hops = _hops(req.headers)
-        if (script is None or script.artefact is None or policy is None or not policy.enabled
-                or policy.limiter is not None or script.artefact.magic.mode != "worker"
-                or hops > MAX_HOPS or policy.cors != "none" and cors.is_preflight(
-                    req.method, req.headers)):
+        try:  # a refusal is answered by ``dispatch``, as are a preflight and @concurrent
+            admitted = _admit(owner, script, script.policy if script else None, req)
+        except HTTPError:
             return None
-        driver = self.sandbox.live_worker(script.artefact)
+        if isinstance(admitted, Result):
+            return None
+        artefact, policy, inv = admitted
+        if artefact.magic.mode != "worker" or policy.limiter is not None:
+            return None
+        driver = self.sandbox.live_worker(artefact)
         if driver is None:
             return None
-        headers_, query, url = req.headers, req.query, req.url
-        if policy.token_digest is not None:
-            found = auth.credentials(headers_, query, url)
-            if not auth.accepts(policy.token_digest, found.presented):
-                return None
-            headers_, query, url = found.headers, found.query, found.url
         limit = timeout = policy.timeout_ms
         if deadline is not None:
             left = int((deadline - time.monotonic()) * 1000.0)
             if left <= 0:
                 return None
             timeout = left if limit is None else min(limit, left)
-        req.body = body
-        inv = Invocation(req.method, req.path, url, headers_, query, params, body, req.ip,
-                         hops=hops)
+        req.body = inv.body = body
+        inv.params = params
         _inline.depth += 1
         try:
             outcome = driver.nested(inv, timeout, self._loop)
@@ -569,39 +564,16 @@ class Gateway:
         self, tenant: Tenant, script: Script[Policy] | None, policy: Policy | None,
         params: dict[str, Any], req: ScriptRequest, receive: Receive, begun: Any = None,
     ) -> Result:
-        hops = _hops(req.headers)
-        if hops > MAX_HOPS:
-            raise HTTPError(
-                508, "loop_detected",
-                f"{req.path}: this request has passed through {hops} scripts fetching one another "
-                f"({HOPS_HEADER}); a chain of fetches stops past {MAX_HOPS}",
-                path=req.path,
-            )
-        if script is None:
-            raise not_found(tenant.name, req.path)
-        if script.artefact is None or policy is None:
-            raise compile_failed(script.route.rel, script.error, req.headers, req.query)
-        if not policy.enabled:
-            raise HTTPError(
-                404, "not_found",
-                f"{policy.script} is disabled by its // @enabled false; remove that line to serve it",
-                path=req.path, script=policy.script,
-            )
-        if policy.cors != "none" and cors.is_preflight(req.method, req.headers):
-            return Result(204, cors.preflight_headers(policy.cors, req.headers), b"")
-        headers, query, url = req.headers, req.query, req.url
-        if policy.token_digest is not None:
-            found = auth.credentials(headers, query, url)
-            if not auth.accepts(policy.token_digest, found.presented):
-                raise unauthorized(policy.script)
-            headers, query, url = found.headers, found.query, found.url
+        admitted = _admit(tenant, script, policy, req)
+        if isinstance(admitted, Result):
+            return admitted
+        artefact, policy, invocation = admitted
         if req.may_have_body:
-            req.body = await read_body(receive, headers.get("content-length"), self.max_body)
-        invocation = Invocation(
-            req.method, req.path, url, headers, query, params, req.body, req.ip, hops=hops,
-            begun=begun,
-        )
-        return await self._invoke(tenant, script.artefact, policy, invocation)
+            req.body = await read_body(
+                receive, invocation.headers.get("content-length"), self.max_body
+            )
+        invocation.params, invocation.body, invocation.begun = params, req.body, begun
+        return await self._invoke(tenant, artefact, policy, invocation)
 
     async def scheduled(self, tenant: Tenant, script: Script[Policy]) -> tuple[int, str | None]:
         """Run `script` as its `@schedule` does: a body-less GET of its route with
@@ -680,6 +652,44 @@ class _Inline(threading.local):
 
 
 _inline = _Inline()
+
+
+def _admit(
+    tenant: Tenant, script: Script[Policy] | None, policy: Policy | None, req: ScriptRequest,
+) -> tuple[Artefact, Policy, Invocation] | Result:
+    """The checks before the script runs: its artefact and policy, and the request as it gets
+    it (credentials taken out); or the answer to a CORS preflight; an ``HTTPError`` for a
+    refusal (a loop of fetches, no such script, one that failed to compile or is disabled, a
+    missing ``@token``)."""
+    hops = _hops(req.headers)
+    if hops > MAX_HOPS:
+        raise HTTPError(
+            508, "loop_detected",
+            f"{req.path}: this request has passed through {hops} scripts fetching one another "
+            f"({HOPS_HEADER}); a chain of fetches stops past {MAX_HOPS}",
+            path=req.path,
+        )
+    if script is None:
+        raise not_found(tenant.name, req.path)
+    if script.artefact is None or policy is None:
+        raise compile_failed(script.route.rel, script.error, req.headers, req.query)
+    if not policy.enabled:
+        raise HTTPError(
+            404, "not_found",
+            f"{policy.script} is disabled by its // @enabled false; remove that line to serve it",
+            path=req.path, script=policy.script,
+        )
+    if policy.cors != "none" and cors.is_preflight(req.method, req.headers):
+        return Result(204, cors.preflight_headers(policy.cors, req.headers), b"")
+    headers, query, url = req.headers, req.query, req.url
+    if policy.token_digest is not None:
+        found = auth.credentials(headers, query, url)
+        if not auth.accepts(policy.token_digest, found.presented):
+            raise unauthorized(policy.script)
+        headers, query, url = found.headers, found.query, found.url
+    return script.artefact, policy, Invocation(
+        req.method, req.path, url, headers, query, ip=req.ip, hops=hops
+    )
 
 
 def _scope(

@@ -265,10 +265,14 @@ class Driver:
         return req, ops
 
     def _new_request(self, timeout_ms: int | None, now: float | None = None) -> InFlight:
-        rid = next(self._rids)
-        deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
-        req = self._requests[rid] = InFlight(rid, timeout_ms or None, deadline)
+        req = self._unlisted_request(timeout_ms, now)
+        self._requests[req.rid] = req
         return req
+
+    def _unlisted_request(self, timeout_ms: int | None, now: float | None = None) -> InFlight:
+        """A new request, not yet among those in flight (safe on any thread)."""
+        deadline = None if not timeout_ms else (now or time.monotonic()) + timeout_ms / 1000.0
+        return InFlight(next(self._rids), timeout_ms or None, deadline)
 
     def run_sync(
         self,

@@ -87,9 +87,7 @@ class WorkerDriver(Driver):
             return None
         if not self._crossing.acquire(blocking=False):
             return None
-        req = InFlight(next(self._rids), timeout_ms or None, None)
-        if timeout_ms:
-            req.deadline = time.monotonic() + timeout_ms / 1000.0
+        req = self._unlisted_request(timeout_ms)
         req.hops = inv.hops
         header = orjson.dumps({"budget_ms": budget_ms(timeout_ms),
                                "batch": [request_item(req.rid, inv)]})
@@ -107,11 +105,11 @@ class WorkerDriver(Driver):
             self._crossing.release()
         out = orjson.loads(head)
         rid = req.rid
-        done, failed = out.get("done"), out.get("failed")
-        ended = [done[0][0]] if done and len(done) == 1 else (
-            [failed[0]["rid"]] if failed and len(failed) == 1 else [])
-        if ended != [rid] or len(out) != 1 + ("logs" in out) or (
-            done and failed) or any(log.get("rid") != rid for log in out.get("logs", ())):
+        done, failed = out.get("done", ()), out.get("failed", ())
+        alone = (len(done) + len(failed) == 1 and len(out) == 1 + ("logs" in out)
+                 and (done[0][0] if done else failed[0]["rid"]) == rid
+                 and all(log.get("rid") == rid for log in out.get("logs", ())))
+        if not alone:  # it goes on, or the crossing ran other requests' work: the loop's
             loop.call_soon_threadsafe(self._adopt, req, out, blob)
             return req
         self._collect_logs(out, {rid: req})
