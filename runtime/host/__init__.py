@@ -57,6 +57,10 @@ class Running(threading.local):
 
 running = Running()
 
+HOST_OUT_BYTES = 64 * 1024
+"""What a call's answer may hold: the guest's buffer for it (``HOST_OUT_CAP``,
+guest/shim/hot.c)."""
+
 HostCall = Callable[[bytes], bytes]
 """A call: request bytes → response bytes; raise ValueError to refuse. Pure by construction."""
 

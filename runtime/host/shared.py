@@ -40,7 +40,7 @@ import orjson
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from runtime.host import Caller, HostError, Unit, running
+from runtime.host import HOST_OUT_BYTES, Caller, HostError, Unit, running
 from runtime.state import SharedState, StateError, open_state
 from runtime.state.store import MISSING, TenantState, sync_all
 
@@ -51,9 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wexec.shared")
 
-CALL_OUT_BYTES = 64 * 1024 - 32
-"""What one answer may hold: the guest's buffer (``HOST_OUT_CAP``, guest/shim/hot.c) less the
-room ``take`` needs for a version."""
+CALL_OUT_BYTES = HOST_OUT_BYTES - 32
+"""What one value's answer may hold: a call's answer, less the room ``take`` needs for a
+version."""
 
 OBJECT = b"o"
 """``get``'s answer for an object: the guest reads it through a Proxy of its own, by key."""

@@ -30,7 +30,7 @@ import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
-from runtime.host import Caller, HostError, OpContext, Refused, Unit, running
+from runtime.host import HOST_OUT_BYTES, Caller, HostError, OpContext, Refused, Unit, running
 from runtime.host.fetch import HOPS_HEADER
 from runtime.host.fetch.client import client_for, connection_refusal
 from runtime.host.fetch.guard import (
@@ -408,11 +408,6 @@ def _open(ctx: OpContext, answer: Dispatched, path: str, headers: Mapping[str, s
     return head
 
 
-LOCAL_ROOM = 64 * 1024 - 64
-"""What ``fetch.local``'s answer may hold: the guest's buffer for a call's answer
-(``HOST_OUT_CAP``, guest/shim/hot.c) less a margin."""
-
-
 def local(data: bytes, caller: Caller) -> bytes:
     """``fetch.local rid\\nmethod\\nurl\\nheaders\\nbody`` (headers: JSON ``[name, value]``
     pairs, or nothing): a relative fetch of request ``rid`` answered inside the crossing that
@@ -450,7 +445,7 @@ def local(data: bytes, caller: Caller) -> bytes:
     headers[HOPS_HEADER] = str(ctx.hops + 1)
     answered = ctx.services.inline(
         ctx.tenant, method_, url, headers, body, ctx.deadline,
-        lambda answer: b"=" + _open(ctx, answer, url, headers).encode(), LOCAL_ROOM,
+        lambda answer: b"=" + _open(ctx, answer, url, headers).encode(), HOST_OUT_BYTES,
     )
     if answered is None:
         return b""
