@@ -115,18 +115,13 @@ class App:
         await asyncio.to_thread(schedules.start)
         self.schedules = schedules
         scheduling = asyncio.create_task(schedules.serve())
-        # What start-up built lives as long as the process: the collector stops walking it, so a
-        # full collection costs what requests left behind, not the whole heap (a p99 spike).
-        # Requests free nearly everything they allocate by reference counting, so the young
-        # generation is collected far less often than Python's default of every 700 objects.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        _freeze_heap()
         # FastAPI takes about a quarter of a second to import, five times the rest of start-up:
         # the API is built on a thread while scripts are already served, and a management
-        # request arriving meanwhile waits for it.
+        # request arriving meanwhile waits for it. What it builds is frozen too, once built.
         services = Services(settings, catalog, sandbox, shedder, access_log, metrics, schedules)
         self._api = asyncio.create_task(asyncio.to_thread(_build_api, services))
+        self._api.add_done_callback(lambda _: _freeze_heap())
         if settings.supervisor_pid is not None:  # `wexec serve` restarts only what has started
             with contextlib.suppress(ProcessLookupError):
                 os.kill(settings.supervisor_pid, signal.SIGUSR1)
@@ -143,6 +138,19 @@ class App:
             metrics.close()
             tracing.shutdown()
             sandbox.close()
+
+
+def _freeze_heap() -> None:
+    """Keep what start-up built out of the collector's walks, for the process's life.
+
+    A full collection then costs what requests left behind, not the whole heap: the management
+    API alone is hundreds of thousands of objects, and walking them stalled every request in
+    flight for tens of milliseconds (a p99 spike). Requests free nearly everything they allocate
+    by reference counting, so the young generation is collected far less often than Python's
+    default of every 700 objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _build_api(services: Services) -> ASGIApp:

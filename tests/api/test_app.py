@@ -113,3 +113,29 @@ def test_importing_the_app_does_not_load_fastapi() -> None:
     code = "import sys, runtime.app; print('fastapi' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_what_start_up_builds_the_management_api_included_is_left_out_of_collections() -> None:
+    """A full collection walks what requests leave, not the heap start-up built: the API alone
+    is some 50,000 objects, and walking them stalled every request in flight."""
+    code = """if True:
+        import asyncio, gc, sys, tempfile
+        from pathlib import Path
+        from runtime.app import create_app
+        from runtime.config import Settings
+        from tests.support import Lifespan
+        root = Path(tempfile.mkdtemp())
+        (root / "hello.ts").write_text("return 1;\\n")
+        app = create_app(Settings(scripts=root, data=Path(tempfile.mkdtemp())))
+        async def main():
+            life = Lifespan(app)
+            await life.start()
+            await app._api
+            await asyncio.sleep(0)  # its done callbacks
+            print(len(gc.get_objects()))
+            await life.stop()
+        asyncio.run(main())
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert int(out.stdout.strip()) < 10_000
